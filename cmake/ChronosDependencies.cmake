@@ -1,0 +1,21 @@
+# Finds every third-party package the build uses, with one message per missing one.
+set(THREADS_PREFER_PTHREAD_FLAG ON)
+find_package(Threads REQUIRED)
+
+find_package(Torch REQUIRED)
+# Whether this LibTorch was built with CUDA: the *_cuda.cpp sources are added only then.
+set(CHRONOS_WITH_CUDA OFF)
+if(TORCH_CUDA_LIBRARIES OR TARGET torch_cuda)
+  set(CHRONOS_WITH_CUDA ON)
+endif()
+message(STATUS "chronos: Torch ${Torch_VERSION}, CUDA support: ${CHRONOS_WITH_CUDA}")
+
+find_package(nlohmann_json 3.9 REQUIRED)
+find_package(spdlog REQUIRED)
+if(CHRONOS_BUILD_TOOLS)
+  find_package(CLI11 REQUIRED)
+endif()
+if(CHRONOS_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+  include(GoogleTest)
+endif()

@@ -1,0 +1,59 @@
+// The two attention kinds of the hybrid decoder (spec/model.md §4): MLA on even layers, sliding-window
+// (or, when use_hybrid_attention is false, plain GQA without a window) on odd layers.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/pimpl.h>
+
+#include "chronos/model/attention_core.h"
+#include "chronos/model/kv_cache.h"
+#include "chronos/model/rmsnorm.h"
+#include "chronos/model/rope.h"
+
+namespace chronos {
+
+struct ModelConfig;
+
+// What every attention layer needs from the model for one call.
+struct AttentionContext {
+  int64_t position = 0;            // P: tokens already in the cache (absolute position of the first query)
+  LayerCache* cache = nullptr;     // updated in place when set
+  at::Tensor key_padding;          // optional [B, M] (1 = keep)
+  RotaryTable* rope_full = nullptr;  // head_dim-wide table (shared by every layer)
+  RotaryTable* rope_mla = nullptr;   // table used for MLA rope columns (the full one unless mla_proper_rope)
+};
+
+// Multi-head latent attention: keys and values are re-projected from a cached normalised latent.
+class MLAttentionImpl : public torch::nn::Module {
+ public:
+  explicit MLAttentionImpl(const ModelConfig& config);
+  at::Tensor forward(const at::Tensor& x, AttentionContext& context);
+
+  torch::nn::Linear q_nope_proj{nullptr}, q_rope_proj{nullptr}, kv_down_proj{nullptr};
+  torch::nn::Linear k_nope_proj{nullptr}, k_rope_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  RMSNorm q_nope_norm{nullptr}, q_rope_norm{nullptr}, kv_down_norm{nullptr};
+
+ private:
+  int64_t heads_, kv_heads_, head_dim_, rope_, nope_;
+  double dropout_;
+};
+TORCH_MODULE(MLAttention);
+
+// Sliding-window attention with absolute positions [Q2] and a banded causal mask [Q3]; with
+// window 0 it is MiniMind's plain GQA attention.
+class WindowAttentionImpl : public torch::nn::Module {
+ public:
+  WindowAttentionImpl(const ModelConfig& config, int64_t window);
+  at::Tensor forward(const at::Tensor& x, AttentionContext& context);
+
+  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  RMSNorm q_norm{nullptr}, k_norm{nullptr};
+
+ private:
+  int64_t heads_, kv_heads_, head_dim_, window_;
+  double dropout_;
+};
+TORCH_MODULE(WindowAttention);
+
+}  // namespace chronos

@@ -1,0 +1,78 @@
+// The Chronos decoder (spec/model.md §2) and its causal-LM head. Parameter names follow the
+// reference state dict: model.embed_tokens, model.layers.{l}..., model.norm, model.lookahead_router;
+// lm_head is tied to the embedding and is not a separate parameter.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/pimpl.h>
+
+#include <memory>
+#include <vector>
+
+#include "chronos/model/config.h"
+#include "chronos/model/decoder_layer.h"
+#include "chronos/model/expert_source.h"
+#include "chronos/model/kv_cache.h"
+#include "chronos/model/lookahead_router.h"
+#include "chronos/model/rope.h"
+
+namespace chronos {
+
+struct ForwardOptions {
+  KVCache* cache = nullptr;        // in/out: continue from and extend this cache; null: no caching
+  at::Tensor attention_mask;       // optional [B, M], 1 = keep, 0 = padding (also kept out of the balance loss)
+  at::Tensor labels;               // optional [B, S]: CE of logits[:, :-1] against labels[:, 1:], -100 ignored
+  int64_t logits_to_keep = 0;      // > 0: logits for the last n positions only
+  const std::vector<at::Tensor>* available_expert_masks = nullptr;  // optional, one [E] bool per layer
+  ExpertSource* expert_source = nullptr;  // null: the model's own expert parameters
+};
+
+struct ForwardOutput {
+  at::Tensor logits;                     // [B, S_keep, V]
+  at::Tensor loss;                       // CE when labels were given, else undefined
+  at::Tensor aux_loss;                   // sum over layers of router_aux_loss_coef * aux_raw (0 in eval)
+  std::vector<at::Tensor> aux_raw;       // per layer, for the trainer's lambda_balance
+  std::vector<at::Tensor> router_probs;  // per layer [B,S,E], with autograd
+  std::vector<at::Tensor> selected;      // per layer [B,S,k] expert ids
+  at::Tensor lookahead_probs;            // [B,S,K+1,E]
+  at::Tensor hidden_states;              // final normed [B,S,H]
+};
+
+class ChronosModelImpl : public torch::nn::Module {
+ public:
+  explicit ChronosModelImpl(const ModelConfig& config);
+
+  torch::nn::Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  RMSNorm norm{nullptr};
+  LookaheadRouter lookahead_router{nullptr};
+};
+TORCH_MODULE(ChronosModel);
+
+class ChronosForCausalLMImpl : public torch::nn::Module {
+ public:
+  // Builds a freshly initialised model (validates the config first). Seed with torch::manual_seed.
+  explicit ChronosForCausalLMImpl(ModelConfig config);
+
+  ForwardOutput forward(const at::Tensor& input_ids, const ForwardOptions& options = {});
+
+  const ModelConfig& config() const { return config_; }
+  DecoderLayerImpl& layer(int64_t index) { return model->layers->at<DecoderLayerImpl>(static_cast<size_t>(index)); }
+  at::Tensor lm_head_weight() const { return model->embed_tokens->weight; }
+  KVCache make_cache() const { return KVCache(config_.num_hidden_layers); }
+
+  ChronosModel model{nullptr};
+
+ private:
+  ModelConfig config_;
+  std::unique_ptr<RotaryTable> rope_full_;  // head_dim-wide table, every layer
+  std::unique_ptr<RotaryTable> rope_mla_;   // only with mla_proper_rope: r-wide table
+};
+TORCH_MODULE(ChronosForCausalLM);
+
+// Mean of the per-layer router probabilities: the P-bar of the router losses, [B,S,E].
+at::Tensor mean_router_probs(const std::vector<at::Tensor>& router_probs);
+
+}  // namespace chronos

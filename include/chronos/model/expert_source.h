@@ -1,0 +1,29 @@
+// ExpertSource: the seam between the MoE layer and wherever routed-expert weights live (DESIGN.md).
+// Per layer and forward call, the MoE layer routes its tokens, then asks the source once for the
+// experts that at least one token chose. The source answers, per expert, with its weights on the
+// compute device (waiting for them if its policy says so) or with nothing, in which case the
+// layer applies soft gating (spec/model.md §5). The model never sees how experts are stored.
+// Without a source (the default: training, fully resident inference) a layer uses its own parameters.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "chronos/model/feed_forward.h"
+
+namespace chronos {
+
+class ExpertSource {
+ public:
+  virtual ~ExpertSource() = default;
+
+  // `experts` is ascending and unique. The result has one entry per requested expert; an empty
+  // entry marks the expert unavailable. The weights stay valid until release(layer).
+  virtual std::vector<std::optional<ExpertWeights>> acquire(int64_t layer, const std::vector<int64_t>& experts) = 0;
+
+  // The layer has finished using what acquire(layer, ...) returned.
+  virtual void release(int64_t layer) {}
+};
+
+}  // namespace chronos

@@ -1,0 +1,55 @@
+// Mixture-of-experts feed-forward (spec/model.md §5): softmax router over E experts, top-k with
+// renormalised weights, SwiGLU experts, always-on shared experts, and soft gating: the weight of a
+// routed expert that is unavailable moves onto the shared output, y = sum_hit w F_e(x) + (1 + sum_miss w) s(x).
+// Tokens are grouped by expert once per call (one sort, one gather, one scatter); the only host
+// synchronisation is one read of the per-expert token counts.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/pimpl.h>
+
+#include "chronos/model/expert_source.h"
+#include "chronos/model/feed_forward.h"
+
+namespace chronos {
+
+struct ModelConfig;
+
+struct MoECall {
+  int64_t layer = 0;               // decoder layer index, passed to the source
+  ExpertSource* source = nullptr;  // null: this layer's own parameters
+  at::Tensor availability;         // optional [E] bool on the CPU; false marks an expert missing
+  at::Tensor loss_mask;            // optional [B,S]; 0 keeps a token (padding) out of the balance loss
+};
+
+struct MoEOutput {
+  at::Tensor output;        // [B,S,H]
+  at::Tensor router_probs;  // [B,S,E] fp32 softmax before top-k, with autograd
+  at::Tensor selected;      // [B,S,k] chosen expert ids
+  at::Tensor aux_raw;       // scalar E * sum_e f_e * mean_p_e while training, else 0
+};
+
+class MoEImpl : public torch::nn::Module {
+ public:
+  explicit MoEImpl(const ModelConfig& config);
+  MoEOutput forward(const at::Tensor& x, const MoECall& call);
+
+  int64_t num_experts() const { return num_experts_; }
+  ExpertWeights expert_weights(int64_t expert) const;
+
+  torch::nn::Linear gate{nullptr};  // [E, H]
+  torch::nn::ModuleList experts{nullptr}, shared_experts{nullptr};
+
+ private:
+  // Training-time miss simulation: each expert kept with probability 1 - p, at least one kept.
+  at::Tensor simulated_availability();
+
+  int64_t num_experts_, top_k_, num_shared_;
+  bool norm_topk_;
+  double fallback_mask_prob_;
+};
+TORCH_MODULE(MoE);
+
+}  // namespace chronos

@@ -1,0 +1,37 @@
+// Model directories (DESIGN.md "Formats"): config.json + model.safetensors (or shards with
+// model.safetensors.index.json) with the reference tensor names of spec/model.md §9, so the Python
+// reference and transformers read them. Writes are atomic; every malformed input raises a chronos
+// error naming the file and the tensor.
+#pragma once
+
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "chronos/model/causal_lm.h"
+
+namespace chronos {
+
+struct LoadOptions {
+  c10::Device device = c10::Device(c10::kCPU);  // where the parameters go
+  c10::ScalarType dtype = c10::kFloat;          // compute dtype the weights are converted to
+};
+
+// The reference state dict: every parameter by its reference name, plus lm_head.weight (a copy of
+// the tied embedding, so that readers expecting it find it).
+std::vector<std::pair<std::string, at::Tensor>> reference_state_dict(ChronosForCausalLMImpl& model);
+
+// Writes dir/config.json and dir/model.safetensors (metadata {"format": "pt"}); creates dir.
+void save_pretrained(ChronosForCausalLMImpl& model, const std::string& dir);
+
+// Reads a model directory. Accepts files without lm_head.weight (re-ties to the embedding),
+// fp32/fp16/bf16 weights, and sharded checkpoints.
+ChronosForCausalLM load_pretrained(const std::string& dir, const LoadOptions& options = {});
+
+// True when dir holds a config.json.
+bool is_model_directory(const std::string& dir);
+
+}  // namespace chronos

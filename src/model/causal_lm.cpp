@@ -1,0 +1,100 @@
+#include "chronos/model/causal_lm.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/init.h>
+
+#include <cmath>
+
+#include "chronos/core/error.h"
+
+namespace chronos {
+
+ChronosModelImpl::ChronosModelImpl(const ModelConfig& c) {
+  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) layers->push_back(DecoderLayer(c, l));
+  norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+  lookahead_router = register_module("lookahead_router", LookaheadRouter(c));
+  // The tied lm_head's init wins in the reference: U(-1/sqrt(H), 1/sqrt(H)) [§8].
+  torch::NoGradGuard no_grad;
+  const double bound = 1.0 / std::sqrt(static_cast<double>(c.hidden_size));
+  embed_tokens->weight.uniform_(-bound, bound);
+}
+
+ChronosForCausalLMImpl::ChronosForCausalLMImpl(ModelConfig config) : config_(std::move(config)) {
+  config_.validate();
+  model = register_module("model", ChronosModel(config_));
+  rope_full_ = std::make_unique<RotaryTable>(config_, config_.resolved_head_dim());
+  if (config_.use_hybrid_attention && config_.mla_proper_rope)
+    rope_mla_ = std::make_unique<RotaryTable>(config_, config_.rope_width());
+}
+
+ForwardOutput ChronosForCausalLMImpl::forward(const at::Tensor& input_ids, const ForwardOptions& options) {
+  if (input_ids.dim() != 2) throw InvalidArgument(cat("forward: input_ids must be [batch, seq] (got ", input_ids.dim(), " dims)"));
+  const int64_t B = input_ids.size(0), S = input_ids.size(1), L = config_.num_hidden_layers;
+  if (S == 0) throw InvalidArgument("forward: empty input sequence");
+  KVCache* cache = options.cache;
+  if (cache && cache->num_layers() != L)
+    throw InvalidArgument(cat("forward: cache has ", cache->num_layers(), " layers, model has ", L));
+  if (options.available_expert_masks && static_cast<int64_t>(options.available_expert_masks->size()) != L)
+    throw InvalidArgument(cat("forward: ", options.available_expert_masks->size(), " expert masks for ", L, " layers"));
+
+  const int64_t P = cache ? cache->position() : 0;
+  at::Tensor x = model->embed_tokens(input_ids);
+  if (is_training() && config_.dropout > 0) x = at::dropout(x, config_.dropout, true);
+
+  at::Tensor loss_mask;
+  if (options.attention_mask.defined()) {
+    const at::Tensor& m = options.attention_mask;
+    loss_mask = m.size(1) >= S ? m.narrow(1, m.size(1) - S, S) : at::Tensor();
+  }
+
+  ForwardOutput out;
+  out.aux_raw.reserve(L);
+  out.router_probs.reserve(L);
+  at::Tensor aux_total = at::zeros({}, x.options().dtype(at::kFloat));
+  for (int64_t l = 0; l < L; ++l) {
+    AttentionContext attention;
+    attention.position = P;
+    attention.cache = cache ? &cache->layer(l) : nullptr;
+    attention.key_padding = options.attention_mask;
+    attention.rope_full = rope_full_.get();
+    attention.rope_mla = rope_mla_ ? rope_mla_.get() : rope_full_.get();
+    MoECall call;
+    call.layer = l;
+    call.source = options.expert_source;
+    if (options.available_expert_masks) call.availability = (*options.available_expert_masks)[l];
+    call.loss_mask = loss_mask;
+
+    DecoderOutput d = layer(l).forward(x, attention, call);
+    x = std::move(d.hidden);
+    aux_total = aux_total + d.aux_raw * config_.router_aux_loss_coef;
+    out.aux_raw.push_back(std::move(d.aux_raw));
+    if (d.router_probs.defined()) out.router_probs.push_back(std::move(d.router_probs));
+    if (d.selected.defined()) out.selected.push_back(std::move(d.selected));
+    if (l == 0) out.lookahead_probs = model->lookahead_router(x);
+  }
+  if (cache) cache->advance(S);
+
+  out.hidden_states = model->norm(x);
+  const at::Tensor kept = options.logits_to_keep > 0 && options.logits_to_keep < S
+                              ? out.hidden_states.narrow(1, S - options.logits_to_keep, options.logits_to_keep)
+                              : out.hidden_states;
+  out.logits = at::linear(kept, lm_head_weight());
+  out.aux_loss = aux_total;
+  if (options.labels.defined()) {
+    if (kept.size(1) != S) throw InvalidArgument("forward: labels need logits for every position (logits_to_keep = 0)");
+    const at::Tensor shifted = out.logits.narrow(1, 0, S - 1).reshape({-1, out.logits.size(-1)});
+    const at::Tensor targets = options.labels.narrow(1, 1, S - 1).reshape({-1});
+    out.loss = at::cross_entropy_loss(shifted.to(at::kFloat), targets, {}, at::Reduction::Mean, -100);
+  }
+  (void)B;
+  return out;
+}
+
+at::Tensor mean_router_probs(const std::vector<at::Tensor>& router_probs) {
+  if (router_probs.empty()) throw InvalidArgument("mean_router_probs: no MoE layers");
+  return at::stack(router_probs, 0).mean(0);
+}
+
+}  // namespace chronos

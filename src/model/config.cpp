@@ -1,0 +1,295 @@
+#include "chronos/model/config.h"
+
+#include <cmath>
+#include <set>
+
+#include "chronos/core/error.h"
+#include "chronos/core/log.h"
+#include "chronos/io/json_file.h"
+
+namespace chronos {
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+constexpr int64_t kYarnOriginalMax = 2048;
+
+// Calls f(key, field) for every key that maps onto a ModelConfig field, in config.json order.
+template <typename Config, typename F>
+void visit_fields(Config& c, F&& f) {
+  f("hidden_size", c.hidden_size);
+  f("num_hidden_layers", c.num_hidden_layers);
+  f("vocab_size", c.vocab_size);
+  f("num_attention_heads", c.num_attention_heads);
+  f("num_key_value_heads", c.num_key_value_heads);
+  f("head_dim", c.head_dim);
+  f("intermediate_size", c.intermediate_size);
+  f("moe_intermediate_size", c.moe_intermediate_size);
+  f("hidden_act", c.hidden_act);
+  f("max_position_embeddings", c.max_position_embeddings);
+  f("rms_norm_eps", c.rms_norm_eps);
+  f("rope_theta", c.rope_theta);
+  f("inference_rope_scaling", c.inference_rope_scaling);
+  f("tie_word_embeddings", c.tie_word_embeddings);
+  f("dropout", c.dropout);
+  f("flash_attn", c.flash_attn);
+  f("bos_token_id", c.bos_token_id);
+  f("eos_token_id", c.eos_token_id);
+  f("use_moe", c.use_moe);
+  f("num_experts", c.num_experts);
+  f("num_experts_per_tok", c.num_experts_per_tok);
+  f("norm_topk_prob", c.norm_topk_prob);
+  f("router_aux_loss_coef", c.router_aux_loss_coef);
+  f("num_shared_experts", c.num_shared_experts);
+  f("lookahead_steps", c.lookahead_steps);
+  f("use_hybrid_attention", c.use_hybrid_attention);
+  f("kv_latent_dim", c.kv_latent_dim);
+  f("rope_dim", c.rope_dim);
+  f("sliding_window_size", c.sliding_window_size);
+  f("mla_proper_rope", c.mla_proper_rope);
+  f("fallback_mask_prob", c.fallback_mask_prob);
+  f("lambda_balance", c.lambda_balance);
+  f("lambda_temporal", c.lambda_temporal);
+  f("lambda_lookahead", c.lambda_lookahead);
+  f("lambda_lookahead_topk", c.lambda_lookahead_topk);
+  f("lambda_lookahead_union", c.lambda_lookahead_union);
+  f("lambda_router_locality", c.lambda_router_locality);
+  f("lambda_router_anchor", c.lambda_router_anchor);
+  f("vram_budget_gb", c.vram_budget_gb);
+  f("prefetch_depth", c.prefetch_depth);
+  f("pinned_memory_max_fraction", c.pinned_memory_max_fraction);
+  f("storage_format", c.storage_format);
+  f("cluster_manifest_path", c.cluster_manifest_path);
+  f("offload_miss_policy_default", c.offload_miss_policy_default);
+  f("recommended_resident_experts", c.recommended_resident_experts);
+  f("offload_working_set_experts", c.offload_working_set_experts);
+  f("torch_dtype", c.torch_dtype);
+}
+
+// HF bookkeeping and derived keys that are understood but not stored as fields.
+const std::set<std::string>& bookkeeping_keys() {
+  static const std::set<std::string> keys = {"model_type", "architectures", "transformers_version", "dtype",
+                                             "_name_or_path", "auto_map", "rope_scaling", "max_seq_len",
+                                             "use_cache", "output_hidden_states", "output_attentions",
+                                             "return_dict", "pad_token_id"};
+  return keys;
+}
+
+struct Reader {
+  const nlohmann::json& json;
+  const std::string& source;
+  std::set<std::string>& seen;
+
+  [[noreturn]] void wrong(const char* key, const char* expected) const {
+    throw ConfigError(cat(source, ": key '", key, "' must be ", expected, " (got ", json.at(key).dump(), ")"));
+  }
+  const nlohmann::json* find(const char* key) {
+    auto it = json.find(key);
+    if (it == json.end()) return nullptr;
+    seen.insert(key);
+    return &*it;
+  }
+  void operator()(const char* key, int64_t& field) {
+    const auto* v = find(key);
+    if (!v) return;
+    if (v->is_null() && std::string(key) == "num_key_value_heads") return field = 0, void();
+    if (v->is_number_integer()) return field = v->get<int64_t>(), void();
+    if (v->is_number_float() && std::floor(v->get<double>()) == v->get<double>())
+      return field = static_cast<int64_t>(v->get<double>()), void();
+    wrong(key, "an integer");
+  }
+  void operator()(const char* key, double& field) {
+    const auto* v = find(key);
+    if (!v) return;
+    if (!v->is_number()) wrong(key, "a number");
+    field = v->get<double>();
+  }
+  void operator()(const char* key, bool& field) {
+    const auto* v = find(key);
+    if (!v) return;
+    if (!v->is_boolean()) wrong(key, "true or false");
+    field = v->get<bool>();
+  }
+  void operator()(const char* key, std::string& field) {
+    const auto* v = find(key);
+    if (!v) return;
+    if (!v->is_string()) wrong(key, "a string");
+    field = v->get<std::string>();
+  }
+  void operator()(const char* key, std::optional<std::string>& field) {
+    const auto* v = find(key);
+    if (!v || v->is_null()) return field.reset(), void();
+    if (!v->is_string()) wrong(key, "a string or null");
+    field = v->get<std::string>();
+  }
+  void operator()(const char* key, std::optional<int64_t>& field) {
+    const auto* v = find(key);
+    if (!v || v->is_null()) return field.reset(), void();
+    if (!v->is_number_integer()) wrong(key, "an integer or null");
+    field = v->get<int64_t>();
+  }
+};
+
+struct Writer {
+  nlohmann::json& json;
+  template <typename T>
+  void operator()(const char* key, const T& field) { json[key] = field; }
+  template <typename T>
+  void operator()(const char* key, const std::optional<T>& field) {
+    json[key] = field ? nlohmann::json(*field) : nlohmann::json(nullptr);
+  }
+};
+
+[[noreturn]] void broken(const std::string& field, const std::string& value, const std::string& rule) {
+  throw ConfigError(cat(field, " ", rule, " (got ", value, ")"));
+}
+
+}  // namespace
+
+int64_t ModelConfig::resolved_head_dim() const {
+  return head_dim > 0 ? head_dim : (num_attention_heads > 0 ? hidden_size / num_attention_heads : 0);
+}
+
+int64_t ModelConfig::resolved_intermediate_size() const {
+  if (intermediate_size > 0) return intermediate_size;
+  return 64 * static_cast<int64_t>(std::ceil(kPi * static_cast<double>(hidden_size) / 64.0));
+}
+
+int64_t ModelConfig::resolved_moe_intermediate_size() const {
+  return moe_intermediate_size > 0 ? moe_intermediate_size : resolved_intermediate_size();
+}
+
+int64_t ModelConfig::rope_width() const {
+  return std::max<int64_t>(1, std::min<int64_t>(rope_dim, resolved_head_dim() - 1));
+}
+
+bool ModelConfig::yarn_enabled() const {
+  return inference_rope_scaling && max_position_embeddings > kYarnOriginalMax;
+}
+
+void ModelConfig::validate() const {
+  auto positive = [](const char* name, int64_t v) {
+    if (v <= 0) broken(name, std::to_string(v), "must be > 0");
+  };
+  positive("hidden_size", hidden_size);
+  positive("num_hidden_layers", num_hidden_layers);
+  positive("vocab_size", vocab_size);
+  positive("num_attention_heads", num_attention_heads);
+  if (num_key_value_heads < 0) broken("num_key_value_heads", std::to_string(num_key_value_heads), "must be > 0 or null");
+  if (num_attention_heads % resolved_kv_heads() != 0)
+    broken("num_attention_heads", cat(num_attention_heads, " with num_key_value_heads ", resolved_kv_heads()),
+           "must be a multiple of num_key_value_heads");
+  if (head_dim < 0) broken("head_dim", std::to_string(head_dim), "must be > 0 (or 0 to derive hidden_size / num_attention_heads)");
+  const int64_t d = resolved_head_dim();
+  if (d < 2 || d % 2 != 0) broken("head_dim", std::to_string(d), "must be even and >= 2 (rotate-half RoPE)");
+  if (intermediate_size < 0) broken("intermediate_size", std::to_string(intermediate_size), "must be >= 0 (0 derives it)");
+  if (moe_intermediate_size < 0) broken("moe_intermediate_size", std::to_string(moe_intermediate_size), "must be >= 0 (0 derives it)");
+  if (hidden_act != "silu") broken("hidden_act", "\"" + hidden_act + "\"", "must be \"silu\" (the only activation implemented)");
+  positive("max_position_embeddings", max_position_embeddings);
+  if (!(rms_norm_eps > 0)) broken("rms_norm_eps", std::to_string(rms_norm_eps), "must be > 0");
+  if (!(rope_theta > 1)) broken("rope_theta", std::to_string(rope_theta), "must be > 1");
+  if (!tie_word_embeddings) broken("tie_word_embeddings", "false", "must be true (Chronos ties lm_head to the embedding)");
+  if (!(dropout >= 0 && dropout < 1)) broken("dropout", std::to_string(dropout), "must be in [0, 1)");
+  if (bos_token_id < 0 || bos_token_id >= vocab_size) broken("bos_token_id", std::to_string(bos_token_id), cat("must be in [0, vocab_size=", vocab_size, ")"));
+  if (eos_token_id < 0 || eos_token_id >= vocab_size) broken("eos_token_id", std::to_string(eos_token_id), cat("must be in [0, vocab_size=", vocab_size, ")"));
+  if (use_moe) {
+    positive("num_experts", num_experts);
+    if (num_experts_per_tok < 1 || num_experts_per_tok > num_experts)
+      broken("num_experts_per_tok", cat(num_experts_per_tok, ", num_experts ", num_experts), "must be in [1, num_experts]");
+    if (num_shared_experts < 0) broken("num_shared_experts", std::to_string(num_shared_experts), "must be >= 0");
+  }
+  if (lookahead_steps < 0) broken("lookahead_steps", std::to_string(lookahead_steps), "must be >= 0");
+  if (use_hybrid_attention) {
+    positive("kv_latent_dim", kv_latent_dim);
+    positive("rope_dim", rope_dim);
+    if (rope_width() % 2 != 0)
+      broken("rope_dim", cat(rope_dim, " (effective ", rope_width(), " with head_dim ", d, ")"),
+             "must give an even effective rope width min(rope_dim, head_dim - 1) [Q14]");
+    positive("sliding_window_size", sliding_window_size);
+  }
+  if (!(fallback_mask_prob >= 0 && fallback_mask_prob <= 1))
+    broken("fallback_mask_prob", std::to_string(fallback_mask_prob), "must be in [0, 1]");
+  const std::pair<const char*, double> lambdas[] = {
+      {"lambda_balance", lambda_balance}, {"lambda_temporal", lambda_temporal}, {"lambda_lookahead", lambda_lookahead},
+      {"lambda_lookahead_topk", lambda_lookahead_topk}, {"lambda_lookahead_union", lambda_lookahead_union},
+      {"lambda_router_locality", lambda_router_locality}, {"lambda_router_anchor", lambda_router_anchor},
+      {"router_aux_loss_coef", router_aux_loss_coef}};
+  for (const auto& [name, value] : lambdas)
+    if (!(value >= 0)) broken(name, std::to_string(value), "must be >= 0");
+  static const std::set<std::string> policies = {"on_demand", "sync_on_demand", "fallback_diagnostic"};
+  if (!policies.count(offload_miss_policy_default))
+    broken("offload_miss_policy_default", "\"" + offload_miss_policy_default + "\"",
+           "must be one of on_demand, sync_on_demand, fallback_diagnostic");
+  if (storage_format != "safetensors" && storage_format != "pt")
+    broken("storage_format", "\"" + storage_format + "\"", "must be \"safetensors\" or \"pt\"");
+}
+
+ModelConfig ModelConfig::from_json(const nlohmann::json& json, const std::string& source) {
+  if (!json.is_object()) throw ConfigError(cat(source, ": expected a JSON object"));
+  ModelConfig config;
+  std::set<std::string> seen;
+  Reader reader{json, source, seen};
+  if (json.contains("max_seq_len") && !json.contains("max_position_embeddings")) {
+    const auto& v = json.at("max_seq_len");
+    if (!v.is_number_integer()) reader.wrong("max_seq_len", "an integer");
+    config.max_position_embeddings = v.get<int64_t>();
+  }
+  visit_fields(config, reader);
+  if (auto it = json.find("model_type"); it != json.end() && *it != "chronos" && *it != "minimind")
+    log::warn(cat(source, ": model_type is ", it->dump(), ", reading it as a chronos config"));
+  for (auto it = json.begin(); it != json.end(); ++it) {
+    if (seen.count(it.key()) || bookkeeping_keys().count(it.key())) continue;
+    log::warn(cat(source, ": unknown key '", it.key(), "' kept as is"));
+    config.extra[it.key()] = it.value();
+  }
+  return config;
+}
+
+nlohmann::json ModelConfig::to_json() const {
+  nlohmann::json json = nlohmann::json::object();
+  json["model_type"] = "chronos";
+  json["architectures"] = {"ChronosForCausalLM"};
+  ModelConfig resolved = *this;
+  resolved.head_dim = resolved_head_dim();
+  resolved.intermediate_size = resolved_intermediate_size();
+  resolved.moe_intermediate_size = resolved_moe_intermediate_size();
+  resolved.num_key_value_heads = resolved_kv_heads();
+  Writer writer{json};
+  visit_fields(static_cast<const ModelConfig&>(resolved), writer);
+  if (yarn_enabled()) {
+    json["rope_scaling"] = {{"type", "yarn"}, {"factor", 16}, {"original_max_position_embeddings", kYarnOriginalMax},
+                            {"beta_fast", 32.0}, {"beta_slow", 1.0}, {"attention_factor", 1.0}};
+  } else {
+    json["rope_scaling"] = nullptr;
+  }
+  for (auto it = extra.begin(); it != extra.end(); ++it) json[it.key()] = it.value();
+  return json;
+}
+
+ModelConfig ModelConfig::load(const std::string& path) {
+  ModelConfig config = from_json(read_json_file(path), path);
+  try {
+    config.validate();
+  } catch (const ConfigError& e) {
+    throw ConfigError(cat(path, ": ", e.what()));
+  }
+  return config;
+}
+
+void ModelConfig::save(const std::string& path) const { write_json_file(path, to_json()); }
+
+int64_t count_parameters(const ModelConfig& c) {
+  const int64_t h = c.hidden_size, d = c.resolved_head_dim(), nh = c.num_attention_heads, kv = c.resolved_kv_heads();
+  const int64_t r = c.rope_width(), n = d - r, lat = c.kv_latent_dim;
+  const int64_t mla = h * nh * n + h * nh * r + n + r + h * lat + lat + lat * kv * n + lat * kv * r + lat * kv * d + nh * d * h;
+  const int64_t gqa = h * nh * d + 2 * h * kv * d + nh * d * h + 2 * d;
+  const int64_t ffn = [&] {
+    if (!c.use_moe) return 3 * h * c.resolved_intermediate_size();
+    return h * c.num_experts + (c.num_experts + c.num_shared_experts) * 3 * h * c.resolved_moe_intermediate_size();
+  }();
+  int64_t total = c.vocab_size * h + h;  // tied embedding + final norm
+  total += h * (h / 4) + (h / 4) * (c.lookahead_steps + 1) * c.num_experts;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) total += 2 * h + (c.layer_is_mla(l) ? mla : gqa) + ffn;
+  return total;
+}
+
+}  // namespace chronos

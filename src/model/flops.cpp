@@ -1,0 +1,38 @@
+#include "chronos/model/flops.h"
+
+#include <algorithm>
+
+#include "chronos/model/config.h"
+
+namespace chronos {
+
+double forward_flops(const ModelConfig& c, int64_t batch, int64_t seq_len) {
+  const double H = static_cast<double>(c.hidden_size), D = static_cast<double>(c.resolved_head_dim());
+  const double nH = static_cast<double>(c.num_attention_heads), nKV = static_cast<double>(c.resolved_kv_heads());
+  const double r = static_cast<double>(c.rope_width()), n = D - r, C = static_cast<double>(c.kv_latent_dim);
+  const double S = static_cast<double>(seq_len), N = static_cast<double>(batch) * S;
+  double per_token = 0;  // multiply-adds per token, outside the attention scores
+  double scores = 0;     // multiply-adds of q.k and p.v over the batch
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    if (c.layer_is_mla(l)) {
+      per_token += H * nH * (n + r) + H * C + C * nKV * (n + r + D) + nH * D * H;
+    } else {
+      per_token += H * nH * D + 2 * H * nKV * D + nH * D * H;
+    }
+    // Causal: each query sees on average (S+1)/2 keys, or at most the window.
+    const double visible = c.layer_has_window(l) ? std::min<double>((S + 1) / 2, static_cast<double>(c.sliding_window_size))
+                                                 : (S + 1) / 2;
+    scores += N * nH * visible * 2 * D;
+    if (c.use_moe) {
+      const double active = static_cast<double>(c.num_experts_per_tok + c.num_shared_experts);
+      per_token += H * static_cast<double>(c.num_experts) + active * 3 * H * static_cast<double>(c.resolved_moe_intermediate_size());
+    } else {
+      per_token += 3 * H * static_cast<double>(c.resolved_intermediate_size());
+    }
+  }
+  per_token += H * (H / 4) + (H / 4) * static_cast<double>((c.lookahead_steps + 1) * c.num_experts);  // lookahead router
+  per_token += H * static_cast<double>(c.vocab_size);                                                   // lm_head
+  return 2 * (N * per_token + scores);
+}
+
+}  // namespace chronos

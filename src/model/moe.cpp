@@ -1,0 +1,129 @@
+#include "chronos/model/moe.h"
+
+#include <ATen/ATen.h>
+
+#include "chronos/core/error.h"
+#include "chronos/model/config.h"
+
+namespace chronos {
+
+MoEImpl::MoEImpl(const ModelConfig& c)
+    : num_experts_(c.num_experts), top_k_(c.num_experts_per_tok), num_shared_(c.num_shared_experts),
+      norm_topk_(c.norm_topk_prob), fallback_mask_prob_(c.fallback_mask_prob) {
+  const int64_t H = c.hidden_size, I = c.resolved_moe_intermediate_size();
+  gate = register_module("gate", torch::nn::Linear(torch::nn::LinearOptions(H, num_experts_).bias(false)));
+  experts = register_module("experts", torch::nn::ModuleList());
+  for (int64_t e = 0; e < num_experts_; ++e) experts->push_back(FeedForward(H, I));
+  shared_experts = register_module("shared_experts", torch::nn::ModuleList());
+  for (int64_t s = 0; s < num_shared_; ++s) shared_experts->push_back(FeedForward(H, I));
+}
+
+ExpertWeights MoEImpl::expert_weights(int64_t expert) const {
+  return experts->at<FeedForwardImpl>(static_cast<size_t>(expert)).weights();
+}
+
+at::Tensor MoEImpl::simulated_availability() {
+  at::Tensor keep = at::rand({num_experts_}) >= fallback_mask_prob_;
+  if (!keep.any().item<bool>()) keep[at::randint(num_experts_, {1}).item<int64_t>()] = true;
+  return keep;
+}
+
+MoEOutput MoEImpl::forward(const at::Tensor& x, const MoECall& call) {
+  const int64_t B = x.size(0), S = x.size(1), H = x.size(2), N = B * S, E = num_experts_, k = top_k_;
+  const at::Tensor flat_x = x.reshape({N, H});
+
+  // Routing: softmax over all experts first, then top-k, then renormalise.
+  const at::Tensor probs = at::softmax(at::linear(flat_x, gate->weight).to(at::kFloat), -1);  // [N,E]
+  auto [top_w, top_i] = probs.topk(k, -1);
+  if (norm_topk_) top_w = top_w / (top_w.sum(-1, /*keepdim=*/true) + 1e-20);
+  at::Tensor flat_w = top_w.to(x.scalar_type()).reshape({N * k});
+  const at::Tensor flat_e = top_i.reshape({N * k});
+
+  at::Tensor availability = call.availability;
+  if (!availability.defined() && is_training() && fallback_mask_prob_ > 0 && num_shared_ > 0)
+    availability = simulated_availability();
+  if (availability.defined() && (availability.numel() != E || !availability.device().is_cpu()))
+    throw InvalidArgument(cat("MoE layer ", call.layer, ": availability must be a CPU tensor of ", E, " entries"));
+  const at::Tensor available = availability.defined() ? availability.to(at::kBool) : at::Tensor();
+
+  // The one host synchronisation of the layer: how many rows each expert receives.
+  const at::Tensor counts = at::bincount(flat_e, {}, E);
+  const at::Tensor host_counts = counts.to(at::kCPU);
+  const int64_t* count = host_counts.data_ptr<int64_t>();
+
+  std::vector<int64_t> wanted;
+  for (int64_t e = 0; e < E; ++e)
+    if (count[e] > 0 && (!available.defined() || available[e].item<bool>())) wanted.push_back(e);
+  std::vector<std::optional<ExpertWeights>> weights;
+  if (call.source) {
+    weights = call.source->acquire(call.layer, wanted);
+    if (weights.size() != wanted.size())
+      throw InvalidArgument(cat("MoE layer ", call.layer, ": expert source answered ", weights.size(), " of ", wanted.size(), " experts"));
+  } else {
+    for (int64_t e : wanted) weights.emplace_back(expert_weights(e));
+  }
+  std::vector<bool> computed(E, false);
+  for (size_t i = 0; i < wanted.size(); ++i) computed[wanted[i]] = weights[i].has_value();
+  bool any_missing = false;
+  for (int64_t e = 0; e < E; ++e) any_missing |= count[e] > 0 && !computed[e];
+
+  // Soft gating: a missed expert's weight moves onto the shared output.
+  at::Tensor shared_coef;
+  if (any_missing) {
+    std::vector<float> miss(E);
+    for (int64_t e = 0; e < E; ++e) miss[e] = computed[e] ? 0.0f : 1.0f;
+    const at::Tensor miss_flag = at::tensor(miss).to(x.device(), x.scalar_type()).index_select(0, flat_e);
+    shared_coef = 1 + (flat_w * miss_flag).view({N, k}).sum(-1, /*keepdim=*/true);
+    flat_w = flat_w * (1 - miss_flag);
+  }
+
+  // Group rows by expert: one stable sort, one gather of the inputs, one scatter of the outputs.
+  const at::Tensor order = std::get<1>(flat_e.sort(/*stable=*/true, /*dim=*/0, /*descending=*/false));
+  const at::Tensor token_of = order.div(k, "floor");
+  const at::Tensor sorted_x = flat_x.index_select(0, token_of);
+  const at::Tensor sorted_w = flat_w.index_select(0, order).unsqueeze(1);
+  std::vector<at::Tensor> outputs, rows;
+  int64_t offset = 0;
+  size_t next = 0;
+  for (int64_t e = 0; e < E; ++e) {
+    if (count[e] == 0) continue;
+    if (computed[e]) {
+      while (wanted[next] != e) ++next;
+      outputs.push_back(swiglu(sorted_x.narrow(0, offset, count[e]), *weights[next]) * sorted_w.narrow(0, offset, count[e]));
+      rows.push_back(token_of.narrow(0, offset, count[e]));
+    }
+    offset += count[e];
+  }
+  at::Tensor y = at::zeros({N, H}, x.options());
+  if (!outputs.empty()) {
+    // With nothing missing the outputs cover every sorted row in order.
+    y = y.index_add(0, any_missing ? at::cat(rows) : token_of, outputs.size() == 1 ? outputs[0] : at::cat(outputs));
+  }
+  if (call.source) call.source->release(call.layer);
+
+  if (num_shared_ > 0) {
+    at::Tensor shared = shared_experts->at<FeedForwardImpl>(0).forward(flat_x);
+    for (int64_t s = 1; s < num_shared_; ++s) shared = shared + shared_experts->at<FeedForwardImpl>(s).forward(flat_x);
+    if (num_shared_ > 1) shared = shared / static_cast<double>(num_shared_);
+    y = y + (shared_coef.defined() ? shared * shared_coef : shared);
+  }
+
+  MoEOutput out;
+  out.output = y.view({B, S, H});
+  out.router_probs = probs.view({B, S, E});
+  out.selected = top_i.view({B, S, k});
+  if (is_training()) {
+    // Load balance: f_e (share of routed slots, no gradient) times the mean router probability.
+    at::Tensor mask = call.loss_mask.defined() ? call.loss_mask.reshape({N}).to(x.device(), at::kFloat)
+                                               : at::ones({N}, probs.options());
+    const at::Tensor tokens = mask.sum().clamp_min(1);
+    const at::Tensor f = at::zeros({E}, probs.options()).index_add(0, flat_e, mask.repeat_interleave(k)) / tokens;
+    const at::Tensor mean_p = (probs * mask.unsqueeze(1)).sum(0) / tokens;
+    out.aux_raw = static_cast<double>(E) * (f.detach() * mean_p).sum();
+  } else {
+    out.aux_raw = at::zeros({}, probs.options());
+  }
+  return out;
+}
+
+}  // namespace chronos

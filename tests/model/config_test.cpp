@@ -1,0 +1,163 @@
+#include "chronos/model/config.h"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+
+#include "chronos/core/error.h"
+#include "support/temp_dir.h"
+#include "support/tiny_config.h"
+
+namespace chronos {
+namespace {
+
+TEST(ModelConfig, DerivesSizesLikeTheReference) {
+  ModelConfig c;  // defaults: H 768, 8 heads
+  EXPECT_EQ(c.resolved_head_dim(), 96);
+  EXPECT_EQ(c.resolved_intermediate_size(), 2432);
+  EXPECT_EQ(c.resolved_moe_intermediate_size(), 2432);
+  EXPECT_EQ(c.rope_width(), 32);
+  EXPECT_EQ(c.nope_width(), 64);
+  EXPECT_EQ(count_parameters(c), 241426816);
+}
+
+TEST(ModelConfig, PresetSizesMatchTheSpec) {
+  const ModelConfig base = ModelConfig::load(std::string(CHRONOS_SOURCE_DIR) + "/configs/base.json");
+  EXPECT_EQ(count_parameters(base), 111111168);
+  const ModelConfig small = ModelConfig::load(std::string(CHRONOS_SOURCE_DIR) + "/configs/small.json");
+  EXPECT_GE(count_parameters(small), 20000000);
+  EXPECT_LE(count_parameters(small), 30000000);
+  const ModelConfig tiny = ModelConfig::load(std::string(CHRONOS_SOURCE_DIR) + "/configs/tiny.json");
+  EXPECT_EQ(tiny.hidden_size, 64);
+  EXPECT_EQ(tiny.num_experts, 4);
+}
+
+TEST(ModelConfig, SmokeConfigSize) {
+  ModelConfig c;
+  c.hidden_size = 128;
+  c.num_hidden_layers = 4;
+  c.kv_latent_dim = 16;
+  c.rope_dim = 8;
+  c.sliding_window_size = 16;
+  EXPECT_EQ(c.resolved_head_dim(), 16);
+  EXPECT_EQ(c.resolved_intermediate_size(), 448);
+  EXPECT_EQ(count_parameters(c), 4439680);
+}
+
+TEST(ModelConfig, MissingKeysTakeDefaultsAndUnknownKeysAreKept) {
+  const nlohmann::json json = {{"hidden_size", 128}, {"model_type", "chronos"}, {"my_extension", {1, 2}}};
+  const ModelConfig c = ModelConfig::from_json(json);
+  EXPECT_EQ(c.hidden_size, 128);
+  EXPECT_EQ(c.num_hidden_layers, 8);
+  EXPECT_TRUE(c.tie_word_embeddings);
+  EXPECT_EQ(c.extra["my_extension"], nlohmann::json({1, 2}));
+  EXPECT_EQ(c.to_json()["my_extension"], nlohmann::json({1, 2}));
+}
+
+TEST(ModelConfig, AliasesAndNulls) {
+  const ModelConfig c = ModelConfig::from_json({{"max_seq_len", 512}, {"num_key_value_heads", nullptr}, {"num_attention_heads", 6},
+                                               {"hidden_size", 384}, {"cluster_manifest_path", nullptr}});
+  EXPECT_EQ(c.max_position_embeddings, 512);
+  EXPECT_EQ(c.resolved_kv_heads(), 6);
+  EXPECT_FALSE(c.cluster_manifest_path.has_value());
+}
+
+TEST(ModelConfig, WrongTypeNamesTheKey) {
+  try {
+    ModelConfig::from_json({{"hidden_size", "big"}}, "cfg.json");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("cfg.json: key 'hidden_size' must be an integer"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ModelConfig, JsonRoundTrip) {
+  ModelConfig c = testing::tiny_config();
+  c.cluster_manifest_path = "expert_cache/cluster_manifest.json";
+  c.mla_proper_rope = true;
+  const ModelConfig back = ModelConfig::from_json(c.to_json());
+  EXPECT_EQ(back.to_json(), c.to_json());
+  EXPECT_EQ(c.to_json()["model_type"], "chronos");
+  EXPECT_EQ(c.to_json()["head_dim"], 16);
+}
+
+TEST(ModelConfig, SaveAndLoad) {
+  testing::TempDir dir;
+  const ModelConfig c = testing::tiny_config();
+  c.save(dir.file("config.json"));
+  EXPECT_EQ(ModelConfig::load(dir.file("config.json")).to_json(), c.to_json());
+}
+
+TEST(ModelConfig, LoadNamesTheFileOnBrokenRule) {
+  testing::TempDir dir;
+  testing::write_bytes(dir.file("config.json"), R"({"num_experts": 4, "num_experts_per_tok": 6})");
+  try {
+    ModelConfig::load(dir.file("config.json"));
+    FAIL();
+  } catch (const ConfigError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(dir.file("config.json")), std::string::npos) << what;
+    EXPECT_NE(what.find("num_experts_per_tok"), std::string::npos) << what;
+  }
+}
+
+// One case per validation rule: a mutation of a valid config and the field the message must name.
+struct Rule {
+  const char* field;
+  std::function<void(ModelConfig&)> breaks;
+};
+
+void PrintTo(const Rule& rule, std::ostream* out) { *out << rule.field; }
+
+class ValidationRule : public ::testing::TestWithParam<Rule> {};
+
+TEST_P(ValidationRule, IsReportedByName) {
+  ModelConfig c = testing::tiny_config();
+  ASSERT_NO_THROW(c.validate());
+  GetParam().breaks(c);
+  try {
+    c.validate();
+    FAIL() << "no error for " << GetParam().field;
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind(GetParam().field, 0), 0u) << e.what();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Rules, ValidationRule,
+    ::testing::Values(
+        Rule{"hidden_size", [](ModelConfig& c) { c.hidden_size = 0; }},
+        Rule{"num_hidden_layers", [](ModelConfig& c) { c.num_hidden_layers = 0; }},
+        Rule{"vocab_size", [](ModelConfig& c) { c.vocab_size = -3; }},
+        Rule{"num_attention_heads", [](ModelConfig& c) { c.num_attention_heads = 0; }},
+        Rule{"num_key_value_heads", [](ModelConfig& c) { c.num_key_value_heads = -1; }},
+        Rule{"num_attention_heads", [](ModelConfig& c) { c.num_key_value_heads = 3; }},
+        Rule{"head_dim", [](ModelConfig& c) { c.head_dim = -2; }},
+        Rule{"head_dim", [](ModelConfig& c) { c.head_dim = 15; }},
+        Rule{"intermediate_size", [](ModelConfig& c) { c.intermediate_size = -1; }},
+        Rule{"moe_intermediate_size", [](ModelConfig& c) { c.moe_intermediate_size = -1; }},
+        Rule{"hidden_act", [](ModelConfig& c) { c.hidden_act = "gelu"; }},
+        Rule{"max_position_embeddings", [](ModelConfig& c) { c.max_position_embeddings = 0; }},
+        Rule{"rms_norm_eps", [](ModelConfig& c) { c.rms_norm_eps = 0; }},
+        Rule{"rope_theta", [](ModelConfig& c) { c.rope_theta = 0.5; }},
+        Rule{"tie_word_embeddings", [](ModelConfig& c) { c.tie_word_embeddings = false; }},
+        Rule{"dropout", [](ModelConfig& c) { c.dropout = 1.0; }},
+        Rule{"bos_token_id", [](ModelConfig& c) { c.bos_token_id = 97; }},
+        Rule{"eos_token_id", [](ModelConfig& c) { c.eos_token_id = -1; }},
+        Rule{"num_experts", [](ModelConfig& c) { c.num_experts = 0; }},
+        Rule{"num_experts_per_tok", [](ModelConfig& c) { c.num_experts_per_tok = 5; }},
+        Rule{"num_shared_experts", [](ModelConfig& c) { c.num_shared_experts = -1; }},
+        Rule{"lookahead_steps", [](ModelConfig& c) { c.lookahead_steps = -1; }},
+        Rule{"kv_latent_dim", [](ModelConfig& c) { c.kv_latent_dim = 0; }},
+        Rule{"rope_dim", [](ModelConfig& c) { c.rope_dim = 0; }},
+        Rule{"rope_dim", [](ModelConfig& c) { c.rope_dim = 7; }},
+        Rule{"rope_dim", [](ModelConfig& c) { c.rope_dim = 64; }},  // clamps to head_dim - 1 = 15, odd [Q14]
+        Rule{"sliding_window_size", [](ModelConfig& c) { c.sliding_window_size = 0; }},
+        Rule{"fallback_mask_prob", [](ModelConfig& c) { c.fallback_mask_prob = 1.5; }},
+        Rule{"lambda_temporal", [](ModelConfig& c) { c.lambda_temporal = -1; }},
+        Rule{"router_aux_loss_coef", [](ModelConfig& c) { c.router_aux_loss_coef = -1; }},
+        Rule{"offload_miss_policy_default", [](ModelConfig& c) { c.offload_miss_policy_default = "maybe"; }},
+        Rule{"storage_format", [](ModelConfig& c) { c.storage_format = "gguf"; }}));
+
+}  // namespace
+}  // namespace chronos

@@ -1,0 +1,183 @@
+#include "chronos/model/moe.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "chronos/model/config.h"
+#include "support/tensors.h"
+#include "support/tiny_config.h"
+
+namespace chronos {
+namespace {
+
+// The formula of spec/model.md §5, one token at a time.
+at::Tensor naive_moe(MoEImpl& moe, const ModelConfig& c, const at::Tensor& x, const std::vector<bool>& available) {
+  const at::Tensor flat = x.reshape({-1, x.size(-1)});
+  std::vector<at::Tensor> rows;
+  for (int64_t n = 0; n < flat.size(0); ++n) {
+    const at::Tensor xn = flat[n].unsqueeze(0);
+    const at::Tensor p = at::softmax(at::linear(xn, moe.gate->weight), -1)[0];
+    auto [w, idx] = p.topk(c.num_experts_per_tok);
+    if (c.norm_topk_prob) w = w / (w.sum() + 1e-20);
+    at::Tensor shared = at::zeros_like(xn);
+    for (int64_t s = 0; s < c.num_shared_experts; ++s)
+      shared = shared + moe.shared_experts->at<FeedForwardImpl>(s).forward(xn) / static_cast<double>(c.num_shared_experts);
+    at::Tensor y = shared;
+    for (int64_t j = 0; j < idx.size(0); ++j) {
+      const int64_t e = idx[j].item<int64_t>();
+      y = y + w[j] * (available[e] ? swiglu(xn, moe.expert_weights(e)) : shared);
+    }
+    rows.push_back(y);
+  }
+  return at::cat(rows).view(x.sizes());
+}
+
+struct MoEFixture : ::testing::Test {
+  void SetUp() override {
+    at::manual_seed(0);
+    config = testing::tiny_config();
+    moe = MoE(config);
+    moe->eval();
+    x = at::randn({2, 5, config.hidden_size});
+  }
+  ModelConfig config;
+  MoE moe{nullptr};
+  at::Tensor x;
+};
+
+TEST_F(MoEFixture, MatchesThePerTokenFormula) {
+  at::NoGradGuard no_grad;
+  const MoEOutput out = moe->forward(x, {});
+  EXPECT_LT((out.output - naive_moe(*moe, config, x, {true, true, true, true})).abs().max().item<float>(), 1e-5);
+  EXPECT_EQ(out.router_probs.sizes(), (std::vector<int64_t>{2, 5, 4}));
+  EXPECT_EQ(out.selected.sizes(), (std::vector<int64_t>{2, 5, 2}));
+  EXPECT_EQ(out.aux_raw.item<float>(), 0.0f);  // eval
+}
+
+TEST_F(MoEFixture, SoftGatingMovesMissedWeightOntoSharedExperts) {
+  at::NoGradGuard no_grad;
+  MoECall call;
+  call.availability = testing::bool_mask({1, 0, 1, 0});
+  const MoEOutput out = moe->forward(x, call);
+  EXPECT_LT((out.output - naive_moe(*moe, config, x, {true, false, true, false})).abs().max().item<float>(), 1e-5);
+}
+
+TEST_F(MoEFixture, AllAvailableEqualsNoMask) {
+  at::NoGradGuard no_grad;
+  MoECall call;
+  call.availability = at::ones({4}, at::kBool);
+  EXPECT_TRUE(at::equal(moe->forward(x, call).output, moe->forward(x, {}).output));
+}
+
+TEST_F(MoEFixture, WithoutSharedExpertsMissedWeightIsLost) {
+  at::NoGradGuard no_grad;
+  config.num_shared_experts = 0;
+  at::manual_seed(0);
+  MoE bare(config);
+  bare->eval();
+  MoECall call;
+  call.availability = testing::bool_mask({0, 1, 1, 1});
+  EXPECT_LT((bare->forward(x, call).output - naive_moe(*bare, config, x, {false, true, true, true})).abs().max().item<float>(), 1e-5);
+}
+
+// A source that serves some experts from the module and reports the rest missing.
+class RecordingSource : public ExpertSource {
+ public:
+  RecordingSource(MoEImpl& moe, std::vector<bool> serve) : moe_(moe), serve_(std::move(serve)) {}
+  std::vector<std::optional<ExpertWeights>> acquire(int64_t layer, const std::vector<int64_t>& experts) override {
+    calls.push_back({layer, experts});
+    std::vector<std::optional<ExpertWeights>> out;
+    for (int64_t e : experts) out.push_back(serve_[e] ? std::optional<ExpertWeights>(moe_.expert_weights(e)) : std::nullopt);
+    return out;
+  }
+  void release(int64_t layer) override { ++releases; }
+  std::vector<std::pair<int64_t, std::vector<int64_t>>> calls;
+  int releases = 0;
+
+ private:
+  MoEImpl& moe_;
+  std::vector<bool> serve_;
+};
+
+TEST_F(MoEFixture, AsksTheSourceOnceForTheRoutedExperts) {
+  at::NoGradGuard no_grad;
+  RecordingSource source(*moe, {true, true, false, true});
+  MoECall call;
+  call.layer = 3;
+  call.source = &source;
+  const MoEOutput out = moe->forward(x, call);
+  ASSERT_EQ(source.calls.size(), 1u);
+  EXPECT_EQ(source.releases, 1);
+  EXPECT_EQ(source.calls[0].first, 3);
+  const at::Tensor routed = std::get<0>(at::_unique(out.selected.flatten()));
+  EXPECT_EQ(source.calls[0].second.size(), static_cast<size_t>(routed.numel()));
+  EXPECT_TRUE(std::is_sorted(source.calls[0].second.begin(), source.calls[0].second.end()));
+  EXPECT_LT((out.output - naive_moe(*moe, config, x, {true, true, false, true})).abs().max().item<float>(), 1e-5);
+}
+
+TEST_F(MoEFixture, MaskedExpertsAreNotRequested) {
+  at::NoGradGuard no_grad;
+  RecordingSource source(*moe, {true, true, true, true});
+  MoECall call;
+  call.source = &source;
+  call.availability = testing::bool_mask({0, 1, 1, 1});
+  moe->forward(x, call);
+  for (int64_t e : source.calls.at(0).second) EXPECT_NE(e, 0);
+}
+
+TEST_F(MoEFixture, BalanceLossMatchesHandComputation) {
+  moe->train();
+  MoECall call;
+  call.availability = at::ones({4}, at::kBool);  // no miss simulation
+  const MoEOutput out = moe->forward(x, call);
+  const at::Tensor p = out.router_probs.reshape({-1, 4}).detach();
+  const at::Tensor sel = out.selected.reshape({-1});
+  double expected = 0;
+  for (int64_t e = 0; e < 4; ++e) {
+    const double f = (sel == e).sum().item<double>() / p.size(0);
+    expected += f * p.select(1, e).mean().item<double>();
+  }
+  EXPECT_NEAR(out.aux_raw.item<double>(), 4 * expected, 1e-5);
+  out.aux_raw.backward();
+  EXPECT_GT(moe->gate->weight.grad().abs().sum().item<float>(), 0.0f);
+}
+
+TEST_F(MoEFixture, BalanceLossIgnoresMaskedTokens) {
+  moe->train();
+  MoECall call;
+  call.availability = at::ones({4}, at::kBool);
+  call.loss_mask = at::ones({2, 5});
+  call.loss_mask[1] = 0;  // second sequence is padding
+  const double masked = moe->forward(x, call).aux_raw.item<double>();
+  MoECall first_only;
+  first_only.availability = call.availability;
+  const double alone = moe->forward(x.narrow(0, 0, 1), first_only).aux_raw.item<double>();
+  EXPECT_NEAR(masked, alone, 1e-5);
+}
+
+TEST_F(MoEFixture, TrainingMissSimulationKeepsAtLeastOneExpert) {
+  at::NoGradGuard no_grad;
+  config.fallback_mask_prob = 1.0;  // every expert dropped, then one is put back
+  at::manual_seed(0);
+  MoE dropping(config);
+  dropping->train();
+  RecordingSource source(*dropping, {true, true, true, true});
+  MoECall call;
+  call.source = &source;
+  for (int i = 0; i < 5; ++i) dropping->forward(x, call);
+  for (const auto& c : source.calls) EXPECT_LE(c.second.size(), 1u);
+}
+
+TEST_F(MoEFixture, GradientsReachTheExperts) {
+  moe->train();
+  MoECall call;
+  call.availability = at::ones({4}, at::kBool);
+  moe->forward(x, call).output.sum().backward();
+  for (int64_t e = 0; e < 4; ++e) {
+    const at::Tensor g = moe->expert_weights(e).down_proj.grad();
+    EXPECT_TRUE(g.defined()) << "expert " << e;
+  }
+}
+
+}  // namespace
+}  // namespace chronos

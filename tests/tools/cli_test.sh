@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# End-to-end checks of the executables: good input works; bad input gives exactly one line on
+# stderr naming the culprit and a non-zero exit. Usage: cli_test.sh TRAIN BENCH SOURCE_DIR
+set -u
+train=$1 bench=$2 src=$3
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0 passed=0
+
+# expect_error NAME FRAGMENT CMD...: CMD must fail with one stderr line containing FRAGMENT.
+expect_error() {
+  local name=$1 fragment=$2
+  shift 2
+  "$@" >"$work/out" 2>"$work/err"
+  local rc=$? lines
+  lines=$(grep -c . "$work/err")
+  if [ $rc -eq 0 ] || [ "$lines" -ne 1 ] || ! grep -qF -- "$fragment" "$work/err"; then
+    echo "FAIL $name: rc=$rc, stderr lines=$lines, wanted '$fragment':"; sed 's/^/  | /' "$work/err"
+    failures=$((failures + 1))
+  else
+    passed=$((passed + 1))
+  fi
+}
+
+expect_ok() {
+  local name=$1
+  shift
+  if ! "$@" >"$work/out" 2>"$work/err"; then
+    echo "FAIL $name:"; sed 's/^/  | /' "$work/err"
+    failures=$((failures + 1))
+  else
+    passed=$((passed + 1))
+  fi
+}
+
+printf '{"hidden_size": 64,\n "num_experts": }\n' >"$work/bad.json"
+printf '{"num_experts": 2, "num_experts_per_tok": 3}\n' >"$work/rule.json"
+printf '{"hidden_size": "wide"}\n' >"$work/type.json"
+
+expect_ok init_tiny "$train" init --config "$src/configs/tiny.json" --out "$work/tiny" --seed 1 --log-level warn
+[ -f "$work/tiny/config.json" ] && [ -f "$work/tiny/model.safetensors" ] || { echo "FAIL init wrote no model"; failures=$((failures + 1)); }
+expect_error malformed_config "$work/bad.json:2:" "$train" init --config "$work/bad.json" --out "$work/x"
+expect_error broken_rule "num_experts_per_tok" "$train" init --config "$work/rule.json" --out "$work/x"
+expect_error wrong_type "key 'hidden_size' must be an integer" "$train" init --config "$work/type.json" --out "$work/x"
+expect_error missing_config "$work/none.json" "$train" init --config "$work/none.json" --out "$work/x"
+expect_error unknown_flag "--bogus" "$train" init --config "$src/configs/tiny.json" --out "$work/x" --bogus
+expect_error bad_device "--device" "$train" init --config "$src/configs/tiny.json" --out "$work/x" --device tpu
+expect_error no_subcommand "subcommand" "$train"
+expect_error bench_bad_config "$work/bad.json" "$bench" forward --config "$work/bad.json"
+expect_error bench_bad_dtype "dtype" "$bench" forward --config "$src/configs/tiny.json" --dtype fp8
+expect_ok bench_json "$bench" forward --config "$src/configs/tiny.json" --seq-len 16 --batch 1 --repeat 1 --warmup 0 --matmul-size 64 --json --log-level warn
+grep -q '"mfu"' "$work/out" && grep -q '"tokens_per_s"' "$work/out" || { echo "FAIL bench_json keys"; cat "$work/out"; failures=$((failures + 1)); }
+[ -d "$work/x" ] && { echo "FAIL a failed run left output behind"; failures=$((failures + 1)); }
+
+echo "$passed passed, $failures failed"
+[ $failures -eq 0 ]

@@ -1,0 +1,28 @@
+#include "common/runtime_flags.h"
+
+#include "chronos/core/backend.h"
+#include "chronos/core/dtype.h"
+#include "chronos/core/log.h"
+
+namespace chronos::tools {
+
+void add_runtime_flags(CLI::App& app, RuntimeFlags& flags, bool with_dtype) {
+  app.add_option("--device", flags.device, "Compute device: auto, cpu, cuda, cuda:N or mps")->capture_default_str();
+  app.add_option("--threads", flags.threads, "Intra-op CPU threads (0 = all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  if (with_dtype) app.add_option("--dtype", flags.dtype, "Compute dtype: fp32, bf16 or fp16 (where the device supports it)")->capture_default_str();
+  app.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error or off (default: CHRONOS_LOG_LEVEL or info)");
+}
+
+Runtime apply_runtime_flags(const RuntimeFlags& flags) {
+  log::init_from_env();
+  if (!flags.log_level.empty()) log::set_level(log::parse_level(flags.log_level));
+  Runtime runtime;
+  runtime.threads = configure_threads(flags.threads);
+  runtime.device = choose_device(flags.device);
+  runtime.dtype = parse_float_dtype(flags.dtype);
+  check_compute_dtype(runtime.device, runtime.dtype);
+  log::debug(describe(probe_backend()));
+  return runtime;
+}
+
+}  // namespace chronos::tools

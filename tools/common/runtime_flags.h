@@ -1,0 +1,31 @@
+// Flags every tool shares: --device, --threads, --dtype, --log-level; applied in one place.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
+#include <string>
+
+namespace chronos::tools {
+
+struct RuntimeFlags {
+  std::string device = "auto";
+  int threads = 0;  // 0: all cores
+  std::string dtype = "fp32";
+  std::string log_level;  // empty: CHRONOS_LOG_LEVEL or info
+};
+
+struct Runtime {
+  c10::Device device = c10::Device(c10::kCPU);
+  c10::ScalarType dtype = c10::kFloat;
+  int threads = 1;
+};
+
+// Adds the flags to `app` (or a subcommand).
+void add_runtime_flags(CLI::App& app, RuntimeFlags& flags, bool with_dtype = true);
+
+// Applies log level and threads, resolves the device and dtype; logs the backend summary at debug level.
+Runtime apply_runtime_flags(const RuntimeFlags& flags);
+
+}  // namespace chronos::tools
