@@ -1,68 +1,14 @@
-// chronos-train: model initialisation now; the training stages join as subcommands.
-#include <ATen/ATen.h>
-#include <torch/utils.h>
-
-#include <filesystem>
-#include <iostream>
-
-#include "chronos/core/error.h"
-#include "chronos/core/log.h"
-#include "chronos/io/atomic_file.h"
-#include "chronos/model/config.h"
-#include "chronos/model/pretrained.h"
-#include "common/runtime_flags.h"
+// chronos-train: create and train Chronos models; one subcommand per stage, one file per subcommand.
+#include "chronos-train/modes.h"
 #include "common/tool_main.h"
 
-namespace fs = std::filesystem;
-using namespace chronos;
-
-namespace {
-
-struct InitFlags {
-  std::string config;
-  std::string out;
-  std::string tokenizer;
-  uint64_t seed = 0;
-  tools::RuntimeFlags runtime;
-};
-
-void copy_tokenizer(const std::string& tokenizer, const std::string& out) {
-  if (!fs::is_regular_file(tokenizer)) throw IoError(cat(tokenizer, ": tokenizer file does not exist"));
-  std::error_code ec;
-  fs::copy_file(tokenizer, fs::path(out) / "tokenizer.json", fs::copy_options::overwrite_existing, ec);
-  if (ec) throw IoError(cat(tokenizer, ": cannot copy into ", out, " (", ec.message(), ")"));
-  // The chat template and special tokens travel with the vocabulary when they sit beside it.
-  const fs::path side = fs::path(tokenizer).parent_path() / "tokenizer_config.json";
-  if (fs::is_regular_file(side)) fs::copy_file(side, fs::path(out) / "tokenizer_config.json", fs::copy_options::overwrite_existing, ec);
-}
-
-int run_init(const InitFlags& flags) {
-  tools::apply_runtime_flags(flags.runtime);
-  const ModelConfig config = ModelConfig::load(flags.config);
-  log::info(cat("config ", flags.config, ": ", config.to_json().dump()));
-  torch::manual_seed(flags.seed);
-  ChronosForCausalLM model(config);
-  save_pretrained(*model, flags.out);
-  if (!flags.tokenizer.empty()) copy_tokenizer(flags.tokenizer, flags.out);
-  std::cout << "initialised " << count_parameters(config) << " parameters (seed " << flags.seed << ") in " << flags.out << "\n";
-  return 0;
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
+  using namespace chronos;
   return tools::run_tool("chronos-train", [&] {
     CLI::App app{"chronos-train: create and train Chronos models"};
     app.require_subcommand(1);
-    InitFlags init;
-    CLI::App* init_cmd = app.add_subcommand("init", "Write a freshly initialised model directory");
-    init_cmd->add_option("--config", init.config, "Model config JSON (e.g. configs/small.json)")->required();
-    init_cmd->add_option("--out", init.out, "Output model directory")->required();
-    init_cmd->add_option("--tokenizer", init.tokenizer, "tokenizer.json to copy into the directory");
-    init_cmd->add_option("--seed", init.seed, "Random seed for the initial weights")->capture_default_str();
-    tools::add_runtime_flags(*init_cmd, init.runtime, /*with_dtype=*/false);
+    const std::vector<tools::Subcommand> modes = {train_cli::add_init_mode(app)};
     if (auto code = tools::parse_command_line(app, argc, argv, "chronos-train")) return *code;
-    if (init_cmd->parsed()) return run_init(init);
-    return 1;
+    return tools::run_chosen(modes);
   });
 }

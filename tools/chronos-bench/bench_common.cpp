@@ -1,0 +1,40 @@
+#include "chronos-bench/bench_common.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "chronos/core/timing.h"
+
+namespace chronos::bench {
+
+void add_common_flags(CLI::App& cmd, CommonFlags& flags) {
+  cmd.add_option("--warmup", flags.warmup, "Untimed warm-up iterations")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd.add_option("--repeat", flags.repeat, "Timed iterations (the median is reported)")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd.add_option("--matmul-size", flags.matmul_size, "Side of the square matmul used as the peak reference")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd.add_flag("--json", flags.json, "Print one JSON object instead of text");
+  tools::add_runtime_flags(cmd, flags.runtime);
+}
+
+void synchronize(const c10::Device& device) {
+  if (device.is_cuda()) at::empty({1}, at::TensorOptions().device(device)).cpu();  // waits for the stream
+}
+
+double measure_matmul_flops(const tools::Runtime& rt, int n, int warmup, int repeat) {
+  at::NoGradGuard no_grad;
+  const auto opts = at::TensorOptions().dtype(rt.dtype).device(rt.device);
+  at::Tensor a = at::randn({n, n}, opts), b = at::randn({n, n}, opts);
+  for (int i = 0; i < std::max(warmup, 1); ++i) at::mm(a, b);
+  synchronize(rt.device);
+  std::vector<double> seconds;
+  for (int i = 0; i < repeat; ++i) {
+    Stopwatch watch;
+    at::Tensor c = at::mm(a, b);
+    synchronize(rt.device);
+    seconds.push_back(watch.seconds());
+  }
+  return 2.0 * n * n * static_cast<double>(n) / median(seconds);
+}
+
+}  // namespace chronos::bench

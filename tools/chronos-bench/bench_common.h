@@ -1,0 +1,31 @@
+// Flags and measurements shared by the chronos-bench modes.
+#pragma once
+
+#include <c10/core/Device.h>
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "common/runtime_flags.h"
+
+namespace chronos::bench {
+
+struct CommonFlags {
+  int warmup = 2;
+  int repeat = 5;
+  bool json = false;
+  int matmul_size = 2048;
+  tools::RuntimeFlags runtime;
+};
+
+// --warmup, --repeat, --matmul-size, --json and the runtime flags.
+void add_common_flags(CLI::App& command, CommonFlags& flags);
+
+// Blocks until queued device work is done (no-op on the CPU).
+void synchronize(const c10::Device& device);
+
+// Median FLOP/s of a plain n x n matmul on the device in the runtime's dtype: the peak that the
+// utilisation figures divide by, measured in the same run as the figure.
+double measure_matmul_flops(const tools::Runtime& runtime, int n, int warmup, int repeat);
+
+}  // namespace chronos::bench

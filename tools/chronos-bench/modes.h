@@ -1,0 +1,10 @@
+// The chronos-bench modes, one file each.
+#pragma once
+
+#include "common/subcommand.h"
+
+namespace chronos::bench {
+
+tools::Subcommand add_forward_mode(CLI::App& app);
+
+}  // namespace chronos::bench

@@ -1,0 +1,10 @@
+// The chronos-train subcommands, one file each.
+#pragma once
+
+#include "common/subcommand.h"
+
+namespace chronos::train_cli {
+
+tools::Subcommand add_init_mode(CLI::App& app);
+
+}  // namespace chronos::train_cli
