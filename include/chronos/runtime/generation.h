@@ -1,0 +1,52 @@
+// The decode loop: prefill the prompt, then one token at a time with the KV cache (or, for
+// verification, recomputing the whole sequence each step), sampling with a Sampler and handing
+// each token to a callback as soon as it exists.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "chronos/model/causal_lm.h"
+#include "chronos/runtime/sampler.h"
+
+namespace chronos {
+
+struct GenerationOptions {
+  int64_t max_new_tokens = 256;    // upper bound on generated tokens
+  std::vector<int64_t> stop_ids;   // generation ends after producing one of these (e.g. EOS)
+  bool use_kv_cache = true;        // false: recompute the full sequence every step
+  int64_t max_context = 0;         // > 0: total tokens allowed (prompt + generated); 0: max_position_embeddings
+  SamplingOptions sampling;
+  ExpertSource* expert_source = nullptr;  // null: the model's own experts
+};
+
+struct GenerationStats {
+  int64_t prompt_tokens = 0;
+  int64_t generated_tokens = 0;
+  double prefill_seconds = 0;      // prompt forward (time to the first token's logits)
+  double decode_seconds = 0;       // every later step
+  double time_to_first_token = 0;  // from the call to the first sampled token
+  int64_t peak_rss_bytes = 0;      // process high-water mark (VmHWM), 0 where unknown
+  double prefill_tokens_per_s() const { return prefill_seconds > 0 ? prompt_tokens / prefill_seconds : 0; }
+  double decode_tokens_per_s() const;
+};
+
+struct GenerationResult {
+  std::vector<int64_t> tokens;  // generated ids (the stop id included when one ended the run)
+  std::string stop_reason;      // "stop_id", "max_new_tokens", "context", or "callback"
+  GenerationStats stats;
+};
+
+// Called with each new id; return false to stop (e.g. a stop string was completed).
+using TokenCallback = std::function<bool(int64_t token)>;
+
+// Generates from `prompt` (non-empty). Throws InvalidArgument when the prompt does not fit the context.
+GenerationResult generate(ChronosForCausalLMImpl& model, const std::vector<int64_t>& prompt, const GenerationOptions& options,
+                          const TokenCallback& on_token = {});
+
+// The process's peak resident memory in bytes (VmHWM), 0 where unknown.
+int64_t peak_rss_bytes();
+
+}  // namespace chronos

@@ -1,0 +1,88 @@
+#include "chronos/runtime/generation.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "chronos/core/error.h"
+#include "support/tiny_config.h"
+
+namespace chronos {
+namespace {
+
+struct GenerationFixture : ::testing::Test {
+  void SetUp() override {
+    at::manual_seed(0);
+    config = testing::tiny_config();  // window 8
+    model = ChronosForCausalLM(config);
+    model->eval();
+    for (int i = 0; i < 10; ++i) prompt.push_back((i * 7 + 3) % config.vocab_size);
+  }
+  ModelConfig config;
+  ChronosForCausalLM model{nullptr};
+  std::vector<int64_t> prompt;
+};
+
+TEST_F(GenerationFixture, CachedGreedyEqualsRecomputeFarPastTheWindow) {
+  GenerationOptions o;
+  o.sampling.greedy = true;
+  o.max_new_tokens = 30;  // 40 positions: five windows
+  const GenerationResult cached = generate(*model, prompt, o);
+  o.use_kv_cache = false;
+  const GenerationResult recomputed = generate(*model, prompt, o);
+  EXPECT_EQ(cached.tokens.size(), 30u);
+  EXPECT_EQ(cached.tokens, recomputed.tokens);
+  EXPECT_EQ(cached.stop_reason, "max_new_tokens");
+}
+
+TEST_F(GenerationFixture, SeededSamplingIsReproducible) {
+  GenerationOptions o;
+  o.max_new_tokens = 12;
+  o.sampling.seed = 7;
+  EXPECT_EQ(generate(*model, prompt, o).tokens, generate(*model, prompt, o).tokens);
+}
+
+TEST_F(GenerationFixture, StopsAtAStopId) {
+  GenerationOptions o;
+  o.sampling.greedy = true;
+  o.max_new_tokens = 8;
+  const auto free_run = generate(*model, prompt, o);
+  o.stop_ids = {free_run.tokens[3]};
+  const auto stopped = generate(*model, prompt, o);
+  const auto first = std::find(free_run.tokens.begin(), free_run.tokens.end(), free_run.tokens[3]) - free_run.tokens.begin();
+  EXPECT_EQ(stopped.tokens.size(), static_cast<size_t>(first + 1));
+  EXPECT_EQ(stopped.stop_reason, "stop_id");
+}
+
+TEST_F(GenerationFixture, CallbackSeesEveryTokenAndCanStop) {
+  GenerationOptions o;
+  o.sampling.greedy = true;
+  o.max_new_tokens = 10;
+  std::vector<int64_t> seen;
+  const auto result = generate(*model, prompt, o, [&](int64_t t) {
+    seen.push_back(t);
+    return seen.size() < 4;
+  });
+  EXPECT_EQ(seen, result.tokens);
+  EXPECT_EQ(result.tokens.size(), 4u);
+  EXPECT_EQ(result.stop_reason, "callback");
+  EXPECT_GT(result.stats.prefill_seconds, 0.0);
+  EXPECT_GT(result.stats.peak_rss_bytes, 0);
+}
+
+TEST_F(GenerationFixture, RespectsTheContext) {
+  GenerationOptions o;
+  o.sampling.greedy = true;
+  o.max_context = 12;
+  o.max_new_tokens = 100;
+  const auto result = generate(*model, prompt, o);
+  EXPECT_EQ(result.tokens.size(), 2u);
+  EXPECT_EQ(result.stop_reason, "context");
+  o.max_context = 10;
+  EXPECT_THROW(generate(*model, prompt, o), InvalidArgument);
+  EXPECT_THROW(generate(*model, {}, o), InvalidArgument);
+  o.max_context = 0;
+  EXPECT_THROW(generate(*model, {config.vocab_size}, o), InvalidArgument);
+}
+
+}  // namespace
+}  // namespace chronos
