@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "chronos/core/error.h"
+#include "chronos/model/linear.h"
 
 namespace chronos {
 
@@ -80,7 +81,7 @@ ForwardOutput ChronosForCausalLMImpl::forward(const at::Tensor& input_ids, const
   const at::Tensor kept = options.logits_to_keep > 0 && options.logits_to_keep < S
                               ? out.hidden_states.narrow(1, S - options.logits_to_keep, options.logits_to_keep)
                               : out.hidden_states;
-  out.logits = at::linear(kept, lm_head_weight());
+  out.logits = project(kept, lm_head_weight());
   out.aux_loss = aux_total;
   if (options.labels.defined()) {
     if (kept.size(1) != S) throw InvalidArgument("forward: labels need logits for every position (logits_to_keep = 0)");

@@ -5,18 +5,18 @@
 #include <torch/nn/modules/linear.h>
 
 #include "chronos/model/config.h"
+#include "chronos/model/linear.h"
 
 namespace chronos {
 
 LookaheadRouterImpl::LookaheadRouterImpl(const ModelConfig& c) : steps_(c.lookahead_steps + 1), experts_(c.num_experts) {
   const int64_t H = c.hidden_size, inner = c.hidden_size / 4;
-  proj = register_module("proj", torch::nn::Sequential(
-                                     torch::nn::Linear(torch::nn::LinearOptions(H, inner).bias(false)), torch::nn::SiLU(),
-                                     torch::nn::Linear(torch::nn::LinearOptions(inner, steps_ * experts_).bias(false))));
+  proj = register_module("proj", torch::nn::Sequential(make_linear(H, inner), torch::nn::SiLU(), make_linear(inner, steps_ * experts_)));
 }
 
 at::Tensor LookaheadRouterImpl::forward(const at::Tensor& x) {
-  at::Tensor logits = proj->forward(x);
+  const auto weights = proj->parameters();  // proj.0 and proj.2
+  const at::Tensor logits = project(at::silu(project(x, weights[0])), weights[1]);
   return at::softmax(logits.view({x.size(0), x.size(1), steps_, experts_}).to(at::kFloat), -1);
 }
 

@@ -4,6 +4,7 @@
 
 #include "chronos/core/error.h"
 #include "chronos/model/config.h"
+#include "chronos/model/linear.h"
 
 namespace chronos {
 
@@ -11,7 +12,7 @@ MoEImpl::MoEImpl(const ModelConfig& c)
     : num_experts_(c.num_experts), top_k_(c.num_experts_per_tok), num_shared_(c.num_shared_experts),
       norm_topk_(c.norm_topk_prob), fallback_mask_prob_(c.fallback_mask_prob) {
   const int64_t H = c.hidden_size, I = c.resolved_moe_intermediate_size();
-  gate = register_module("gate", torch::nn::Linear(torch::nn::LinearOptions(H, num_experts_).bias(false)));
+  gate = register_module("gate", make_linear(H, num_experts_));
   experts = register_module("experts", torch::nn::ModuleList());
   for (int64_t e = 0; e < num_experts_; ++e) experts->push_back(FeedForward(H, I));
   shared_experts = register_module("shared_experts", torch::nn::ModuleList());
@@ -33,7 +34,7 @@ MoEOutput MoEImpl::forward(const at::Tensor& x, const MoECall& call) {
   const at::Tensor flat_x = x.reshape({N, H});
 
   // Routing: softmax over all experts first, then top-k, then renormalise.
-  const at::Tensor probs = at::softmax(at::linear(flat_x, gate->weight).to(at::kFloat), -1);  // [N,E]
+  const at::Tensor probs = at::softmax(project(flat_x, gate->weight).to(at::kFloat), -1);  // [N,E]
   auto [top_w, top_i] = probs.topk(k, -1);
   if (norm_topk_) top_w = top_w / (top_w.sum(-1, /*keepdim=*/true) + 1e-20);
   at::Tensor flat_w = top_w.to(x.scalar_type()).reshape({N * k});

@@ -2,22 +2,17 @@
 
 #include "chronos/model/attention.h"
 #include "chronos/model/config.h"
+#include "chronos/model/linear.h"
 
 namespace chronos {
-namespace {
-
-torch::nn::Linear linear(int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); }
-
-}  // namespace
-
 WindowAttentionImpl::WindowAttentionImpl(const ModelConfig& c, int64_t window)
     : heads_(c.num_attention_heads), kv_heads_(c.resolved_kv_heads()), head_dim_(c.resolved_head_dim()),
       window_(window), dropout_(c.dropout) {
   const int64_t H = c.hidden_size;
-  q_proj = register_module("q_proj", linear(H, heads_ * head_dim_));
-  k_proj = register_module("k_proj", linear(H, kv_heads_ * head_dim_));
-  v_proj = register_module("v_proj", linear(H, kv_heads_ * head_dim_));
-  o_proj = register_module("o_proj", linear(heads_ * head_dim_, H));
+  q_proj = register_module("q_proj", make_linear(H, heads_ * head_dim_));
+  k_proj = register_module("k_proj", make_linear(H, kv_heads_ * head_dim_));
+  v_proj = register_module("v_proj", make_linear(H, kv_heads_ * head_dim_));
+  o_proj = register_module("o_proj", make_linear(heads_ * head_dim_, H));
   q_norm = register_module("q_norm", RMSNorm(head_dim_, c.rms_norm_eps));
   k_norm = register_module("k_norm", RMSNorm(head_dim_, c.rms_norm_eps));
 }
@@ -25,9 +20,9 @@ WindowAttentionImpl::WindowAttentionImpl(const ModelConfig& c, int64_t window)
 at::Tensor WindowAttentionImpl::forward(const at::Tensor& x, AttentionContext& ctx) {
   const int64_t B = x.size(0), S = x.size(1), P = ctx.position;
   auto [cos, sin] = ctx.rope_full->rows(P, S, x.device());
-  at::Tensor q = apply_rope(q_norm(q_proj(x).view({B, S, heads_, head_dim_})), cos, sin);
-  at::Tensor k = apply_rope(k_norm(k_proj(x).view({B, S, kv_heads_, head_dim_})), cos, sin);
-  at::Tensor v = v_proj(x).view({B, S, kv_heads_, head_dim_});
+  at::Tensor q = apply_rope(q_norm(project(x, q_proj->weight).view({B, S, heads_, head_dim_})), cos, sin);
+  at::Tensor k = apply_rope(k_norm(project(x, k_proj->weight).view({B, S, kv_heads_, head_dim_})), cos, sin);
+  at::Tensor v = project(x, v_proj->weight).view({B, S, kv_heads_, head_dim_});
   if (ctx.cache && ctx.cache->length() > 0) {
     k = at::cat({ctx.cache->first, k}, 1);
     v = at::cat({ctx.cache->second, v}, 1);
@@ -39,7 +34,7 @@ at::Tensor WindowAttentionImpl::forward(const at::Tensor& x, AttentionContext& c
     const int64_t kept = window_ > 0 ? std::min(T, window_) : T;
     *ctx.cache = LayerCache{k.narrow(1, T - kept, kept), v.narrow(1, T - kept, kept)};
   }
-  at::Tensor out = o_proj(attend(q, k, v, masking, head_dim_, dropout_, is_training()));
+  at::Tensor out = project(attend(q, k, v, masking, head_dim_, dropout_, is_training()), o_proj->weight);
   return is_training() && dropout_ > 0 ? at::dropout(out, dropout_, true) : out;
 }
 

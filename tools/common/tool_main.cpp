@@ -2,6 +2,9 @@
 
 #include <c10/util/Exception.h>
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <exception>
 #include <iostream>
 #include <string>
@@ -18,6 +21,12 @@ std::string first_line(const std::string& text) {
 }
 
 }  // namespace
+
+void prefer_passive_openmp(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  ::execv("/proc/self/exe", argv);  // returns only on failure: then run on as we are
+}
 
 int run_tool(const char* tool, const std::function<int()>& body) {
   try {

@@ -9,6 +9,13 @@
 
 namespace chronos::tools {
 
+// Makes idle OpenMP threads sleep instead of spin, by re-executing the program once with
+// OMP_WAIT_POLICY=PASSIVE unless the variable is already set. LibTorch's OpenMP workers otherwise spin
+// on the cores that OpenBLAS's own threads need: on 2 cores this halved prefill throughput and made
+// decoding 2.5x slower (measured with chronos-bench forward/decode). libgomp reads the variable when it
+// loads, so it cannot be set from inside the process. Call first thing in main.
+void prefer_passive_openmp(char** argv);
+
 // Runs body(); chronos::Error and other exceptions print "<tool>: error: <what>" and return 1.
 int run_tool(const char* tool, const std::function<int()>& body);
 

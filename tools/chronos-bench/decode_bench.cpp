@@ -1,0 +1,138 @@
+// chronos-bench decode: batch-1 decode with the KV cache, tokens/s against the memory-bandwidth
+// bound (weight bytes read per token / memory bandwidth measured in the same run).
+#include <ATen/ATen.h>
+#include <torch/utils.h>
+
+#include <iomanip>
+#include <iostream>
+#include <memory>
+
+#include "chronos-bench/bench_common.h"
+#include "chronos-bench/modes.h"
+#include "chronos/core/backend.h"
+#include "chronos/core/error.h"
+#include "chronos/core/timing.h"
+#include "chronos/model/flops.h"
+#include "chronos/model/pretrained.h"
+#include "chronos/runtime/generation.h"
+
+namespace chronos::bench {
+namespace {
+
+struct DecodeFlags {
+  std::string config;
+  std::string model;
+  int64_t prompt_tokens = 128;
+  int64_t new_tokens = 256;
+  uint64_t seed = 0;
+  CommonFlags common;
+};
+
+// Read bandwidth of a reduction over a buffer far larger than the caches (best of several passes).
+double measure_read_bandwidth(const tools::Runtime& rt, int repeat) {
+  at::NoGradGuard no_grad;
+  const int64_t floats = (512ll << 20) / 4;
+  const at::Tensor buffer = at::ones({floats}, at::TensorOptions().dtype(at::kFloat).device(rt.device));
+  buffer.sum();
+  std::vector<double> seconds;
+  for (int i = 0; i < std::max(repeat, 7); ++i) {
+    Stopwatch watch;
+    const at::Tensor s = buffer.sum();
+    synchronize(rt.device);
+    seconds.push_back(watch.seconds());
+  }
+  // The fastest pass is the machine's achievable rate; slower ones saw interference.
+  return static_cast<double>(floats) * 4 / *std::min_element(seconds.begin(), seconds.end());
+}
+
+int run_decode(const DecodeFlags& flags) {
+  const tools::Runtime rt = tools::apply_runtime_flags(flags.common.runtime);
+  if (flags.config.empty() == flags.model.empty()) throw InvalidArgument("decode: give exactly one of --config or --model");
+  torch::manual_seed(flags.seed);
+  ChronosForCausalLM model{nullptr};
+  if (!flags.model.empty()) {
+    model = load_pretrained(flags.model, LoadOptions{rt.device, rt.dtype});
+  } else {
+    model = ChronosForCausalLM(ModelConfig::load(flags.config));
+    model->to(rt.device, rt.dtype);
+    model->eval();
+  }
+  const ModelConfig& config = model->config();
+  const std::string source = flags.model.empty() ? flags.config : flags.model;
+  std::vector<int64_t> prompt(flags.prompt_tokens);
+  const at::Tensor random_ids = at::randint(3, config.vocab_size, {flags.prompt_tokens}, at::kLong);
+  for (int64_t i = 0; i < flags.prompt_tokens; ++i) prompt[i] = random_ids[i].item<int64_t>();
+
+  GenerationOptions options;
+  options.sampling.greedy = true;
+  options.max_new_tokens = flags.new_tokens;
+  options.max_context = flags.prompt_tokens + flags.new_tokens + 1;
+
+  const double bandwidth = measure_read_bandwidth(rt, flags.common.repeat);
+  for (int i = 0; i < flags.common.warmup; ++i) {
+    GenerationOptions short_run = options;
+    short_run.max_new_tokens = std::min<int64_t>(16, flags.new_tokens);
+    generate(*model, prompt, short_run);
+  }
+  std::vector<double> decode_rates, prefill_rates, ttft;
+  for (int i = 0; i < flags.common.repeat; ++i) {
+    const GenerationResult r = generate(*model, prompt, options);
+    decode_rates.push_back(r.stats.decode_tokens_per_s());
+    prefill_rates.push_back(r.stats.prefill_tokens_per_s());
+    ttft.push_back(r.stats.time_to_first_token);
+  }
+  const double tokens_per_s = median(decode_rates);
+  const double bytes = decode_weight_bytes(config, static_cast<double>(c10::elementSize(rt.dtype)));
+  const double bound = bandwidth / bytes;
+  const double ratio = tokens_per_s / bound;
+
+  nlohmann::json result = {{"mode", "decode"},
+                           {"model", source},
+                           {"device", rt.device.str()},
+                           {"dtype", flags.common.runtime.dtype},
+                           {"threads", rt.threads},
+                           {"blas", probe_backend().blas},
+                           {"prompt_tokens", flags.prompt_tokens},
+                           {"new_tokens", flags.new_tokens},
+                           {"tokens_per_s", tokens_per_s},
+                           {"ms_per_token", 1e3 / tokens_per_s},
+                           {"prefill_tokens_per_s", median(prefill_rates)},
+                           {"time_to_first_token_ms", median(ttft) * 1e3},
+                           {"weight_mb_per_token", bytes / 1e6},
+                           {"memory_gb_per_s", bandwidth / 1e9},
+                           {"bound_tokens_per_s", bound},
+                           {"bound_ratio", ratio},
+                           {"repeat", flags.common.repeat}};
+  if (flags.common.json) {
+    std::cout << result.dump() << std::endl;
+    return 0;
+  }
+  std::cout << std::fixed << std::setprecision(3) << "decode  " << source << "  prompt " << flags.prompt_tokens << " + "
+            << flags.new_tokens << " new tokens, batch 1 (" << rt.device.str() << ", " << flags.common.runtime.dtype << ", "
+            << rt.threads << " threads)\n"
+            << "  tokens_per_s        " << tokens_per_s << "  (" << 1e3 / tokens_per_s << " ms/token, median of "
+            << flags.common.repeat << ")\n"
+            << "  prefill tokens/s    " << median(prefill_rates) << ", time to first token " << median(ttft) * 1e3 << " ms\n"
+            << "  weights per token   " << bytes / 1e6 << " MB, memory bandwidth " << bandwidth / 1e9 << " GB/s\n"
+            << "  bound               " << bound << " tokens/s\n"
+            << "  bound_ratio         " << ratio << "\n";
+  return 0;
+}
+
+}  // namespace
+
+tools::Subcommand add_decode_mode(CLI::App& app) {
+  auto flags = std::make_shared<DecodeFlags>();
+  CLI::App* cmd = app.add_subcommand("decode", "Batch-1 decode with the KV cache: tokens/s against the memory-bandwidth bound");
+  auto* config = cmd->add_option("--config", flags->config, "Model config JSON (random weights)");
+  cmd->add_option("--model", flags->model, "Model directory (its weights)")->excludes(config);
+  cmd->add_option("--prompt-tokens", flags->prompt_tokens, "Prompt length")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--new-tokens", flags->new_tokens, "Tokens to generate")->capture_default_str()->check(CLI::Range(2, 1 << 20));
+  cmd->add_option("--seed", flags->seed, "Seed for weights and prompt")->capture_default_str();
+  add_common_flags(*cmd, flags->common);
+  cmd->get_option("--repeat")->default_val(3);
+  cmd->get_option("--warmup")->default_val(1);
+  return {cmd, [flags] { return run_decode(*flags); }};
+}
+
+}  // namespace chronos::bench
