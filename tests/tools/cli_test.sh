@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end checks of the executables: good input works; bad input gives exactly one line on
-# stderr naming the culprit and a non-zero exit. Usage: cli_test.sh TRAIN BENCH SOURCE_DIR
+# stderr naming the culprit and a non-zero exit. Usage: cli_test.sh TOOLS_DIR SOURCE_DIR
 set -u
-train=$1 bench=$2 src=$3
+bin=$1 src=$2
+train=$bin/chronos-train bench=$bin/chronos-bench generate=$bin/chronos-generate
+minimind="$src/../shared/data/minimind/tokenizer.json"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 failures=0 passed=0
@@ -51,6 +53,29 @@ expect_error bench_bad_dtype "dtype" "$bench" forward --config "$src/configs/tin
 expect_ok bench_json "$bench" forward --config "$src/configs/tiny.json" --seq-len 16 --batch 1 --repeat 1 --warmup 0 --matmul-size 64 --json --log-level warn
 grep -q '"mfu"' "$work/out" && grep -q '"tokens_per_s"' "$work/out" || { echo "FAIL bench_json keys"; cat "$work/out"; failures=$((failures + 1)); }
 [ -d "$work/x" ] && { echo "FAIL a failed run left output behind"; failures=$((failures + 1)); }
+
+# chronos-generate, on a tiny random model with the MiniMind tokenizer when ../shared is present.
+if [ -f "$minimind" ]; then
+  expect_ok init_with_tokenizer "$train" init --config "$src/configs/tiny.json" --out "$work/gen" --tokenizer "$minimind" --log-level warn
+  args=(--model "$work/gen" --prompt "The cache 里的 experts" --greedy --max-new-tokens 40 --log-level warn)
+  expect_ok generate_cached "$generate" "${args[@]}" --json
+  cp "$work/out" "$work/cached.json"
+  expect_ok generate_recomputed "$generate" "${args[@]}" --json --no-kv-cache
+  python3 - "$work/cached.json" "$work/out" <<'PY' || { echo "FAIL --no-kv-cache output differs from the cached path"; failures=$((failures + 1)); }
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+sys.exit(0 if a["tokens"] == b["tokens"] and len(a["tokens"]) > 0 else 1)
+PY
+  expect_ok generate_stats "$generate" --model "$work/gen" --prompt "hi" --max-new-tokens 3 --stats --seed 1 --log-level warn
+  grep -q "decode" "$work/err" || { echo "FAIL --stats printed no figures"; failures=$((failures + 1)); }
+  head -c 3000 /dev/zero | tr '\0' 'a' | sed 's/a/a b /g' >"$work/long.txt"
+  expect_error generate_prompt_too_long "takes at most" "$generate" --model "$work/gen" --prompt-file "$work/long.txt"
+  expect_error generate_no_tokenizer "no tokenizer.json" "$generate" --model "$work/tiny" --prompt hi
+  expect_error generate_unknown_flag "--temp" "$generate" --model "$work/gen" --prompt hi --temp 3
+  expect_error generate_bad_top_p "top_p" "$generate" --model "$work/gen" --prompt hi --top-p 2
+  printf '{"hidden_size": 64,,}' >"$work/gen/config.json"
+  expect_error generate_bad_config "$work/gen/config.json:1:" "$generate" --model "$work/gen" --prompt hi
+fi
 
 echo "$passed passed, $failures failed"
 [ $failures -eq 0 ]

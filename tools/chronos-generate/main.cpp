@@ -1,0 +1,218 @@
+// chronos-generate: text in, text out. Streams tokens as they are produced (UTF-8 safe), with the
+// chat template, sampling controls, stop strings, statistics, a REPL on a terminal, and --json.
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "chronos/core/error.h"
+#include "chronos/core/log.h"
+#include "chronos/model/pretrained.h"
+#include "chronos/runtime/generation.h"
+#include "chronos/tokenizer/chat_template.h"
+#include "chronos/tokenizer/stream_decoder.h"
+#include "chronos/tokenizer/tokenizer.h"
+#include "common/runtime_flags.h"
+#include "common/tool_main.h"
+
+namespace fs = std::filesystem;
+using namespace chronos;
+
+namespace {
+
+struct Flags {
+  std::string model;
+  std::string tokenizer;
+  std::string prompt;
+  std::string prompt_file;
+  std::string system;
+  bool chat = false;
+  bool no_kv_cache = false;
+  bool stats = false;
+  bool json = false;
+  int64_t max_new_tokens = 256;
+  std::vector<std::string> stops;
+  SamplingOptions sampling;
+  tools::RuntimeFlags runtime;
+};
+
+// Prints generated text as it streams, holding back only what could still become a stop string.
+class StopStringPrinter {
+ public:
+  StopStringPrinter(std::vector<std::string> stops, bool echo) : stops_(std::move(stops)), echo_(echo) {}
+
+  // Adds decoded text; returns false once a stop string is complete (the text before it is kept).
+  bool add(const std::string& piece) {
+    pending_ += piece;
+    for (const auto& stop : stops_) {
+      if (auto at = pending_.find(stop); at != std::string::npos) {
+        emit(pending_.substr(0, at));
+        pending_.clear();
+        return false;
+      }
+    }
+    size_t hold = 0;  // longest suffix of pending_ that starts some stop string
+    for (const auto& stop : stops_)
+      for (size_t n = std::min(stop.size() - 1, pending_.size()); n > hold; --n)
+        if (pending_.compare(pending_.size() - n, n, stop, 0, n) == 0) {
+          hold = n;
+          break;
+        }
+    emit(pending_.substr(0, pending_.size() - hold));
+    pending_.erase(0, pending_.size() - hold);
+    return true;
+  }
+  void finish(const std::string& tail) {
+    pending_ += tail;
+    emit(pending_);
+    pending_.clear();
+  }
+  const std::string& text() const { return text_; }
+
+ private:
+  void emit(const std::string& s) {
+    if (s.empty()) return;
+    text_ += s;
+    if (echo_) std::cout << s << std::flush;
+  }
+  std::vector<std::string> stops_;
+  bool echo_;
+  std::string pending_, text_;
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError(cat(path, ": cannot open the prompt file"));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+nlohmann::json stats_json(const GenerationStats& s) {
+  return {{"prompt_tokens", s.prompt_tokens},
+          {"generated_tokens", s.generated_tokens},
+          {"prefill_tokens_per_s", s.prefill_tokens_per_s()},
+          {"decode_tokens_per_s", s.decode_tokens_per_s()},
+          {"time_to_first_token_ms", s.time_to_first_token * 1e3},
+          {"peak_memory_mb", static_cast<double>(s.peak_rss_bytes) / (1 << 20)}};
+}
+
+struct Session {
+  const Flags& flags;
+  ChronosForCausalLMImpl& model;
+  const Tokenizer& tokenizer;
+  std::vector<ChatMessage> history;
+
+  // Runs one generation for `user_text`; prints as it goes unless --json.
+  int answer(const std::string& user_text) {
+    std::string prompt_text = user_text;
+    if (flags.chat) {
+      if (history.empty() && !flags.system.empty()) history.push_back({"system", flags.system, std::nullopt, {}});
+      history.push_back({"user", user_text, std::nullopt, {}});
+      ChatTemplateOptions options;
+      options.add_generation_prompt = true;
+      prompt_text = render_chat(history, {}, options);
+    }
+    const std::vector<TokenId> ids32 = tokenizer.encode(prompt_text);
+    const std::vector<int64_t> prompt(ids32.begin(), ids32.end());
+    if (prompt.empty()) throw InvalidArgument("the prompt encodes to no tokens");
+
+    GenerationOptions options;
+    options.max_new_tokens = flags.max_new_tokens;
+    options.stop_ids = {model.config().eos_token_id};
+    options.use_kv_cache = !flags.no_kv_cache;
+    options.sampling = flags.sampling;
+
+    StreamDecoder decoder(tokenizer, /*skip_special=*/true);
+    StopStringPrinter printer(flags.stops, /*echo=*/!flags.json);
+    bool stopped_by_string = false;
+    const GenerationResult result = generate(model, prompt, options, [&](int64_t token) {
+      if (std::find(options.stop_ids.begin(), options.stop_ids.end(), token) != options.stop_ids.end()) return true;
+      if (!printer.add(decoder.push(static_cast<TokenId>(token)))) {
+        stopped_by_string = true;
+        return false;
+      }
+      return true;
+    });
+    if (!stopped_by_string) printer.finish(decoder.flush());
+    const std::string stop_reason = stopped_by_string ? "stop_string" : result.stop_reason;
+    if (flags.chat) history.push_back({"assistant", printer.text(), std::nullopt, {}});
+
+    if (flags.json) {
+      nlohmann::json out = {{"prompt", user_text},       {"text", printer.text()},
+                            {"tokens", result.tokens},    {"stop_reason", stop_reason},
+                            {"stats", stats_json(result.stats)}};
+      std::cout << out.dump() << std::endl;
+      return 0;
+    }
+    std::cout << std::endl;
+    if (flags.stats) {
+      const GenerationStats& s = result.stats;
+      std::cerr << std::fixed << std::setprecision(1) << "[stats] prompt " << s.prompt_tokens << " tokens, generated "
+                << s.generated_tokens << " (" << stop_reason << "); prefill " << s.prefill_tokens_per_s()
+                << " tokens/s, decode " << s.decode_tokens_per_s() << " tokens/s, first token "
+                << s.time_to_first_token * 1e3 << " ms, peak memory " << static_cast<double>(s.peak_rss_bytes) / (1 << 20)
+                << " MiB" << std::endl;
+    }
+    return 0;
+  }
+};
+
+int run(const Flags& flags) {
+  const tools::Runtime rt = tools::apply_runtime_flags(flags.runtime);
+  if (!flags.prompt.empty() && !flags.prompt_file.empty()) throw InvalidArgument("give --prompt or --prompt-file, not both");
+  const std::string tokenizer_path = flags.tokenizer.empty() ? (fs::path(flags.model) / "tokenizer.json").string() : flags.tokenizer;
+  if (!fs::is_regular_file(tokenizer_path))
+    throw IoError(cat(flags.model, ": the model directory has no tokenizer.json (give --tokenizer FILE)"));
+  const Tokenizer tokenizer = Tokenizer::from_file(tokenizer_path);
+  ChronosForCausalLM model = load_pretrained(flags.model, LoadOptions{rt.device, rt.dtype});
+  if (tokenizer.vocab_size() > model->config().vocab_size)
+    throw FormatError(cat(tokenizer_path, ": ", tokenizer.vocab_size(), " tokens, more than the model's vocab_size ",
+                          model->config().vocab_size));
+  Session session{flags, *model, tokenizer, {}};
+
+  if (!flags.prompt.empty()) return session.answer(flags.prompt);
+  if (!flags.prompt_file.empty()) return session.answer(read_file(flags.prompt_file));
+  if (!isatty(STDIN_FILENO)) throw InvalidArgument("no prompt: give --prompt TEXT or --prompt-file FILE (or run on a terminal for a REPL)");
+  std::cerr << "chronos-generate: " << flags.model << (flags.chat ? " (chat)" : "") << "; an empty line or Ctrl-D ends" << std::endl;
+  std::string line;
+  while (std::cout << "> " << std::flush, std::getline(std::cin, line) && !line.empty()) session.answer(line);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  tools::prefer_passive_openmp(argv);
+  return tools::run_tool("chronos-generate", [&] {
+    Flags flags;
+    CLI::App app{"chronos-generate: generate text with a Chronos model directory"};
+    app.add_option("--model", flags.model, "Model directory (config.json, model.safetensors, tokenizer.json)")->required();
+    app.add_option("--tokenizer", flags.tokenizer, "tokenizer.json to use instead of the model directory's");
+    app.add_option("--prompt", flags.prompt, "Prompt text");
+    app.add_option("--prompt-file", flags.prompt_file, "File holding the prompt");
+    app.add_flag("--chat", flags.chat, "Wrap the prompt in the chat template (user turn + generation prompt)");
+    app.add_option("--system", flags.system, "System message for --chat");
+    app.add_option("--max-new-tokens", flags.max_new_tokens, "Most tokens to generate")->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_flag("--greedy", flags.sampling.greedy, "Greedy decoding (argmax)");
+    app.add_option("--temperature", flags.sampling.temperature, "Sampling temperature")->capture_default_str();
+    app.add_option("--top-k", flags.sampling.top_k, "Keep the k most likely tokens (0 = off)")->capture_default_str();
+    app.add_option("--top-p", flags.sampling.top_p, "Nucleus sampling mass (1 = off)")->capture_default_str();
+    app.add_option("--min-p", flags.sampling.min_p, "Drop tokens below min-p x the top probability (0 = off)")->capture_default_str();
+    app.add_option("--repetition-penalty", flags.sampling.repetition_penalty, "Penalty for tokens already in the context (1 = off)")
+        ->capture_default_str();
+    app.add_option("--seed", flags.sampling.seed, "Seed for sampling")->capture_default_str();
+    app.add_option("--stop", flags.stops, "Stop when this string is generated (repeatable)");
+    app.add_flag("--no-kv-cache", flags.no_kv_cache, "Recompute the whole sequence at every step (verification)");
+    app.add_flag("--stats", flags.stats, "Print prefill/decode tokens/s, time to first token and peak memory");
+    app.add_flag("--json", flags.json, "Print the result and statistics as one JSON object");
+    tools::add_runtime_flags(app, flags.runtime);
+    if (auto code = tools::parse_command_line(app, argc, argv, "chronos-generate")) return *code;
+    for (const auto& s : flags.stops)
+      if (s.empty()) throw InvalidArgument("--stop: empty stop string");
+    return run(flags);
+  });
+}
