@@ -1,0 +1,147 @@
+// Training examples from JSONL records, per stage (spec training.md §3): pretrain text packed into
+// fixed-length sequences, SFT/distill conversations with assistant-only labels, DPO/ORPO chosen and
+// rejected conversations, GRPO prompts; and batches with padding masks that also keep padding out of
+// every router regulariser. Records stream from disk in a seeded order (JsonlFile), so files larger
+// than RAM work and a run can resume at any record.
+#pragma once
+
+#include <ATen/Tensor.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "chronos/core/error.h"
+#include "chronos/tokenizer/tokenizer.h"
+#include "chronos/train/jsonl.h"
+
+namespace chronos {
+
+enum class DataFormat { pretrain, sft, preference, prompt };
+
+// One training sequence before padding: ids and (unshifted) labels, -100 where nothing is learnt.
+struct Example {
+  std::vector<int64_t> ids;
+  std::vector<int64_t> labels;
+  bool has_targets() const;  // at least one label != -100 (after the model's shift)
+};
+
+struct PreferenceExample {
+  Example chosen, rejected;
+};
+
+// A padded batch (right padding with `pad_id`).
+struct Batch {
+  at::Tensor input_ids;       // [B,S] long
+  at::Tensor labels;          // [B,S] long, -100 on padding and unsupervised tokens
+  at::Tensor attention_mask;  // [B,S] long, 1 = real token
+  int64_t tokens() const;     // real tokens in the batch
+};
+
+Batch make_batch(const std::vector<Example>& examples, int64_t pad_id);
+
+struct EncoderOptions {
+  int64_t max_seq_len = 512;
+  TokenId bos_id = 1;  // <|im_start|>
+  TokenId eos_id = 2;  // <|im_end|>
+};
+
+// Encodes records of one format with a tokenizer. Every method throws FormatError "FILE:LINE: ..."
+// (via the `where` argument) for a record that does not have the format's fields.
+class ExampleEncoder {
+ public:
+  ExampleEncoder(const Tokenizer& tokenizer, EncoderOptions options);
+
+  // Pretrain: [bos] + ids + [eos] of the record's text (not truncated: packing cuts sequences).
+  std::vector<int64_t> pretrain_tokens(const nlohmann::json& record, const std::string& where) const;
+  // SFT / distill: the rendered conversation, truncated; labels cover each assistant answer from
+  // after "<|im_start|>assistant\n" through the closing "<|im_end|>\n".
+  Example conversation(const nlohmann::json& messages, const std::string& where) const;
+  Example sft(const nlohmann::json& record, const std::string& where) const;
+  PreferenceExample preference(const nlohmann::json& record, const std::string& where) const;
+  // GRPO: the first user message with the generation prompt; returns the ids and the user text.
+  std::pair<std::vector<int64_t>, std::string> prompt(const nlohmann::json& record, const std::string& where) const;
+
+  const EncoderOptions& options() const { return options_; }
+
+ private:
+  std::vector<int64_t> encode(const std::string& text) const;
+  const Tokenizer& tokenizer_;
+  EncoderOptions options_;
+  std::vector<int64_t> assistant_marker_;  // ids of "<|im_start|>assistant\n"
+  std::vector<int64_t> turn_end_;          // ids of "<|im_end|>\n"
+};
+
+// Where a stream stands: which epoch and how many records of that epoch's order were consumed.
+struct DataCursor {
+  int64_t epoch = 0;
+  int64_t position = 0;
+  int64_t bad_records = 0;  // records skipped with --skip-bad-lines
+};
+
+// Records of a JSONL file in a per-epoch seeded order, with bad-record handling.
+class RecordStream {
+ public:
+  RecordStream(const std::string& path, uint64_t seed, bool shuffle, bool skip_bad_lines);
+
+  // The next record as (json, "FILE:LINE"); cycles into the next epoch at the end. A line that is
+  // not valid JSON (or that `accept` rejects by throwing FormatError) throws, or is counted and skipped
+  // with skip_bad_lines. Throws FormatError when a whole epoch yields no usable record.
+  template <typename Fn>
+  auto next(Fn&& accept) -> decltype(accept(nlohmann::json(), std::string()));
+
+  const DataCursor& cursor() const { return cursor_; }
+  void seek(const DataCursor& cursor);
+  size_t records() const { return file_.size(); }
+  const std::string& path() const { return file_.path(); }
+
+ private:
+  void start_epoch();
+  JsonlFile file_;
+  uint64_t seed_;
+  bool shuffle_, skip_bad_;
+  std::vector<size_t> order_;
+  DataCursor cursor_;
+  int64_t failures_in_a_row_ = 0;
+};
+
+// Pretrain sequences: documents packed back to back and cut into max_seq_len tokens.
+class PackedTextStream {
+ public:
+  PackedTextStream(RecordStream& records, const ExampleEncoder& encoder);
+  Example next();
+  // Tokens carried over from a cut document (kept in checkpoints so a resume continues exactly).
+  const std::vector<int64_t>& carry() const { return carry_; }
+  void set_carry(std::vector<int64_t> carry) { carry_ = std::move(carry); }
+
+ private:
+  RecordStream& records_;
+  const ExampleEncoder& encoder_;
+  std::vector<int64_t> carry_;
+};
+
+// ---- implementation of the template ----
+template <typename Fn>
+auto RecordStream::next(Fn&& accept) -> decltype(accept(nlohmann::json(), std::string())) {
+  while (true) {
+    if (cursor_.position >= static_cast<int64_t>(order_.size())) {
+      ++cursor_.epoch;
+      cursor_.position = 0;
+      start_epoch();
+    }
+    const size_t record = order_[static_cast<size_t>(cursor_.position++)];
+    try {
+      auto result = accept(file_.parse(record), file_.where(record));
+      failures_in_a_row_ = 0;
+      return result;
+    } catch (const FormatError&) {
+      if (!skip_bad_) throw;
+      ++cursor_.bad_records;
+      if (++failures_in_a_row_ >= static_cast<int64_t>(file_.size()))
+        throw FormatError(cat(file_.path(), ": no usable record (", file_.size(), " lines, every one skipped)"));
+    }
+  }
+}
+
+}  // namespace chronos

@@ -1,0 +1,187 @@
+#include "chronos/train/data.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+
+#include "chronos/core/error.h"
+#include "chronos/tokenizer/chat_template.h"
+#include "chronos/tokenizer/training_corpus.h"
+
+namespace chronos {
+namespace {
+
+constexpr int64_t kIgnore = -100;
+
+// Index of `needle` in `hay` at or after `from`, or npos.
+size_t find_ids(const std::vector<int64_t>& hay, const std::vector<int64_t>& needle, size_t from) {
+  if (needle.empty() || hay.size() < needle.size()) return std::string::npos;
+  for (size_t i = from; i + needle.size() <= hay.size(); ++i)
+    if (std::equal(needle.begin(), needle.end(), hay.begin() + static_cast<std::ptrdiff_t>(i))) return i;
+  return std::string::npos;
+}
+
+}  // namespace
+
+bool Example::has_targets() const {
+  return std::any_of(labels.begin() + std::min<size_t>(1, labels.size()), labels.end(), [](int64_t l) { return l != kIgnore; });
+}
+
+int64_t Batch::tokens() const { return attention_mask.sum().item<int64_t>(); }
+
+Batch make_batch(const std::vector<Example>& examples, int64_t pad_id) {
+  if (examples.empty()) throw InvalidArgument("make_batch: no examples");
+  size_t longest = 0;
+  for (const auto& e : examples) longest = std::max(longest, e.ids.size());
+  const int64_t B = static_cast<int64_t>(examples.size()), S = static_cast<int64_t>(longest);
+  Batch batch;
+  batch.input_ids = at::full({B, S}, pad_id, at::kLong);
+  batch.labels = at::full({B, S}, kIgnore, at::kLong);
+  batch.attention_mask = at::zeros({B, S}, at::kLong);
+  auto ids = batch.input_ids.accessor<int64_t, 2>();
+  auto labels = batch.labels.accessor<int64_t, 2>();
+  auto mask = batch.attention_mask.accessor<int64_t, 2>();
+  for (int64_t b = 0; b < B; ++b) {
+    const Example& e = examples[static_cast<size_t>(b)];
+    for (size_t t = 0; t < e.ids.size(); ++t) {
+      ids[b][static_cast<int64_t>(t)] = e.ids[t];
+      labels[b][static_cast<int64_t>(t)] = e.labels[t];
+      mask[b][static_cast<int64_t>(t)] = 1;
+    }
+  }
+  return batch;
+}
+
+ExampleEncoder::ExampleEncoder(const Tokenizer& tokenizer, EncoderOptions options) : tokenizer_(tokenizer), options_(options) {
+  if (options_.max_seq_len < 2) throw InvalidArgument(cat("max_seq_len must be >= 2 (got ", options_.max_seq_len, ")"));
+  assistant_marker_ = encode("<|im_start|>assistant\n");
+  turn_end_ = encode("<|im_end|>\n");
+}
+
+std::vector<int64_t> ExampleEncoder::encode(const std::string& text) const {
+  const std::vector<TokenId> ids = tokenizer_.encode(text);
+  return std::vector<int64_t>(ids.begin(), ids.end());
+}
+
+std::vector<int64_t> ExampleEncoder::pretrain_tokens(const nlohmann::json& record, const std::string& where) const {
+  if (!record.is_object()) throw FormatError(cat(where, ": expected a JSON object"));
+  const std::optional<std::string> text = record_text(record);
+  if (!text || text->empty()) throw FormatError(cat(where, ": no text field (text, content, story, ...)"));
+  std::vector<int64_t> ids = {options_.bos_id};
+  const std::vector<int64_t> body = encode(*text);
+  ids.insert(ids.end(), body.begin(), body.end());
+  ids.push_back(options_.eos_id);
+  return ids;
+}
+
+Example ExampleEncoder::conversation(const nlohmann::json& messages, const std::string& where) const {
+  ChatConversation chat;
+  try {
+    chat = parse_conversation(nlohmann::ordered_json(messages));
+  } catch (const Error& e) {
+    throw FormatError(cat(where, ": ", e.what()));
+  }
+  if (chat.messages.empty()) throw FormatError(cat(where, ": empty conversation"));
+  Example example;
+  example.ids = encode(render_chat(chat.messages, chat.tools));
+  if (static_cast<int64_t>(example.ids.size()) > options_.max_seq_len) example.ids.resize(static_cast<size_t>(options_.max_seq_len));
+  example.labels.assign(example.ids.size(), kIgnore);
+  // Supervise each assistant answer: from after the marker through the closing "<|im_end|>\n".
+  size_t at = find_ids(example.ids, assistant_marker_, 0);
+  while (at != std::string::npos) {
+    const size_t start = at + assistant_marker_.size();
+    const size_t close = find_ids(example.ids, turn_end_, start);
+    const size_t end = close == std::string::npos ? example.ids.size() : close + turn_end_.size();
+    for (size_t t = start; t < end; ++t) example.labels[t] = example.ids[t];
+    at = find_ids(example.ids, assistant_marker_, end);
+  }
+  return example;
+}
+
+Example ExampleEncoder::sft(const nlohmann::json& record, const std::string& where) const {
+  if (!record.is_object()) throw FormatError(cat(where, ": expected a JSON object"));
+  for (const char* key : {"conversations", "messages"}) {
+    auto it = record.find(key);
+    if (it != record.end()) {
+      if (!it->is_array()) throw FormatError(cat(where, ": '", key, "' must be a list of messages"));
+      return conversation(*it, where);
+    }
+  }
+  throw FormatError(cat(where, ": no 'conversations' list"));
+}
+
+PreferenceExample ExampleEncoder::preference(const nlohmann::json& record, const std::string& where) const {
+  if (!record.is_object()) throw FormatError(cat(where, ": expected a JSON object"));
+  for (const char* key : {"chosen", "rejected"})
+    if (!record.contains(key) || !record[key].is_array()) throw FormatError(cat(where, ": '", key, "' must be a list of messages"));
+  return {conversation(record["chosen"], where + " (chosen)"), conversation(record["rejected"], where + " (rejected)")};
+}
+
+std::pair<std::vector<int64_t>, std::string> ExampleEncoder::prompt(const nlohmann::json& record, const std::string& where) const {
+  if (!record.is_object()) throw FormatError(cat(where, ": expected a JSON object"));
+  const nlohmann::json* messages = nullptr;
+  for (const char* key : {"conversations", "messages"})
+    if (record.contains(key) && record[key].is_array()) messages = &record[key];
+  std::string user;
+  if (messages) {
+    for (const auto& m : *messages)
+      if (m.is_object() && m.value("role", "") == "user" && m.contains("content") && m["content"].is_string()) {
+        user = m["content"].get<std::string>();
+        break;
+      }
+  } else if (record.contains("prompt") && record["prompt"].is_string()) {
+    user = record["prompt"].get<std::string>();
+  }
+  if (user.empty()) throw FormatError(cat(where, ": no user message to use as a prompt"));
+  ChatTemplateOptions options;
+  options.add_generation_prompt = true;
+  std::vector<int64_t> ids = encode(render_chat({{"user", user, std::nullopt, {}}}, {}, options));
+  if (static_cast<int64_t>(ids.size()) > options_.max_seq_len) {
+    // Shorten the user text, never the generation prompt (B4): cut its tokens by the excess.
+    std::vector<int64_t> content = encode(user);
+    const int64_t excess = static_cast<int64_t>(ids.size()) - options_.max_seq_len;
+    if (excess >= static_cast<int64_t>(content.size())) throw FormatError(cat(where, ": max_seq_len too small for the chat template"));
+    content.resize(content.size() - static_cast<size_t>(excess));
+    user = tokenizer_.decode(std::vector<TokenId>(content.begin(), content.end()));
+    ids = encode(render_chat({{"user", user, std::nullopt, {}}}, {}, options));
+  }
+  return {ids, user};
+}
+
+RecordStream::RecordStream(const std::string& path, uint64_t seed, bool shuffle, bool skip_bad_lines)
+    : file_(path), seed_(seed), shuffle_(shuffle), skip_bad_(skip_bad_lines) {
+  if (file_.size() == 0) throw FormatError(cat(path, ": the dataset is empty"));
+  start_epoch();
+}
+
+void RecordStream::start_epoch() {
+  if (shuffle_) {
+    order_ = shuffled_order(file_.size(), seed_ + static_cast<uint64_t>(cursor_.epoch));
+  } else {
+    order_.resize(file_.size());
+    for (size_t i = 0; i < order_.size(); ++i) order_[i] = i;
+  }
+}
+
+void RecordStream::seek(const DataCursor& cursor) {
+  cursor_ = cursor;
+  start_epoch();
+}
+
+PackedTextStream::PackedTextStream(RecordStream& records, const ExampleEncoder& encoder) : records_(records), encoder_(encoder) {}
+
+Example PackedTextStream::next() {
+  const auto length = static_cast<size_t>(encoder_.options().max_seq_len);
+  while (carry_.size() < length) {
+    const std::vector<int64_t> doc =
+        records_.next([&](const nlohmann::json& record, const std::string& where) { return encoder_.pretrain_tokens(record, where); });
+    carry_.insert(carry_.end(), doc.begin(), doc.end());
+  }
+  Example e;
+  e.ids.assign(carry_.begin(), carry_.begin() + static_cast<std::ptrdiff_t>(length));
+  e.labels = e.ids;
+  carry_.erase(carry_.begin(), carry_.begin() + static_cast<std::ptrdiff_t>(length));
+  return e;
+}
+
+}  // namespace chronos
