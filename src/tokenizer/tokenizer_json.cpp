@@ -172,12 +172,14 @@ Tokenizer Tokenizer::from_json(const json& doc, const std::string& source) {
   if (!doc.is_object()) r.fail("expected a JSON object (an HF tokenizer.json)");
   r.only_keys(doc, {"version", "truncation", "padding", "added_tokens", "normalizer", "pre_tokenizer", "post_processor", "decoder", "model"},
               "the file");
+  if (!doc.contains("model")) r.fail("has no \"model\" section");
+  // The model first: a WordPiece or Unigram file is best told as such, not by its other sections.
+  BpeVocabulary spec = r.model(doc["model"]);
   for (const char* key : {"truncation", "padding"})
     if (doc.contains(key) && !doc[key].is_null())
       r.fail(cat(key, " is set; Chronos does not ", key == std::string("padding") ? "pad" : "truncate", " inside the tokenizer (do it on the ids)"));
   if (doc.contains("normalizer") && !doc["normalizer"].is_null())
     r.fail(cat("normalizer '", r.type_of(doc["normalizer"], "normalizer"), "' is not supported (Chronos implements byte-level BPE without a normalizer)"));
-  if (!doc.contains("model")) r.fail("has no \"model\" section");
 
   auto impl = std::make_shared<Impl>();
   impl->source = source;
@@ -195,7 +197,7 @@ Tokenizer Tokenizer::from_json(const json& doc, const std::string& source) {
   if (decoder_type != "ByteLevel") r.fail(cat("decoder '", decoder_type, "' is not supported (Chronos implements only ByteLevel)"));
   r.byte_level_options(decoder, "decoder");
 
-  impl->spec = r.model(doc["model"]);
+  impl->spec = std::move(spec);
   impl->added = r.added_tokens(doc.value("added_tokens", json()));
   std::sort(impl->added.begin(), impl->added.end(), [](const AddedToken& a, const AddedToken& b) { return a.id < b.id; });
   impl->decoder_json = ordered_json::parse(decoder.dump());

@@ -6,5 +6,6 @@
 namespace chronos::train_cli {
 
 tools::Subcommand add_init_mode(CLI::App& app);
+tools::Subcommand add_tokenizer_mode(CLI::App& app);
 
 }  // namespace chronos::train_cli

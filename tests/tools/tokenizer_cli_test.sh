@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# End-to-end checks of the tokenizer front-ends: chronos-train tokenizer, chronos-tokenize and
+# chronos-bench tokenizer. Good input works; bad input gives one stderr line naming the culprit and
+# a non-zero exit. Usage: tokenizer_cli_test.sh TRAIN TOKENIZE BENCH SOURCE_DIR
+set -u
+train=$1 tokenize=$2 bench=$3 src=$4
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0 passed=0
+
+fail() { echo "FAIL $*"; failures=$((failures + 1)); }
+
+# expect_error NAME FRAGMENT CMD...: CMD must fail with one stderr line containing FRAGMENT.
+expect_error() {
+  local name=$1 fragment=$2
+  shift 2
+  "$@" >"$work/out" 2>"$work/err" </dev/null
+  local rc=$? lines
+  lines=$(grep -c . "$work/err")
+  if [ $rc -eq 0 ] || [ "$lines" -ne 1 ] || ! grep -qF -- "$fragment" "$work/err"; then
+    fail "$name: rc=$rc, stderr lines=$lines, wanted '$fragment':"; sed 's/^/  | /' "$work/err"
+  else
+    passed=$((passed + 1))
+  fi
+}
+
+expect_ok() {
+  local name=$1
+  shift
+  if ! "$@" >"$work/out" 2>"$work/err"; then
+    fail "$name:"; sed 's/^/  | /' "$work/err"
+  else
+    passed=$((passed + 1))
+  fi
+}
+
+# A small corpus in both record shapes: plain text and conversations.
+for i in $(seq 1 300); do
+  printf '{"text": "the router prefetches expert %d into the cache; 缓存命中 %d 次. it'"'"'s fast!"}\n' "$i" "$i"
+  printf '{"conversations": [{"role": "user", "content": "what is expert %d?"}, {"role": "assistant", "content": "a sparse MoE layer"}]}\n' "$i"
+done >"$work/corpus.jsonl"
+printf '{"text": "fine"}\n{"text": broken}\n' >"$work/bad.jsonl"
+
+expect_ok train_tokenizer "$train" tokenizer --data "$work/corpus.jsonl" --vocab-size 400 --out "$work/tok" --log-level warn
+[ -f "$work/tok/tokenizer.json" ] && [ -f "$work/tok/tokenizer_config.json" ] || fail "train wrote no tokenizer files"
+grep -q "vocab 400 (36 added + 256 bytes + 108 merges)" "$work/out" || { fail "train summary"; cat "$work/out"; }
+grep -q '"chat_template"' "$work/tok/tokenizer_config.json" || fail "tokenizer_config.json has no chat_template"
+
+expect_error train_malformed_line "$work/bad.jsonl:2:" "$train" tokenizer --data "$work/bad.jsonl" --vocab-size 400 --out "$work/x"
+expect_error train_small_vocab "--vocab-size" "$train" tokenizer --data "$work/corpus.jsonl" --vocab-size 100 --out "$work/x"
+expect_error train_missing_data "$work/none.jsonl" "$train" tokenizer --data "$work/none.jsonl" --out "$work/x"
+expect_error train_no_text "no record has text" "$train" tokenizer --data "$work/corpus.jsonl" --text-field body --out "$work/x" --log-level warn
+[ -d "$work/x" ] && fail "a failed run left output behind"
+
+# Encode -> decode gives the input back, line for line.
+printf 'the router prefetches\n<|im_start|>user\n缓存 😀 e\xcc\x81\n\n  spaces  \n' >"$work/text.txt"
+"$tokenize" --tokenizer "$work/tok" <"$work/text.txt" >"$work/ids.txt" 2>"$work/err" || fail "tokenize encode"
+"$tokenize" --tokenizer "$work/tok/tokenizer.json" --decode <"$work/ids.txt" >"$work/back.txt" 2>"$work/err" || fail "tokenize decode"
+cmp -s "$work/text.txt" "$work/back.txt" && passed=$((passed + 1)) || fail "tokenize round trip"
+[ "$(sed -n 2p "$work/ids.txt" | cut -d' ' -f1)" = "1" ] || fail "<|im_start|> is not id 1"
+echo "1 2 3" | "$tokenize" --tokenizer "$work/tok" --decode --skip-special >"$work/out" && [ "$(cat "$work/out")" = "" ] || fail "skip-special"
+echo "hello" | "$tokenize" --tokenizer "$work/tok" --json >"$work/out" && grep -q '"ids":\[' "$work/out" || fail "tokenize --json"
+expect_error tokenize_bad_id "stdin:2: 'x' is not a token id" bash -c "printf '1\n1 x\n' | '$tokenize' --tokenizer '$work/tok' --decode"
+expect_error tokenize_unknown_id "token id 400 is not in the vocabulary" bash -c "echo 400 | '$tokenize' --tokenizer '$work/tok' --decode"
+expect_error tokenize_missing "$work/none.json" "$tokenize" --tokenizer "$work/none.json"
+printf '{"model": {"type": "WordPiece", "vocab": {}}}' >"$work/wordpiece.json"
+expect_error tokenize_unsupported "model type \"WordPiece\" is not supported" "$tokenize" --tokenizer "$work/wordpiece.json"
+
+expect_ok bench_json "$bench" tokenizer --tokenizer "$work/tok" --text "$work/text.txt" --repeat 2 --warmup 1 --json --log-level warn
+for key in mb_per_s tokens_per_s tokens bytes chars_per_token; do
+  grep -q "\"$key\"" "$work/out" || fail "bench_json has no $key"
+done
+expect_error bench_missing_text "$work/none.txt" "$bench" tokenizer --tokenizer "$work/tok" --text "$work/none.txt"
+
+# MiniMind's tokenizer, when ../shared is there: the ids of spec training.md §1.
+minimind="$src/../shared/data/minimind"
+if [ -f "$minimind/tokenizer.json" ]; then
+  printf '<|im_start|>assistant\n' | "$tokenize" --tokenizer "$minimind" >"$work/out" 2>&1
+  [ "$(cat "$work/out")" = "1 1388 570 811" ] && passed=$((passed + 1)) || fail "MiniMind ids: $(cat "$work/out")"
+fi
+
+echo "$passed passed, $failures failed"
+[ $failures -eq 0 ]

@@ -1,0 +1,108 @@
+// chronos-tokenize: text <-> token ids with a tokenizer.json, one input line at a time.
+//   encode (default): each stdin line (without its newline) -> its ids, space-separated
+//   --decode:         each line of ids (space- or comma-separated) -> the text they decode to
+//   --json:           one JSON object per line instead ({"text", "ids"}), for scripts
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "chronos/core/error.h"
+#include "chronos/core/log.h"
+#include "chronos/tokenizer/tokenizer.h"
+#include "chronos/tokenizer/utf8.h"
+#include "common/tool_main.h"
+
+namespace {
+
+using namespace chronos;
+
+struct Flags {
+  std::string tokenizer;
+  bool decode = false;
+  bool json = false;
+  bool skip_special = false;
+  bool plain = false;
+  std::string log_level;
+};
+
+std::vector<TokenId> parse_ids(const std::string& line, int64_t line_number) {
+  std::vector<TokenId> ids;
+  size_t i = 0;
+  while (i < line.size()) {
+    if (line[i] == ' ' || line[i] == ',' || line[i] == '\t' || line[i] == '\r') {
+      ++i;
+      continue;
+    }
+    size_t end = i;
+    while (end < line.size() && line[end] != ' ' && line[end] != ',' && line[end] != '\t' && line[end] != '\r') ++end;
+    const std::string word = line.substr(i, end - i);
+    size_t used = 0;
+    long long value = 0;
+    try {
+      value = std::stoll(word, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != word.size() || value < INT32_MIN || value > INT32_MAX)
+      throw InvalidArgument(cat("stdin:", line_number, ": '", word, "' is not a token id"));
+    ids.push_back(static_cast<TokenId>(value));
+    i = end;
+  }
+  return ids;
+}
+
+int run(const Flags& flags) {
+  log::init_from_env();
+  if (!flags.log_level.empty()) log::set_level(log::parse_level(flags.log_level));
+  const Tokenizer tokenizer = Tokenizer::from_file(flags.tokenizer);
+  // Interactive use wants each answer at once; a pipe is faster with buffered output.
+  const bool interactive = isatty(STDIN_FILENO) != 0;
+  std::string line;
+  int64_t line_number = 0;
+  while (std::getline(std::cin, line)) {
+    ++line_number;
+    if (flags.decode) {
+      const std::vector<TokenId> ids = parse_ids(line, line_number);
+      std::string text;
+      try {
+        text = tokenizer.decode(ids, flags.skip_special);
+      } catch (const InvalidArgument& e) {
+        throw InvalidArgument(cat("stdin:", line_number, ": ", e.what()));
+      }
+      if (flags.json) std::cout << nlohmann::json{{"ids", ids}, {"text", to_valid_utf8(text)}}.dump() << '\n';
+      else std::cout << text << '\n';
+    } else {
+      const std::vector<TokenId> ids = tokenizer.encode(line, !flags.plain);
+      if (flags.json) {
+        std::cout << nlohmann::json{{"text", to_valid_utf8(line)}, {"ids", ids}}.dump() << '\n';
+      } else {
+        for (size_t i = 0; i < ids.size(); ++i) std::cout << (i ? " " : "") << ids[i];
+        std::cout << '\n';
+      }
+    }
+    if (interactive) std::cout.flush();
+  }
+  std::cout.flush();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return chronos::tools::run_tool("chronos-tokenize", [&] {
+    Flags flags;
+    CLI::App app{"chronos-tokenize: encode stdin lines to token ids, or decode ids back to text"};
+    app.add_option("--tokenizer", flags.tokenizer, "tokenizer.json, or a folder holding one")->required();
+    CLI::Option* decode = app.add_flag("--decode", flags.decode, "Read ids (one sequence per line) and print the text");
+    app.add_flag("--json", flags.json, "Print one JSON object per line: {\"text\", \"ids\"}");
+    app.add_flag("--skip-special", flags.skip_special, "With --decode: leave special tokens out")->needs(decode);
+    app.add_flag("--plain", flags.plain, "Encode added tokens in the text as plain text (no <|im_start|> ids)")->excludes(decode);
+    app.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error or off (default: CHRONOS_LOG_LEVEL or info)");
+    if (auto code = chronos::tools::parse_command_line(app, argc, argv, "chronos-tokenize")) return *code;
+    return run(flags);
+  });
+}

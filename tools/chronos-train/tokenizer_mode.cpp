@@ -1,0 +1,131 @@
+// chronos-train tokenizer: a byte-level BPE vocabulary from a JSONL corpus, written as an HF
+// tokenizer.json + tokenizer_config.json pair with the Chronos added tokens and chat template.
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+#include "chronos-train/modes.h"
+#include "chronos/core/error.h"
+#include "chronos/core/log.h"
+#include "chronos/core/timing.h"
+#include "chronos/io/atomic_file.h"
+#include "chronos/tokenizer/bpe_trainer.h"
+#include "chronos/tokenizer/special_tokens.h"
+#include "chronos/tokenizer/tokenizer_config.h"
+#include "chronos/tokenizer/training_corpus.h"
+
+namespace fs = std::filesystem;
+
+namespace chronos::train_cli {
+namespace {
+
+struct TokenizerFlags {
+  std::string data;
+  std::string out;
+  int64_t vocab_size = 6400;
+  int64_t min_frequency = 1;
+  std::string text_field;
+  int64_t max_lines = 0;
+  std::string log_level;
+};
+
+// Progress on a terminal: one line rewritten in place; elsewhere a log line every 10 %.
+class ProgressLine {
+ public:
+  ProgressLine() : tty_(isatty(STDERR_FILENO) != 0) {}
+
+  void update(const char* what, int64_t done, int64_t target) {
+    const double fraction = target > 0 ? static_cast<double>(done) / static_cast<double>(target) : 1.0;
+    const double elapsed = watch_.seconds();
+    const double eta = fraction > 0 ? elapsed * (1 - fraction) / fraction : 0;
+    if (tty_) {
+      std::fprintf(stderr, "\r%s %lld/%lld (%3.0f%%), %.1f s, ETA %.1f s   ", what, static_cast<long long>(done),
+                   static_cast<long long>(target), fraction * 100, elapsed, eta);
+      std::fflush(stderr);
+      shown_ = true;
+    } else if (fraction * 10 >= next_decile_) {
+      log::info(cat(what, " ", done, "/", target, " (", static_cast<int>(fraction * 100), "%), ", elapsed, " s"));
+      next_decile_ = static_cast<int>(fraction * 10) + 1;
+    }
+  }
+
+  void done() {
+    if (shown_) std::fprintf(stderr, "\n");
+    shown_ = false;
+    next_decile_ = 1;
+    watch_.reset();
+  }
+
+ private:
+  bool tty_;
+  bool shown_ = false;
+  int next_decile_ = 1;
+  Stopwatch watch_;
+};
+
+int run_tokenizer(const TokenizerFlags& flags) {
+  log::init_from_env();
+  if (!flags.log_level.empty()) log::set_level(log::parse_level(flags.log_level));
+  const Stopwatch total;
+
+  BpeTrainerConfig config;
+  config.vocab_size = flags.vocab_size;
+  config.min_frequency = flags.min_frequency;
+  config.added_tokens = chronos_added_tokens();
+  BpeTrainer trainer(config);  // validates the config before any reading
+
+  TrainingCorpusOptions corpus;
+  corpus.text_field = flags.text_field;
+  corpus.max_lines = flags.max_lines;
+  const TrainingCorpusStats stats = read_training_corpus(flags.data, corpus, [&](std::string_view text) { trainer.add_text(text); });
+  if (stats.texts == 0)
+    throw InvalidArgument(cat(flags.data, ": no record has text (", stats.records, " records; fields tried: ",
+                              flags.text_field.empty() ? "text|content|story|passage|document|article, pairs, conversations|messages"
+                                                       : flags.text_field,
+                              ")"));
+  const double read_seconds = total.seconds();
+  log::info(cat("read ", stats.texts, " texts (", stats.bytes / 1e6, " MB, ", stats.skipped, " records without text) in ", read_seconds,
+                " s; ", trainer.distinct_words(), " distinct words"));
+
+  ProgressLine progress;
+  const Tokenizer tokenizer = trainer.train([&](int64_t done, int64_t target) { progress.update("merges", done, target); });
+  progress.done();
+  const int64_t merges = static_cast<int64_t>(tokenizer.merge_count());
+  const int64_t wanted = flags.vocab_size - static_cast<int64_t>(config.added_tokens.size()) - 256;
+  if (merges < wanted)
+    log::warn(cat("only ", merges, " of ", wanted, " merges: no pair left that occurs ", std::max<int64_t>(flags.min_frequency, 1),
+                  " times or more; the vocabulary has ", tokenizer.vocab_size(), " tokens"));
+
+  make_directories(flags.out);
+  const std::string tokenizer_path = (fs::path(flags.out) / "tokenizer.json").string();
+  const std::string config_path = (fs::path(flags.out) / "tokenizer_config.json").string();
+  tokenizer.save(tokenizer_path);
+  TokenizerConfig::chronos_default().save(config_path, tokenizer);
+
+  std::cout << "trained tokenizer: vocab " << tokenizer.vocab_size() << " (" << config.added_tokens.size() << " added + 256 bytes + "
+            << merges << " merges) from " << stats.texts << " texts, " << stats.bytes / 1e6 << " MB, in " << total.seconds()
+            << " s\n  " << tokenizer_path << "\n  " << config_path << "\n";
+  return 0;
+}
+
+}  // namespace
+
+tools::Subcommand add_tokenizer_mode(CLI::App& app) {
+  auto flags = std::make_shared<TokenizerFlags>();
+  CLI::App* cmd = app.add_subcommand("tokenizer", "Train a byte-level BPE tokenizer (HF tokenizer.json) on a JSONL corpus");
+  cmd->add_option("--data", flags->data, "JSONL corpus, one JSON object per line")->required();
+  cmd->add_option("--out", flags->out, "Output folder for tokenizer.json and tokenizer_config.json")->required();
+  cmd->add_option("--vocab-size", flags->vocab_size, "Vocabulary size: 36 added tokens + 256 bytes + merges")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(292), int64_t(1) << 24));
+  cmd->add_option("--min-frequency", flags->min_frequency, "Never merge a pair seen fewer times")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--text-field", flags->text_field, "Field holding the text (default: detect text|content|..., then conversations)");
+  cmd->add_option("--max-lines", flags->max_lines, "Read only the first N records (0: all)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--log-level", flags->log_level, "trace, debug, info, warn, error or off (default: CHRONOS_LOG_LEVEL or info)");
+  return {cmd, [flags] { return run_tokenizer(*flags); }};
+}
+
+}  // namespace chronos::train_cli
