@@ -24,7 +24,8 @@ struct DistillOutput {
 // student_logits and teacher_logits [B,S,V] from forward passes on the same input ids; labels
 // [B,S] unshifted (-100 = ignored). Position t < S-1 is distilled when labels[b,t+1] >= 0, the
 // same alignment as the CE (B7 fix: logits[:, :-1] against labels[:, 1:]). The teacher is a
-// constant (detached). Only the distilled rows are upcast to fp32, so padding costs no memory.
+// constant (detached). Only the distilled rows are upcast to fp32, so padding costs no memory;
+// finding them is the function's one host synchronisation.
 // Throws InvalidArgument when the vocabularies or [B,S] differ.
 DistillOutput distill_loss(const at::Tensor& student_logits, const at::Tensor& teacher_logits,
                            const at::Tensor& labels, const DistillConfig& config);
