@@ -1,6 +1,7 @@
 // Private to the tokenizer: the BPE merge loop of HF tokenizers' BPE model, on raw bytes.
 #pragma once
 
+#include <array>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,7 +27,12 @@ class BpeModel {
   size_t merge_count() const { return merge_count_; }
 
  private:
-  TokenId byte_symbol_[256];
+  static std::array<TokenId, 256> filled(TokenId value) {
+    std::array<TokenId, 256> a;
+    a.fill(value);
+    return a;
+  }
+  std::array<TokenId, 256> byte_symbol_ = filled(-1);
   PairMap merges_;
   StringIdMap word_ids_;  // raw bytes of every vocabulary token that has a byte-level form
   TokenId unk_id_ = -1;

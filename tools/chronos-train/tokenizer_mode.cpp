@@ -87,8 +87,10 @@ int run_tokenizer(const TokenizerFlags& flags) {
                                                        : flags.text_field,
                               ")"));
   const double read_seconds = total.seconds();
-  log::info(cat("read ", stats.texts, " texts (", stats.bytes / 1e6, " MB, ", stats.skipped, " records without text) in ", read_seconds,
-                " s; ", trainer.distinct_words(), " distinct words"));
+  // Logged once the corpus has read cleanly, so that a bad corpus gives its one error line alone.
+  log::info(cat("read ", flags.data, ": ", stats.texts, " texts (", stats.bytes / 1e6, " MB, ", stats.skipped,
+                " records without text) in ", read_seconds, " s, ", trainer.distinct_words(), " distinct words; training vocab_size ",
+                flags.vocab_size, ", min_frequency ", flags.min_frequency));
 
   ProgressLine progress;
   const Tokenizer tokenizer = trainer.train([&](int64_t done, int64_t target) { progress.update("merges", done, target); });
