@@ -93,6 +93,13 @@ ForwardOutput ChronosForCausalLMImpl::forward(const at::Tensor& input_ids, const
   return out;
 }
 
+void ChronosForCausalLMImpl::set_fallback_mask_prob(double p) {
+  if (!(p >= 0 && p <= 1)) throw ConfigError(cat("fallback_mask_prob must be in [0, 1] (got ", p, ")"));
+  config_.fallback_mask_prob = p;
+  for (int64_t l = 0; l < config_.num_hidden_layers; ++l)
+    if (!layer(l).moe.is_empty()) layer(l).moe->set_fallback_mask_prob(p);
+}
+
 at::Tensor mean_router_probs(const std::vector<at::Tensor>& router_probs) {
   if (router_probs.empty()) throw InvalidArgument("mean_router_probs: no MoE layers");
   return at::stack(router_probs, 0).mean(0);

@@ -7,5 +7,7 @@ namespace chronos::train_cli {
 
 tools::Subcommand add_init_mode(CLI::App& app);
 tools::Subcommand add_tokenizer_mode(CLI::App& app);
+tools::Subcommand add_pretrain_mode(CLI::App& app);
+tools::Subcommand add_sft_mode(CLI::App& app);
 
 }  // namespace chronos::train_cli

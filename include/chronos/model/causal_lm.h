@@ -62,6 +62,8 @@ class ChronosForCausalLMImpl : public torch::nn::Module {
   DecoderLayerImpl& layer(int64_t index) { return model->layers->at<DecoderLayerImpl>(static_cast<size_t>(index)); }
   at::Tensor lm_head_weight() const { return model->embed_tokens->weight; }
   KVCache make_cache() const { return KVCache(config_.num_hidden_layers); }
+  // Sets fallback_mask_prob in the config and every MoE layer (0..1).
+  void set_fallback_mask_prob(double p);
 
   ChronosModel model{nullptr};
 

@@ -38,6 +38,8 @@ class MoEImpl : public torch::nn::Module {
 
   int64_t num_experts() const { return num_experts_; }
   ExpertWeights expert_weights(int64_t expert) const;
+  // Training-time simulated miss rate (stages lower it as training proceeds).
+  void set_fallback_mask_prob(double p) { fallback_mask_prob_ = p; }
 
   torch::nn::Linear gate{nullptr};  // [E, H]
   torch::nn::ModuleList experts{nullptr}, shared_experts{nullptr};

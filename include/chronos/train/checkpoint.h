@@ -1,0 +1,41 @@
+// Training checkpoints (DESIGN.md): DIR/checkpoints/step_NNNNNNNN/ is a model directory plus
+// optimizer.safetensors (AdamW moments, the RNG state) and trainer_state.json (step, schedule, data
+// position). A checkpoint is written into a temporary folder and renamed into place, so a crash
+// never leaves half of one; only the newest `keep` are kept.
+#pragma once
+
+#include <torch/optim/adamw.h>
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+
+#include "chronos/model/causal_lm.h"
+
+namespace chronos {
+
+struct TrainerState {
+  std::string stage;
+  int64_t step = 0;         // optimizer steps done
+  int64_t total_steps = 0;  // the run's planned optimizer steps (the schedule's T)
+  uint64_t seed = 0;
+  nlohmann::json data = nlohmann::json::object();     // the stage's data_state()
+  nlohmann::json metrics = nlohmann::json::object();  // last logged values (informational)
+};
+
+// Writes a checkpoint for state.step under out_dir/checkpoints and prunes old ones; returns its path.
+std::string save_checkpoint(const std::string& out_dir, ChronosForCausalLMImpl& model, torch::optim::AdamW& optimizer,
+                            const TrainerState& state, int64_t keep);
+
+// The newest complete checkpoint under dir/checkpoints (or dir itself when it is one), if any.
+std::optional<std::string> latest_checkpoint(const std::string& dir);
+
+// Reads trainer_state.json of a checkpoint; throws FormatError naming the file when malformed.
+TrainerState read_trainer_state(const std::string& checkpoint);
+
+// Restores the optimizer moments and the global RNG from a checkpoint (the weights come from
+// load_pretrained on the same folder).
+void restore_optimizer_and_rng(const std::string& checkpoint, ChronosForCausalLMImpl& model, torch::optim::AdamW& optimizer);
+
+}  // namespace chronos

@@ -1,0 +1,48 @@
+// The training loop shared by every stage: AdamW with decay groups, warmup + cosine over optimizer
+// steps, gradient accumulation (a trailing partial window is applied, scaled by its own size),
+// gradient clipping, a guard against non-finite losses (skip and count; stop after N in a row),
+// checkpoints every N steps with exact resume, a progress line on a terminal and JSON lines for plots.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "chronos/train/optimizer.h"
+#include "chronos/train/stage.h"
+
+namespace chronos {
+
+class ChronosForCausalLMImpl;
+
+struct TrainerOptions {
+  std::string out_dir;            // final model directory; checkpoints go to out_dir/checkpoints
+  int64_t steps = 0;              // optimizer steps of the whole run (the schedule's T); 0: from epochs
+  int64_t epochs = 0;             // with steps == 0: passes over the data
+  int64_t grad_accum = 1;         // micro-batches per optimizer step
+  double grad_clip = 1.0;         // global gradient-norm clip (<= 0: off)
+  uint64_t seed = 42;
+  int64_t save_every = 0;         // checkpoint every N optimizer steps (0: none)
+  int64_t keep = 3;               // checkpoints kept
+  int64_t stop_at = 0;            // > 0: end after this step as a crash would (schedule unchanged, no final save)
+  int64_t log_every = 10;         // optimizer steps between log lines
+  std::string log_jsonl;          // one JSON line per log step ("" = none)
+  int64_t max_bad_steps = 8;      // non-finite steps in a row before the run stops
+  std::string resume_checkpoint;  // continue from this checkpoint folder ("" = fresh)
+  AdamWSettings adamw;            // adamw.lr is the peak learning rate
+};
+
+struct TrainingSummary {
+  int64_t steps = 0;          // optimizer steps done in total
+  int64_t skipped_steps = 0;  // non-finite steps skipped
+  double last_loss = 0;
+  double seconds = 0;
+  double tokens_per_s = 0;
+  bool finished = false;      // reached the planned steps (not stopped by --stop-at)
+};
+
+// Trains `model` with `stage` (the model's weights must already be the starting point: a fresh
+// model, a --from directory, or the checkpoint being resumed). Saves the final model directory to
+// options.out_dir when the planned steps are done.
+TrainingSummary run_training(ChronosForCausalLMImpl& model, TrainingStage& stage, const TrainerOptions& options);
+
+}  // namespace chronos

@@ -1,0 +1,97 @@
+#include "chronos/train/checkpoint.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <mutex>
+#include <cstdio>
+#include <filesystem>
+#include <iomanip>
+#include <sstream>
+
+#include "chronos/core/error.h"
+#include "chronos/core/log.h"
+#include "chronos/io/json_file.h"
+#include "chronos/io/safetensors.h"
+#include "chronos/model/pretrained.h"
+#include "chronos/train/optimizer.h"
+
+namespace chronos {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kPrefix = "step_";
+
+std::vector<fs::path> checkpoints_in(const fs::path& folder) {
+  std::vector<fs::path> out;
+  if (!fs::is_directory(folder)) return out;
+  for (const auto& entry : fs::directory_iterator(folder)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_directory() && name.rfind(kPrefix, 0) == 0 && name.find('.') == std::string::npos &&
+        fs::exists(entry.path() / "trainer_state.json"))
+      out.push_back(entry.path());
+  }
+  std::sort(out.begin(), out.end());  // zero-padded step numbers sort in step order
+  return out;
+}
+
+}  // namespace
+
+std::string save_checkpoint(const std::string& out_dir, ChronosForCausalLMImpl& model, torch::optim::AdamW& optimizer,
+                            const TrainerState& state, int64_t keep) {
+  const fs::path folder = fs::path(out_dir) / "checkpoints";
+  std::ostringstream name;
+  name << kPrefix << std::setw(8) << std::setfill('0') << state.step;
+  const fs::path final_path = folder / name.str();
+  const fs::path temp_path = folder / (name.str() + ".tmp");
+  std::error_code ec;
+  fs::remove_all(temp_path, ec);
+  save_pretrained(model, temp_path.string());
+  save_adamw_state(optimizer, model, (temp_path / "optimizer.safetensors").string());
+  save_safetensors((temp_path / "rng.safetensors").string(), {{"cpu", at::detail::getDefaultCPUGenerator().get_state()}});
+  write_json_file((temp_path / "trainer_state.json").string(),
+                  {{"stage", state.stage}, {"step", state.step}, {"total_steps", state.total_steps}, {"seed", state.seed},
+                   {"data", state.data}, {"metrics", state.metrics}});
+  fs::remove_all(final_path, ec);
+  fs::rename(temp_path, final_path, ec);
+  if (ec) throw IoError(cat(final_path.string(), ": cannot move the checkpoint into place (", ec.message(), ")"));
+  auto all = checkpoints_in(folder);
+  for (size_t i = 0; keep > 0 && i + static_cast<size_t>(keep) < all.size(); ++i) fs::remove_all(all[i], ec);
+  return final_path.string();
+}
+
+std::optional<std::string> latest_checkpoint(const std::string& dir) {
+  if (fs::exists(fs::path(dir) / "trainer_state.json")) return dir;
+  auto all = checkpoints_in(fs::path(dir) / "checkpoints");
+  if (all.empty()) return std::nullopt;
+  return all.back().string();
+}
+
+TrainerState read_trainer_state(const std::string& checkpoint) {
+  const std::string path = (fs::path(checkpoint) / "trainer_state.json").string();
+  const nlohmann::json json = read_json_file(path);
+  try {
+    TrainerState s;
+    s.stage = json.at("stage").get<std::string>();
+    s.step = json.at("step").get<int64_t>();
+    s.total_steps = json.at("total_steps").get<int64_t>();
+    s.seed = json.at("seed").get<uint64_t>();
+    s.data = json.at("data");
+    s.metrics = json.value("metrics", nlohmann::json::object());
+    return s;
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(cat(path, ": ", e.what()));
+  }
+}
+
+void restore_optimizer_and_rng(const std::string& checkpoint, ChronosForCausalLMImpl& model, torch::optim::AdamW& optimizer) {
+  load_adamw_state(optimizer, model, (fs::path(checkpoint) / "optimizer.safetensors").string());
+  const at::Tensor rng = SafetensorsFile((fs::path(checkpoint) / "rng.safetensors").string()).tensor("cpu").clone();
+  at::Generator generator = at::detail::getDefaultCPUGenerator();  // a handle to the global generator
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(rng);
+}
+
+}  // namespace chronos

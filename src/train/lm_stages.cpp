@@ -1,0 +1,126 @@
+#include "chronos/train/lm_stages.h"
+
+#include <ATen/ATen.h>
+
+#include "chronos/core/error.h"
+#include "chronos/core/log.h"
+#include "chronos/train/sequence_log_probs.h"
+
+namespace chronos {
+namespace {
+
+// Share of routed slots per expert, per layer, over the real tokens: [L, E].
+at::Tensor expert_load(const ForwardOutput& out, const at::Tensor& mask, int64_t experts) {
+  std::vector<at::Tensor> rows;
+  const at::Tensor keep = mask.reshape({-1}).to(at::kBool);
+  for (const auto& selected : out.selected) {
+    const at::Tensor ids = selected.reshape({selected.size(0) * selected.size(1), -1}).index({keep}).reshape({-1});
+    rows.push_back(at::bincount(ids, {}, experts).to(at::kFloat) / std::max<int64_t>(1, ids.numel()));
+  }
+  return at::stack(rows).detach();
+}
+
+}  // namespace
+
+MicroStep language_model_step(ChronosForCausalLMImpl& model, const Batch& batch, const RouterLossWeights& weights,
+                              ChronosForCausalLMImpl* reference) {
+  const c10::Device device = model.lm_head_weight().device();
+  ForwardOptions forward;
+  forward.attention_mask = batch.attention_mask.to(device);
+  const at::Tensor ids = batch.input_ids.to(device);
+  const ForwardOutput out = model.forward(ids, forward);
+
+  RouterLossInputs inputs = RouterLossInputs::from_forward(out, model.config().num_experts_per_tok, forward.attention_mask);
+  if (reference && weights.router_anchor > 0) {
+    at::NoGradGuard no_grad;
+    ForwardOptions plain;
+    plain.attention_mask = forward.attention_mask;
+    inputs.reference_router_probs = mean_router_probs(reference->forward(ids, plain).router_probs);
+  }
+  const RouterLossTerms terms = chronos_router_losses(inputs, weights);
+  // A batch whose labels are all ignored has no CE (B9): its loss is the regulariser alone.
+  const at::Tensor ce = causal_lm_loss(out.logits, batch.labels.to(device));
+  MicroStep step;
+  step.loss = ce + terms.total;
+  step.tokens = batch.tokens();
+  step.log = {{"ce", ce}, {"balance", terms.balance}, {"temporal", terms.temporal}, {"locality", terms.locality},
+              {"la", terms.lookahead}, {"la_topk", terms.lookahead_topk}, {"la_union", terms.lookahead_union},
+              {"expert_load", expert_load(out, forward.attention_mask, model.config().num_experts)}};
+  if (terms.anchor_active) step.log["anchor"] = terms.anchor;
+  return step;
+}
+
+// ---- pretrain ----
+
+PretrainStage::PretrainStage(const Tokenizer& tokenizer, const EncoderOptions& encoder, LmStageOptions options)
+    : options_(std::move(options)),
+      encoder_(tokenizer, encoder),
+      records_(options_.data_path, options_.seed, /*shuffle=*/true, options_.skip_bad_lines),
+      packed_(records_, encoder_) {}
+
+MicroStep PretrainStage::micro_step(ChronosForCausalLMImpl& model) {
+  std::vector<Example> examples;
+  for (int64_t i = 0; i < options_.batch_size; ++i) examples.push_back(packed_.next());
+  return language_model_step(model, make_batch(examples, 0), options_.weights, nullptr);
+}
+
+int64_t PretrainStage::micro_batches_per_epoch() {
+  log::info(cat(options_.data_path, ": counting tokens for --epochs"));
+  RecordStream pass(options_.data_path, options_.seed, /*shuffle=*/false, options_.skip_bad_lines);
+  int64_t tokens = 0;
+  for (size_t i = 0; i < pass.records(); ++i)
+    tokens += static_cast<int64_t>(pass.next([&](const nlohmann::json& r, const std::string& w) { return encoder_.pretrain_tokens(r, w); }).size());
+  const int64_t per_batch = encoder_.options().max_seq_len * options_.batch_size;
+  return std::max<int64_t>(1, tokens / per_batch);
+}
+
+nlohmann::json PretrainStage::data_state() const {
+  const DataCursor& c = records_.cursor();
+  return {{"epoch", c.epoch}, {"position", c.position}, {"bad_records", c.bad_records}, {"carry", packed_.carry()}};
+}
+
+void PretrainStage::restore_data_state(const nlohmann::json& state) {
+  records_.seek({state.at("epoch").get<int64_t>(), state.at("position").get<int64_t>(), state.at("bad_records").get<int64_t>()});
+  packed_.set_carry(state.at("carry").get<std::vector<int64_t>>());
+}
+
+// ---- SFT ----
+
+SftStage::SftStage(const Tokenizer& tokenizer, const EncoderOptions& encoder, LmStageOptions options,
+                   std::shared_ptr<ChronosForCausalLMImpl> reference)
+    : options_(std::move(options)),
+      encoder_(tokenizer, encoder),
+      records_(options_.data_path, options_.seed, /*shuffle=*/true, options_.skip_bad_lines),
+      reference_(std::move(reference)) {}
+
+MicroStep SftStage::micro_step(ChronosForCausalLMImpl& model) {
+  std::vector<Example> examples;
+  int64_t misses_in_a_row = 0;
+  while (static_cast<int64_t>(examples.size()) < options_.batch_size) {
+    Example e = records_.next([&](const nlohmann::json& r, const std::string& w) { return encoder_.sft(r, w); });
+    if (e.has_targets()) {
+      examples.push_back(std::move(e));
+      misses_in_a_row = 0;
+    } else if (++without_targets_, ++misses_in_a_row >= static_cast<int64_t>(records_.records())) {
+      throw FormatError(cat(options_.data_path, ": no record has a supervised assistant token within --max-seq-len ",
+                            encoder_.options().max_seq_len));
+    }
+  }
+  return language_model_step(model, make_batch(examples, 0), options_.weights, reference_.get());
+}
+
+int64_t SftStage::micro_batches_per_epoch() {
+  return (static_cast<int64_t>(records_.records()) + options_.batch_size - 1) / options_.batch_size;
+}
+
+nlohmann::json SftStage::data_state() const {
+  const DataCursor& c = records_.cursor();
+  return {{"epoch", c.epoch}, {"position", c.position}, {"bad_records", c.bad_records}, {"without_targets", without_targets_}};
+}
+
+void SftStage::restore_data_state(const nlohmann::json& state) {
+  records_.seek({state.at("epoch").get<int64_t>(), state.at("position").get<int64_t>(), state.at("bad_records").get<int64_t>()});
+  without_targets_ = state.value("without_targets", int64_t{0});
+}
+
+}  // namespace chronos

@@ -1,0 +1,175 @@
+#include "chronos/train/trainer.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "chronos/core/error.h"
+#include "chronos/core/log.h"
+#include "chronos/core/timing.h"
+#include "chronos/io/atomic_file.h"
+#include "chronos/model/causal_lm.h"
+#include "chronos/model/pretrained.h"
+#include "chronos/train/checkpoint.h"
+#include "chronos/train/schedule.h"
+
+namespace chronos {
+namespace {
+
+std::string eta_text(double seconds) {
+  const auto s = static_cast<int64_t>(seconds);
+  std::ostringstream out;
+  if (s >= 3600) out << s / 3600 << "h";
+  out << std::setw(s >= 3600 ? 2 : 1) << std::setfill('0') << (s / 60) % 60 << "m" << std::setw(2) << s % 60 << "s";
+  return out.str();
+}
+
+// Drops every gradient (PyTorch's set_to_none): a parameter no token reached in a step then has no
+// gradient and AdamW leaves it alone, exactly as after a resume, where no gradient exists yet.
+// (Zeroed gradients would still move it through the moments, so a resumed run would diverge.)
+void clear_gradients(const std::vector<at::Tensor>& params) {
+  for (const auto& p : params) p.mutable_grad() = at::Tensor();
+}
+
+}  // namespace
+
+TrainingSummary run_training(ChronosForCausalLMImpl& model, TrainingStage& stage, const TrainerOptions& o) {
+  if (o.out_dir.empty()) throw InvalidArgument("--out is required");
+  if (o.grad_accum < 1) throw InvalidArgument(cat("--grad-accum must be >= 1 (got ", o.grad_accum, ")"));
+  if (o.steps <= 0 && o.epochs <= 0) throw InvalidArgument("give --steps N or --epochs N");
+  make_directories(o.out_dir);
+
+  // The schedule counts optimizer steps; with --epochs the last window may be partial.
+  int64_t total_micro = 0, total_steps = o.steps;
+  if (o.steps <= 0) {
+    const int64_t per_epoch = stage.micro_batches_per_epoch();
+    if (per_epoch <= 0) throw InvalidArgument(cat(stage.name(), ": --epochs needs a dataset of known size; give --steps"));
+    total_micro = o.epochs * per_epoch;
+    total_steps = (total_micro + o.grad_accum - 1) / o.grad_accum;
+  }
+  const LrSchedule schedule{o.adamw.lr, total_steps};
+  auto optimizer = make_adamw(model, o.adamw);
+
+  TrainerState state;
+  state.stage = stage.name();
+  state.total_steps = total_steps;
+  state.seed = o.seed;
+  if (!o.resume_checkpoint.empty()) {
+    const TrainerState saved = read_trainer_state(o.resume_checkpoint);
+    if (saved.stage != stage.name())
+      throw InvalidArgument(cat(o.resume_checkpoint, ": a ", saved.stage, " checkpoint cannot resume a ", stage.name(), " run"));
+    if (saved.total_steps != total_steps)
+      log::warn(cat("resuming a run planned for ", saved.total_steps, " steps with --steps ", total_steps, ": the schedule changes"));
+    restore_optimizer_and_rng(o.resume_checkpoint, model, *optimizer);
+    stage.restore_data_state(saved.data);
+    state.step = saved.step;
+    log::info(cat("resumed ", o.resume_checkpoint, " at step ", state.step, " of ", total_steps));
+  }
+
+  std::ofstream jsonl;
+  if (!o.log_jsonl.empty()) {
+    jsonl.open(o.log_jsonl, std::ios::app);
+    if (!jsonl) throw IoError(cat(o.log_jsonl, ": cannot open for writing"));
+  }
+  const bool tty = isatty(STDERR_FILENO);
+  std::vector<at::Tensor> params;
+  for (const auto& p : model.parameters())
+    if (p.requires_grad()) params.push_back(p);
+
+  model.train();
+  TrainingSummary summary;
+  Stopwatch clock;
+  int64_t tokens_since_log = 0, bad_in_row = 0;
+  const int64_t first_step = state.step + 1;
+  Stopwatch log_clock;
+  for (int64_t step = first_step; step <= total_steps; ++step) {
+    if (o.stop_at > 0 && step > o.stop_at) break;
+    const double lr = schedule.at(step);
+    set_learning_rate(*optimizer, lr);
+    const int64_t window = total_micro > 0 ? std::min(o.grad_accum, total_micro - (step - 1) * o.grad_accum) : o.grad_accum;
+    at::Tensor loss_sum = at::zeros({});
+    std::map<std::string, at::Tensor> logged;
+    for (int64_t m = 0; m < window; ++m) {
+      MicroStep micro = stage.micro_step(model);
+      (micro.loss / static_cast<double>(window)).backward();
+      loss_sum = loss_sum + micro.loss.detach().to(at::kCPU, at::kFloat) / static_cast<double>(window);
+      for (auto& [k, v] : micro.log) {
+        const at::Tensor value = v.detach().to(at::kCPU, at::kFloat) / static_cast<double>(window);
+        logged[k] = logged.count(k) ? logged[k] + value : value;
+      }
+      tokens_since_log += micro.tokens;
+    }
+    const double grad_norm = o.grad_clip > 0 ? torch::nn::utils::clip_grad_norm_(params, o.grad_clip)
+                                             : torch::nn::utils::clip_grad_norm_(params, 1e30);
+    const double loss_value = loss_sum.item<double>();
+    if (!std::isfinite(loss_value) || !std::isfinite(grad_norm)) {
+      clear_gradients(params);
+      ++summary.skipped_steps;
+      log::warn(cat("step ", step, ": non-finite ", std::isfinite(loss_value) ? "gradient" : "loss", "; update skipped"));
+      if (++bad_in_row >= o.max_bad_steps)
+        throw Error(cat("stopping: ", bad_in_row, " non-finite steps in a row (lower --lr, check the data)"));
+    } else {
+      bad_in_row = 0;
+      optimizer->step();
+      clear_gradients(params);
+    }
+    state.step = step;
+    summary.last_loss = loss_value;
+
+    if (step % o.log_every == 0 || step == total_steps || step == o.stop_at) {
+      const double seconds = log_clock.seconds();
+      const double tokens_per_s = seconds > 0 ? static_cast<double>(tokens_since_log) / seconds : 0;
+      const double eta = (clock.seconds() / static_cast<double>(step - first_step + 1)) * static_cast<double>(total_steps - step);
+      nlohmann::json line = {{"stage", stage.name()}, {"step", step}, {"total_steps", total_steps}, {"loss", loss_value},
+                             {"lr", lr}, {"grad_norm", grad_norm}, {"tokens_per_s", tokens_per_s}, {"skipped_steps", summary.skipped_steps}};
+      for (const auto& [k, v] : logged) {
+        if (v.dim() == 0) {
+          line[k] = v.item<double>();
+        } else {  // per-layer rows, e.g. expert load [L, E]
+          const at::Tensor rows = v.reshape({v.size(0), -1}).contiguous();
+          nlohmann::json nested = nlohmann::json::array();
+          for (int64_t r = 0; r < rows.size(0); ++r)
+            nested.push_back(std::vector<float>(rows[r].data_ptr<float>(), rows[r].data_ptr<float>() + rows.size(1)));
+          line[k] = nested;
+        }
+      }
+      state.metrics = line;
+      if (jsonl) jsonl << line.dump() << std::endl;
+      std::ostringstream text;
+      text << std::fixed << std::setprecision(4) << stage.name() << " step " << step << "/" << total_steps << "  loss " << loss_value
+           << "  lr " << std::setprecision(2) << std::scientific << lr << std::fixed << std::setprecision(0) << "  " << tokens_per_s
+           << " tok/s  ETA " << eta_text(eta);
+      if (tty) {
+        std::cerr << "\r\033[K" << text.str() << std::flush;
+      } else {
+        log::info(text.str());
+      }
+      tokens_since_log = 0;
+      log_clock.reset();
+    }
+    if (o.save_every > 0 && step % o.save_every == 0) {
+      state.data = stage.data_state();
+      const std::string where = save_checkpoint(o.out_dir, model, *optimizer, state, o.keep);
+      if (tty) std::cerr << "\n";
+      log::info(cat("checkpoint ", where));
+    }
+  }
+  if (tty) std::cerr << "\n";
+  summary.steps = state.step;
+  summary.seconds = clock.seconds();
+  summary.finished = state.step >= total_steps;
+  if (summary.finished) {
+    model.eval();
+    save_pretrained(model, o.out_dir);
+    log::info(cat("saved the ", stage.name(), " model to ", o.out_dir));
+  }
+  return summary;
+}
+
+}  // namespace chronos

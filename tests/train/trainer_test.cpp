@@ -1,0 +1,221 @@
+// The training loop on tiny generated fixtures: losses fall, a resumed run equals a straight one,
+// checkpoints are pruned, non-finite losses are skipped and then stop the run.
+#include "chronos/train/trainer.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "chronos/core/error.h"
+#include "chronos/io/json_file.h"
+#include "chronos/model/pretrained.h"
+#include "chronos/train/checkpoint.h"
+#include "chronos/train/lm_stages.h"
+#include "support/temp_dir.h"
+#include "support/tiny_config.h"
+
+namespace chronos {
+namespace {
+
+namespace fs = std::filesystem;
+const std::string kMiniMind = std::string(CHRONOS_SOURCE_DIR) + "/../shared/data/minimind/tokenizer.json";
+
+// Spec training.md §11 style corpora: seeded word salads over a small vocabulary.
+const std::vector<std::string> kWords = {"the", "quick", "brown", "fox", "machine", "learning", "model", "expert", "router",
+                                         "cluster", "memory", "cache", "prefetch", "latency", "tensor", "token"};
+
+std::string words(std::mt19937& rng, int count) {
+  std::string out;
+  for (int i = 0; i < count; ++i) out += (i ? " " : "") + kWords[rng() % kWords.size()];
+  return out;
+}
+
+void write_pretrain(const std::string& path, int records) {
+  std::mt19937 rng(20260421);
+  std::ofstream out(path);
+  for (int i = 0; i < records; ++i) out << nlohmann::json({{"text", words(rng, 24)}}).dump() << "\n";
+}
+
+void write_sft(const std::string& path, int records) {
+  std::mt19937 rng(20260422);
+  std::ofstream out(path);
+  for (int i = 0; i < records; ++i) {
+    nlohmann::json conv = {{{"role", "user"}, {"content", "name " + words(rng, 3)}}, {{"role", "assistant"}, {"content", words(rng, 6)}}};
+    out << nlohmann::json({{"conversations", conv}}).dump() << "\n";
+  }
+}
+
+class TrainerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!fs::exists(kMiniMind)) GTEST_SKIP() << "MiniMind tokenizer not found";
+    tokenizer = std::make_unique<Tokenizer>(Tokenizer::from_file(kMiniMind));
+    config = testing::tiny_config();
+    config.vocab_size = 6400;
+    write_pretrain(dir.file("pretrain.jsonl"), 64);
+    write_sft(dir.file("sft.jsonl"), 64);
+  }
+
+  ChronosForCausalLM fresh_model() {
+    at::manual_seed(0);
+    return ChronosForCausalLM(config);
+  }
+
+  TrainerOptions options(const std::string& out, int64_t steps) {
+    TrainerOptions o;
+    o.out_dir = dir.file(out);
+    o.steps = steps;
+    o.adamw.lr = 3e-3;
+    o.log_every = 1000;
+    return o;
+  }
+
+  LmStageOptions stage_options(const std::string& data) {
+    LmStageOptions s;
+    s.data_path = dir.file(data);
+    s.batch_size = 4;
+    return s;
+  }
+
+  // Mean CE of the first and last `n` logged steps (read back from --log-jsonl).
+  std::pair<double, double> ce_start_end(const std::string& log, size_t n) {
+    std::ifstream in(log);
+    std::vector<double> ce;
+    std::string line;
+    while (std::getline(in, line)) ce.push_back(nlohmann::json::parse(line)["ce"].get<double>());
+    EXPECT_GE(ce.size(), 2 * n);
+    double a = 0, b = 0;
+    for (size_t i = 0; i < n; ++i) a += ce[i] / n, b += ce[ce.size() - 1 - i] / n;
+    return {a, b};
+  }
+
+  std::unique_ptr<Tokenizer> tokenizer;
+  ModelConfig config;
+  testing::TempDir dir;
+};
+
+TEST_F(TrainerTest, PretrainLossFalls) {
+  ChronosForCausalLM model = fresh_model();
+  PretrainStage stage(*tokenizer, {32, 1, 2}, stage_options("pretrain.jsonl"));
+  TrainerOptions o = options("pre", 30);
+  o.log_every = 1;
+  o.log_jsonl = dir.file("pre.jsonl");
+  const TrainingSummary s = run_training(*model, stage, o);
+  EXPECT_TRUE(s.finished);
+  EXPECT_EQ(s.steps, 30);
+  auto [first, last] = ce_start_end(dir.file("pre.jsonl"), 5);
+  EXPECT_LT(last, first - 1.0) << "CE " << first << " -> " << last;
+  EXPECT_TRUE(is_model_directory(dir.file("pre")));
+  EXPECT_NO_THROW(load_pretrained(dir.file("pre")));
+}
+
+TEST_F(TrainerTest, SftLossFallsAndAnchorIsLogged) {
+  ChronosForCausalLM model = fresh_model();
+  save_pretrained(*model, dir.file("start"));
+  std::shared_ptr<ChronosForCausalLMImpl> reference = load_pretrained(dir.file("start")).ptr();
+  LmStageOptions so = stage_options("sft.jsonl");
+  so.weights.router_anchor = 0.01;
+  SftStage stage(*tokenizer, {64, 1, 2}, so, reference);
+  TrainerOptions o = options("sft", 30);
+  o.log_every = 1;
+  o.log_jsonl = dir.file("sft.log");
+  run_training(*model, stage, o);
+  auto [first, last] = ce_start_end(dir.file("sft.log"), 5);
+  EXPECT_LT(last, first - 1.0) << "CE " << first << " -> " << last;
+  std::ifstream in(dir.file("sft.log"));
+  std::string line;
+  std::getline(in, line);
+  EXPECT_TRUE(nlohmann::json::parse(line).contains("anchor"));
+}
+
+TEST_F(TrainerTest, ResumeEqualsAStraightRun) {
+  auto run = [&](const std::string& out, int64_t stop_at, int64_t save_every, bool resume) {
+    ChronosForCausalLM model = fresh_model();
+    std::string checkpoint;
+    if (resume) {
+      checkpoint = latest_checkpoint(dir.file(out)).value();
+      model = load_pretrained(checkpoint);
+    }
+    PretrainStage stage(*tokenizer, {32, 1, 2}, stage_options("pretrain.jsonl"));
+    TrainerOptions o = options(out, 20);
+    o.grad_accum = 2;
+    o.stop_at = stop_at;
+    o.save_every = save_every;
+    o.resume_checkpoint = checkpoint;
+    run_training(*model, stage, o);
+    return model;
+  };
+  ChronosForCausalLM straight = run("straight", 0, 0, false);
+  run("resumed", 10, 10, false);
+  ChronosForCausalLM resumed = run("resumed", 0, 0, true);
+  const auto a = straight->parameters(), b = resumed->parameters();
+  ASSERT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, (a[i] - b[i]).abs().max().item<double>());
+  EXPECT_LE(worst, 1e-6);
+}
+
+TEST_F(TrainerTest, KeepsTheNewestCheckpoints) {
+  ChronosForCausalLM model = fresh_model();
+  PretrainStage stage(*tokenizer, {16, 1, 2}, stage_options("pretrain.jsonl"));
+  TrainerOptions o = options("ckpt", 6);
+  o.save_every = 1;
+  o.keep = 2;
+  run_training(*model, stage, o);
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir.file("ckpt/checkpoints"))) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"step_00000005", "step_00000006"}));
+  const TrainerState state = read_trainer_state(dir.file("ckpt/checkpoints/step_00000006"));
+  EXPECT_EQ(state.step, 6);
+  EXPECT_EQ(state.stage, "pretrain");
+}
+
+// A stage whose loss is NaN: every step is skipped, and the run stops after max_bad_steps.
+class NanStage : public TrainingStage {
+ public:
+  std::string name() const override { return "nan"; }
+  MicroStep micro_step(ChronosForCausalLMImpl& model) override {
+    MicroStep m;
+    m.loss = model.lm_head_weight().sum() * std::numeric_limits<double>::quiet_NaN();
+    return m;
+  }
+  int64_t micro_batches_per_epoch() override { return 1; }
+  nlohmann::json data_state() const override { return {}; }
+  void restore_data_state(const nlohmann::json&) override {}
+};
+
+TEST_F(TrainerTest, NonFiniteStepsAreSkippedThenStopTheRun) {
+  ChronosForCausalLM model = fresh_model();
+  const at::Tensor before = model->lm_head_weight().clone();
+  NanStage stage;
+  TrainerOptions o = options("nan", 10);
+  o.max_bad_steps = 3;
+  try {
+    run_training(*model, stage, o);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("3 non-finite steps in a row"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(at::equal(before, model->lm_head_weight()));  // no update was applied
+}
+
+TEST_F(TrainerTest, EpochsApplyTheLastPartialWindow) {
+  ChronosForCausalLM model = fresh_model();
+  write_sft(dir.file("five.jsonl"), 5);
+  LmStageOptions so = stage_options("five.jsonl");
+  so.batch_size = 1;
+  SftStage stage(*tokenizer, {64, 1, 2}, so, nullptr);
+  TrainerOptions o = options("epochs", 0);
+  o.epochs = 1;
+  o.grad_accum = 2;  // 5 micro-batches: steps of 2, 2 and a last one of 1
+  const TrainingSummary s = run_training(*model, stage, o);
+  EXPECT_EQ(s.steps, 3);
+  EXPECT_TRUE(s.finished);
+}
+
+}  // namespace
+}  // namespace chronos

@@ -1,0 +1,209 @@
+// chronos-train pretrain | sft: the flags every stage shares, and the language-modelling stages.
+#include <torch/utils.h>
+
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+#include "chronos-train/modes.h"
+#include "chronos/core/error.h"
+#include "chronos/core/log.h"
+#include "chronos/model/pretrained.h"
+#include "chronos/tokenizer/tokenizer.h"
+#include "chronos/train/checkpoint.h"
+#include "chronos/train/lm_stages.h"
+#include "chronos/train/trainer.h"
+#include "common/runtime_flags.h"
+
+namespace fs = std::filesystem;
+
+namespace chronos::train_cli {
+namespace {
+
+// Flags of every stage. Optional values stay unset so that the stage default or the checkpoint's
+// value applies.
+struct StageFlags {
+  TrainStage stage = TrainStage::Pretrain;
+  std::string data, out, from, config, tokenizer, resume, log_jsonl;
+  int64_t steps = 0, epochs = 0, batch_size = 0, grad_accum = 0, max_seq_len = 0, save_every = 0, keep = 3, stop_at = 0,
+          log_every = 10;
+  double lr = 0, grad_clip = 1.0;
+  uint64_t seed = 42;
+  bool skip_bad_lines = false;
+  std::optional<double> fallback_mask_prob, lambda_balance, lambda_temporal, lambda_locality, lambda_lookahead,
+      lambda_lookahead_topk, lambda_lookahead_union, lambda_anchor;
+  tools::RuntimeFlags runtime;
+};
+
+struct StageDefaults {
+  double lr;
+  int64_t batch_size, grad_accum, max_seq_len;
+};
+
+StageDefaults defaults_for(TrainStage stage) {
+  switch (stage) {
+    case TrainStage::Pretrain: return {5e-4, 16, 8, 512};
+    case TrainStage::Sft: return {5e-5, 2, 1, 128};
+    default: return {5e-6, 2, 1, 128};
+  }
+}
+
+void add_stage_flags(CLI::App& cmd, StageFlags& f) {
+  const StageDefaults d = defaults_for(f.stage);
+  cmd.add_option("--data", f.data, "Training data (JSONL)")->required();
+  cmd.add_option("--out", f.out, "Output model directory (checkpoints go to OUT/checkpoints)")->required();
+  cmd.add_option("--tokenizer", f.tokenizer, "tokenizer.json (default: the one in --from / the resumed checkpoint)");
+  cmd.add_option("--steps", f.steps, "Optimizer steps of the whole run (the schedule is built from it)");
+  cmd.add_option("--epochs", f.epochs, "Passes over the data, when --steps is not given");
+  cmd.add_option("--batch-size", f.batch_size, cat("Sequences per micro-batch (default ", d.batch_size, ")"));
+  cmd.add_option("--grad-accum", f.grad_accum, cat("Micro-batches per optimizer step (default ", d.grad_accum, ")"));
+  cmd.add_option("--max-seq-len", f.max_seq_len, cat("Tokens per sequence (default ", d.max_seq_len, ")"));
+  cmd.add_option("--lr", f.lr, cat("Peak learning rate (default ", d.lr, ")"));
+  cmd.add_option("--grad-clip", f.grad_clip, "Global gradient-norm clip (0 = off)")->capture_default_str();
+  cmd.add_option("--seed", f.seed, "Seed for data order, dropout and expert-miss simulation")->capture_default_str();
+  cmd.add_option("--save-every", f.save_every, "Checkpoint every N optimizer steps (0 = only the final model)")->capture_default_str();
+  cmd.add_option("--keep", f.keep, "Checkpoints to keep")->capture_default_str();
+  cmd.add_option("--stop-at", f.stop_at, "End after step N as a crash would (for resume tests)");
+  cmd.add_option("--resume", f.resume, "Continue from the newest checkpoint under this run folder");
+  cmd.add_option("--log-jsonl", f.log_jsonl, "Append one JSON line per log step to this file");
+  cmd.add_option("--log-every", f.log_every, "Optimizer steps between log lines")->capture_default_str();
+  cmd.add_flag("--skip-bad-lines", f.skip_bad_lines, "Skip and count malformed records instead of stopping");
+  cmd.add_option("--fallback-mask-prob", f.fallback_mask_prob, "Simulated expert-miss rate while training");
+  cmd.add_option("--lambda-balance", f.lambda_balance, "Load-balance weight");
+  cmd.add_option("--lambda-temporal", f.lambda_temporal, "Temporal smoothness weight");
+  cmd.add_option("--lambda-locality", f.lambda_locality, "Router locality weight");
+  cmd.add_option("--lambda-lookahead", f.lambda_lookahead, "Lookahead soft-CE weight (0 also turns off top-k and union)");
+  cmd.add_option("--lambda-lookahead-topk", f.lambda_lookahead_topk, "Lookahead top-k hit weight");
+  cmd.add_option("--lambda-lookahead-union", f.lambda_lookahead_union, "Lookahead union recall weight");
+  cmd.add_option("--lambda-anchor", f.lambda_anchor, "Router KL anchor weight (stage default otherwise)");
+  tools::add_runtime_flags(cmd, f.runtime);
+}
+
+RouterLossWeights stage_weights(const StageFlags& f, const ModelConfig& config) {
+  RouterLossWeights w = RouterLossWeights::from_config(config);
+  w.router_anchor = stage_regulariser_defaults(f.stage).router_anchor;
+  auto set = [](double& field, const std::optional<double>& flag) {
+    if (flag) field = *flag;
+  };
+  set(w.balance, f.lambda_balance);
+  set(w.temporal, f.lambda_temporal);
+  set(w.router_locality, f.lambda_locality);
+  set(w.lookahead, f.lambda_lookahead);
+  set(w.lookahead_topk, f.lambda_lookahead_topk);
+  set(w.lookahead_union, f.lambda_lookahead_union);
+  set(w.router_anchor, f.lambda_anchor);
+  w.validate();
+  return w;
+}
+
+int run_stage(StageFlags f) {
+  const tools::Runtime rt = tools::apply_runtime_flags(f.runtime);
+  const StageDefaults d = defaults_for(f.stage);
+  if (f.batch_size <= 0) f.batch_size = d.batch_size;
+  if (f.grad_accum <= 0) f.grad_accum = d.grad_accum;
+  if (f.max_seq_len <= 0) f.max_seq_len = d.max_seq_len;
+  if (f.lr <= 0) f.lr = d.lr;
+  if (f.steps <= 0 && f.epochs <= 0) throw InvalidArgument("give --steps N or --epochs N");
+  if (!f.data.empty() && !fs::is_regular_file(f.data)) throw IoError(cat(f.data, ": training data not found"));
+  const std::string stage_name = train_stage_name(f.stage);
+
+  // The starting weights: the checkpoint being resumed, else --from, else (pretrain) a fresh --config model.
+  std::optional<std::string> checkpoint;
+  if (!f.resume.empty()) {
+    checkpoint = latest_checkpoint(f.resume);
+    if (!checkpoint) throw IoError(cat(f.resume, ": no checkpoint to resume (expected ", f.resume, "/checkpoints/step_*)"));
+  }
+  torch::manual_seed(f.seed);
+  ChronosForCausalLM model{nullptr};
+  std::string start;
+  if (checkpoint) {
+    start = *checkpoint;
+    model = load_pretrained(start, LoadOptions{rt.device, c10::kFloat});
+  } else if (!f.from.empty()) {
+    start = f.from;
+    model = load_pretrained(start, LoadOptions{rt.device, c10::kFloat});
+  } else if (!f.config.empty()) {
+    start = f.config;
+    model = ChronosForCausalLM(ModelConfig::load(f.config));
+    model->to(rt.device);
+  } else {
+    throw InvalidArgument(f.stage == TrainStage::Pretrain ? "give --config FILE (a fresh model) or --from DIR" : "give --from DIR (the starting model)");
+  }
+  model->set_fallback_mask_prob(f.fallback_mask_prob.value_or(stage_regulariser_defaults(f.stage).fallback_mask_prob));
+
+  std::string tokenizer_path = f.tokenizer;
+  for (const std::string& dir : {f.from, checkpoint.value_or("")})
+    if (tokenizer_path.empty() && !dir.empty() && fs::is_regular_file(fs::path(dir) / "tokenizer.json"))
+      tokenizer_path = (fs::path(dir) / "tokenizer.json").string();
+  if (tokenizer_path.empty()) throw InvalidArgument("give --tokenizer FILE (no tokenizer.json in the starting model directory)");
+  const Tokenizer tokenizer = Tokenizer::from_file(tokenizer_path);
+  if (tokenizer.vocab_size() > model->config().vocab_size)
+    throw ConfigError(cat(tokenizer_path, ": ", tokenizer.vocab_size(), " tokens do not fit the model's vocab_size ", model->config().vocab_size));
+
+  const RouterLossWeights weights = stage_weights(f, model->config());
+  LmStageOptions options{f.data, f.batch_size, f.seed, f.skip_bad_lines, weights};
+  const EncoderOptions encoder{f.max_seq_len, static_cast<TokenId>(model->config().bos_token_id),
+                               static_cast<TokenId>(model->config().eos_token_id)};
+  std::unique_ptr<TrainingStage> stage;
+  if (f.stage == TrainStage::Pretrain) {
+    stage = std::make_unique<PretrainStage>(tokenizer, encoder, options);
+  } else {
+    std::shared_ptr<ChronosForCausalLMImpl> reference;
+    if (weights.router_anchor > 0) {
+      if (f.from.empty()) throw InvalidArgument("the router anchor needs the starting model: give --from DIR (also when resuming)");
+      reference = load_pretrained(f.from, LoadOptions{rt.device, c10::kFloat}).ptr();
+      for (auto& p : reference->parameters()) p.requires_grad_(false);
+    }
+    stage = std::make_unique<SftStage>(tokenizer, encoder, options, reference);
+  }
+
+  TrainerOptions trainer;
+  trainer.out_dir = f.out;
+  trainer.steps = f.steps;
+  trainer.epochs = f.epochs;
+  trainer.grad_accum = f.grad_accum;
+  trainer.grad_clip = f.grad_clip;
+  trainer.seed = f.seed;
+  trainer.save_every = f.save_every;
+  trainer.keep = f.keep;
+  trainer.stop_at = f.stop_at;
+  trainer.log_every = std::max<int64_t>(1, f.log_every);
+  trainer.log_jsonl = f.log_jsonl;
+  trainer.resume_checkpoint = checkpoint.value_or("");
+  trainer.adamw.lr = f.lr;
+  log::info(cat(stage_name, " from ", start, " on ", f.data, ": batch ", f.batch_size, " x ", f.max_seq_len, " tokens, grad-accum ",
+                f.grad_accum, ", lr ", f.lr, ", seed ", f.seed, ", threads ", rt.threads));
+  const TrainingSummary summary = run_training(*model, *stage, trainer);
+  if (summary.finished) {
+    std::error_code ec;
+    fs::copy_file(tokenizer_path, fs::path(f.out) / "tokenizer.json", fs::copy_options::overwrite_existing, ec);
+    const fs::path side = fs::path(tokenizer_path).parent_path() / "tokenizer_config.json";
+    if (fs::is_regular_file(side)) fs::copy_file(side, fs::path(f.out) / "tokenizer_config.json", fs::copy_options::overwrite_existing, ec);
+  }
+  std::cout << stage_name << ": " << summary.steps << " steps, last loss " << summary.last_loss << ", " << summary.skipped_steps
+            << " skipped, " << static_cast<int64_t>(summary.seconds) << " s" << (summary.finished ? ", model in " + f.out : ", stopped early")
+            << std::endl;
+  return 0;
+}
+
+tools::Subcommand add_lm_stage(CLI::App& app, TrainStage stage, const char* help) {
+  auto flags = std::make_shared<StageFlags>();
+  flags->stage = stage;
+  CLI::App* cmd = app.add_subcommand(train_stage_name(stage), help);
+  add_stage_flags(*cmd, *flags);
+  cmd->add_option("--from", flags->from, "Starting model directory");
+  if (stage == TrainStage::Pretrain) cmd->add_option("--config", flags->config, "Model config JSON for a fresh model");
+  return {cmd, [flags] { return run_stage(*flags); }};
+}
+
+}  // namespace
+
+tools::Subcommand add_pretrain_mode(CLI::App& app) {
+  return add_lm_stage(app, TrainStage::Pretrain, "Pretrain on text (packed sequences, CE + router regulariser)");
+}
+
+tools::Subcommand add_sft_mode(CLI::App& app) {
+  return add_lm_stage(app, TrainStage::Sft, "Supervised fine-tuning on conversations (CE on assistant answers + router regulariser + anchor)");
+}
+
+}  // namespace chronos::train_cli
