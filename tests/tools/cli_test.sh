@@ -56,7 +56,10 @@ grep -q '"mfu"' "$work/out" && grep -q '"tokens_per_s"' "$work/out" || { echo "F
 
 # chronos-generate, on a tiny random model with the MiniMind tokenizer when ../shared is present.
 if [ -f "$minimind" ]; then
-  expect_ok init_with_tokenizer "$train" init --config "$src/configs/tiny.json" --out "$work/gen" --tokenizer "$minimind" --log-level warn
+  # A window of 8 tokens, so that 40 generated tokens run far past it.
+  sed 's/"sliding_window_size": [0-9]*/"sliding_window_size": 8/' "$src/configs/tiny.json" >"$work/window8.json"
+  expect_ok init_with_tokenizer "$train" init --config "$work/window8.json" --out "$work/gen" --tokenizer "$minimind" --log-level warn
+  grep -q '"sliding_window_size": 8' "$work/gen/config.json" || { echo "FAIL window-8 config not applied"; failures=$((failures + 1)); }
   args=(--model "$work/gen" --prompt "The cache 里的 experts" --greedy --max-new-tokens 40 --log-level warn)
   expect_ok generate_cached "$generate" "${args[@]}" --json
   cp "$work/out" "$work/cached.json"
@@ -73,6 +76,15 @@ PY
   expect_error generate_no_tokenizer "no tokenizer.json" "$generate" --model "$work/tiny" --prompt hi
   expect_error generate_unknown_flag "--temp" "$generate" --model "$work/gen" --prompt hi --temp 3
   expect_error generate_bad_top_p "top_p" "$generate" --model "$work/gen" --prompt hi --top-p 2
+  # Training: bad data is named by file and line; a good run trains and saves a model directory.
+  printf '{"text": "the quick brown fox"}\n{"text": "jumps over"}\n' >"$work/pre.jsonl"
+  printf '{"text": "fine"}\n{"text": broken\n' >"$work/bad.jsonl"
+  expect_ok pretrain_runs "$train" pretrain --from "$work/gen" --data "$work/pre.jsonl" --out "$work/pre" --steps 2 --batch-size 2 --max-seq-len 8 --log-level warn
+  [ -f "$work/pre/model.safetensors" ] && [ -f "$work/pre/tokenizer.json" ] || { echo "FAIL pretrain wrote no model"; failures=$((failures + 1)); }
+  expect_error pretrain_bad_line "$work/bad.jsonl:2: invalid JSON" "$train" pretrain --from "$work/gen" --data "$work/bad.jsonl" --out "$work/x" --steps 2 --batch-size 2 --max-seq-len 8 --log-level warn
+  expect_error pretrain_missing_data "$work/none.jsonl" "$train" pretrain --from "$work/gen" --data "$work/none.jsonl" --out "$work/x" --steps 1 --log-level warn
+  expect_error sft_no_conversations "no 'conversations'" "$train" sft --from "$work/gen" --data "$work/pre.jsonl" --out "$work/x" --steps 1 --log-level warn
+  expect_error pretrain_no_steps "--steps" "$train" pretrain --from "$work/gen" --data "$work/pre.jsonl" --out "$work/x" --log-level warn
   printf '{"hidden_size": 64,,}' >"$work/gen/config.json"
   expect_error generate_bad_config "$work/gen/config.json:1:" "$generate" --model "$work/gen" --prompt hi
 fi
