@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <vector>
 
+#include "chronos/core/error.h"
 #include "chronos/core/timing.h"
+#include "chronos/model/pretrained.h"
 
 namespace chronos::bench {
 
@@ -35,6 +37,16 @@ double measure_matmul_flops(const tools::Runtime& rt, int n, int warmup, int rep
     seconds.push_back(watch.seconds());
   }
   return 2.0 * n * n * static_cast<double>(n) / median(seconds);
+}
+
+ChronosForCausalLM load_bench_model(const std::string& config, const std::string& model, const tools::Runtime& rt, uint64_t seed) {
+  if (config.empty() == model.empty()) throw InvalidArgument("give exactly one of --config or --model");
+  at::manual_seed(static_cast<int64_t>(seed));
+  if (!model.empty()) return load_pretrained(model, LoadOptions{rt.device, rt.dtype});
+  ChronosForCausalLM fresh(ModelConfig::load(config));
+  fresh->to(rt.device, rt.dtype);
+  fresh->eval();
+  return fresh;
 }
 
 }  // namespace chronos::bench

@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "chronos/model/causal_lm.h"
 #include "common/runtime_flags.h"
 
 namespace chronos::bench {
@@ -27,5 +28,10 @@ void synchronize(const c10::Device& device);
 // Median FLOP/s of a plain n x n matmul on the device in the runtime's dtype: the peak that the
 // utilisation figures divide by, measured in the same run as the figure.
 double measure_matmul_flops(const tools::Runtime& runtime, int n, int warmup, int repeat);
+
+// The model a bench runs: a model directory's weights (`model`), or random weights for a config
+// (`config`, seeded); exactly one of the two. In eval mode on the runtime's device and dtype.
+ChronosForCausalLM load_bench_model(const std::string& config, const std::string& model, const tools::Runtime& runtime,
+                                    uint64_t seed);
 
 }  // namespace chronos::bench

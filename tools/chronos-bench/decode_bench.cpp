@@ -10,10 +10,8 @@
 #include "chronos-bench/bench_common.h"
 #include "chronos-bench/modes.h"
 #include "chronos/core/backend.h"
-#include "chronos/core/error.h"
 #include "chronos/core/timing.h"
 #include "chronos/model/flops.h"
-#include "chronos/model/pretrained.h"
 #include "chronos/runtime/generation.h"
 
 namespace chronos::bench {
@@ -47,16 +45,7 @@ double measure_read_bandwidth(const tools::Runtime& rt, int repeat) {
 
 int run_decode(const DecodeFlags& flags) {
   const tools::Runtime rt = tools::apply_runtime_flags(flags.common.runtime);
-  if (flags.config.empty() == flags.model.empty()) throw InvalidArgument("decode: give exactly one of --config or --model");
-  torch::manual_seed(flags.seed);
-  ChronosForCausalLM model{nullptr};
-  if (!flags.model.empty()) {
-    model = load_pretrained(flags.model, LoadOptions{rt.device, rt.dtype});
-  } else {
-    model = ChronosForCausalLM(ModelConfig::load(flags.config));
-    model->to(rt.device, rt.dtype);
-    model->eval();
-  }
+  ChronosForCausalLM model = load_bench_model(flags.config, flags.model, rt, flags.seed);
   const ModelConfig& config = model->config();
   const std::string source = flags.model.empty() ? flags.config : flags.model;
   std::vector<int64_t> prompt(flags.prompt_tokens);
