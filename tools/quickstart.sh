@@ -1,38 +1,63 @@
 #!/usr/bin/env bash
-# One command from a fresh Debian 12 machine to a working Chronos model: installs what is missing,
-# builds Release, then runs the pipeline on the bundled small preset. Everything it writes goes under
-# runs/quickstart/; the final model directory is runs/quickstart/model. Safe to run again.
+# One command from a fresh Debian 12 machine to a trained Chronos model: installs what is missing,
+# builds Release, then runs the pipeline on real text from Debian's fortune packages: tokenizer,
+# pretraining of the small preset for a few minutes, a short SFT on conversations built from the same
+# corpus, and generation. Everything goes under runs/quickstart/; the final model directory is
+# runs/quickstart/model. Safe to run again (it starts over). Environment: PRETRAIN_STEPS, SFT_STEPS.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out="$root/runs/quickstart"
 bin="${BUILD_DIR:-$root/build}/tools"
 config="$root/configs/small.json"
+pretrain_steps=${PRETRAIN_STEPS:-150}
+sft_steps=${SFT_STEPS:-40}
 
 step() { printf '\n==> %s\n' "$*"; }
 
 step "Installing missing build dependencies"
 bash "$root/tools/setup_deps.sh"
+if [ ! -d /usr/share/games/fortunes ] || [ ! -f /usr/share/games/fortunes/tang300 ]; then
+  echo "quickstart: installing the text corpus (Debian packages fortunes, fortunes-zh)"
+  sudo=(); [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq fortunes fortunes-zh >/dev/null
+fi
 
 step "Building Chronos (Release)"
 bash "$root/tools/build.sh"
 
-mkdir -p "$out"
-step "Backend"
-"$bin/chronos-bench" forward --config "$root/configs/tiny.json" --seq-len 8 --batch 1 --repeat 1 --warmup 0 \
-  --matmul-size 256 --log-level debug 2>&1 | sed -n '/LibTorch/,/threads/p' | sed 's/^\[[^]]*\] \[[^]]*\] //'
+rm -rf "$out"
+mkdir -p "$out/data"
+step "Corpus: English and Chinese fortunes -> JSONL"
+mapfile -t files < <(find /usr/share/games/fortunes -maxdepth 1 -type f ! -name '*.dat' ! -name '*.u8' | sort)
+python3 "$root/tools/fortunes_to_jsonl.py" --out "$out/data/corpus.jsonl" --sft "$out/data/sft.jsonl" "${files[@]}"
 
-step "Initialising the small model ($config) into $out/model"
-"$bin/chronos-train" init --config "$config" --out "$out/model" --seed 0 --log-level warn
+step "Tokenizer: byte-level BPE, 6400 tokens"
+"$bin/chronos-train" tokenizer --data "$out/data/corpus.jsonl" --vocab-size 6400 --out "$out/tokenizer"
 
-step "Measuring a prefill forward pass of the small model"
-"$bin/chronos-bench" forward --config "$config" --seq-len 256 --batch 2 --repeat 3 --warmup 1 --json --log-level warn \
-  | tee "$out/forward_bench.json"
+step "Model: the small preset ($config)"
+"$bin/chronos-train" init --config "$config" --out "$out/init" --tokenizer "$out/tokenizer/tokenizer.json" --seed 0 --log-level warn
+
+step "Pretraining: $pretrain_steps steps of 8 x 256 tokens"
+"$bin/chronos-train" pretrain --from "$out/init" --data "$out/data/corpus.jsonl" --out "$out/pretrain" \
+  --steps "$pretrain_steps" --batch-size 8 --grad-accum 1 --max-seq-len 256 --lr 2e-3 --log-every 10 \
+  --save-every 50 --keep 1 --log-jsonl "$out/pretrain.jsonl"
+
+step "SFT: $sft_steps steps on conversations built from the corpus"
+"$bin/chronos-train" sft --from "$out/pretrain" --data "$out/data/sft.jsonl" --out "$out/model" \
+  --steps "$sft_steps" --batch-size 4 --max-seq-len 256 --lr 5e-4 --log-every 10 --log-jsonl "$out/sft.jsonl"
+
+step "Generating with the trained model"
+"$bin/chronos-generate" --model "$out/model" --chat --prompt "Tell me a saying about computers." \
+  --max-new-tokens 48 --temperature 0.8 --top-p 0.9 --seed 1 --stats --log-level warn
 
 step "Done"
 cat <<MSG
 What this run did:
   - built the library, tools and tests in ${BUILD_DIR:-$root/build}
-  - wrote a freshly initialised model directory: $out/model (config.json, model.safetensors)
-  - measured prefill throughput and model FLOPs utilisation: $out/forward_bench.json
-Next: tools/test.sh runs the test suite.
+  - converted $(wc -l <"$out/data/corpus.jsonl") fortunes into $out/data/{corpus,sft}.jsonl
+  - trained a tokenizer: $out/tokenizer
+  - pretrained the small model ($out/pretrain, log $out/pretrain.jsonl) and fine-tuned it ($out/sft.jsonl)
+  - final model directory: $out/model
+Try: $bin/chronos-generate --model $out/model --chat      (a REPL on a terminal)
+Tests: tools/test.sh
 MSG
