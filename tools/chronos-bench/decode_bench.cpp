@@ -26,21 +26,33 @@ struct DecodeFlags {
   CommonFlags common;
 };
 
-// Read bandwidth of a reduction over a buffer far larger than the caches (best of several passes).
-double measure_read_bandwidth(const tools::Runtime& rt, int repeat) {
+struct Bandwidth {
+  double read = 0;  // bytes/s of a reduction over 512 MiB: what streaming weights can reach
+  double copy = 0;  // bytes/s read + written by a 512 MiB copy (STREAM-copy style), for reference
+};
+
+// Memory bandwidth over buffers far larger than the caches, best of several passes (slower passes
+// saw interference).
+Bandwidth measure_bandwidth(const tools::Runtime& rt, int repeat) {
   at::NoGradGuard no_grad;
   const int64_t floats = (512ll << 20) / 4;
-  const at::Tensor buffer = at::ones({floats}, at::TensorOptions().dtype(at::kFloat).device(rt.device));
-  buffer.sum();
-  std::vector<double> seconds;
+  const auto options = at::TensorOptions().dtype(at::kFloat).device(rt.device);
+  const at::Tensor source = at::ones({floats}, options);
+  at::Tensor target = at::empty({floats}, options);
+  target.copy_(source);
+  std::vector<double> read, copy;
   for (int i = 0; i < std::max(repeat, 7); ++i) {
     Stopwatch watch;
-    const at::Tensor s = buffer.sum();
+    const at::Tensor s = source.sum();
     synchronize(rt.device);
-    seconds.push_back(watch.seconds());
+    read.push_back(watch.seconds());
+    watch.reset();
+    target.copy_(source);
+    synchronize(rt.device);
+    copy.push_back(watch.seconds());
   }
-  // The fastest pass is the machine's achievable rate; slower ones saw interference.
-  return static_cast<double>(floats) * 4 / *std::min_element(seconds.begin(), seconds.end());
+  const double bytes = static_cast<double>(floats) * 4;
+  return {bytes / *std::min_element(read.begin(), read.end()), 2 * bytes / *std::min_element(copy.begin(), copy.end())};
 }
 
 int run_decode(const DecodeFlags& flags) {
@@ -57,7 +69,7 @@ int run_decode(const DecodeFlags& flags) {
   options.max_new_tokens = flags.new_tokens;
   options.max_context = flags.prompt_tokens + flags.new_tokens + 1;
 
-  const double bandwidth = measure_read_bandwidth(rt, flags.common.repeat);
+  const Bandwidth bandwidth = measure_bandwidth(rt, flags.common.repeat);
   for (int i = 0; i < flags.common.warmup; ++i) {
     GenerationOptions short_run = options;
     short_run.max_new_tokens = std::min<int64_t>(16, flags.new_tokens);
@@ -72,7 +84,7 @@ int run_decode(const DecodeFlags& flags) {
   }
   const double tokens_per_s = median(decode_rates);
   const double bytes = decode_weight_bytes(config, static_cast<double>(c10::elementSize(rt.dtype)));
-  const double bound = bandwidth / bytes;
+  const double bound = bandwidth.read / bytes;
   const double ratio = tokens_per_s / bound;
 
   nlohmann::json result = {{"mode", "decode"},
@@ -88,7 +100,9 @@ int run_decode(const DecodeFlags& flags) {
                            {"prefill_tokens_per_s", median(prefill_rates)},
                            {"time_to_first_token_ms", median(ttft) * 1e3},
                            {"weight_mb_per_token", bytes / 1e6},
-                           {"memory_gb_per_s", bandwidth / 1e9},
+                           {"memory_gb_per_s", bandwidth.read / 1e9},
+                           {"copy_gb_per_s", bandwidth.copy / 1e9},
+                           {"bound_ratio_copy", tokens_per_s / (bandwidth.copy / bytes)},
                            {"bound_tokens_per_s", bound},
                            {"bound_ratio", ratio},
                            {"repeat", flags.common.repeat}};
@@ -102,7 +116,8 @@ int run_decode(const DecodeFlags& flags) {
             << "  tokens_per_s        " << tokens_per_s << "  (" << 1e3 / tokens_per_s << " ms/token, median of "
             << flags.common.repeat << ")\n"
             << "  prefill tokens/s    " << median(prefill_rates) << ", time to first token " << median(ttft) * 1e3 << " ms\n"
-            << "  weights per token   " << bytes / 1e6 << " MB, memory bandwidth " << bandwidth / 1e9 << " GB/s\n"
+            << "  weights per token   " << bytes / 1e6 << " MB, memory bandwidth " << bandwidth.read / 1e9 << " GB/s read ("
+            << bandwidth.copy / 1e9 << " GB/s copy)\n"
             << "  bound               " << bound << " tokens/s\n"
             << "  bound_ratio         " << ratio << "\n";
   return 0;
