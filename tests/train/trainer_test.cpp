@@ -14,6 +14,7 @@
 #include "chronos/model/pretrained.h"
 #include "chronos/train/checkpoint.h"
 #include "chronos/train/lm_stages.h"
+#include "chronos/train/preference_stages.h"
 #include "support/temp_dir.h"
 #include "support/tiny_config.h"
 
@@ -48,6 +49,21 @@ void write_sft(const std::string& path, int records) {
   }
 }
 
+void write_preference(const std::string& path, int records) {
+  std::mt19937 rng(20260423);
+  const std::vector<std::string> noise = {"zzz", "qqq", "@@@", "###", "%%%", "&&&", "***"};
+  std::ofstream out(path);
+  for (int i = 0; i < records; ++i) {
+    const std::string prompt = "pick " + words(rng, 2);
+    std::string bad;
+    for (int w = 0; w < 6; ++w) bad += (w ? " " : "") + noise[rng() % noise.size()];
+    auto side = [&](const std::string& answer) {
+      return nlohmann::json::array({{{"role", "user"}, {"content", prompt}}, {{"role", "assistant"}, {"content", answer}}});
+    };
+    out << nlohmann::json({{"chosen", side(words(rng, 6))}, {"rejected", side(bad)}}).dump() << "\n";
+  }
+}
+
 class TrainerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -57,6 +73,19 @@ class TrainerTest : public ::testing::Test {
     config.vocab_size = 6400;
     write_pretrain(dir.file("pretrain.jsonl"), 64);
     write_sft(dir.file("sft.jsonl"), 64);
+    write_preference(dir.file("pref.jsonl"), 64);
+  }
+
+  // First and last `n` logged values of `key`, averaged.
+  std::pair<double, double> start_end(const std::string& log, const std::string& key, size_t n) {
+    std::ifstream in(log);
+    std::vector<double> v;
+    std::string line;
+    while (std::getline(in, line)) v.push_back(nlohmann::json::parse(line)[key].get<double>());
+    EXPECT_GE(v.size(), 2 * n);
+    double a = 0, b = 0;
+    for (size_t i = 0; i < n; ++i) a += v[i] / n, b += v[v.size() - 1 - i] / n;
+    return {a, b};
   }
 
   ChronosForCausalLM fresh_model() {
@@ -172,6 +201,27 @@ TEST_F(TrainerTest, KeepsTheNewestCheckpoints) {
   const TrainerState state = read_trainer_state(dir.file("ckpt/checkpoints/step_00000006"));
   EXPECT_EQ(state.step, 6);
   EXPECT_EQ(state.stage, "pretrain");
+}
+
+TEST_F(TrainerTest, DpoAndOrpoMarginsRise) {
+  for (bool orpo : {false, true}) {
+    ChronosForCausalLM model = fresh_model();
+    save_pretrained(*model, dir.file("pref_start"));
+    std::shared_ptr<ChronosForCausalLMImpl> reference = load_pretrained(dir.file("pref_start")).ptr();
+    PreferenceStageOptions po;
+    po.data = stage_options("pref.jsonl");
+    po.orpo = orpo;
+    po.orpo_config.beta = 1.0;
+    PreferenceStage stage(*tokenizer, {64, 1, 2}, po, reference);
+    EXPECT_EQ(stage.name(), orpo ? "orpo" : "dpo");
+    TrainerOptions o = options(orpo ? "orpo" : "dpo", 25);
+    o.adamw.lr = 1e-3;
+    o.log_every = 1;
+    o.log_jsonl = dir.file(orpo ? "orpo.log" : "dpo.log");
+    run_training(*model, stage, o);
+    auto [first, last] = start_end(o.log_jsonl, orpo ? "log_odds_ratio" : "reward_margin", 5);
+    EXPECT_GT(last, first + 0.5) << (orpo ? "orpo" : "dpo") << ": " << first << " -> " << last;
+  }
 }
 
 // A stage whose loss is NaN: every step is skipped, and the run stops after max_bad_steps.

@@ -1,4 +1,4 @@
-// chronos-train pretrain | sft: the flags every stage shares, and the language-modelling stages.
+// chronos-train pretrain | sft | dpo | orpo: the flags every stage shares, and the stages built on them.
 #include <torch/utils.h>
 
 #include <filesystem>
@@ -12,6 +12,7 @@
 #include "chronos/tokenizer/tokenizer.h"
 #include "chronos/train/checkpoint.h"
 #include "chronos/train/lm_stages.h"
+#include "chronos/train/preference_stages.h"
 #include "chronos/train/trainer.h"
 #include "common/runtime_flags.h"
 
@@ -32,6 +33,8 @@ struct StageFlags {
   bool skip_bad_lines = false;
   std::optional<double> fallback_mask_prob, lambda_balance, lambda_temporal, lambda_locality, lambda_lookahead,
       lambda_lookahead_topk, lambda_lookahead_union, lambda_anchor;
+  double beta = 0.1;       // DPO / ORPO
+  double lambda_or = 0.1;  // ORPO
   tools::RuntimeFlags runtime;
 };
 
@@ -148,13 +151,19 @@ int run_stage(StageFlags f) {
   if (f.stage == TrainStage::Pretrain) {
     stage = std::make_unique<PretrainStage>(tokenizer, encoder, options);
   } else {
+    // The frozen starting model: DPO's reference, and the router anchor's target on the same batch.
     std::shared_ptr<ChronosForCausalLMImpl> reference;
-    if (weights.router_anchor > 0) {
-      if (f.from.empty()) throw InvalidArgument("the router anchor needs the starting model: give --from DIR (also when resuming)");
+    if (weights.router_anchor > 0 || f.stage == TrainStage::Dpo) {
+      if (f.from.empty()) throw InvalidArgument("this stage needs the starting model as its reference: give --from DIR (also when resuming)");
       reference = load_pretrained(f.from, LoadOptions{rt.device, c10::kFloat}).ptr();
       for (auto& p : reference->parameters()) p.requires_grad_(false);
     }
-    stage = std::make_unique<SftStage>(tokenizer, encoder, options, reference);
+    if (f.stage == TrainStage::Sft) {
+      stage = std::make_unique<SftStage>(tokenizer, encoder, options, reference);
+    } else {
+      PreferenceStageOptions preference{options, f.stage == TrainStage::Orpo, DpoConfig{f.beta}, OrpoConfig{f.beta, f.lambda_or}};
+      stage = std::make_unique<PreferenceStage>(tokenizer, encoder, preference, reference);
+    }
   }
 
   TrainerOptions trainer;
@@ -193,6 +202,9 @@ tools::Subcommand add_lm_stage(CLI::App& app, TrainStage stage, const char* help
   add_stage_flags(*cmd, *flags);
   cmd->add_option("--from", flags->from, "Starting model directory");
   if (stage == TrainStage::Pretrain) cmd->add_option("--config", flags->config, "Model config JSON for a fresh model");
+  if (stage == TrainStage::Dpo || stage == TrainStage::Orpo)
+    cmd->add_option("--beta", flags->beta, "Inverse temperature of the preference loss")->capture_default_str();
+  if (stage == TrainStage::Orpo) cmd->add_option("--lambda-or", flags->lambda_or, "Weight of the odds-ratio term")->capture_default_str();
   return {cmd, [flags] { return run_stage(*flags); }};
 }
 
@@ -204,6 +216,14 @@ tools::Subcommand add_pretrain_mode(CLI::App& app) {
 
 tools::Subcommand add_sft_mode(CLI::App& app) {
   return add_lm_stage(app, TrainStage::Sft, "Supervised fine-tuning on conversations (CE on assistant answers + router regulariser + anchor)");
+}
+
+tools::Subcommand add_dpo_mode(CLI::App& app) {
+  return add_lm_stage(app, TrainStage::Dpo, "Direct preference optimisation on chosen/rejected pairs against the frozen starting model");
+}
+
+tools::Subcommand add_orpo_mode(CLI::App& app) {
+  return add_lm_stage(app, TrainStage::Orpo, "Odds-ratio preference optimisation on chosen/rejected pairs (no reference model)");
 }
 
 }  // namespace chronos::train_cli
