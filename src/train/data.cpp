@@ -148,6 +148,18 @@ std::pair<std::vector<int64_t>, std::string> ExampleEncoder::prompt(const nlohma
   return {ids, user};
 }
 
+nlohmann::json cursor_to_json(const DataCursor& c) {
+  return {{"epoch", c.epoch}, {"position", c.position}, {"bad_records", c.bad_records}};
+}
+
+DataCursor cursor_from_json(const nlohmann::json& json) {
+  try {
+    return {json.at("epoch").get<int64_t>(), json.at("position").get<int64_t>(), json.at("bad_records").get<int64_t>()};
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(cat("trainer_state.json: bad data cursor (", e.what(), ")"));
+  }
+}
+
 RecordStream::RecordStream(const std::string& path, uint64_t seed, bool shuffle, bool skip_bad_lines)
     : file_(path), seed_(seed), shuffle_(shuffle), skip_bad_(skip_bad_lines) {
   if (file_.size() == 0) throw FormatError(cat(path, ": the dataset is empty"));

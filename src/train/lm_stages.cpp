@@ -75,13 +75,14 @@ int64_t PretrainStage::micro_batches_per_epoch() {
 }
 
 nlohmann::json PretrainStage::data_state() const {
-  const DataCursor& c = records_.cursor();
-  return {{"epoch", c.epoch}, {"position", c.position}, {"bad_records", c.bad_records}, {"carry", packed_.carry()}};
+  nlohmann::json state = cursor_to_json(records_.cursor());
+  state["carry"] = packed_.carry();
+  return state;
 }
 
 void PretrainStage::restore_data_state(const nlohmann::json& state) {
-  records_.seek({state.at("epoch").get<int64_t>(), state.at("position").get<int64_t>(), state.at("bad_records").get<int64_t>()});
-  packed_.set_carry(state.at("carry").get<std::vector<int64_t>>());
+  records_.seek(cursor_from_json(state));
+  packed_.set_carry(state.value("carry", std::vector<int64_t>{}));
 }
 
 // ---- SFT ----
@@ -114,12 +115,13 @@ int64_t SftStage::micro_batches_per_epoch() {
 }
 
 nlohmann::json SftStage::data_state() const {
-  const DataCursor& c = records_.cursor();
-  return {{"epoch", c.epoch}, {"position", c.position}, {"bad_records", c.bad_records}, {"without_targets", without_targets_}};
+  nlohmann::json state = cursor_to_json(records_.cursor());
+  state["without_targets"] = without_targets_;
+  return state;
 }
 
 void SftStage::restore_data_state(const nlohmann::json& state) {
-  records_.seek({state.at("epoch").get<int64_t>(), state.at("position").get<int64_t>(), state.at("bad_records").get<int64_t>()});
+  records_.seek(cursor_from_json(state));
   without_targets_ = state.value("without_targets", int64_t{0});
 }
 

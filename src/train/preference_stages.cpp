@@ -75,13 +75,8 @@ int64_t PreferenceStage::micro_batches_per_epoch() {
   return (static_cast<int64_t>(records_.records()) + options_.data.batch_size - 1) / options_.data.batch_size;
 }
 
-nlohmann::json PreferenceStage::data_state() const {
-  const DataCursor& c = records_.cursor();
-  return {{"epoch", c.epoch}, {"position", c.position}, {"bad_records", c.bad_records}};
-}
+nlohmann::json PreferenceStage::data_state() const { return cursor_to_json(records_.cursor()); }
 
-void PreferenceStage::restore_data_state(const nlohmann::json& state) {
-  records_.seek({state.at("epoch").get<int64_t>(), state.at("position").get<int64_t>(), state.at("bad_records").get<int64_t>()});
-}
+void PreferenceStage::restore_data_state(const nlohmann::json& state) { records_.seek(cursor_from_json(state)); }
 
 }  // namespace chronos

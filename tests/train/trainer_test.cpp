@@ -15,6 +15,7 @@
 #include "chronos/train/checkpoint.h"
 #include "chronos/train/lm_stages.h"
 #include "chronos/train/preference_stages.h"
+#include "chronos/train/rl_stages.h"
 #include "support/temp_dir.h"
 #include "support/tiny_config.h"
 
@@ -222,6 +223,66 @@ TEST_F(TrainerTest, DpoAndOrpoMarginsRise) {
     auto [first, last] = start_end(o.log_jsonl, orpo ? "log_odds_ratio" : "reward_margin", 5);
     EXPECT_GT(last, first + 0.5) << (orpo ? "orpo" : "dpo") << ": " << first << " -> " << last;
   }
+}
+
+TEST_F(TrainerTest, GrpoRaisesTheToyReward) {
+  ChronosForCausalLM model = fresh_model();
+  save_pretrained(*model, dir.file("grpo_start"));
+  std::shared_ptr<ChronosForCausalLMImpl> reference = load_pretrained(dir.file("grpo_start")).ptr();
+  GrpoStageOptions go;
+  go.data = stage_options("sft.jsonl");  // only the user turns are used
+  go.group_size = 8;
+  go.max_new_tokens = 16;
+  go.loss.objective = PolicyObjective::ClippedRatio;
+  GrpoStage stage(*tokenizer, {64, 1, 2}, go, reference, make_reward("toy"));
+  TrainerOptions o = options("grpo", 60);
+  o.adamw.lr = 1e-2;
+  o.log_every = 1;
+  o.log_jsonl = dir.file("grpo.log");
+  run_training(*model, stage, o);
+  auto [first, last] = start_end(o.log_jsonl, "reward", 10);
+  EXPECT_GT(last, first + 0.05) << "mean toy reward " << first << " -> " << last;
+  EXPECT_THROW(make_reward("llm"), InvalidArgument);
+}
+
+TEST_F(TrainerTest, DistillLossFallsWithALargerTeacher) {
+  ModelConfig teacher_config = config;
+  teacher_config.hidden_size = 96;  // another size, same vocabulary
+  teacher_config.num_attention_heads = 6;
+  teacher_config.num_key_value_heads = 2;
+  at::manual_seed(5);
+  std::shared_ptr<ChronosForCausalLMImpl> teacher = ChronosForCausalLM(teacher_config).ptr();
+  teacher->eval();
+  ChronosForCausalLM model = fresh_model();
+  DistillStage stage(*tokenizer, {64, 1, 2}, stage_options("sft.jsonl"), DistillConfig{}, teacher, nullptr);
+  TrainerOptions o = options("distill", 30);
+  o.log_every = 1;
+  o.log_jsonl = dir.file("distill.log");
+  run_training(*model, stage, o);
+  auto [first, last] = start_end(o.log_jsonl, "kd", 5);
+  EXPECT_LT(last, first * 0.7) << "KD " << first << " -> " << last;
+}
+
+TEST_F(TrainerTest, AnchorKeepsRoutingCloserToTheStart) {
+  ChronosForCausalLM start = fresh_model();
+  save_pretrained(*start, dir.file("anchor_start"));
+  std::shared_ptr<ChronosForCausalLMImpl> reference = load_pretrained(dir.file("anchor_start")).ptr();
+  const at::Tensor probe = at::randint(3, 6400, {2, 24});
+  auto router_kl = [&](double anchor) {
+    ChronosForCausalLM model = load_pretrained(dir.file("anchor_start"));
+    LmStageOptions so = stage_options("sft.jsonl");
+    so.weights.router_anchor = anchor;
+    SftStage stage(*tokenizer, {64, 1, 2}, so, reference);
+    TrainerOptions o = options(anchor > 0 ? "anchored" : "free", 25);
+    run_training(*model, stage, o);
+    at::NoGradGuard no_grad;
+    model->eval();
+    const at::Tensor p = mean_router_probs(model->forward(probe).router_probs);
+    const at::Tensor q = mean_router_probs(reference->forward(probe).router_probs);
+    return router_anchor_kl(p, q).item<double>();
+  };
+  const double free = router_kl(0.0), anchored = router_kl(1.0);
+  EXPECT_LT(anchored, free) << "router KL to the start: anchored " << anchored << ", free " << free;
 }
 
 // A stage whose loss is NaN: every step is skipped, and the run stops after max_bad_steps.

@@ -10,7 +10,8 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     const std::vector<tools::Subcommand> modes = {train_cli::add_init_mode(app), train_cli::add_tokenizer_mode(app),
                                                    train_cli::add_pretrain_mode(app), train_cli::add_sft_mode(app),
-                                                   train_cli::add_dpo_mode(app), train_cli::add_orpo_mode(app)};
+                                                   train_cli::add_dpo_mode(app), train_cli::add_orpo_mode(app),
+                                                   train_cli::add_grpo_mode(app), train_cli::add_distill_mode(app)};
     if (auto code = tools::parse_command_line(app, argc, argv, "chronos-train")) return *code;
     return tools::run_chosen(modes);
   });

@@ -11,5 +11,7 @@ tools::Subcommand add_pretrain_mode(CLI::App& app);
 tools::Subcommand add_sft_mode(CLI::App& app);
 tools::Subcommand add_dpo_mode(CLI::App& app);
 tools::Subcommand add_orpo_mode(CLI::App& app);
+tools::Subcommand add_grpo_mode(CLI::App& app);
+tools::Subcommand add_distill_mode(CLI::App& app);
 
 }  // namespace chronos::train_cli

@@ -1,4 +1,4 @@
-// chronos-train pretrain | sft | dpo | orpo: the flags every stage shares, and the stages built on them.
+// chronos-train pretrain | sft | dpo | orpo | grpo | distill: the flags every stage shares, and the stages built on them.
 #include <torch/utils.h>
 
 #include <filesystem>
@@ -13,6 +13,7 @@
 #include "chronos/train/checkpoint.h"
 #include "chronos/train/lm_stages.h"
 #include "chronos/train/preference_stages.h"
+#include "chronos/train/rl_stages.h"
 #include "chronos/train/trainer.h"
 #include "common/runtime_flags.h"
 
@@ -33,8 +34,15 @@ struct StageFlags {
   bool skip_bad_lines = false;
   std::optional<double> fallback_mask_prob, lambda_balance, lambda_temporal, lambda_locality, lambda_lookahead,
       lambda_lookahead_topk, lambda_lookahead_union, lambda_anchor;
-  double beta = 0.1;       // DPO / ORPO
-  double lambda_or = 0.1;  // ORPO
+  std::optional<double> beta;  // DPO / ORPO (0.1), GRPO KL weight (0.04)
+  double lambda_or = 0.1;      // ORPO
+  std::string reward = "toy";  // GRPO
+  int64_t group_size = 4, max_gen_len = 24;
+  std::optional<double> temperature;  // GRPO rollouts (1.0) / distillation (4.0)
+  double clip_eps = 0.2;
+  std::string policy_objective = "clip";
+  std::string teacher;  // distillation
+  double alpha = 0.7;
   tools::RuntimeFlags runtime;
 };
 
@@ -47,6 +55,8 @@ StageDefaults defaults_for(TrainStage stage) {
   switch (stage) {
     case TrainStage::Pretrain: return {5e-4, 16, 8, 512};
     case TrainStage::Sft: return {5e-5, 2, 1, 128};
+    case TrainStage::Distill: return {5e-5, 2, 1, 96};
+    case TrainStage::Grpo: return {5e-6, 1, 1, 96};  // one prompt x --group-size rollouts per micro-step
     default: return {5e-6, 2, 1, 128};
   }
 }
@@ -153,16 +163,37 @@ int run_stage(StageFlags f) {
   } else {
     // The frozen starting model: DPO's reference, and the router anchor's target on the same batch.
     std::shared_ptr<ChronosForCausalLMImpl> reference;
-    if (weights.router_anchor > 0 || f.stage == TrainStage::Dpo) {
+    if (weights.router_anchor > 0 || f.stage == TrainStage::Dpo || f.stage == TrainStage::Grpo) {
       if (f.from.empty()) throw InvalidArgument("this stage needs the starting model as its reference: give --from DIR (also when resuming)");
       reference = load_pretrained(f.from, LoadOptions{rt.device, c10::kFloat}).ptr();
       for (auto& p : reference->parameters()) p.requires_grad_(false);
     }
     if (f.stage == TrainStage::Sft) {
       stage = std::make_unique<SftStage>(tokenizer, encoder, options, reference);
-    } else {
-      PreferenceStageOptions preference{options, f.stage == TrainStage::Orpo, DpoConfig{f.beta}, OrpoConfig{f.beta, f.lambda_or}};
+    } else if (f.stage == TrainStage::Dpo || f.stage == TrainStage::Orpo) {
+      const double beta = f.beta.value_or(0.1);
+      PreferenceStageOptions preference{options, f.stage == TrainStage::Orpo, DpoConfig{beta}, OrpoConfig{beta, f.lambda_or}};
       stage = std::make_unique<PreferenceStage>(tokenizer, encoder, preference, reference);
+    } else if (f.stage == TrainStage::Grpo) {
+      if (f.policy_objective != "clip" && f.policy_objective != "reinforce")
+        throw InvalidArgument(cat("--policy-objective '", f.policy_objective, "': expected clip or reinforce"));
+      GrpoStageOptions grpo;
+      grpo.data = options;
+      grpo.group_size = f.group_size;
+      grpo.max_new_tokens = f.max_gen_len;
+      grpo.temperature = f.temperature.value_or(1.0);
+      grpo.loss.beta = f.beta.value_or(0.04);
+      grpo.loss.clip_eps = f.clip_eps;
+      grpo.loss.objective = f.policy_objective == "clip" ? PolicyObjective::ClippedRatio : PolicyObjective::Reinforce;
+      stage = std::make_unique<GrpoStage>(tokenizer, encoder, grpo, reference, make_reward(f.reward));
+    } else {
+      if (f.teacher.empty()) throw InvalidArgument("distill needs --teacher DIR");
+      std::shared_ptr<ChronosForCausalLMImpl> teacher = load_pretrained(f.teacher, LoadOptions{rt.device, c10::kFloat}).ptr();
+      for (auto& p : teacher->parameters()) p.requires_grad_(false);
+      if (teacher->config().vocab_size != model->config().vocab_size)
+        throw ConfigError(cat(f.teacher, ": the teacher's vocab_size ", teacher->config().vocab_size, " differs from the student's ",
+                              model->config().vocab_size, " (they must share a tokenizer)"));
+      stage = std::make_unique<DistillStage>(tokenizer, encoder, options, DistillConfig{f.temperature.value_or(4.0), f.alpha}, teacher, reference);
     }
   }
 
@@ -203,8 +234,22 @@ tools::Subcommand add_lm_stage(CLI::App& app, TrainStage stage, const char* help
   cmd->add_option("--from", flags->from, "Starting model directory");
   if (stage == TrainStage::Pretrain) cmd->add_option("--config", flags->config, "Model config JSON for a fresh model");
   if (stage == TrainStage::Dpo || stage == TrainStage::Orpo)
-    cmd->add_option("--beta", flags->beta, "Inverse temperature of the preference loss")->capture_default_str();
+    cmd->add_option("--beta", flags->beta, "Inverse temperature of the preference loss (default 0.1)");
   if (stage == TrainStage::Orpo) cmd->add_option("--lambda-or", flags->lambda_or, "Weight of the odds-ratio term")->capture_default_str();
+  if (stage == TrainStage::Grpo) {
+    cmd->add_option("--reward", flags->reward, "toy, or model:DIR (a Chronos model's log-likelihood of the answer)")->capture_default_str();
+    cmd->add_option("--group-size", flags->group_size, "Rollouts per prompt")->capture_default_str();
+    cmd->add_option("--max-gen-len", flags->max_gen_len, "Tokens per rollout")->capture_default_str();
+    cmd->add_option("--temperature", flags->temperature, "Rollout sampling temperature (default 1.0)");
+    cmd->add_option("--beta", flags->beta, "Weight of the k3 KL to the starting model (default 0.04)");
+    cmd->add_option("--clip-eps", flags->clip_eps, "PPO ratio clip")->capture_default_str();
+    cmd->add_option("--policy-objective", flags->policy_objective, "clip (PPO clipped ratio) or reinforce")->capture_default_str();
+  }
+  if (stage == TrainStage::Distill) {
+    cmd->add_option("--teacher", flags->teacher, "Teacher model directory (same tokenizer, any size)")->required();
+    cmd->add_option("--alpha", flags->alpha, "Weight of the KD term (CE gets 1 - alpha)")->capture_default_str();
+    cmd->add_option("--temperature", flags->temperature, "Distillation temperature (default 4.0)");
+  }
   return {cmd, [flags] { return run_stage(*flags); }};
 }
 
@@ -224,6 +269,14 @@ tools::Subcommand add_dpo_mode(CLI::App& app) {
 
 tools::Subcommand add_orpo_mode(CLI::App& app) {
   return add_lm_stage(app, TrainStage::Orpo, "Odds-ratio preference optimisation on chosen/rejected pairs (no reference model)");
+}
+
+tools::Subcommand add_grpo_mode(CLI::App& app) {
+  return add_lm_stage(app, TrainStage::Grpo, "Group-relative policy optimisation with rollouts, a reward and a KL to the starting model");
+}
+
+tools::Subcommand add_distill_mode(CLI::App& app) {
+  return add_lm_stage(app, TrainStage::Distill, "Distil a teacher model directory into the student (forward KL + CE)");
 }
 
 }  // namespace chronos::train_cli

@@ -80,6 +80,11 @@ struct DataCursor {
   int64_t bad_records = 0;  // records skipped with --skip-bad-lines
 };
 
+// A cursor as checkpoints store it ({"epoch", "position", "bad_records"}), and back; throws
+// FormatError when a field is missing.
+nlohmann::json cursor_to_json(const DataCursor& cursor);
+DataCursor cursor_from_json(const nlohmann::json& json);
+
 // Records of a JSONL file in a per-epoch seeded order, with bad-record handling.
 class RecordStream {
  public:
