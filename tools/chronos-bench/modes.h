@@ -7,6 +7,7 @@ namespace chronos::bench {
 
 tools::Subcommand add_forward_mode(CLI::App& app);
 tools::Subcommand add_decode_mode(CLI::App& app);
+tools::Subcommand add_train_mode(CLI::App& app);
 tools::Subcommand add_tokenizer_mode(CLI::App& app);
 
 }  // namespace chronos::bench
