@@ -10,6 +10,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "chronos/core/autocast.h"
 #include "chronos/core/error.h"
 #include "chronos/core/log.h"
 #include "chronos/core/timing.h"
@@ -96,7 +97,10 @@ TrainingSummary run_training(ChronosForCausalLMImpl& model, TrainingStage& stage
     at::Tensor loss_sum = at::zeros({});
     std::map<std::string, at::Tensor> logged;
     for (int64_t m = 0; m < window; ++m) {
-      MicroStep micro = stage.micro_step(model);
+      MicroStep micro = [&] {
+        const AutocastGuard autocast(model.lm_head_weight().device(), o.autocast);  // bf16 matmuls on CUDA
+        return stage.micro_step(model);
+      }();
       (micro.loss / static_cast<double>(window)).backward();
       loss_sum = loss_sum + micro.loss.detach().to(at::kCPU, at::kFloat) / static_cast<double>(window);
       for (auto& [k, v] : micro.log) {

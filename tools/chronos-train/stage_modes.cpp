@@ -211,6 +211,8 @@ int run_stage(StageFlags f) {
   trainer.log_jsonl = f.log_jsonl;
   trainer.resume_checkpoint = checkpoint.value_or("");
   trainer.adamw.lr = f.lr;
+  // fp32 master weights everywhere; on CUDA the matmuls run under bf16 autocast (fp16 would need loss scaling).
+  trainer.autocast = rt.device.is_cuda() ? c10::kBFloat16 : c10::kFloat;
   log::info(cat(stage_name, " from ", start, " on ", f.data, ": batch ", f.batch_size, " x ", f.max_seq_len, " tokens, grad-accum ",
                 f.grad_accum, ", lr ", f.lr, ", seed ", f.seed, ", threads ", rt.threads));
   const TrainingSummary summary = run_training(*model, *stage, trainer);

@@ -4,6 +4,8 @@
 // checkpoints every N steps with exact resume, a progress line on a terminal and JSON lines for plots.
 #pragma once
 
+#include <c10/core/ScalarType.h>
+
 #include <cstdint>
 #include <string>
 
@@ -29,6 +31,7 @@ struct TrainerOptions {
   int64_t max_bad_steps = 8;      // non-finite steps in a row before the run stops
   std::string resume_checkpoint;  // continue from this checkpoint folder ("" = fresh)
   AdamWSettings adamw;            // adamw.lr is the peak learning rate
+  c10::ScalarType autocast = c10::kBFloat16;  // CUDA matmul dtype under autocast (kFloat: off); no effect elsewhere
 };
 
 struct TrainingSummary {
