@@ -7,40 +7,14 @@ train=$bin/chronos-train bench=$bin/chronos-bench generate=$bin/chronos-generate
 minimind="$src/../shared/data/minimind/tokenizer.json"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-failures=0 passed=0
-
-# expect_error NAME FRAGMENT CMD...: CMD must fail with one stderr line containing FRAGMENT.
-expect_error() {
-  local name=$1 fragment=$2
-  shift 2
-  "$@" >"$work/out" 2>"$work/err"
-  local rc=$? lines
-  lines=$(grep -c . "$work/err")
-  if [ $rc -eq 0 ] || [ "$lines" -ne 1 ] || ! grep -qF -- "$fragment" "$work/err"; then
-    echo "FAIL $name: rc=$rc, stderr lines=$lines, wanted '$fragment':"; sed 's/^/  | /' "$work/err"
-    failures=$((failures + 1))
-  else
-    passed=$((passed + 1))
-  fi
-}
-
-expect_ok() {
-  local name=$1
-  shift
-  if ! "$@" >"$work/out" 2>"$work/err"; then
-    echo "FAIL $name:"; sed 's/^/  | /' "$work/err"
-    failures=$((failures + 1))
-  else
-    passed=$((passed + 1))
-  fi
-}
+. "$(dirname "$0")/cli_lib.sh"
 
 printf '{"hidden_size": 64,\n "num_experts": }\n' >"$work/bad.json"
 printf '{"num_experts": 2, "num_experts_per_tok": 3}\n' >"$work/rule.json"
 printf '{"hidden_size": "wide"}\n' >"$work/type.json"
 
 expect_ok init_tiny "$train" init --config "$src/configs/tiny.json" --out "$work/tiny" --seed 1 --log-level warn
-[ -f "$work/tiny/config.json" ] && [ -f "$work/tiny/model.safetensors" ] || { echo "FAIL init wrote no model"; failures=$((failures + 1)); }
+[ -f "$work/tiny/config.json" ] && [ -f "$work/tiny/model.safetensors" ] || fail "init wrote no model"
 expect_error malformed_config "$work/bad.json:2:" "$train" init --config "$work/bad.json" --out "$work/x"
 expect_error broken_rule "num_experts_per_tok" "$train" init --config "$work/rule.json" --out "$work/x"
 expect_error wrong_type "key 'hidden_size' must be an integer" "$train" init --config "$work/type.json" --out "$work/x"
@@ -51,26 +25,26 @@ expect_error no_subcommand "subcommand" "$train"
 expect_error bench_bad_config "$work/bad.json" "$bench" forward --config "$work/bad.json"
 expect_error bench_bad_dtype "dtype" "$bench" forward --config "$src/configs/tiny.json" --dtype fp8
 expect_ok bench_json "$bench" forward --config "$src/configs/tiny.json" --seq-len 16 --batch 1 --repeat 1 --warmup 0 --matmul-size 64 --json --log-level warn
-grep -q '"mfu"' "$work/out" && grep -q '"tokens_per_s"' "$work/out" || { echo "FAIL bench_json keys"; cat "$work/out"; failures=$((failures + 1)); }
-[ -d "$work/x" ] && { echo "FAIL a failed run left output behind"; failures=$((failures + 1)); }
+grep -q '"mfu"' "$work/out" && grep -q '"tokens_per_s"' "$work/out" || { fail "bench_json keys"; cat "$work/out"; }
+[ -d "$work/x" ] && fail "a failed run left output behind"
 
 # chronos-generate, on a tiny random model with the MiniMind tokenizer when ../shared is present.
 if [ -f "$minimind" ]; then
   # A window of 8 tokens, so that 40 generated tokens run far past it.
   sed 's/"sliding_window_size": [0-9]*/"sliding_window_size": 8/' "$src/configs/tiny.json" >"$work/window8.json"
   expect_ok init_with_tokenizer "$train" init --config "$work/window8.json" --out "$work/gen" --tokenizer "$minimind" --log-level warn
-  grep -q '"sliding_window_size": 8' "$work/gen/config.json" || { echo "FAIL window-8 config not applied"; failures=$((failures + 1)); }
+  grep -q '"sliding_window_size": 8' "$work/gen/config.json" || fail "window-8 config not applied"
   args=(--model "$work/gen" --prompt "The cache 里的 experts" --greedy --max-new-tokens 40 --log-level warn)
   expect_ok generate_cached "$generate" "${args[@]}" --json
   cp "$work/out" "$work/cached.json"
   expect_ok generate_recomputed "$generate" "${args[@]}" --json --no-kv-cache
-  python3 - "$work/cached.json" "$work/out" <<'PY' || { echo "FAIL --no-kv-cache output differs from the cached path"; failures=$((failures + 1)); }
+  python3 - "$work/cached.json" "$work/out" <<'PY' || fail "--no-kv-cache output differs from the cached path"
 import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
 sys.exit(0 if a["tokens"] == b["tokens"] and len(a["tokens"]) > 0 else 1)
 PY
   expect_ok generate_stats "$generate" --model "$work/gen" --prompt "hi" --max-new-tokens 3 --stats --seed 1 --log-level warn
-  grep -q "decode" "$work/err" || { echo "FAIL --stats printed no figures"; failures=$((failures + 1)); }
+  grep -q "decode" "$work/err" || fail "--stats printed no figures"
   head -c 3000 /dev/zero | tr '\0' 'a' | sed 's/a/a b /g' >"$work/long.txt"
   expect_error generate_prompt_too_long "takes at most" "$generate" --model "$work/gen" --prompt-file "$work/long.txt"
   expect_error generate_no_tokenizer "no tokenizer.json" "$generate" --model "$work/tiny" --prompt hi
@@ -80,7 +54,7 @@ PY
   printf '{"text": "the quick brown fox"}\n{"text": "jumps over"}\n' >"$work/pre.jsonl"
   printf '{"text": "fine"}\n{"text": broken\n' >"$work/bad.jsonl"
   expect_ok pretrain_runs "$train" pretrain --from "$work/gen" --data "$work/pre.jsonl" --out "$work/pre" --steps 2 --batch-size 2 --max-seq-len 8 --log-level warn
-  [ -f "$work/pre/model.safetensors" ] && [ -f "$work/pre/tokenizer.json" ] || { echo "FAIL pretrain wrote no model"; failures=$((failures + 1)); }
+  [ -f "$work/pre/model.safetensors" ] && [ -f "$work/pre/tokenizer.json" ] || fail "pretrain wrote no model"
   expect_error pretrain_bad_line "$work/bad.jsonl:2: invalid JSON" "$train" pretrain --from "$work/gen" --data "$work/bad.jsonl" --out "$work/x" --steps 2 --batch-size 2 --max-seq-len 8 --log-level warn
   expect_error pretrain_missing_data "$work/none.jsonl" "$train" pretrain --from "$work/gen" --data "$work/none.jsonl" --out "$work/x" --steps 1 --log-level warn
   expect_error sft_no_conversations "no 'conversations'" "$train" sft --from "$work/gen" --data "$work/pre.jsonl" --out "$work/x" --steps 1 --log-level warn

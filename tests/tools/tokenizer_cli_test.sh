@@ -6,33 +6,7 @@ set -u
 train=$1 tokenize=$2 bench=$3 src=$4
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-failures=0 passed=0
-
-fail() { echo "FAIL $*"; failures=$((failures + 1)); }
-
-# expect_error NAME FRAGMENT CMD...: CMD must fail with one stderr line containing FRAGMENT.
-expect_error() {
-  local name=$1 fragment=$2
-  shift 2
-  "$@" >"$work/out" 2>"$work/err" </dev/null
-  local rc=$? lines
-  lines=$(grep -c . "$work/err")
-  if [ $rc -eq 0 ] || [ "$lines" -ne 1 ] || ! grep -qF -- "$fragment" "$work/err"; then
-    fail "$name: rc=$rc, stderr lines=$lines, wanted '$fragment':"; sed 's/^/  | /' "$work/err"
-  else
-    passed=$((passed + 1))
-  fi
-}
-
-expect_ok() {
-  local name=$1
-  shift
-  if ! "$@" >"$work/out" 2>"$work/err"; then
-    fail "$name:"; sed 's/^/  | /' "$work/err"
-  else
-    passed=$((passed + 1))
-  fi
-}
+. "$(dirname "$0")/cli_lib.sh"
 
 # A small corpus in both record shapes: plain text and conversations.
 for i in $(seq 1 300); do
