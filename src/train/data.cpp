@@ -180,6 +180,23 @@ void RecordStream::seek(const DataCursor& cursor) {
   start_epoch();
 }
 
+std::vector<Example> next_supervised_batch(RecordStream& records, const ExampleEncoder& encoder, int64_t batch_size,
+                                           int64_t& dropped) {
+  std::vector<Example> examples;
+  int64_t misses_in_a_row = 0;
+  while (static_cast<int64_t>(examples.size()) < batch_size) {
+    Example e = records.next([&](const nlohmann::json& r, const std::string& w) { return encoder.sft(r, w); });
+    if (e.has_targets()) {
+      examples.push_back(std::move(e));
+      misses_in_a_row = 0;
+    } else if (++dropped, ++misses_in_a_row >= static_cast<int64_t>(records.records())) {
+      throw FormatError(cat(records.path(), ": no record has a supervised assistant token within --max-seq-len ",
+                            encoder.options().max_seq_len));
+    }
+  }
+  return examples;
+}
+
 PackedTextStream::PackedTextStream(RecordStream& records, const ExampleEncoder& encoder) : records_(records), encoder_(encoder) {}
 
 Example PackedTextStream::next() {

@@ -95,18 +95,7 @@ SftStage::SftStage(const Tokenizer& tokenizer, const EncoderOptions& encoder, Lm
       reference_(std::move(reference)) {}
 
 MicroStep SftStage::micro_step(ChronosForCausalLMImpl& model) {
-  std::vector<Example> examples;
-  int64_t misses_in_a_row = 0;
-  while (static_cast<int64_t>(examples.size()) < options_.batch_size) {
-    Example e = records_.next([&](const nlohmann::json& r, const std::string& w) { return encoder_.sft(r, w); });
-    if (e.has_targets()) {
-      examples.push_back(std::move(e));
-      misses_in_a_row = 0;
-    } else if (++without_targets_, ++misses_in_a_row >= static_cast<int64_t>(records_.records())) {
-      throw FormatError(cat(options_.data_path, ": no record has a supervised assistant token within --max-seq-len ",
-                            encoder_.options().max_seq_len));
-    }
-  }
+  const std::vector<Example> examples = next_supervised_batch(records_, encoder_, options_.batch_size, without_targets_);
   return language_model_step(model, make_batch(examples, 0), options_.weights, reference_.get());
 }
 

@@ -159,17 +159,7 @@ DistillStage::DistillStage(const Tokenizer& tokenizer, const EncoderOptions& enc
 }
 
 MicroStep DistillStage::micro_step(ChronosForCausalLMImpl& model) {
-  std::vector<Example> examples;
-  int64_t misses_in_a_row = 0;
-  while (static_cast<int64_t>(examples.size()) < options_.batch_size) {
-    Example e = records_.next([&](const nlohmann::json& r, const std::string& w) { return encoder_.sft(r, w); });
-    if (e.has_targets()) {
-      examples.push_back(std::move(e));
-      misses_in_a_row = 0;
-    } else if (++misses_in_a_row >= static_cast<int64_t>(records_.records())) {
-      throw FormatError(cat(options_.data_path, ": no record has a supervised assistant token within --max-seq-len"));
-    }
-  }
+  const std::vector<Example> examples = next_supervised_batch(records_, encoder_, options_.batch_size, without_targets_);
   const Batch batch = make_batch(examples, 0);
   const c10::Device device = model.lm_head_weight().device();
   const at::Tensor ids = batch.input_ids.to(device), labels = batch.labels.to(device);
@@ -197,7 +187,15 @@ MicroStep DistillStage::micro_step(ChronosForCausalLMImpl& model) {
 int64_t DistillStage::micro_batches_per_epoch() {
   return (static_cast<int64_t>(records_.records()) + options_.batch_size - 1) / options_.batch_size;
 }
-nlohmann::json DistillStage::data_state() const { return cursor_to_json(records_.cursor()); }
-void DistillStage::restore_data_state(const nlohmann::json& state) { records_.seek(cursor_from_json(state)); }
+nlohmann::json DistillStage::data_state() const {
+  nlohmann::json state = cursor_to_json(records_.cursor());
+  state["without_targets"] = without_targets_;
+  return state;
+}
+
+void DistillStage::restore_data_state(const nlohmann::json& state) {
+  records_.seek(cursor_from_json(state));
+  without_targets_ = state.value("without_targets", int64_t{0});
+}
 
 }  // namespace chronos

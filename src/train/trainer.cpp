@@ -94,7 +94,8 @@ TrainingSummary run_training(ChronosForCausalLMImpl& model, TrainingStage& stage
     const double lr = schedule.at(step);
     set_learning_rate(*optimizer, lr);
     const int64_t window = total_micro > 0 ? std::min(o.grad_accum, total_micro - (step - 1) * o.grad_accum) : o.grad_accum;
-    at::Tensor loss_sum = at::zeros({});
+    // Values stay on the device until a log step reads them: the loss check below is the step's one sync.
+    at::Tensor loss_sum;
     std::map<std::string, at::Tensor> logged;
     for (int64_t m = 0; m < window; ++m) {
       MicroStep micro = [&] {
@@ -102,9 +103,10 @@ TrainingSummary run_training(ChronosForCausalLMImpl& model, TrainingStage& stage
         return stage.micro_step(model);
       }();
       (micro.loss / static_cast<double>(window)).backward();
-      loss_sum = loss_sum + micro.loss.detach().to(at::kCPU, at::kFloat) / static_cast<double>(window);
+      const at::Tensor micro_loss = micro.loss.detach().to(at::kFloat) / static_cast<double>(window);
+      loss_sum = loss_sum.defined() ? loss_sum + micro_loss : micro_loss;
       for (auto& [k, v] : micro.log) {
-        const at::Tensor value = v.detach().to(at::kCPU, at::kFloat) / static_cast<double>(window);
+        const at::Tensor value = v.detach().to(at::kFloat) / static_cast<double>(window);
         logged[k] = logged.count(k) ? logged[k] + value : value;
       }
       tokens_since_log += micro.tokens;
@@ -132,7 +134,8 @@ TrainingSummary run_training(ChronosForCausalLMImpl& model, TrainingStage& stage
       const double eta = (clock.seconds() / static_cast<double>(step - first_step + 1)) * static_cast<double>(total_steps - step);
       nlohmann::json line = {{"stage", stage.name()}, {"step", step}, {"total_steps", total_steps}, {"loss", loss_value},
                              {"lr", lr}, {"grad_norm", grad_norm}, {"tokens_per_s", tokens_per_s}, {"skipped_steps", summary.skipped_steps}};
-      for (const auto& [k, v] : logged) {
+      for (const auto& [k, device_value] : logged) {
+        const at::Tensor v = device_value.to(at::kCPU);
         if (v.dim() == 0) {
           line[k] = v.item<double>();
         } else {  // per-layer rows, e.g. expert load [L, E]

@@ -23,20 +23,24 @@ void synchronize(const c10::Device& device) {
   if (device.is_cuda()) at::empty({1}, at::TensorOptions().device(device)).cpu();  // waits for the stream
 }
 
-double measure_matmul_flops(const tools::Runtime& rt, int n, int warmup, int repeat) {
-  at::NoGradGuard no_grad;
-  const auto opts = at::TensorOptions().dtype(rt.dtype).device(rt.device);
-  at::Tensor a = at::randn({n, n}, opts), b = at::randn({n, n}, opts);
-  for (int i = 0; i < std::max(warmup, 1); ++i) at::mm(a, b);
-  synchronize(rt.device);
+double median_seconds(const std::function<void()>& fn, int warmup, int repeat, const c10::Device& device) {
+  for (int i = 0; i < std::max(warmup, 1); ++i) fn();
+  synchronize(device);
   std::vector<double> seconds;
   for (int i = 0; i < repeat; ++i) {
     Stopwatch watch;
-    at::Tensor c = at::mm(a, b);
-    synchronize(rt.device);
+    fn();
+    synchronize(device);
     seconds.push_back(watch.seconds());
   }
-  return 2.0 * n * n * static_cast<double>(n) / median(seconds);
+  return median(seconds);
+}
+
+double measure_matmul_flops(const tools::Runtime& rt, int n, int warmup, int repeat) {
+  at::NoGradGuard no_grad;
+  const auto opts = at::TensorOptions().dtype(rt.dtype).device(rt.device);
+  const at::Tensor a = at::randn({n, n}, opts), b = at::randn({n, n}, opts);
+  return 2.0 * n * n * static_cast<double>(n) / median_seconds([&] { at::mm(a, b); }, warmup, repeat, rt.device);
 }
 
 ChronosForCausalLM load_bench_model(const std::string& config, const std::string& model, const tools::Runtime& rt, uint64_t seed) {

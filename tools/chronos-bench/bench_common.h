@@ -4,6 +4,7 @@
 #include <c10/core/Device.h>
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <string>
 
 #include "chronos/model/causal_lm.h"
@@ -24,6 +25,10 @@ void add_common_flags(CLI::App& command, CommonFlags& flags);
 
 // Blocks until queued device work is done (no-op on the CPU).
 void synchronize(const c10::Device& device);
+
+// Median seconds of `fn` over `repeat` runs after max(warmup, 1) untimed ones, synchronising the
+// device around each timed run.
+double median_seconds(const std::function<void()>& fn, int warmup, int repeat, const c10::Device& device);
 
 // Median FLOP/s of a plain n x n matmul on the device in the runtime's dtype: the peak that the
 // utilisation figures divide by, measured in the same run as the figure.

@@ -35,16 +35,7 @@ int run_forward(const ForwardFlags& flags) {
   const at::Tensor ids = at::randint(config.vocab_size, {flags.batch, flags.seq_len}, at::TensorOptions().dtype(at::kLong).device(rt.device));
 
   const double peak = measure_matmul_flops(rt, flags.common.matmul_size, flags.common.warmup, flags.common.repeat);
-  for (int i = 0; i < flags.common.warmup; ++i) model->forward(ids);
-  synchronize(rt.device);
-  std::vector<double> seconds;
-  for (int i = 0; i < flags.common.repeat; ++i) {
-    Stopwatch watch;
-    ForwardOutput out = model->forward(ids);
-    synchronize(rt.device);
-    seconds.push_back(watch.seconds());
-  }
-  const double t = median(seconds);
+  const double t = median_seconds([&] { model->forward(ids); }, flags.common.warmup, flags.common.repeat, rt.device);
   const double flops = forward_flops(config, flags.batch, flags.seq_len);
   const double tokens_per_s = static_cast<double>(flags.batch * flags.seq_len) / t;
   const double achieved = flops / t;

@@ -50,16 +50,7 @@ int run_train(const TrainFlags& flags) {
     optimizer->zero_grad();
   };
   const double peak = measure_matmul_flops(fp32, flags.common.matmul_size, flags.common.warmup, flags.common.repeat);
-  for (int i = 0; i < std::max(flags.common.warmup, 1); ++i) step();
-  synchronize(rt.device);
-  std::vector<double> seconds;
-  for (int i = 0; i < flags.common.repeat; ++i) {
-    Stopwatch watch;
-    step();
-    synchronize(rt.device);
-    seconds.push_back(watch.seconds());
-  }
-  const double t = median(seconds);
+  const double t = median_seconds(step, flags.common.warmup, flags.common.repeat, rt.device);
   const double flops = 3 * forward_flops(config, flags.batch, flags.seq_len);
   const double tokens_per_s = static_cast<double>(flags.batch * flags.seq_len) / t;
   const double mfu = flops / t / peak;

@@ -111,6 +111,12 @@ class RecordStream {
   int64_t failures_in_a_row_ = 0;
 };
 
+// The next `batch_size` SFT-format examples that keep at least one supervised token; records that
+// truncation left without one are skipped (B9) and counted in `dropped`. Throws FormatError when a
+// whole pass over the file yields none.
+std::vector<Example> next_supervised_batch(RecordStream& records, const ExampleEncoder& encoder, int64_t batch_size,
+                                           int64_t& dropped);
+
 // Pretrain sequences: documents packed back to back and cut into max_seq_len tokens.
 class PackedTextStream {
  public:

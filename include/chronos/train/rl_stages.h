@@ -77,6 +77,7 @@ class DistillStage : public TrainingStage {
   ExampleEncoder encoder_;
   RecordStream records_;
   std::shared_ptr<ChronosForCausalLMImpl> teacher_, reference_;
+  int64_t without_targets_ = 0;  // records dropped because truncation left no supervised token (B9)
 };
 
 }  // namespace chronos
