@@ -19,3 +19,16 @@ if(CHRONOS_BUILD_TESTS)
   find_package(GTest REQUIRED)
   include(GoogleTest)
 endif()
+
+# The expert store: igraph's Louvain for chronos-pack's clusters, xxHash's XXH3 for cache checksums.
+# pkg-config rather than igraph's CMake package: Debian's names the static dependencies
+# (libarpack.so, ...) whose -dev packages libigraph-dev does not pull in.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(IGRAPH QUIET IMPORTED_TARGET igraph>=0.10)
+if(NOT IGRAPH_FOUND)
+  message(FATAL_ERROR "chronos: igraph >= 0.10 not found; install libigraph-dev (tools/setup_deps.sh does)")
+endif()
+pkg_check_modules(XXHASH QUIET IMPORTED_TARGET libxxhash)
+if(NOT XXHASH_FOUND)
+  message(FATAL_ERROR "chronos: xxHash not found; install libxxhash-dev (tools/setup_deps.sh does)")
+endif()

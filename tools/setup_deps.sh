@@ -8,6 +8,8 @@ packages=(
   libtorch-dev          # LibTorch 1.13 (CPU); GPU machines use the PyTorch-bundled LibTorch instead
   libopenblas0-pthread  # without it Debian's LibTorch runs matmuls ~30x slower (reference BLAS)
   nlohmann-json3-dev libcli11-dev libspdlog-dev libgtest-dev
+  libigraph-dev         # Louvain communities for chronos-pack
+  libxxhash-dev         # XXH3 checksums of expert cache files
 )
 
 missing=()

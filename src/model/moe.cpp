@@ -2,6 +2,10 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <functional>
+#include <memory>
+
 #include "chronos/core/error.h"
 #include "chronos/model/config.h"
 #include "chronos/model/linear.h"
@@ -20,7 +24,10 @@ MoEImpl::MoEImpl(const ModelConfig& c)
 }
 
 ExpertWeights MoEImpl::expert_weights(int64_t expert) const {
-  return experts->at<FeedForwardImpl>(static_cast<size_t>(expert)).weights();
+  ExpertWeights w = experts->at<FeedForwardImpl>(static_cast<size_t>(expert)).weights();
+  if (w.gate_proj.numel() == 0)
+    throw InvalidArgument(cat("routed expert ", expert, " was not loaded (skip_routed_experts): pass an expert source"));
+  return w;
 }
 
 at::Tensor MoEImpl::simulated_availability() {
@@ -37,7 +44,7 @@ MoEOutput MoEImpl::forward(const at::Tensor& x, const MoECall& call) {
   const at::Tensor probs = at::softmax(project(flat_x, gate->weight).to(at::kFloat), -1);  // [N,E]
   auto [top_w, top_i] = probs.topk(k, -1);
   if (norm_topk_) top_w = top_w / (top_w.sum(-1, /*keepdim=*/true) + 1e-20);
-  at::Tensor flat_w = top_w.to(x.scalar_type()).reshape({N * k});
+  const at::Tensor flat_w = top_w.to(x.scalar_type()).reshape({N * k});
   const at::Tensor flat_e = top_i.reshape({N * k});
 
   at::Tensor availability = call.availability;
@@ -55,18 +62,49 @@ MoEOutput MoEImpl::forward(const at::Tensor& x, const MoECall& call) {
   std::vector<int64_t> wanted;
   for (int64_t e = 0; e < E; ++e)
     if (count[e] > 0 && (!available.defined() || available[e].item<bool>())) wanted.push_back(e);
-  std::vector<std::optional<ExpertWeights>> weights;
-  if (call.source) {
-    weights = call.source->acquire(call.layer, wanted);
-    if (weights.size() != wanted.size())
-      throw InvalidArgument(cat("MoE layer ", call.layer, ": expert source answered ", weights.size(), " of ", wanted.size(), " experts"));
-  } else {
-    for (int64_t e : wanted) weights.emplace_back(expert_weights(e));
-  }
+
+  // Group rows by expert: one stable sort, one gather of the inputs, one scatter of the outputs.
+  const at::Tensor order = std::get<1>(flat_e.sort(/*stable=*/true, /*dim=*/0, /*descending=*/false));
+  const at::Tensor token_of = order.div(k, "floor");
+  const at::Tensor sorted_x = flat_x.index_select(0, token_of);
+  const at::Tensor sorted_w = flat_w.index_select(0, order).unsqueeze(1);
+  std::vector<int64_t> first_row(E + 1, 0);
+  for (int64_t e = 0; e < E; ++e) first_row[e + 1] = first_row[e] + count[e];
+
+  // Experts come from the source in chunks of at most max_batch(), each released once computed.
   std::vector<bool> computed(E, false);
-  for (size_t i = 0; i < wanted.size(); ++i) computed[wanted[i]] = weights[i].has_value();
+  std::vector<at::Tensor> outputs, rows;
+  const auto run_expert = [&](int64_t e, const ExpertWeights& w) {
+    const int64_t offset = first_row[e], n = count[e];
+    outputs.push_back(swiglu(sorted_x.narrow(0, offset, n), w) * sorted_w.narrow(0, offset, n));
+    rows.push_back(token_of.narrow(0, offset, n));
+    computed[e] = true;
+  };
+  if (call.source) {
+    if (!wanted.empty()) call.source->announce(call.layer, wanted);
+    const size_t batch = std::max<size_t>(1, call.source->max_batch());
+    for (size_t begin = 0; begin < wanted.size(); begin += batch) {
+      const std::vector<int64_t> chunk(wanted.begin() + begin, wanted.begin() + std::min(wanted.size(), begin + batch));
+      const auto weights = call.source->acquire(call.layer, chunk);
+      // Released on every exit, including a throwing expert computation.
+      const std::unique_ptr<ExpertSource, std::function<void(ExpertSource*)>> releaser(
+          call.source, [&](ExpertSource* source) { source->release(call.layer); });
+      if (weights.size() != chunk.size())
+        throw InvalidArgument(cat("MoE layer ", call.layer, ": expert source answered ", weights.size(), " of ", chunk.size(), " experts"));
+      for (size_t i = 0; i < chunk.size(); ++i)
+        if (weights[i]) run_expert(chunk[i], *weights[i]);
+    }
+  } else {
+    for (int64_t e : wanted) run_expert(e, expert_weights(e));
+  }
   bool any_missing = false;
   for (int64_t e = 0; e < E; ++e) any_missing |= count[e] > 0 && !computed[e];
+
+  at::Tensor y = at::zeros({N, H}, x.options());
+  if (!outputs.empty()) {
+    // With nothing missing the outputs cover every sorted row in order.
+    y = y.index_add(0, any_missing ? at::cat(rows) : token_of, outputs.size() == 1 ? outputs[0] : at::cat(outputs));
+  }
 
   // Soft gating: a missed expert's weight moves onto the shared output.
   at::Tensor shared_coef;
@@ -75,32 +113,7 @@ MoEOutput MoEImpl::forward(const at::Tensor& x, const MoECall& call) {
     for (int64_t e = 0; e < E; ++e) miss[e] = computed[e] ? 0.0f : 1.0f;
     const at::Tensor miss_flag = at::tensor(miss).to(x.device(), x.scalar_type()).index_select(0, flat_e);
     shared_coef = 1 + (flat_w * miss_flag).view({N, k}).sum(-1, /*keepdim=*/true);
-    flat_w = flat_w * (1 - miss_flag);
   }
-
-  // Group rows by expert: one stable sort, one gather of the inputs, one scatter of the outputs.
-  const at::Tensor order = std::get<1>(flat_e.sort(/*stable=*/true, /*dim=*/0, /*descending=*/false));
-  const at::Tensor token_of = order.div(k, "floor");
-  const at::Tensor sorted_x = flat_x.index_select(0, token_of);
-  const at::Tensor sorted_w = flat_w.index_select(0, order).unsqueeze(1);
-  std::vector<at::Tensor> outputs, rows;
-  int64_t offset = 0;
-  size_t next = 0;
-  for (int64_t e = 0; e < E; ++e) {
-    if (count[e] == 0) continue;
-    if (computed[e]) {
-      while (wanted[next] != e) ++next;
-      outputs.push_back(swiglu(sorted_x.narrow(0, offset, count[e]), *weights[next]) * sorted_w.narrow(0, offset, count[e]));
-      rows.push_back(token_of.narrow(0, offset, count[e]));
-    }
-    offset += count[e];
-  }
-  at::Tensor y = at::zeros({N, H}, x.options());
-  if (!outputs.empty()) {
-    // With nothing missing the outputs cover every sorted row in order.
-    y = y.index_add(0, any_missing ? at::cat(rows) : token_of, outputs.size() == 1 ? outputs[0] : at::cat(outputs));
-  }
-  if (call.source) call.source->release(call.layer);
 
   if (num_shared_ > 0) {
     at::Tensor shared = shared_experts->at<FeedForwardImpl>(0).forward(flat_x);

@@ -89,6 +89,11 @@ void save_pretrained(ChronosForCausalLMImpl& model, const std::string& dir) {
   config.save((fs::path(dir) / "config.json").string());
 }
 
+namespace {
+// "model.layers.3.mlp.experts.1.up_proj.weight" (not shared_experts).
+bool is_routed_expert(const std::string& name) { return name.find(".mlp.experts.") != std::string::npos; }
+}  // namespace
+
 bool is_model_directory(const std::string& dir) { return fs::is_regular_file(fs::path(dir) / "config.json"); }
 
 ChronosForCausalLM load_pretrained(const std::string& dir, const LoadOptions& options) {
@@ -103,6 +108,11 @@ ChronosForCausalLM load_pretrained(const std::string& dir, const LoadOptions& op
   for (auto& item : model->named_parameters(/*recurse=*/true)) {
     const std::string& name = item.key();
     at::Tensor& param = item.value();
+    if (options.skip_routed_experts && is_routed_expert(name)) {
+      param.set_data(at::empty({0}, param.options()));
+      if (checkpoint.contains(name)) used.insert(name);
+      continue;
+    }
     std::string source = name;
     if (!checkpoint.contains(name)) {
       // A file holding only lm_head still carries the tied matrix.

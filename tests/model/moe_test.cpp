@@ -91,8 +91,12 @@ class RecordingSource : public ExpertSource {
     return out;
   }
   void release(int64_t layer) override { ++releases; }
+  size_t max_batch() const override { return batch; }
+  void announce(int64_t layer, const std::vector<int64_t>& experts) override { announced.push_back(experts); }
   std::vector<std::pair<int64_t, std::vector<int64_t>>> calls;
+  std::vector<std::vector<int64_t>> announced;
   int releases = 0;
+  size_t batch = SIZE_MAX;
 
  private:
   MoEImpl& moe_;
@@ -113,6 +117,20 @@ TEST_F(MoEFixture, AsksTheSourceOnceForTheRoutedExperts) {
   EXPECT_EQ(source.calls[0].second.size(), static_cast<size_t>(routed.numel()));
   EXPECT_TRUE(std::is_sorted(source.calls[0].second.begin(), source.calls[0].second.end()));
   EXPECT_LT((out.output - naive_moe(*moe, config, x, {true, true, false, true})).abs().max().item<float>(), 1e-5);
+}
+
+TEST_F(MoEFixture, SmallBatchesAreAcquiredAndReleasedInTurn) {
+  at::NoGradGuard no_grad;
+  RecordingSource source(*moe, {true, false, true, true});
+  source.batch = 1;
+  MoECall call;
+  call.source = &source;
+  const MoEOutput out = moe->forward(x, call);
+  ASSERT_EQ(source.announced.size(), 1u);
+  ASSERT_EQ(source.calls.size(), source.announced[0].size());
+  EXPECT_EQ(source.releases, static_cast<int>(source.calls.size()));
+  for (size_t i = 0; i < source.calls.size(); ++i) EXPECT_EQ(source.calls[i].second, std::vector<int64_t>{source.announced[0][i]});
+  EXPECT_LT((out.output - naive_moe(*moe, config, x, {true, false, true, true})).abs().max().item<float>(), 1e-5);
 }
 
 TEST_F(MoEFixture, MaskedExpertsAreNotRequested) {

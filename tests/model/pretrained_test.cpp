@@ -36,6 +36,15 @@ struct PretrainedFixture : ::testing::Test {
       for (const auto& f : fragments) EXPECT_NE(std::string(e.what()).find(f), std::string::npos) << e.what();
     }
   }
+  template <typename F>
+  void expect_error_from(F&& f, std::initializer_list<std::string> fragments) {
+    try {
+      f();
+      FAIL() << "expected an error";
+    } catch (const Error& e) {
+      for (const auto& text : fragments) EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+    }
+  }
   ModelConfig config;
   ChronosForCausalLM model{nullptr};
   at::Tensor ids;
@@ -49,6 +58,19 @@ TEST_F(PretrainedFixture, RoundTripIsExact) {
   ChronosForCausalLM loaded = load_pretrained(dir.path());
   EXPECT_EQ((logits(*model) - logits(*loaded)).abs().max().item<float>(), 0.0f);
   EXPECT_EQ(loaded->config().to_json(), model->config().to_json());
+}
+
+TEST_F(PretrainedFixture, CanLeaveTheRoutedExpertsOut) {
+  save_pretrained(*model, dir.path());
+  LoadOptions options;
+  options.skip_routed_experts = true;
+  ChronosForCausalLM loaded = load_pretrained(dir.path(), options);
+  for (const auto& item : loaded->named_parameters()) {
+    const bool routed = item.key().find(".mlp.experts.") != std::string::npos;
+    EXPECT_EQ(item.value().numel() == 0, routed) << item.key();
+  }
+  // Without an expert source the model says what is missing instead of computing garbage.
+  expect_error_from([&] { logits(*loaded); }, {"not loaded", "expert source"});
 }
 
 TEST_F(PretrainedFixture, WritesBothTiedNamesWithFormatMetadata) {

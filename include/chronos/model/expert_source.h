@@ -6,6 +6,7 @@
 // Without a source (the default: training, fully resident inference) a layer uses its own parameters.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -24,6 +25,14 @@ class ExpertSource {
 
   // The layer has finished using what acquire(layer, ...) returned.
   virtual void release(int64_t layer) {}
+
+  // The most experts one acquire may ask for: a layer needing more asks in chunks, releasing each
+  // chunk before acquiring the next (a store with few compute slots still serves any layer).
+  virtual size_t max_batch() const { return SIZE_MAX; }
+
+  // Called once per layer and forward call, before the first acquire, with every expert the layer
+  // will ask for, so a source can start fetching them all at once.
+  virtual void announce(int64_t layer, const std::vector<int64_t>& experts) {}
 };
 
 }  // namespace chronos

@@ -18,6 +18,9 @@ namespace chronos {
 struct LoadOptions {
   c10::Device device = c10::Device(c10::kCPU);  // where the parameters go
   c10::ScalarType dtype = c10::kFloat;          // compute dtype the weights are converted to
+  // Leave the routed experts out (empty parameters): an ExpertSource such as the expert store
+  // serves them, so they never take memory beside it.
+  bool skip_routed_experts = false;
 };
 
 // The reference state dict: every parameter by its reference name, plus lm_head.weight (a copy of

@@ -1,0 +1,30 @@
+// Writing a whole expert cache folder from a model and a partition of its routed experts:
+// one cluster file per group, then the manifest last, so an interrupted write never leaves a
+// folder that opens as a valid cache.
+#pragma once
+
+#include <c10/core/ScalarType.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "chronos/store/cluster_manifest.h"
+
+namespace chronos {
+
+class ChronosForCausalLMImpl;
+
+// Clusters of (layer, expert) keys; together they must hold every routed expert exactly once.
+using ExpertClusters = std::vector<std::vector<ExpertKey>>;
+
+// Called after each cluster file with (files written, files in all).
+using PackProgress = std::function<void(size_t done, size_t total)>;
+
+// Writes dir/cluster_NNN.ctsr for each cluster (members in the given order, ids 0..n-1) and then
+// dir/cluster_manifest.json; creates dir. Throws InvalidArgument when the clusters are not a
+// partition of the model's routed experts. Returns the manifest written.
+ClusterManifest write_expert_cache(ChronosForCausalLMImpl& model, const ExpertClusters& clusters, c10::ScalarType dtype,
+                                   const std::string& dir, const PackProgress& progress = {});
+
+}  // namespace chronos
