@@ -1,0 +1,171 @@
+// ExpertStore: the offload ExpertSource (docs/offload.md "Expert store", spec/runtime.md §2-3, §9).
+// Tiers: SSD (the cluster files) -> host RAM (a fixed pool of 4 KiB-aligned slots with its own
+// byte budget) -> compute (a fixed pool of gate|up|down slots in the compute dtype, with its own
+// budget; on the CPU that pool is ordinary memory). Each (layer, expert) moves
+// COLD -> READING -> WARM -> COPYING -> HOT, and every transition carries a ReadyEvent.
+//  - Reads: I/O threads pread (O_DIRECT) an expert's byte range, or runs of a cluster, into host
+//    slots and check each expert's checksum. Copies: the TransferEngine, host slot -> compute slot.
+//  - Eviction: one policy per tier (LRU). Never evicted: experts acquired and not yet released,
+//    slots being read or copied into, and the host copy of an expert acquire() is waiting for.
+//    No write-back: the weights are immutable. Budgets are never exceeded (pools are fixed).
+//  - Prefetch: a queue ordered by (deadline, -probability) with dedup against the states and the
+//    work in flight, supersession, begin_step() cancellation, and a bound that drops the least
+//    urgent request. Demand (acquire, announce) goes ahead of every prefetch.
+//  - Miss policy: `wait` blocks until the experts are HOT (identical output to the resident
+//    model); `fallback` answers "unavailable" for non-HOT experts (soft gating) and fetches them.
+//  - Errors: a bad cache fails at open time naming the file; an I/O error later (short read, EIO,
+//    checksum mismatch) is counted in io_errors and, under `wait`, thrown from acquire() as IoError
+//    naming the file; under `fallback` the expert falls back. Failed events wake waiters: no hang.
+// Threading: acquire/release/announce/prefetch/begin_step come from the thread running the model;
+// state(), stats() and prefetch() are safe from any thread.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "chronos/model/config.h"
+#include "chronos/model/expert_source.h"
+#include "chronos/store/cluster_manifest.h"
+#include "chronos/store/eviction_policy.h"
+#include "chronos/store/io_pool.h"
+#include "chronos/store/offload_config.h"
+#include "chronos/store/prefetch_queue.h"
+#include "chronos/store/ready_event.h"
+#include "chronos/store/slot_pool.h"
+#include "chronos/store/transfer_engine.h"
+
+namespace chronos {
+
+enum class ExpertState { cold, reading, warm, copying, hot };
+const char* to_string(ExpertState state);
+
+// Counters since open (or reset_stats). Hits, misses, stalls and fallbacks are recorded in acquire(),
+// at the point of use.
+struct StoreStats {
+  int64_t hits = 0;                   // requested experts that were HOT at use
+  int64_t warm_hits = 0;              // WARM or COPYING at use (a copy, no SSD read, on the critical path)
+  int64_t cold_misses = 0;            // COLD or READING at use
+  int64_t fallbacks = 0;              // answered unavailable (miss policy fallback)
+  int64_t io_errors = 0;              // failed reads: short read, EIO, checksum mismatch
+  int64_t ssd_reads = 0;              // positional reads issued (one per expert or per run of a cluster)
+  int64_t ssd_bytes = 0;              // bytes read from the cluster files
+  int64_t copies = 0;                 // host -> compute copies completed
+  int64_t copy_bytes = 0;             // their source bytes (what crosses PCIe on a GPU)
+  int64_t prefetch_requests = 0;      // requests passed to prefetch()
+  int64_t prefetch_deduplicated = 0;  // dropped: already HOT/WARM or in flight toward the same or a higher tier
+  int64_t prefetch_cancelled = 0;     // superseded by a newer request, or stale at begin_step()
+  int64_t prefetch_dropped = 0;       // dropped from a full queue (the least urgent)
+  int64_t evictions_ram = 0;          // host slots taken from a WARM expert
+  int64_t evictions_compute = 0;      // compute slots taken from a HOT expert
+  double stall_seconds = 0;           // time acquire() spent waiting
+  int64_t ram_high_water_bytes = 0;     // most host slot bytes in use at once (<= ram budget)
+  int64_t compute_high_water_bytes = 0; // most compute slot bytes in use at once (<= compute budget)
+};
+
+class ExpertStore : public ExpertSource, private ReadScheduler {
+ public:
+  // Reads the manifest, checks it against the model, verifies the cluster files (config.verify),
+  // opens them, allocates both pools and starts the threads. A missing or damaged manifest, a
+  // missing, truncated or corrupted cluster file, or a cache for another model shape: one error
+  // naming the file (IoError / FormatError / ConfigError). Budgets too small for one expert:
+  // ConfigError naming the budget field and the size needed.
+  ExpertStore(const OffloadConfig& config, const ModelConfig& model);
+  // Stops the readers and the copy thread and joins them, also with work queued or throttled.
+  ~ExpertStore() override;
+  ExpertStore(const ExpertStore&) = delete;
+  ExpertStore& operator=(const ExpertStore&) = delete;
+
+  // ExpertSource. The answer has one entry per requested expert: its compute slot's weights
+  // (valid until release(layer)) or, under `fallback`, nothing for an expert that is not HOT.
+  // At most max_batch() experts may be held (acquired, not released) at once.
+  std::vector<std::optional<ExpertWeights>> acquire(int64_t layer, const std::vector<int64_t>& experts) override;
+  void release(int64_t layer) override;
+  // The number of compute slots (at most the experts per layer).
+  size_t max_batch() const override;
+  // Starts reading every expert the layer will acquire, ahead of any prefetch; the first
+  // max_batch() of them are also copied to compute slots.
+  void announce(int64_t layer, const std::vector<int64_t>& experts) override;
+
+  // Queues prefetch requests; never blocks on I/O. Throws InvalidArgument for a key outside the model.
+  void prefetch(const std::vector<PrefetchRequest>& requests);
+  // Starts decode step `step`: queued requests with deadline_step < step are cancelled.
+  void begin_step(int64_t step);
+
+  ExpertState state(ExpertKey key) const;
+  // Blocks until no read or copy is queued or running (prefetches included), or `seconds` pass;
+  // returns whether it became idle. For tests and benchmarks.
+  bool wait_idle(double seconds = 60) const;
+
+  StoreStats stats() const;
+  void reset_stats();
+  const ClusterManifest& manifest() const { return manifest_; }
+  const OffloadConfig& config() const { return config_; }
+  int64_t ram_slots() const { return host_pool_->count(); }
+  int64_t compute_slots() const { return compute_pool_->count(); }
+  // Whether reads bypass the page cache (O_DIRECT accepted by every cluster file).
+  bool direct_io() const;
+
+ private:
+  struct Unit;
+
+  // ReadScheduler (I/O threads).
+  bool next_read(ReadJob& job) override;
+  void read_finished(const ReadJob& job, const ReadOutcome& outcome, uint64_t bytes) override;
+
+  // All below run under mutex_.
+  Unit& unit(ExpertKey key);
+  const Unit& unit(ExpertKey key) const;
+  ExpertState state_locked(ExpertKey key) const;
+  ExpertKey checked_key(int64_t layer, int64_t expert, const char* what) const;
+  std::optional<int32_t> take_host_slot();
+  std::optional<int32_t> take_compute_slot();
+  bool host_evictable(ExpertKey key) const;
+  bool compute_evictable(ExpertKey key) const;
+  void drop_host_copy(ExpertKey key);
+  bool make_read_job(ExpertKey key, bool whole_cluster, ReadJob& job);
+  void queue_rest_of_cluster(const ReadJob& job);
+  void want_compute(ExpertKey key, bool demand);
+  void request_read(ExpertKey key, bool front);
+  void pump_copies();
+  bool start_copy(ExpertKey key);
+  void copy_finished(ExpertKey key, int32_t slot, const std::string& error);
+  void update_high_water();
+  bool idle_locked() const;
+
+  OffloadConfig config_;
+  ClusterManifest manifest_;
+  std::vector<ExpertLocation> where_;
+  int64_t num_layers_ = 0, num_experts_ = 0;
+
+  std::unique_ptr<TransferEngine> engine_;
+  std::unique_ptr<HostSlotPool> host_pool_;
+  std::unique_ptr<ComputeSlotPool> compute_pool_;
+  std::unique_ptr<EvictionPolicy> host_policy_, compute_policy_;
+
+  mutable std::mutex mutex_;
+  mutable std::condition_variable work_cv_;      // I/O threads: a read or a host slot may be available
+  mutable std::condition_variable progress_cv_;  // a read or copy finished (acquire, wait_idle)
+  std::vector<Unit> units_;
+  std::deque<ExpertKey> demand_reads_;    // acquire / announce reads, ahead of the prefetch queue
+  std::deque<ExpertKey> cluster_reads_;   // the rest of whole-cluster requests, next after demand
+  std::deque<ExpertKey> demand_copies_;   // WARM experts acquire waits for, ahead of prefetch copies
+  std::deque<ExpertKey> pending_copies_;  // WARM experts a prefetch or announce wants HOT
+  PrefetchQueue queue_;
+  std::unordered_map<int64_t, std::vector<ExpertKey>> acquired_;  // layer -> keys pinned by acquire
+  int64_t pinned_ = 0;                    // pins held by acquire() in all
+  std::vector<ReadyEventPtr> slot_last_use_;  // per compute slot
+  int64_t reads_in_flight_ = 0, copies_in_flight_ = 0;
+  int64_t step_ = 0;
+  bool stopping_ = false;
+  StoreStats stats_;
+
+  std::unique_ptr<IoPool> io_;  // last: its threads call back into everything above
+};
+
+}  // namespace chronos

@@ -1,0 +1,161 @@
+#include "chronos/store/pack.h"
+
+#include <c10/core/ScalarType.h>
+
+#include <cmath>
+#include <filesystem>
+#include <regex>
+
+#include "chronos/core/dtype.h"
+#include "chronos/core/error.h"
+#include "chronos/core/log.h"
+#include "chronos/core/timing.h"
+#include "chronos/io/atomic_file.h"
+#include "chronos/io/json_file.h"
+#include "chronos/model/causal_lm.h"
+#include "chronos/store/coactivation.h"
+
+namespace fs = std::filesystem;
+
+namespace chronos {
+namespace {
+
+constexpr const char* kManifest = "cluster_manifest.json";
+constexpr const char* kSummary = "cluster_build_summary.json";
+
+// Names an expert cache folder may hold: its files and the temporaries of their atomic writes.
+bool is_cache_file(const std::string& name) {
+  static const std::regex cache(R"((cluster_manifest\.json|cluster_build_summary\.json|cluster_[0-9]+\.ctsr))");
+  static const std::regex temporary(R"(\.(cluster_manifest\.json|cluster_build_summary\.json|cluster_[0-9]+\.ctsr)\.tmp\.[0-9a-f]+)");
+  return std::regex_match(name, cache) || std::regex_match(name, temporary);
+}
+
+std::string human_bytes(uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1024 && unit < 4) {
+    value /= 1024;
+    ++unit;
+  }
+  return unit == 0 ? cat(bytes, " B") : cat(std::round(value * 10) / 10, " ", units[unit]);
+}
+
+}  // namespace
+
+void PackOptions::validate() const {
+  if (out_dir.empty()) throw ConfigError("pack.out_dir must name a folder (got an empty path)");
+  if (cluster_bytes == 0) throw ConfigError("pack.cluster_bytes must be > 0 (got 0)");
+  if (window < 0) throw ConfigError(cat("pack.window must be >= 0 (got ", window, ")"));
+  if (!(resolution > 0) || !std::isfinite(resolution)) throw ConfigError(cat("pack.resolution must be > 0 (got ", resolution, ")"));
+  if (dtype != c10::kFloat && dtype != c10::kHalf && dtype != c10::kBFloat16)
+    throw ConfigError(cat("pack.dtype must be fp32, fp16 or bf16 (got ", dtype_name(dtype), ")"));
+}
+
+uint64_t packed_expert_bytes(const ModelConfig& config, c10::ScalarType dtype) {
+  ExpertRange range;
+  range.length = 3 * static_cast<uint64_t>(config.resolved_moe_intermediate_size()) * static_cast<uint64_t>(config.hidden_size) *
+                 c10::elementSize(dtype);
+  return range.read_length();
+}
+
+void check_cluster_budget(const PackOptions& options, const ModelConfig& config) {
+  const uint64_t expert = packed_expert_bytes(config, options.dtype);
+  if (options.cluster_bytes < expert)
+    throw ConfigError(cat("pack.cluster_bytes must hold at least one expert (got ", options.cluster_bytes, " bytes < ", expert,
+                          " bytes per expert: 3 x ", config.resolved_moe_intermediate_size(), " x ", config.hidden_size, " ",
+                          dtype_name(options.dtype), ", 4 KiB aligned)"));
+}
+
+void check_pack_folder(const std::string& dir) {
+  std::error_code ec;
+  const fs::file_status status = fs::status(dir, ec);
+  if (!fs::exists(status)) return;
+  if (!fs::is_directory(status)) throw IoError(cat(dir, ": exists and is not a folder"));
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!is_cache_file(name) || !entry.is_regular_file())
+      throw IoError(cat(dir, ": holds '", name, "', which is not part of an expert cache; give a new or empty folder"));
+  }
+  if (ec) throw IoError(cat(dir, ": cannot list the folder (", ec.message(), ")"));
+}
+
+PackResult pack_expert_cache(ChronosForCausalLMImpl& model, const RoutingTrace& trace, const PackOptions& options,
+                             const PackProgress& progress) {
+  options.validate();
+  const ModelConfig& config = model.config();
+  if (!config.use_moe) throw InvalidArgument("pack: the model has no routed experts (use_moe is false)");
+  check_cluster_budget(options, config);
+  if (trace.num_layers() != config.num_hidden_layers || trace.num_experts() != config.num_experts)
+    throw InvalidArgument(cat("pack: the routing trace has ", trace.num_layers(), " layers x ", trace.num_experts(),
+                              " experts, the model ", config.num_hidden_layers, " x ", config.num_experts));
+  check_pack_folder(options.out_dir);
+  const Stopwatch watch;
+
+  CoactivationOptions graph_options;
+  graph_options.window = options.window;
+  const CoactivationGraph graph = build_coactivation_graph(trace, graph_options);
+  const uint64_t expert_bytes = packed_expert_bytes(config, options.dtype);
+  ClusteringOptions cluster_options;
+  cluster_options.seed = options.seed;
+  cluster_options.resolution = options.resolution;
+  cluster_options.max_members = static_cast<int64_t>(options.cluster_bytes / expert_bytes);
+  PackResult result;
+  result.clustering = cluster_experts(graph, cluster_options);
+  const Clustering& clustering = result.clustering;
+  log::info(cat("pack: ", trace.tokens(), " tokens, ", graph.num_nodes(), " experts -> ", clustering.clusters.size(),
+                " clusters (", clustering.communities, " Louvain communities, ", clustering.split_communities, " split, ",
+                clustering.cold_nodes, " never co-activated), modularity ", clustering.modularity, " in ", watch.seconds(), " s"));
+
+  const int64_t E = config.num_experts;
+  ExpertClusters clusters;
+  std::vector<int64_t> sizes;
+  std::vector<uint64_t> bytes;
+  for (const auto& members : clustering.clusters) {
+    std::vector<ExpertKey> keys;
+    for (int64_t node : members) keys.push_back(ExpertKey::from_index(node, E));
+    clusters.push_back(std::move(keys));
+    sizes.push_back(static_cast<int64_t>(members.size()));
+    bytes.push_back(static_cast<uint64_t>(members.size()) * expert_bytes);
+  }
+  result.summary = {{"method", "louvain"},
+                    {"seed", options.seed},
+                    {"window", options.window},
+                    {"resolution", options.resolution},
+                    {"dtype", dtype_name(options.dtype)},
+                    {"tokens", trace.tokens()},
+                    {"sequences", trace.num_sequences()},
+                    {"experts", graph.num_nodes()},
+                    {"expert_bytes", expert_bytes},
+                    {"cluster_bytes_cap", options.cluster_bytes},
+                    {"max_members", cluster_options.max_members},
+                    {"clusters", clustering.clusters.size()},
+                    {"cluster_sizes", sizes},
+                    {"cluster_bytes", bytes},
+                    {"louvain_communities", clustering.communities},
+                    {"split_communities", clustering.split_communities},
+                    {"cold_experts", clustering.cold_nodes},
+                    {"modularity", clustering.modularity},
+                    {"total_weight", graph.total_weight()},
+                    {"inside_mass", clustering.inside_mass},
+                    {"random_inside_mass", clustering.random_inside_mass}};
+
+  // The old manifest goes first: from here until the new one lands the folder is not a valid cache.
+  make_directories(options.out_dir);
+  std::error_code ec;
+  fs::remove(fs::path(options.out_dir) / kManifest, ec);
+  if (ec) throw IoError(cat(options.out_dir, "/", kManifest, ": cannot remove the old manifest (", ec.message(), ")"));
+  std::vector<fs::path> temporaries;  // of an interrupted run
+  for (const auto& entry : fs::directory_iterator(options.out_dir, ec))
+    if (entry.path().filename().string().front() == '.') temporaries.push_back(entry.path());
+  for (const auto& path : temporaries) fs::remove(path, ec);
+  write_json_file((fs::path(options.out_dir) / kSummary).string(), result.summary);
+  result.manifest = write_expert_cache(model, clusters, options.dtype, options.out_dir, progress);
+  uint64_t total = 0;
+  for (const auto& file : result.manifest.clusters) total += file.size_bytes;
+  log::info(cat("pack: wrote ", result.manifest.clusters.size(), " cluster files (", human_bytes(total), ") and ", kManifest, " to ",
+                options.out_dir));
+  return result;
+}
+
+}  // namespace chronos

@@ -1,0 +1,227 @@
+// chronos-pack: packs a model's routed experts into an expert cache (cluster_NNN.ctsr files and
+// cluster_manifest.json) grouped by how often they are routed to together on calibration text.
+#include <unistd.h>
+
+#include <cctype>
+#include <cstdio>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "chronos/core/dtype.h"
+#include "chronos/core/error.h"
+#include "chronos/core/log.h"
+#include "chronos/core/timing.h"
+#include "chronos/io/json_file.h"
+#include "chronos/io/safetensors.h"
+#include "chronos/model/config.h"
+#include "chronos/model/pretrained.h"
+#include "chronos/store/pack.h"
+#include "chronos/store/routing_trace.h"
+#include "chronos/tokenizer/tokenizer.h"
+#include "chronos/train/data.h"
+#include "chronos/train/jsonl.h"
+#include "common/runtime_flags.h"
+#include "common/tool_main.h"
+
+namespace fs = std::filesystem;
+using namespace chronos;
+
+namespace {
+
+struct Flags {
+  std::string model;
+  std::string data;
+  std::string out;  // empty: MODEL/expert_cache
+  std::string tokenizer;
+  int64_t max_tokens = 65536;
+  uint64_t seed = 0;
+  std::string cluster_bytes = "64M";
+  std::string dtype = "auto";
+  int64_t window = 4;
+  int64_t seq_len = 256;
+  int64_t batch = 8;
+  tools::RuntimeFlags runtime;
+};
+
+// "4096", "512K", "64M", "1.5G", "2GiB": bytes with binary multiples; throws InvalidArgument otherwise.
+uint64_t parse_size(const std::string& text) {
+  size_t end = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &end);
+  } catch (const std::exception&) {
+    end = 0;
+  }
+  std::string unit = text.substr(end);
+  for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  double scale = 0;
+  if (unit.empty() || unit == "B") scale = 1;
+  for (const auto& [prefix, multiple] : {std::pair<const char*, double>{"K", 1024.0}, {"M", 1048576.0}, {"G", 1073741824.0},
+                                         {"T", 1099511627776.0}})
+    if (unit == prefix || unit == std::string(prefix) + "B" || unit == std::string(prefix) + "IB") scale = multiple;
+  if (end == 0 || scale == 0 || !(value > 0) || value * scale > 1.8e19)
+    throw InvalidArgument(cat("--cluster-bytes: '", text, "' is not a size (e.g. 4096, 512K, 64M, 1G)"));
+  return static_cast<uint64_t>(value * scale);
+}
+
+// The dtype the model directory stores its expert weights in (from layer 0, expert 0).
+c10::ScalarType stored_expert_dtype(const std::string& dir) {
+  const std::string name = "model.layers.0.mlp.experts.0.gate_proj.weight";
+  fs::path file = fs::path(dir) / "model.safetensors";
+  if (!fs::exists(file)) {
+    const fs::path index = fs::path(dir) / "model.safetensors.index.json";
+    if (!fs::exists(index)) throw IoError(cat(dir, ": no model.safetensors (or model.safetensors.index.json)"));
+    const nlohmann::json json = read_json_file(index.string());
+    if (!json.contains("weight_map") || !json["weight_map"].contains(name) || !json["weight_map"][name].is_string())
+      throw FormatError(cat(index.string(), ": weight_map has no '", name, "'"));
+    file = fs::path(dir) / json["weight_map"][name].get<std::string>();
+  }
+  const SafetensorsFile tensors(file.string());
+  return to_scalar_type(tensors.entry(name).dtype, file.string());
+}
+
+// Calibration sequences from JSONL: pretrain records {"text": ...} as [bos] text [eos], chat records
+// {"conversations"/"messages": [...]} rendered with the chat template; each cut into pieces of at
+// most seq_len tokens, in file order, until max_tokens.
+std::vector<std::vector<int64_t>> read_calibration(const std::string& path, const Tokenizer& tokenizer, const ModelConfig& config,
+                                                   int64_t seq_len, int64_t max_tokens) {
+  const JsonlFile file(path);
+  if (file.size() == 0) throw FormatError(cat(path, ": no calibration records (the file is empty)"));
+  const ExampleEncoder encoder(tokenizer, EncoderOptions{std::max<int64_t>(max_tokens, 2), static_cast<TokenId>(config.bos_token_id),
+                                                         static_cast<TokenId>(config.eos_token_id)});
+  std::vector<std::vector<int64_t>> sequences;
+  int64_t tokens = 0;
+  for (size_t r = 0; r < file.size() && tokens < max_tokens; ++r) {
+    const nlohmann::json record = file.parse(r);
+    const bool chat = record.is_object() && (record.contains("conversations") || record.contains("messages"));
+    const std::vector<int64_t> ids = chat ? encoder.sft(record, file.where(r)).ids : encoder.pretrain_tokens(record, file.where(r));
+    for (size_t at = 0; at < ids.size() && tokens < max_tokens;) {
+      const size_t n = static_cast<size_t>(std::min({seq_len, max_tokens - tokens, static_cast<int64_t>(ids.size() - at)}));
+      sequences.emplace_back(ids.begin() + static_cast<std::ptrdiff_t>(at), ids.begin() + static_cast<std::ptrdiff_t>(at + n));
+      at += n;
+      tokens += static_cast<int64_t>(n);
+    }
+  }
+  if (tokens == 0) throw FormatError(cat(path, ": the calibration records hold no tokens"));
+  return sequences;
+}
+
+// Progress on a terminal: one line rewritten in place; elsewhere a log line every 10 %.
+class Progress {
+ public:
+  Progress() : tty_(isatty(STDERR_FILENO) != 0) {}
+  void update(const char* what, int64_t done, int64_t total, const char* unit) {
+    const double fraction = total > 0 ? static_cast<double>(done) / static_cast<double>(total) : 1.0;
+    const double elapsed = watch_.seconds();
+    const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0;
+    if (tty_) {
+      std::fprintf(stderr, "\r\033[K%s %lld/%lld %s (%3.0f%%), %.0f %s/s, %.1f s", what, static_cast<long long>(done),
+                   static_cast<long long>(total), unit, fraction * 100, rate, unit, elapsed);
+      std::fflush(stderr);
+      shown_ = true;
+    } else if (fraction * 10 >= next_decile_) {
+      log::info(cat(what, " ", done, "/", total, " ", unit, " (", static_cast<int>(fraction * 100), "%), ", elapsed, " s"));
+      next_decile_ = static_cast<int>(fraction * 10) + 1;
+    }
+  }
+  void done() {
+    if (shown_) std::fprintf(stderr, "\n");
+    shown_ = false;
+    next_decile_ = 1;
+    watch_.reset();
+  }
+
+ private:
+  bool tty_;
+  bool shown_ = false;
+  int next_decile_ = 1;
+  Stopwatch watch_;
+};
+
+int run(const Flags& flags) {
+  const Stopwatch total_watch;
+  const tools::Runtime rt = tools::apply_runtime_flags(flags.runtime);
+  if (!is_model_directory(flags.model)) throw IoError(cat(flags.model, ": not a model directory (no config.json)"));
+  const ModelConfig config = ModelConfig::load((fs::path(flags.model) / "config.json").string());
+  if (!config.use_moe) throw ConfigError(cat(flags.model, "/config.json: use_moe is false, the model has no routed experts to pack"));
+
+  PackOptions options;
+  options.out_dir = flags.out.empty() ? (fs::path(flags.model) / "expert_cache").string() : flags.out;
+  options.seed = flags.seed;
+  options.cluster_bytes = parse_size(flags.cluster_bytes);
+  options.window = flags.window;
+  options.dtype = flags.dtype == "auto" ? stored_expert_dtype(flags.model) : parse_float_dtype(flags.dtype);
+  options.validate();
+  try {
+    check_cluster_budget(options, config);
+  } catch (const ConfigError& e) {
+    throw ConfigError(cat("--cluster-bytes ", flags.cluster_bytes, ": ", e.what()));
+  }
+  check_pack_folder(options.out_dir);
+
+  const std::string tokenizer_path = flags.tokenizer.empty() ? (fs::path(flags.model) / "tokenizer.json").string() : flags.tokenizer;
+  if (!fs::is_regular_file(tokenizer_path))
+    throw IoError(cat(flags.model, ": the model directory has no tokenizer.json (give --tokenizer FILE)"));
+  const Tokenizer tokenizer = Tokenizer::from_file(tokenizer_path);
+  if (tokenizer.vocab_size() > config.vocab_size)
+    throw ConfigError(cat(tokenizer_path, ": ", tokenizer.vocab_size(), " tokens do not fit the model's vocab_size ", config.vocab_size));
+  const std::vector<std::vector<int64_t>> sequences = read_calibration(flags.data, tokenizer, config, flags.seq_len, flags.max_tokens);
+
+  ChronosForCausalLM model = load_pretrained(flags.model, LoadOptions{rt.device, c10::kFloat});
+  log::info(cat("chronos-pack: model ", flags.model, " (", config.num_hidden_layers, " layers x ", config.num_experts, " experts, top-",
+                config.num_experts_per_tok, "), data ", flags.data, " (", sequences.size(), " sequences), out ", options.out_dir,
+                ", dtype ", dtype_name(options.dtype), ", cluster_bytes ", options.cluster_bytes, ", window ", options.window, ", seed ",
+                options.seed, ", device ", rt.device.str()));
+
+  Progress progress;
+  RoutingOptions routing;
+  routing.batch_size = flags.batch;
+  const RoutingTrace trace = record_routing(*model, sequences, routing,
+                                            [&](int64_t done, int64_t total) { progress.update("routed", done, total, "tokens"); });
+  progress.done();
+  const PackResult result = pack_expert_cache(*model, trace, options, [&](size_t done, size_t total) {
+    progress.update("wrote", static_cast<int64_t>(done), static_cast<int64_t>(total), "clusters");
+  });
+  progress.done();
+
+  uint64_t bytes = 0;
+  for (const auto& file : result.manifest.clusters) bytes += file.size_bytes;
+  const Clustering& c = result.clustering;
+  std::cout << std::fixed << std::setprecision(3) << "packed " << trace.tokens() << " tokens: " << result.manifest.clusters.size()
+            << " clusters of " << config.num_hidden_layers * config.num_experts << " experts, modularity " << c.modularity
+            << ", co-activation inside clusters " << c.inside_mass << " (random " << c.random_inside_mass << "), "
+            << std::setprecision(1) << static_cast<double>(bytes) / (1 << 20) << " MiB " << dtype_name(options.dtype) << " in "
+            << options.out_dir << ", " << total_watch.seconds() << " s" << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  tools::prefer_passive_openmp(argv);
+  return tools::run_tool("chronos-pack", [&] {
+    Flags flags;
+    CLI::App app{"chronos-pack: pack a model's experts into co-activation clusters (an expert cache for offloading)"};
+    app.add_option("--model", flags.model, "Model directory (config.json, model.safetensors, tokenizer.json)")->required();
+    app.add_option("--data", flags.data, "Calibration JSONL: {\"text\": ...} or {\"conversations\": [...]} records")->required();
+    app.add_option("--out", flags.out, "Cache folder (default: MODEL/expert_cache); new, empty or an earlier cache");
+    app.add_option("--tokenizer", flags.tokenizer, "tokenizer.json to use instead of the model directory's");
+    app.add_option("--max-tokens", flags.max_tokens, "Most calibration tokens to route")->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--seed", flags.seed, "Seed of the Louvain clustering")->capture_default_str();
+    app.add_option("--cluster-bytes", flags.cluster_bytes, "Most expert bytes per cluster file (K/M/G suffixes, binary)")->capture_default_str();
+    app.add_option("--dtype", flags.dtype, "Storage dtype: auto (as the model stores its weights), fp32, fp16 or bf16")
+        ->capture_default_str();
+    app.add_option("--window", flags.window, "Adjacent tokens paired at each layer in the co-activation graph")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    app.add_option("--seq-len", flags.seq_len, "Tokens per calibration sequence (longer records are cut)")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app.add_option("--batch", flags.batch, "Sequences per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
+    tools::add_runtime_flags(app, flags.runtime, /*with_dtype=*/false);
+    if (auto code = tools::parse_command_line(app, argc, argv, "chronos-pack")) return *code;
+    return run(flags);
+  });
+}
