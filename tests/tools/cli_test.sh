@@ -59,6 +59,54 @@ PY
   expect_error pretrain_missing_data "$work/none.jsonl" "$train" pretrain --from "$work/gen" --data "$work/none.jsonl" --out "$work/x" --steps 1 --log-level warn
   expect_error sft_no_conversations "no 'conversations'" "$train" sft --from "$work/gen" --data "$work/pre.jsonl" --out "$work/x" --steps 1 --log-level warn
   expect_error pretrain_no_steps "--steps" "$train" pretrain --from "$work/gen" --data "$work/pre.jsonl" --out "$work/x" --log-level warn
+  # chronos-pack: packs the tiny model into a cache that covers every expert once; bad input is one line.
+  pack=$bin/chronos-pack
+  printf '{"text": "the quick brown fox jumps over the lazy dog"}\n{"conversations": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello there"}]}\n{"text": "experts that fire together are stored together"}\n' >"$work/calib.jsonl"
+  : >"$work/empty.jsonl"
+  expect_ok pack_runs "$pack" --model "$work/gen" --data "$work/calib.jsonl" --cluster-bytes 300K --seq-len 16 --seed 3 --log-level warn
+  grep -q "modularity" "$work/out" || { fail "pack printed no summary"; cat "$work/out"; }
+  python3 - "$work/gen/expert_cache" <<'PY' || fail "pack wrote no valid cache"
+import json, os, sys
+d = sys.argv[1]
+m = json.load(open(os.path.join(d, "cluster_manifest.json")))
+s = json.load(open(os.path.join(d, "cluster_build_summary.json")))
+keys = sorted((e["layer"], e["expert"]) for c in m["clusters"] for e in c["experts"])
+ok = keys == [(l, e) for l in range(4) for e in range(4)] and m["dtype"] == "F32"
+ok = ok and all(os.path.getsize(os.path.join(d, c["file"])) == c["size_bytes"] for c in m["clusters"])
+ok = ok and s["method"] == "louvain" and s["seed"] == 3 and max(s["cluster_bytes"]) <= 300 * 1024 and sum(s["cluster_sizes"]) == 16
+sys.exit(0 if ok else 1)
+PY
+  expect_ok pack_bf16_again "$pack" --model "$work/gen" --data "$work/calib.jsonl" --dtype bf16 --log-level warn
+  grep -q '"dtype": "BF16"' "$work/gen/expert_cache/cluster_manifest.json" || fail "pack --dtype bf16 not applied"
+  expect_error pack_missing_model "$work/none" "$pack" --model "$work/none" --data "$work/calib.jsonl" --out "$work/y"
+  expect_error pack_missing_data "$work/none.jsonl" "$pack" --model "$work/gen" --data "$work/none.jsonl" --out "$work/y"
+  expect_error pack_empty_data "$work/empty.jsonl: no calibration records" "$pack" --model "$work/gen" --data "$work/empty.jsonl" --out "$work/y"
+  expect_error pack_budget_too_small "at least one expert" "$pack" --model "$work/gen" --data "$work/calib.jsonl" --cluster-bytes 64K --out "$work/y"
+  expect_error pack_bad_size "--cluster-bytes" "$pack" --model "$work/gen" --data "$work/calib.jsonl" --cluster-bytes lots --out "$work/y"
+  expect_error pack_foreign_folder "not part of an expert cache" "$pack" --model "$work/gen" --data "$work/calib.jsonl" --out "$work/gen"
+  [ -d "$work/y" ] && fail "a failed pack left output behind"
+  # chronos-generate --offload: under `wait` the greedy tokens equal the resident model's.
+  expect_ok pack_fp32 "$pack" --model "$work/gen" --data "$work/calib.jsonl" --out "$work/cache32" --cluster-bytes 300K --seq-len 16 --log-level warn
+  offload=(--offload "$work/cache32" --compute-budget 25% --ram-budget 50%)
+  expect_ok generate_offload_wait "$generate" "${args[@]}" --json "${offload[@]}"
+  python3 - "$work/cached.json" "$work/out" <<'PY' || fail "--offload --miss-policy wait output differs from the resident model"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+o = b["stats"]["offload"]
+sys.exit(0 if a["tokens"] == b["tokens"] and o["requests"] > 0 and o["fallbacks"] == 0 and o["compute_high_water_mb"] > 0 else 1)
+PY
+  expect_ok generate_offload_fallback "$generate" --model "$work/gen" --prompt "hi" --max-new-tokens 5 --stats "${offload[@]}" --miss-policy fallback --log-level warn
+  grep -q "hit rate" "$work/err" || fail "--offload --stats printed no hit rate"
+  expect_error offload_missing_cache "$work/none/cluster_manifest.json" "$generate" --model "$work/gen" --prompt hi --offload "$work/none"
+  expect_error offload_bad_budget "--ram-budget" "$generate" --model "$work/gen" --prompt hi --offload "$work/cache32" --ram-budget lots
+  expect_error offload_tiny_budget "compute" "$generate" --model "$work/gen" --prompt hi --offload "$work/cache32" --compute-budget 1K
+  expect_error offload_bad_policy "sometimes" "$generate" --model "$work/gen" --prompt hi --offload "$work/cache32" --miss-policy sometimes
+  sed 's/"num_experts": [0-9]*/"num_experts": 8/' "$work/window8.json" >"$work/experts8.json"
+  expect_ok init_experts8 "$train" init --config "$work/experts8.json" --out "$work/gen8" --tokenizer "$minimind" --log-level warn
+  expect_ok pack_experts8 "$pack" --model "$work/gen8" --data "$work/calib.jsonl" --out "$work/cache8" --seq-len 16 --log-level warn
+  expect_error offload_other_model "num_experts is 8" "$generate" --model "$work/gen" --prompt hi --offload "$work/cache8"
+  truncate -s -4096 "$work/cache32/cluster_000.ctsr"
+  expect_error offload_truncated "cluster_000.ctsr" "$generate" --model "$work/gen" --prompt hi --offload "$work/cache32"
   printf '{"hidden_size": 64,,}' >"$work/gen/config.json"
   expect_error generate_bad_config "$work/gen/config.json:1:" "$generate" --model "$work/gen" --prompt hi
 fi

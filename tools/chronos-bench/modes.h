@@ -9,5 +9,6 @@ tools::Subcommand add_forward_mode(CLI::App& app);
 tools::Subcommand add_decode_mode(CLI::App& app);
 tools::Subcommand add_train_mode(CLI::App& app);
 tools::Subcommand add_tokenizer_mode(CLI::App& app);
+tools::Subcommand add_io_mode(CLI::App& app);
 
 }  // namespace chronos::bench

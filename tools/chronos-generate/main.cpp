@@ -15,6 +15,7 @@
 #include "chronos/tokenizer/chat_template.h"
 #include "chronos/tokenizer/stream_decoder.h"
 #include "chronos/tokenizer/tokenizer.h"
+#include "common/offload_flags.h"
 #include "common/runtime_flags.h"
 #include "common/tool_main.h"
 
@@ -37,6 +38,7 @@ struct Flags {
   std::vector<std::string> stops;
   SamplingOptions sampling;
   tools::RuntimeFlags runtime;
+  tools::OffloadFlags offload;
 };
 
 // Prints generated text as it streams, holding back only what could still become a stop string.
@@ -100,10 +102,30 @@ nlohmann::json stats_json(const GenerationStats& s) {
           {"peak_memory_mb", static_cast<double>(s.peak_rss_bytes) / (1 << 20)}};
 }
 
+// The expert store's counters for one generation, per generated token (prefill included).
+nlohmann::json offload_json(const StoreStats& s, int64_t tokens) {
+  const int64_t requests = s.hits + s.warm_hits + s.cold_misses;
+  const double per_token = 1.0 / static_cast<double>(std::max<int64_t>(1, tokens));
+  return {{"hit_rate", requests > 0 ? static_cast<double>(s.hits) / requests : 1.0},
+          {"requests", requests},
+          {"hits", s.hits},
+          {"misses", s.warm_hits + s.cold_misses},
+          {"warm_misses", s.warm_hits},
+          {"cold_misses", s.cold_misses},
+          {"fallbacks", s.fallbacks},
+          {"io_errors", s.io_errors},
+          {"stall_ms_per_token", s.stall_seconds * 1e3 * per_token},
+          {"ssd_mb_per_token", static_cast<double>(s.ssd_bytes) / 1e6 * per_token},
+          {"copied_mb_per_token", static_cast<double>(s.copy_bytes) / 1e6 * per_token},
+          {"ram_high_water_mb", static_cast<double>(s.ram_high_water_bytes) / 1e6},
+          {"compute_high_water_mb", static_cast<double>(s.compute_high_water_bytes) / 1e6}};
+}
+
 struct Session {
   const Flags& flags;
   ChronosForCausalLMImpl& model;
   const Tokenizer& tokenizer;
+  ExpertStore* store = nullptr;  // routed experts come from here when --offload is given
   std::vector<ChatMessage> history;
 
   // Runs one generation for `user_text`; prints as it goes unless --json.
@@ -125,6 +147,8 @@ struct Session {
     options.stop_ids = {model.config().eos_token_id};
     options.use_kv_cache = !flags.no_kv_cache;
     options.sampling = flags.sampling;
+    options.expert_source = store;
+    if (store) store->reset_stats();
 
     StreamDecoder decoder(tokenizer, /*skip_special=*/true);
     StopStringPrinter printer(flags.stops, /*echo=*/!flags.json);
@@ -140,11 +164,14 @@ struct Session {
     if (!stopped_by_string) printer.finish(decoder.flush());
     const std::string stop_reason = stopped_by_string ? "stop_string" : result.stop_reason;
     if (flags.chat) history.push_back({"assistant", printer.text(), std::nullopt, {}});
+    nlohmann::json offload;
+    if (store) offload = offload_json(store->stats(), result.stats.generated_tokens);
 
     if (flags.json) {
       nlohmann::json out = {{"prompt", user_text},       {"text", printer.text()},
                             {"tokens", result.tokens},    {"stop_reason", stop_reason},
                             {"stats", stats_json(result.stats)}};
+      if (store) out["stats"]["offload"] = offload;
       std::cout << out.dump() << std::endl;
       return 0;
     }
@@ -156,6 +183,12 @@ struct Session {
                 << " tokens/s, decode " << s.decode_tokens_per_s() << " tokens/s, first token "
                 << s.time_to_first_token * 1e3 << " ms, peak memory " << static_cast<double>(s.peak_rss_bytes) / (1 << 20)
                 << " MiB" << std::endl;
+      if (store)
+        std::cerr << std::setprecision(2) << "[stats] offload: hit rate " << offload["hit_rate"].get<double>() * 100 << "% of "
+                  << offload["requests"] << " expert uses, " << offload["misses"] << " misses (" << offload["cold_misses"]
+                  << " from SSD), " << offload["fallbacks"] << " fallbacks; per generated token (prefill included): stall "
+                  << offload["stall_ms_per_token"].get<double>() << " ms, SSD " << offload["ssd_mb_per_token"].get<double>()
+                  << " MB, copied " << offload["copied_mb_per_token"].get<double>() << " MB" << std::endl;
     }
     return 0;
   }
@@ -168,11 +201,18 @@ int run(const Flags& flags) {
   if (!fs::is_regular_file(tokenizer_path))
     throw IoError(cat(flags.model, ": the model directory has no tokenizer.json (give --tokenizer FILE)"));
   const Tokenizer tokenizer = Tokenizer::from_file(tokenizer_path);
-  ChronosForCausalLM model = load_pretrained(flags.model, LoadOptions{rt.device, rt.dtype});
+  LoadOptions load{rt.device, rt.dtype};
+  load.skip_routed_experts = !flags.offload.cache_dir.empty();
+  ChronosForCausalLM model = load_pretrained(flags.model, load);
   if (tokenizer.vocab_size() > model->config().vocab_size)
     throw FormatError(cat(tokenizer_path, ": ", tokenizer.vocab_size(), " tokens, more than the model's vocab_size ",
                           model->config().vocab_size));
-  Session session{flags, *model, tokenizer, {}};
+  std::unique_ptr<ExpertStore> store;
+  if (!flags.offload.cache_dir.empty()) {
+    store = tools::open_expert_store(flags.offload, flags.offload.cache_dir, model->config(), rt);
+    log::info(tools::describe_store(*store));
+  }
+  Session session{flags, *model, tokenizer, store.get(), {}};
 
   if (!flags.prompt.empty()) return session.answer(flags.prompt);
   if (!flags.prompt_file.empty()) return session.answer(read_file(flags.prompt_file));
@@ -210,6 +250,7 @@ int main(int argc, char** argv) {
     app.add_flag("--stats", flags.stats, "Print prefill/decode tokens/s, time to first token and peak memory");
     app.add_flag("--json", flags.json, "Print the result and statistics as one JSON object");
     tools::add_runtime_flags(app, flags.runtime);
+    tools::add_offload_flags(app, flags.offload);
     if (auto code = tools::parse_command_line(app, argc, argv, "chronos-generate")) return *code;
     for (const auto& s : flags.stops)
       if (s.empty()) throw InvalidArgument("--stop: empty stop string");

@@ -1,0 +1,62 @@
+#include "common/offload_flags.h"
+
+#include <iomanip>
+#include <sstream>
+
+#include "chronos/core/error.h"
+
+namespace chronos::tools {
+
+void add_offload_flags(CLI::App& app, OffloadFlags& flags, bool with_cache_flag) {
+  if (with_cache_flag)
+    app.add_option("--offload", flags.cache_dir, "Serve routed experts from this expert cache (chronos-pack's output) instead of RAM");
+  app.add_option("--ram-budget", flags.ram_budget, "Host RAM for staged experts: bytes with K/M/G, or a percentage of the routed experts")
+      ->capture_default_str();
+  app.add_option("--compute-budget", flags.compute_budget, "Compute-tier memory for experts in use: bytes with K/M/G, or a percentage")
+      ->capture_default_str();
+  app.add_option("--miss-policy", flags.miss_policy, "wait (exact: load missing experts) or fallback (shared expert stands in)")
+      ->capture_default_str();
+  app.add_option("--io-threads", flags.io_threads, "SSD reader threads")->capture_default_str()->check(CLI::Range(1, 64));
+  app.add_option("--ssd-ms", flags.ssd_ms, "Simulated SSD latency per read in ms (tests, benchmarks; CHRONOS_SIM_SSD_MS)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--ssd-mbps", flags.ssd_mbps, "Simulated SSD bandwidth cap in MB/s, 0 = none (CHRONOS_SIM_SSD_MBPS)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--verify", flags.verify, "Open-time check of the cache files: size or checksum (reads every byte once)")
+      ->capture_default_str();
+}
+
+std::unique_ptr<ExpertStore> open_expert_store(const OffloadFlags& flags, const std::string& cache_dir, const ModelConfig& model,
+                                               const Runtime& runtime) {
+  const ClusterManifest manifest = read_cluster_manifest(cache_dir);
+  check_manifest_matches(manifest, model, cache_dir);
+  OffloadConfig config;
+  config.cache_dir = cache_dir;
+  config.ram_budget_bytes = parse_byte_size(flags.ram_budget, static_cast<int64_t>(manifest.total_expert_bytes()), "--ram-budget");
+  const int64_t compute_total = static_cast<int64_t>(manifest.total_expert_bytes() / c10::elementSize(manifest.dtype)) *
+                                static_cast<int64_t>(c10::elementSize(runtime.dtype));
+  config.compute_budget_bytes = parse_byte_size(flags.compute_budget, compute_total, "--compute-budget");
+  config.miss_policy = parse_miss_policy(flags.miss_policy);
+  config.io_threads = flags.io_threads;
+  config.throttle = SsdThrottle::from_env({flags.ssd_ms, flags.ssd_mbps});
+  if (flags.verify == "size") {
+    config.verify = VerifyLevel::size;
+  } else if (flags.verify != "checksum") {
+    throw InvalidArgument(cat("--verify: expected size or checksum (got \"", flags.verify, "\")"));
+  }
+  config.device = runtime.device;
+  config.compute_dtype = runtime.dtype;
+  return std::make_unique<ExpertStore>(config, model);
+}
+
+std::string describe_store(const ExpertStore& store) {
+  const OffloadConfig& c = store.config();
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(1) << "expert store " << c.cache_dir << ": RAM " << c.ram_budget_bytes / 1048576.0 << " MiB ("
+      << store.ram_slots() << " slots), compute " << c.compute_budget_bytes / 1048576.0 << " MiB (" << store.compute_slots()
+      << " slots) of " << store.manifest().total_expert_bytes() / 1048576.0 << " MiB of routed experts, miss policy "
+      << to_string(c.miss_policy) << (store.direct_io() ? ", O_DIRECT" : ", buffered reads");
+  if (c.throttle.enabled()) out << ", simulated SSD " << c.throttle.latency_ms << " ms + " << c.throttle.mbps << " MB/s";
+  return out.str();
+}
+
+}  // namespace chronos::tools
