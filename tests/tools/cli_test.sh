@@ -63,6 +63,16 @@ PY
   pack=$bin/chronos-pack
   printf '{"text": "the quick brown fox jumps over the lazy dog"}\n{"conversations": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello there"}]}\n{"text": "experts that fire together are stored together"}\n' >"$work/calib.jsonl"
   : >"$work/empty.jsonl"
+  # chronos-train intent: trains the intent classifier on the model's activation logs, saves it in the model directory.
+  cp -r "$work/gen" "$work/intent"
+  expect_ok intent_runs "$train" intent --model "$work/intent" --data "$work/calib.jsonl" --max-new-tokens 4 --steps 3 --batch-size 2 --val-fraction 0.34 --log-level warn
+  [ -f "$work/intent/intent_classifier.safetensors" ] && [ -f "$work/intent/intent_classifier.json" ] || fail "intent wrote no classifier"
+  grep -q "frequency" "$work/out" || fail "intent printed no baseline figures"
+  expect_error intent_empty_data "$work/empty.jsonl: no prompt records" "$train" intent --model "$work/intent" --data "$work/empty.jsonl"
+  expect_error intent_missing_model "$work/none: not a model directory" "$train" intent --model "$work/none" --data "$work/calib.jsonl"
+  expect_error intent_bad_steps "intent_training.steps" "$train" intent --model "$work/intent" --data "$work/calib.jsonl" --steps 0
+  expect_error intent_bad_flag "--val-fraction" "$train" intent --model "$work/intent" --data "$work/calib.jsonl" --val-fraction lots
+  expect_error intent_bad_record "$work/bad.jsonl:2: invalid JSON" "$train" intent --model "$work/intent" --data "$work/bad.jsonl" --log-level warn
   expect_ok pack_runs "$pack" --model "$work/gen" --data "$work/calib.jsonl" --cluster-bytes 300K --seq-len 16 --seed 3 --log-level warn
   grep -q "modularity" "$work/out" || { fail "pack printed no summary"; cat "$work/out"; }
   python3 - "$work/gen/expert_cache" <<'PY' || fail "pack wrote no valid cache"

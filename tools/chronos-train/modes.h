@@ -13,5 +13,6 @@ tools::Subcommand add_dpo_mode(CLI::App& app);
 tools::Subcommand add_orpo_mode(CLI::App& app);
 tools::Subcommand add_grpo_mode(CLI::App& app);
 tools::Subcommand add_distill_mode(CLI::App& app);
+tools::Subcommand add_intent_mode(CLI::App& app);
 
 }  // namespace chronos::train_cli
