@@ -50,6 +50,11 @@ step "Generating with the trained model"
 "$bin/chronos-generate" --model "$out/model" --chat --prompt "Tell me a saying about computers." \
   --max-new-tokens 48 --temperature 0.8 --top-p 0.9 --seed 1 --stats --log-level warn
 
+step "Offloading: experts packed by co-activation, served from disk with 25% of them in the compute tier"
+"$bin/chronos-pack" --model "$out/model" --data "$out/data/corpus.jsonl" --max-tokens 16384 --log-level warn
+"$bin/chronos-generate" --model "$out/model" --offload "$out/model/expert_cache" --ram-budget 50% --compute-budget 25% \
+  --chat --prompt "Tell me a saying about computers." --max-new-tokens 48 --temperature 0.8 --top-p 0.9 --seed 1 --stats --log-level warn
+
 step "Done"
 cat <<MSG
 What this run did:
@@ -57,7 +62,8 @@ What this run did:
   - converted $(wc -l <"$out/data/corpus.jsonl") fortunes into $out/data/{corpus,sft}.jsonl
   - trained a tokenizer: $out/tokenizer
   - pretrained the small model ($out/pretrain, log $out/pretrain.jsonl) and fine-tuned it ($out/sft.jsonl)
-  - final model directory: $out/model
+  - final model directory: $out/model, with its routed experts packed into $out/model/expert_cache
 Try: $bin/chronos-generate --model $out/model --chat      (a REPL on a terminal)
+     $bin/chronos-generate --model $out/model --chat --offload $out/model/expert_cache --stats
 Tests: tools/test.sh
 MSG
