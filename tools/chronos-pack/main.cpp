@@ -1,6 +1,5 @@
 // chronos-pack: packs a model's routed experts into an expert cache (cluster_NNN.ctsr files and
 // cluster_manifest.json) grouped by how often they are routed to together on calibration text.
-#include <unistd.h>
 
 #include <cctype>
 #include <cstdio>
@@ -23,6 +22,7 @@
 #include "chronos/train/data.h"
 #include "chronos/train/jsonl.h"
 #include "common/runtime_flags.h"
+#include "common/progress_line.h"
 #include "common/tool_main.h"
 
 namespace fs = std::filesystem;
@@ -108,38 +108,6 @@ std::vector<std::vector<int64_t>> read_calibration(const std::string& path, cons
   return sequences;
 }
 
-// Progress on a terminal: one line rewritten in place; elsewhere a log line every 10 %.
-class Progress {
- public:
-  Progress() : tty_(isatty(STDERR_FILENO) != 0) {}
-  void update(const char* what, int64_t done, int64_t total, const char* unit) {
-    const double fraction = total > 0 ? static_cast<double>(done) / static_cast<double>(total) : 1.0;
-    const double elapsed = watch_.seconds();
-    const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0;
-    if (tty_) {
-      std::fprintf(stderr, "\r\033[K%s %lld/%lld %s (%3.0f%%), %.0f %s/s, %.1f s", what, static_cast<long long>(done),
-                   static_cast<long long>(total), unit, fraction * 100, rate, unit, elapsed);
-      std::fflush(stderr);
-      shown_ = true;
-    } else if (fraction * 10 >= next_decile_) {
-      log::info(cat(what, " ", done, "/", total, " ", unit, " (", static_cast<int>(fraction * 100), "%), ", elapsed, " s"));
-      next_decile_ = static_cast<int>(fraction * 10) + 1;
-    }
-  }
-  void done() {
-    if (shown_) std::fprintf(stderr, "\n");
-    shown_ = false;
-    next_decile_ = 1;
-    watch_.reset();
-  }
-
- private:
-  bool tty_;
-  bool shown_ = false;
-  int next_decile_ = 1;
-  Stopwatch watch_;
-};
-
 int run(const Flags& flags) {
   const Stopwatch total_watch;
   const tools::Runtime rt = tools::apply_runtime_flags(flags.runtime);
@@ -175,7 +143,7 @@ int run(const Flags& flags) {
                 ", dtype ", dtype_name(options.dtype), ", cluster_bytes ", options.cluster_bytes, ", window ", options.window, ", seed ",
                 options.seed, ", device ", rt.device.str()));
 
-  Progress progress;
+  tools::ProgressLine progress;
   RoutingOptions routing;
   routing.batch_size = flags.batch;
   const RoutingTrace trace = record_routing(*model, sequences, routing,

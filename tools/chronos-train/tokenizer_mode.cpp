@@ -1,8 +1,6 @@
 // chronos-train tokenizer: a byte-level BPE vocabulary from a JSONL corpus, written as an HF
 // tokenizer.json + tokenizer_config.json pair with the Chronos added tokens and chat template.
-#include <unistd.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -10,12 +8,12 @@
 #include "chronos-train/modes.h"
 #include "chronos/core/error.h"
 #include "chronos/core/log.h"
-#include "chronos/core/timing.h"
 #include "chronos/io/atomic_file.h"
 #include "chronos/tokenizer/bpe_trainer.h"
 #include "chronos/tokenizer/special_tokens.h"
 #include "chronos/tokenizer/tokenizer_config.h"
 #include "chronos/tokenizer/training_corpus.h"
+#include "common/progress_line.h"
 
 namespace fs = std::filesystem;
 
@@ -30,40 +28,6 @@ struct TokenizerFlags {
   std::string text_field;
   int64_t max_lines = 0;
   std::string log_level;
-};
-
-// Progress on a terminal: one line rewritten in place; elsewhere a log line every 10 %.
-class ProgressLine {
- public:
-  ProgressLine() : tty_(isatty(STDERR_FILENO) != 0) {}
-
-  void update(const char* what, int64_t done, int64_t target) {
-    const double fraction = target > 0 ? static_cast<double>(done) / static_cast<double>(target) : 1.0;
-    const double elapsed = watch_.seconds();
-    const double eta = fraction > 0 ? elapsed * (1 - fraction) / fraction : 0;
-    if (tty_) {
-      std::fprintf(stderr, "\r%s %lld/%lld (%3.0f%%), %.1f s, ETA %.1f s   ", what, static_cast<long long>(done),
-                   static_cast<long long>(target), fraction * 100, elapsed, eta);
-      std::fflush(stderr);
-      shown_ = true;
-    } else if (fraction * 10 >= next_decile_) {
-      log::info(cat(what, " ", done, "/", target, " (", static_cast<int>(fraction * 100), "%), ", elapsed, " s"));
-      next_decile_ = static_cast<int>(fraction * 10) + 1;
-    }
-  }
-
-  void done() {
-    if (shown_) std::fprintf(stderr, "\n");
-    shown_ = false;
-    next_decile_ = 1;
-    watch_.reset();
-  }
-
- private:
-  bool tty_;
-  bool shown_ = false;
-  int next_decile_ = 1;
-  Stopwatch watch_;
 };
 
 int run_tokenizer(const TokenizerFlags& flags) {
@@ -92,7 +56,7 @@ int run_tokenizer(const TokenizerFlags& flags) {
                 " records without text) in ", read_seconds, " s, ", trainer.distinct_words(), " distinct words; training vocab_size ",
                 flags.vocab_size, ", min_frequency ", flags.min_frequency));
 
-  ProgressLine progress;
+  tools::ProgressLine progress;
   const Tokenizer tokenizer = trainer.train([&](int64_t done, int64_t target) { progress.update("merges", done, target); });
   progress.done();
   const int64_t merges = static_cast<int64_t>(tokenizer.merge_count());
