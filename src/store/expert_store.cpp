@@ -1,6 +1,7 @@
 #include "chronos/store/expert_store.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "chronos/core/dtype.h"
 #include "chronos/core/error.h"
@@ -26,14 +27,24 @@ const char* to_string(ExpertState state) {
   return "?";
 }
 
-ExpertStore::ExpertStore(const OffloadConfig& config, const ModelConfig& model)
+namespace {
+// The configuration is checked before the cache folder it names is read.
+ClusterManifest read_validated(const OffloadConfig& config) {
+  config.validate();
+  return read_cluster_manifest(config.cache_dir);
+}
+}  // namespace
+
+ExpertStore::ExpertStore(const OffloadConfig& config, const ModelConfig& model) : ExpertStore(config, model, read_validated(config)) {}
+
+ExpertStore::ExpertStore(const OffloadConfig& config, const ModelConfig& model, ClusterManifest manifest)
     : config_(config), queue_(static_cast<size_t>(std::max<int64_t>(config.prefetch_queue_capacity, 1))) {
   config_.validate();
   config_.throttle = SsdThrottle::from_env(config_.throttle);
   if (!model.use_moe) throw ConfigError("expert store: the model has no routed experts (use_moe is false)");
   check_compute_dtype(config_.device, config_.compute_dtype);
   const std::string& dir = config_.cache_dir;
-  manifest_ = read_cluster_manifest(dir);
+  manifest_ = std::move(manifest);
   check_manifest_matches(manifest_, model, dir);
   verify_cluster_files(manifest_, dir, config_.verify);
   where_ = index_experts(manifest_);

@@ -140,17 +140,16 @@ PackResult pack_expert_cache(ChronosForCausalLMImpl& model, const RoutingTrace& 
                     {"inside_mass", clustering.inside_mass},
                     {"random_inside_mass", clustering.random_inside_mass}};
 
-  // The old manifest goes first: from here until the new one lands the folder is not a valid cache.
+  // write_expert_cache drops the old manifest before any cluster file and writes the new one last;
+  // the summary follows the manifest it describes.
   make_directories(options.out_dir);
   std::error_code ec;
-  fs::remove(fs::path(options.out_dir) / kManifest, ec);
-  if (ec) throw IoError(cat(options.out_dir, "/", kManifest, ": cannot remove the old manifest (", ec.message(), ")"));
   std::vector<fs::path> temporaries;  // of an interrupted run
   for (const auto& entry : fs::directory_iterator(options.out_dir, ec))
     if (entry.path().filename().string().front() == '.') temporaries.push_back(entry.path());
   for (const auto& path : temporaries) fs::remove(path, ec);
-  write_json_file((fs::path(options.out_dir) / kSummary).string(), result.summary);
   result.manifest = write_expert_cache(model, clusters, options.dtype, options.out_dir, progress);
+  write_json_file((fs::path(options.out_dir) / kSummary).string(), result.summary);
   uint64_t total = 0;
   for (const auto& file : result.manifest.clusters) total += file.size_bytes;
   log::info(cat("pack: wrote ", result.manifest.clusters.size(), " cluster files (", human_bytes(total), ") and ", kManifest, " to ",

@@ -2,6 +2,7 @@
 
 #include <iomanip>
 #include <sstream>
+#include <utility>
 
 #include "chronos/core/error.h"
 
@@ -27,8 +28,7 @@ void add_offload_flags(CLI::App& app, OffloadFlags& flags, bool with_cache_flag)
 
 std::unique_ptr<ExpertStore> open_expert_store(const OffloadFlags& flags, const std::string& cache_dir, const ModelConfig& model,
                                                const Runtime& runtime) {
-  const ClusterManifest manifest = read_cluster_manifest(cache_dir);
-  check_manifest_matches(manifest, model, cache_dir);
+  ClusterManifest manifest = read_cluster_manifest(cache_dir);
   OffloadConfig config;
   config.cache_dir = cache_dir;
   config.ram_budget_bytes = parse_byte_size(flags.ram_budget, static_cast<int64_t>(manifest.total_expert_bytes()), "--ram-budget");
@@ -45,7 +45,7 @@ std::unique_ptr<ExpertStore> open_expert_store(const OffloadFlags& flags, const 
   }
   config.device = runtime.device;
   config.compute_dtype = runtime.dtype;
-  return std::make_unique<ExpertStore>(config, model);
+  return std::make_unique<ExpertStore>(config, model, std::move(manifest));  // checks it against the model
 }
 
 std::string describe_store(const ExpertStore& store) {

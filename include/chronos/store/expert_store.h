@@ -76,6 +76,9 @@ class ExpertStore : public ExpertSource, private ReadScheduler {
   // naming the file (IoError / FormatError / ConfigError). Budgets too small for one expert:
   // ConfigError naming the budget field and the size needed.
   ExpertStore(const OffloadConfig& config, const ModelConfig& model);
+  // The same with the manifest already read from config.cache_dir (a caller that needed it to size
+  // the budgets does not read it twice).
+  ExpertStore(const OffloadConfig& config, const ModelConfig& model, ClusterManifest manifest);
   // Stops the readers and the copy thread and joins them, also with work queued or throttled.
   ~ExpertStore() override;
   ExpertStore(const ExpertStore&) = delete;
