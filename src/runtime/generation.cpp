@@ -45,18 +45,34 @@ GenerationResult generate(ChronosForCausalLMImpl& model, const std::vector<int64
   forward.logits_to_keep = 1;
   forward.expert_source = options.expert_source;
   if (options.use_kv_cache) forward.cache = &cache;
+  int64_t current_step = 0;
+  DecodeObserver* observer = options.observer;
+  if (observer) forward.on_lookahead = [&](const at::Tensor& probs) { observer->on_lookahead(current_step, probs); };
 
   GenerationResult result;
   result.stats.prompt_tokens = prompt_len;
   std::vector<int64_t> sequence = prompt;
-  const int64_t budget = std::min(options.max_new_tokens, context - prompt_len);
+  const bool forced = !options.forced_tokens.empty();
+  for (int64_t id : options.forced_tokens)
+    if (id < 0 || id >= vocab) throw InvalidArgument(cat("generate: forced token id ", id, " is outside the vocabulary (", vocab, ")"));
+  int64_t budget = std::min(options.max_new_tokens, context - prompt_len);
+  if (forced) budget = std::min<int64_t>(budget, static_cast<int64_t>(options.forced_tokens.size()));
   Stopwatch total;
   at::Tensor input = at::tensor(prompt, at::kLong).to(device).unsqueeze(0);
-  result.stop_reason = budget < options.max_new_tokens ? "context" : "max_new_tokens";
+  result.stop_reason = budget < options.max_new_tokens && !forced ? "context" : "max_new_tokens";
   for (int64_t step = 0; step < budget; ++step) {
     Stopwatch watch;
-    const at::Tensor logits = model.forward(input, forward).logits.select(1, 0).select(0, 0);
-    const int64_t token = sampler.next(logits, sequence);  // the one host sync of the step
+    current_step = step;
+    if (observer) observer->begin_step(step);
+    const ForwardOutput out = model.forward(input, forward);
+    const at::Tensor logits = out.logits.select(1, 0).select(0, 0);
+    int64_t token = sampler.next(logits, sequence);  // the one host sync of the step
+    if (forced) {
+      result.sampled.push_back(token);
+      token = options.forced_tokens[static_cast<size_t>(step)];
+    }
+    if (options.record_logprobs) result.logprobs.push_back(at::log_softmax(logits.to(at::kFloat), 0)[token].item<double>());
+    if (observer) observer->end_step(step, out);
     (step == 0 ? result.stats.prefill_seconds : result.stats.decode_seconds) += watch.seconds();
     if (step == 0) result.stats.time_to_first_token = total.seconds();
     sequence.push_back(token);

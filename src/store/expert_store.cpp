@@ -60,9 +60,19 @@ ExpertStore::ExpertStore(const OffloadConfig& config, const ModelConfig& model, 
                           dtype_name(config_.compute_dtype), "; got ", config_.compute_budget_bytes, ")"));
 
   engine_ = make_transfer_engine(config_.device);
+  zero_copy_ = config_.zero_copy && config_.device.is_cpu() && manifest_.dtype == config_.compute_dtype;
   host_pool_ = std::make_unique<HostSlotPool>(*engine_, config_.ram_budget_bytes, host_slot);
   compute_pool_ = std::make_unique<ComputeSlotPool>(*engine_, config_.compute_budget_bytes, manifest_.hidden_size,
-                                                    manifest_.moe_intermediate_size, config_.compute_dtype);
+                                                    manifest_.moe_intermediate_size, config_.compute_dtype, /*allocate=*/!zero_copy_);
+  if (zero_copy_) {
+    const int64_t H = manifest_.hidden_size, I = manifest_.moe_intermediate_size, block = H * I;
+    const auto options = at::TensorOptions().dtype(manifest_.dtype);
+    for (int32_t s = 0; s < host_pool_->count(); ++s) {
+      const at::Tensor slot = at::from_blob(host_pool_->data(s), {3 * block}, options);  // gate | up | down, as in the file
+      host_weights_.push_back({slot.narrow(0, 0, block).view({I, H}), slot.narrow(0, block, block).view({I, H}),
+                               slot.narrow(0, 2 * block, block).view({H, I})});
+    }
+  }
   host_policy_ = make_eviction_policy(config_.eviction);
   compute_policy_ = make_eviction_policy(config_.eviction);
   units_.resize(static_cast<size_t>(num_layers_ * num_experts_));
@@ -74,7 +84,7 @@ ExpertStore::ExpertStore(const OffloadConfig& config, const ModelConfig& model, 
   log::info(cat("expert store: ", manifest_.clusters.size(), " cluster files, ", num_layers_ * num_experts_, " experts of ",
                 manifest_.expert_bytes(), " bytes; RAM ", ram_slots(), " slots, compute ", compute_slots(), " slots (",
                 config_.device.str(), ", ", dtype_name(config_.compute_dtype), "); ", config_.io_threads, " I/O threads, ",
-                direct_io() ? "O_DIRECT" : "buffered reads", "; miss policy ", to_string(config_.miss_policy),
+                direct_io() ? "O_DIRECT" : "buffered reads", zero_copy_ ? ", zero copy" : "", "; miss policy ", to_string(config_.miss_policy),
                 config_.throttle.enabled() ? cat("; simulated SSD ", config_.throttle.latency_ms, " ms, ", config_.throttle.mbps, " MB/s") : ""));
 }
 
@@ -130,8 +140,10 @@ ExpertState ExpertStore::state(ExpertKey key) const {
 
 bool ExpertStore::host_evictable(ExpertKey key) const {
   const Unit& u = unit(key);
-  // Not while read into or copied from, nor while acquire() waits for its copy to compute.
-  return u.host_slot >= 0 && !u.reading && !u.copying && !(u.demanded && u.compute_slot < 0);
+  // Not while read into or copied from, nor while acquire() waits for its copy to compute; with
+  // zero copy, not while the model holds it (its host slot is its compute copy).
+  return u.host_slot >= 0 && !u.reading && !u.copying && !(u.demanded && u.compute_slot < 0) &&
+         !(zero_copy_ && u.compute_slot >= 0 && u.pins > 0);
 }
 
 bool ExpertStore::compute_evictable(ExpertKey key) const {
@@ -139,26 +151,45 @@ bool ExpertStore::compute_evictable(ExpertKey key) const {
   return u.compute_slot >= 0 && !u.copying && u.pins == 0;
 }
 
+bool ExpertStore::is_wanted(ExpertKey key) const {
+  const int64_t until = unit(key).wanted_until;
+  return until > step_ || (until == step_ && key.layer >= layer_);
+}
+
+void ExpertStore::enter_layer(int64_t layer) {
+  if (layer == layer_) return;
+  layer_ = layer;  // the experts of the layers behind are no longer wanted for this step
+  prefetch_blocked_ = false;
+  work_cv_.notify_all();
+}
+
 void ExpertStore::drop_host_copy(ExpertKey key) {
   Unit& u = unit(key);
   host_pool_->put(u.host_slot);
   host_policy_->erase(key);
   u.host_slot = -1;
+  if (zero_copy_ && u.compute_slot >= 0) {  // its compute copy was that host slot
+    compute_pool_->put(u.compute_slot);
+    compute_policy_->erase(key);
+    u.compute_slot = -1;
+  }
   if (u.compute_slot < 0) u.wants_compute = false;  // nothing left to copy from
 }
 
-std::optional<int32_t> ExpertStore::take_host_slot() {
+std::optional<int32_t> ExpertStore::take_host_slot(bool demand) {
   if (auto slot = host_pool_->take()) return slot;
-  const auto victim = host_policy_->victim([this](ExpertKey k) { return host_evictable(k); });
+  auto victim = host_policy_->victim([this](ExpertKey k) { return host_evictable(k) && !is_wanted(k); });
+  if (!victim && demand) victim = host_policy_->victim([this](ExpertKey k) { return host_evictable(k); });
   if (!victim) return std::nullopt;
   drop_host_copy(*victim);
   ++stats_.evictions_ram;
   return host_pool_->take();
 }
 
-std::optional<int32_t> ExpertStore::take_compute_slot() {
+std::optional<int32_t> ExpertStore::take_compute_slot(bool demand) {
   if (auto slot = compute_pool_->take()) return slot;
-  const auto victim = compute_policy_->victim([this](ExpertKey k) { return compute_evictable(k); });
+  auto victim = compute_policy_->victim([this](ExpertKey k) { return compute_evictable(k) && !is_wanted(k); });
+  if (!victim && demand) victim = compute_policy_->victim([this](ExpertKey k) { return compute_evictable(k); });
   if (!victim) return std::nullopt;
   Unit& u = unit(*victim);
   compute_pool_->put(u.compute_slot);
@@ -171,11 +202,16 @@ std::optional<int32_t> ExpertStore::take_compute_slot() {
 
 // ---- copies ----------------------------------------------------------------------------------------
 
-bool ExpertStore::start_copy(ExpertKey key) {
+bool ExpertStore::start_copy(ExpertKey key, bool demand) {
   Unit& u = unit(key);
-  const auto slot = take_compute_slot();
+  const auto slot = take_compute_slot(demand);
   if (!slot) return false;
   u.compute_slot = *slot;
+  if (zero_copy_) {  // the host slot is the compute copy: HOT at once
+    promoted(key, *slot, "");
+    progress_cv_.notify_all();
+    return true;
+  }
   u.copying = true;
   ++copies_in_flight_;
   CopyJob job;
@@ -203,7 +239,7 @@ void ExpertStore::pump_copies() {
       demand_copies_.pop_front();
       continue;
     }
-    if (!start_copy(demand_copies_.front())) return;
+    if (!start_copy(demand_copies_.front(), /*demand=*/true)) return;
     demand_copies_.pop_front();
   }
   while (!pending_copies_.empty()) {
@@ -213,7 +249,7 @@ void ExpertStore::pump_copies() {
       pending_copies_.pop_front();
       continue;
     }
-    if (!start_copy(key)) return;
+    if (!start_copy(key, /*demand=*/false)) return;
     unit(key).copy_queued = false;
     pending_copies_.pop_front();
   }
@@ -222,30 +258,37 @@ void ExpertStore::pump_copies() {
 void ExpertStore::copy_finished(ExpertKey key, int32_t slot, const std::string& error) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    Unit& u = unit(key);
-    u.copying = false;
+    unit(key).copying = false;
     --copies_in_flight_;
+    prefetch_blocked_ = false;
     if (error.empty()) {
       ++stats_.copies;
       stats_.copy_bytes += static_cast<int64_t>(manifest_.expert_bytes());
-      compute_policy_->insert(key);
-      u.wants_compute = false;
-      if (u.demanded) {  // pinned on behalf of the waiting acquire(), so nothing evicts it first
-        ++u.pins;
-        u.demanded = false;
-      }
-    } else {
-      compute_pool_->put(slot);
-      u.compute_slot = -1;
-      u.wants_compute = false;
-      u.demanded = false;
-      ++u.failures;
-      u.error = cat("copy of expert ", key.name(), " failed: ", error);
     }
+    promoted(key, slot, error);
     pump_copies();
   }
   progress_cv_.notify_all();
   work_cv_.notify_all();  // its host copy may be evictable now
+}
+
+void ExpertStore::promoted(ExpertKey key, int32_t slot, const std::string& error) {
+  Unit& u = unit(key);
+  if (error.empty()) {
+    compute_policy_->insert(key);
+    u.wants_compute = false;
+    if (u.demanded) {  // pinned on behalf of the waiting acquire(), so nothing evicts it first
+      ++u.pins;
+      u.demanded = false;
+    }
+  } else {
+    compute_pool_->put(slot);
+    u.compute_slot = -1;
+    u.wants_compute = false;
+    u.demanded = false;
+    ++u.failures;
+    u.error = cat("copy of expert ", key.name(), " failed: ", error);
+  }
 }
 
 // ---- the ExpertSource side ---------------------------------------------------------------------------
@@ -259,6 +302,7 @@ std::vector<std::optional<ExpertWeights>> ExpertStore::acquire(int64_t layer, co
   std::vector<std::optional<ExpertWeights>> result(keys.size());
   if (keys.empty()) return result;
   std::unique_lock<std::mutex> lock(mutex_);
+  enter_layer(layer);
   if (pinned_ + static_cast<int64_t>(keys.size()) > compute_slots())
     throw InvalidArgument(cat("expert store acquire: layer ", layer, " asks for ", keys.size(), " experts while ", pinned_,
                               " are held; at most max_batch() = ", max_batch(), " may be held at once"));
@@ -335,7 +379,8 @@ std::vector<std::optional<ExpertWeights>> ExpertStore::acquire(int64_t layer, co
     if (!mine[i]) continue;
     held.push_back(keys[i]);
     ++pinned_;
-    result[i] = compute_pool_->weights(unit(keys[i]).compute_slot);
+    const Unit& u = unit(keys[i]);
+    result[i] = zero_copy_ ? host_weights_[static_cast<size_t>(u.host_slot)] : compute_pool_->weights(u.compute_slot);
   }
   return result;
 }
@@ -352,9 +397,11 @@ void ExpertStore::release(int64_t layer) {
       slot_last_use_[static_cast<size_t>(u.compute_slot)] = engine_->record_use();
     }
     acquired_.erase(it);
+    prefetch_blocked_ = false;
     pump_copies();
   }
   progress_cv_.notify_all();
+  work_cv_.notify_all();  // with zero copy, their host slots are evictable again
 }
 
 void ExpertStore::announce(int64_t layer, const std::vector<int64_t>& experts) {
@@ -362,6 +409,7 @@ void ExpertStore::announce(int64_t layer, const std::vector<int64_t>& experts) {
   for (int64_t e : experts) keys.push_back(checked_key(layer, e, "announce"));
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    enter_layer(layer);
     const size_t batch = max_batch();
     for (size_t i = 0; i < keys.size(); ++i) {
       Unit& u = unit(keys[i]);
@@ -379,7 +427,8 @@ void ExpertStore::announce(int64_t layer, const std::vector<int64_t>& experts) {
 }
 
 bool ExpertStore::idle_locked() const {
-  return demand_reads_.empty() && cluster_reads_.empty() && queue_.empty() && reads_in_flight_ == 0 && copies_in_flight_ == 0;
+  return demand_reads_.empty() && cluster_reads_.empty() && (queue_.empty() || prefetch_blocked_) && reads_in_flight_ == 0 &&
+         copies_in_flight_ == 0;
 }
 
 bool ExpertStore::wait_idle(double seconds) const {

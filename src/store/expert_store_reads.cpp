@@ -30,15 +30,16 @@ void ExpertStore::request_read(ExpertKey key, bool front) {
   }
   queue_.erase(key);  // a demand read supersedes a queued prefetch of the same expert
   u.read_queued = true;
+  prefetch_blocked_ = false;
   if (front) demand_reads_.push_front(key);
   else demand_reads_.push_back(key);
   work_cv_.notify_one();
 }
 
-bool ExpertStore::make_read_job(ExpertKey key, bool whole_cluster, ReadJob& job) {
+bool ExpertStore::make_read_job(ExpertKey key, bool whole_cluster, bool demand, ReadJob& job) {
   const ExpertLocation at = where_[static_cast<size_t>(key.index(num_experts_))];
   const ClusterFile& cluster = manifest_.clusters[static_cast<size_t>(at.cluster)];
-  const auto slot = take_host_slot();
+  const auto slot = take_host_slot(demand);
   if (!slot) return false;
 
   const auto claim = [&](const ExpertRange& range, int32_t s) {
@@ -68,7 +69,7 @@ bool ExpertStore::make_read_job(ExpertKey key, bool whole_cluster, ReadJob& job)
       if (!after && !before) break;
       const ExpertRange& next = cluster.experts[after ? last + 1 : first - 1];
       if (bytes + next.read_length() > kMaxRunBytes) break;
-      const auto s = take_host_slot();
+      const auto s = take_host_slot(/*demand=*/false);  // the rest of a run is speculative
       if (!s) break;
       bytes += next.read_length();
       if (after) targets.push_back(claim(cluster.experts[++last], *s));
@@ -113,7 +114,7 @@ bool ExpertStore::next_read(ReadJob& job) {
         demand_reads_.pop_front();
         continue;
       }
-      if (!make_read_job(key, false, job)) {
+      if (!make_read_job(key, false, /*demand=*/true, job)) {
         blocked = true;
         break;
       }
@@ -128,8 +129,10 @@ bool ExpertStore::next_read(ReadJob& job) {
         cluster_reads_.pop_front();
         continue;
       }
-      if (!make_read_job(key, true, job)) {
+      if (!make_read_job(key, true, /*demand=*/false, job)) {
         blocked = true;
+        prefetch_blocked_ = true;
+        progress_cv_.notify_all();  // wait_idle: nothing more will happen until something changes
         break;
       }
       cluster_reads_.pop_front();
@@ -154,8 +157,10 @@ bool ExpertStore::next_read(ReadJob& job) {
         }
         continue;
       }
-      if (!make_read_job(r.key, r.whole_cluster, job)) {
+      if (!make_read_job(r.key, r.whole_cluster, /*demand=*/false, job)) {
         blocked = true;
+        prefetch_blocked_ = true;
+        progress_cv_.notify_all();
         break;
       }
       queue_.pop();
@@ -171,6 +176,7 @@ void ExpertStore::read_finished(const ReadJob& job, const ReadOutcome& outcome, 
   std::vector<std::pair<ReadyEventPtr, std::string>> events;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    prefetch_blocked_ = false;
     ++stats_.ssd_reads;
     stats_.ssd_bytes += static_cast<int64_t>(bytes);
     for (size_t i = 0; i < job.targets.size(); ++i) {
@@ -217,6 +223,7 @@ void ExpertStore::prefetch(const std::vector<PrefetchRequest>& requests) {
   }
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    prefetch_blocked_ = false;
     for (const PrefetchRequest& r : requests) {
       ++stats_.prefetch_requests;
       Unit& u = unit(r.key);
@@ -224,6 +231,7 @@ void ExpertStore::prefetch(const std::vector<PrefetchRequest>& requests) {
         ++stats_.prefetch_cancelled;
         continue;
       }
+      u.wanted_until = std::max(u.wanted_until, r.deadline_step);  // also when already resident
       const ExpertState s = state_locked(r.key);
       if (prefetch_satisfied(s, r, u.read_queued, u.wants_compute)) {
         ++stats_.prefetch_deduplicated;
@@ -250,7 +258,11 @@ void ExpertStore::prefetch(const std::vector<PrefetchRequest>& requests) {
 void ExpertStore::begin_step(int64_t step) {
   std::lock_guard<std::mutex> lock(mutex_);
   step_ = step;
+  layer_ = 0;
+  prefetch_blocked_ = false;
   stats_.prefetch_cancelled += static_cast<int64_t>(queue_.cancel_before(step));
+  pump_copies();  // the previous step's experts are no longer wanted: blocked prefetches may go on
+  work_cv_.notify_all();
 }
 
 }  // namespace chronos

@@ -23,6 +23,7 @@ struct ExpertStore::Unit {
   bool wants_compute = false; // a copy should follow (demand, announce or a compute-target prefetch)
   bool copy_queued = false;   // in pending_copies_
   bool demanded = false;      // acquire() waits for it: host copy protected, the finished copy pins it
+  int64_t wanted_until = -1;  // the latest deadline step a prefetch named it for (ExpertStore::is_wanted)
   int64_t failures = 0;       // failed reads or copies so far
   std::string error;          // the last failure
 };

@@ -12,6 +12,7 @@
 #include "chronos/core/timing.h"
 #include "chronos/io/atomic_file.h"
 #include "chronos/io/json_file.h"
+#include "chronos/io/safetensors.h"
 #include "chronos/model/causal_lm.h"
 #include "chronos/store/coactivation.h"
 
@@ -155,6 +156,21 @@ PackResult pack_expert_cache(ChronosForCausalLMImpl& model, const RoutingTrace& 
   log::info(cat("pack: wrote ", result.manifest.clusters.size(), " cluster files (", human_bytes(total), ") and ", kManifest, " to ",
                 options.out_dir));
   return result;
+}
+
+c10::ScalarType stored_expert_dtype(const std::string& model_dir) {
+  const std::string name = "model.layers.0.mlp.experts.0.gate_proj.weight";
+  fs::path file = fs::path(model_dir) / "model.safetensors";
+  if (!fs::exists(file)) {
+    const fs::path index = fs::path(model_dir) / "model.safetensors.index.json";
+    if (!fs::exists(index)) throw IoError(cat(model_dir, ": no model.safetensors (or model.safetensors.index.json)"));
+    const nlohmann::json json = read_json_file(index.string());
+    if (!json.contains("weight_map") || !json["weight_map"].contains(name) || !json["weight_map"][name].is_string())
+      throw FormatError(cat(index.string(), ": weight_map has no '", name, "'"));
+    file = fs::path(model_dir) / json["weight_map"][name].get<std::string>();
+  }
+  const SafetensorsFile tensors(file.string());
+  return to_scalar_type(tensors.entry(name).dtype, file.string());
 }
 
 }  // namespace chronos

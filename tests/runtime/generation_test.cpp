@@ -34,6 +34,35 @@ TEST_F(GenerationFixture, CachedGreedyEqualsRecomputeFarPastTheWindow) {
   EXPECT_EQ(cached.stop_reason, "max_new_tokens");
 }
 
+TEST_F(GenerationFixture, TeacherForcingEmitsTheGivenTokensAndScoresThem) {
+  GenerationOptions o;
+  o.sampling.greedy = true;
+  o.max_new_tokens = 6;
+  o.record_logprobs = true;
+  const GenerationResult free_run = generate(*model, prompt, o);
+  ASSERT_EQ(free_run.logprobs.size(), 6u);
+  EXPECT_TRUE(free_run.sampled.empty());
+  o.forced_tokens = free_run.tokens;
+  const GenerationResult same = generate(*model, prompt, o);
+  EXPECT_EQ(same.tokens, free_run.tokens);
+  EXPECT_EQ(same.sampled, free_run.tokens);
+  for (size_t i = 0; i < same.logprobs.size(); ++i) {
+    EXPECT_NEAR(same.logprobs[i], free_run.logprobs[i], 1e-5);
+    EXPECT_LT(same.logprobs[i], 0);
+  }
+  // Other tokens: emitted as given, scored under the model, and generation ends after them.
+  o.forced_tokens = {5, 6, 7};
+  o.max_new_tokens = 10;
+  const GenerationResult forced = generate(*model, prompt, o);
+  EXPECT_EQ(forced.tokens, o.forced_tokens);
+  EXPECT_EQ(forced.sampled.size(), 3u);
+  EXPECT_EQ(forced.sampled[0], free_run.tokens[0]);
+  const at::Tensor logits = model->forward(at::tensor(prompt).unsqueeze(0)).logits.select(0, 0).select(0, -1);
+  EXPECT_NEAR(forced.logprobs[0], at::log_softmax(logits, 0)[5].item<double>(), 1e-4);
+  o.forced_tokens = {config.vocab_size};
+  EXPECT_THROW(generate(*model, prompt, o), InvalidArgument);
+}
+
 TEST_F(GenerationFixture, SeededSamplingIsReproducible) {
   GenerationOptions o;
   o.max_new_tokens = 12;

@@ -98,9 +98,13 @@ class RecordingSource : public ExpertSource {
 };
 
 TEST(ExpertStore, WaitPolicyMatchesResidentModelUnderTightBudgets) {
+  for (const bool zero_copy : {true, false}) {
+  SCOPED_TRACE(zero_copy ? "zero copy" : "copies");
   StoreFixture f;
-  const OffloadConfig config = f.offload(0.25, 0.5);
+  OffloadConfig config = f.offload(0.25, 0.5);
+  config.zero_copy = zero_copy;
   ExpertStore store(config, f.config);
+  EXPECT_EQ(store.zero_copy(), zero_copy);  // fp32 cache, fp32 compute, CPU
   EXPECT_EQ(store.compute_slots(), 4);  // 25% of 16 experts
   EXPECT_EQ(store.ram_slots(), 8);
   EXPECT_EQ(store.max_batch(), 4u);
@@ -119,14 +123,44 @@ TEST(ExpertStore, WaitPolicyMatchesResidentModelUnderTightBudgets) {
   EXPECT_GT(s.ssd_reads, 0);
   EXPECT_GE(s.ssd_bytes, s.ssd_reads * static_cast<int64_t>(f.manifest.expert_bytes()));
   EXPECT_EQ(s.copy_bytes, s.copies * static_cast<int64_t>(f.manifest.expert_bytes()));
+  EXPECT_EQ(s.copies > 0, !zero_copy);
   EXPECT_EQ(s.io_errors, 0);
   EXPECT_EQ(s.fallbacks, 0);
   expect_within_budgets(store, config);
+  }
+}
+
+TEST(ExpertStore, ZeroCopyServesHostSlotsAndKeepsHeldOnesResident) {
+  StoreFixture f;
+  ExpertStore store(f.offload(0.25, 0.25), f.config);  // 4 compute slots, 4 RAM slots
+  ASSERT_TRUE(store.zero_copy());
+  const auto held = store.acquire(0, {0, 1});
+  ASSERT_TRUE(held[0] && held[1]);
+  EXPECT_TRUE(at::equal(held[1]->down_proj, f.model->layer(0).moe->expert_weights(1).down_proj));
+  const at::Tensor before = held[0]->gate_proj.clone();
+  // Other experts churn through the two free host slots; the held ones keep theirs.
+  for (int32_t l = 1; l < 4; ++l) {
+    store.acquire(l, {0, 1});
+    store.release(l);
+  }
+  EXPECT_EQ(store.state({0, 0}), ExpertState::hot);
+  EXPECT_TRUE(at::equal(held[0]->gate_proj, before));
+  store.release(0);
+  const StoreStats s = store.stats();
+  EXPECT_EQ(s.copies, 0);
+  EXPECT_EQ(s.copy_bytes, 0);
+  EXPECT_GT(s.evictions_ram, 0);
+  // A half-precision cache cannot be served as fp32: it is copied.
+  StoreFixture half(3, c10::kHalf);
+  EXPECT_FALSE(ExpertStore(half.offload(0.25, 0.5), half.config).zero_copy());
 }
 
 TEST(ExpertStore, WaitPolicyWithOneComputeSlotAndOneRamSlot) {
+  for (const bool zero_copy : {true, false}) {
+  SCOPED_TRACE(zero_copy ? "zero copy" : "copies");
   StoreFixture f(2);
   OffloadConfig config = f.offload(0, 0);
+  config.zero_copy = zero_copy;
   config.compute_budget_bytes = static_cast<int64_t>(f.manifest.expert_bytes());
   config.ram_budget_bytes = static_cast<int64_t>(f.manifest.expert_bytes());
   config.io_threads = 3;
@@ -138,6 +172,7 @@ TEST(ExpertStore, WaitPolicyWithOneComputeSlotAndOneRamSlot) {
   const at::Tensor resident = run_sequence(*f.model, ids, 4, nullptr);
   EXPECT_LE((resident - run_sequence(*f.model, ids, 4, &store, &store)).abs().max().item<float>(), 1e-6);
   expect_within_budgets(store, config);
+  }
 }
 
 TEST(ExpertStore, ConcurrentPrefetchDuringDecodeKeepsParity) {
@@ -221,6 +256,7 @@ TEST(ExpertStore, StatesMoveThroughTheTiers) {
   StoreFixture f;
   OffloadConfig config = f.offload(0.25, 0.5);
   config.throttle.latency_ms = 100;
+  config.zero_copy = false;  // COPYING, copies
   ExpertStore store(config, f.config);
   const ExpertKey key{1, 2};
   EXPECT_EQ(store.state(key), ExpertState::cold);
@@ -258,13 +294,17 @@ TEST(ExpertStore, AcquireRecordsStatsAtThePointOfUse) {
 
 TEST(ExpertStore, AcquiredExpertsAreNeverEvicted) {
   StoreFixture f;
-  ExpertStore store(f.offload(0.25, 0.25), f.config);  // 4 compute slots, 4 RAM slots
+  OffloadConfig config = f.offload(0.25, 0.25);  // 4 compute slots, 4 RAM slots
+  config.zero_copy = false;                      // compute copies of their own, evicted apart from the host ones
+  ExpertStore store(config, f.config);
   const auto held = store.acquire(0, {0, 1});
   ASSERT_TRUE(held[0] && held[1]);
   const at::Tensor before = held[0]->gate_proj.clone();
-  // Push many experts through the remaining two slots.
+  // Push many experts through the remaining two slots (one step each, so the previous step's
+  // prefetches are no longer wanted).
   for (int l = 1; l < 4; ++l) {
-    store.prefetch({{{l, 0}, 0, 1, Tier::compute}, {{l, 1}, 0, 1, Tier::compute}, {{l, 2}, 0, 1, Tier::compute}});
+    store.begin_step(l);
+    store.prefetch({{{l, 0}, l, 1, Tier::compute}, {{l, 1}, l, 1, Tier::compute}, {{l, 2}, l, 1, Tier::compute}});
     store.wait_idle();
   }
   EXPECT_EQ(store.state({0, 0}), ExpertState::hot);
@@ -276,6 +316,48 @@ TEST(ExpertStore, AcquiredExpertsAreNeverEvicted) {
   store.acquire(1, {0, 1, 2, 3});
   EXPECT_THROW(store.acquire(2, {0}), InvalidArgument);  // more than max_batch held
   store.release(1);
+}
+
+TEST(ExpertStore, PrefetchNeverEvictsWhatAnEarlierPredictionStillWants) {
+  StoreFixture f;
+  ExpertStore store(f.offload(0.25, 0.25), f.config);  // 4 compute slots, 4 RAM slots
+  store.begin_step(1);
+  // Step 2 wants the four experts of layer 3: they fill the RAM tier.
+  std::vector<PrefetchRequest> wanted;
+  for (int32_t e = 0; e < 4; ++e) wanted.push_back({{3, e}, 2, 0.9f, Tier::ram});
+  store.prefetch(wanted);
+  ASSERT_TRUE(store.wait_idle());
+  for (int32_t e = 0; e < 4; ++e) EXPECT_EQ(store.state({3, e}), ExpertState::warm);
+  // A later guess finds no slot it may take: it waits (and the store counts as idle).
+  store.prefetch({{{0, 0}, 3, 0.5f, Tier::ram}});
+  ASSERT_TRUE(store.wait_idle());
+  EXPECT_EQ(store.state({0, 0}), ExpertState::cold);
+  // Still wanted during step 2, also once its layer 3 is reached.
+  store.begin_step(2);
+  store.acquire(3, {0, 1});
+  store.release(3);
+  ASSERT_TRUE(store.wait_idle());
+  EXPECT_EQ(store.state({0, 0}), ExpertState::cold);
+  EXPECT_EQ(store.stats().evictions_ram, 0);
+  // Step 3: layer 3's experts are no longer wanted, and the waiting prefetch goes on.
+  store.begin_step(3);
+  ASSERT_TRUE(store.wait_idle());
+  EXPECT_EQ(store.state({0, 0}), ExpertState::warm);
+  EXPECT_EQ(store.stats().evictions_ram, 1);
+  // Demand is not bound by predictions, but takes an unwanted slot first: (0, 0) is wanted at step 3.
+  store.acquire(1, {1});
+  store.release(1);
+  EXPECT_EQ(store.state({0, 0}), ExpertState::warm);
+  EXPECT_EQ(store.stats().evictions_ram, 2);
+  // With only wanted experts left, demand evicts one of them.
+  std::vector<PrefetchRequest> all;
+  for (int32_t e = 0; e < 4; ++e) all.push_back({{2, e}, 4, 0.9f, Tier::ram});
+  store.prefetch(all);
+  ASSERT_TRUE(store.wait_idle());
+  const StoreStats before = store.stats();
+  store.acquire(1, {2});
+  store.release(1);
+  EXPECT_EQ(store.stats().evictions_ram, before.evictions_ram + 1);
 }
 
 TEST(ExpertStore, AnnounceStartsEveryReadAtOnce) {
@@ -295,7 +377,9 @@ TEST(ExpertStore, AnnounceStartsEveryReadAtOnce) {
 
 TEST(ExpertStore, PrefetchDeduplicatesAgainstStatesAndWorkInFlight) {
   StoreFixture f;
-  ExpertStore store(f.offload(0.25, 0.5), f.config);
+  OffloadConfig config = f.offload(0.25, 0.5);
+  config.zero_copy = false;
+  ExpertStore store(config, f.config);
   store.prefetch({{{0, 0}, 1, 0.9f, Tier::compute}});
   ASSERT_TRUE(store.wait_idle());
   EXPECT_EQ(store.state({0, 0}), ExpertState::hot);

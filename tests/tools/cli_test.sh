@@ -107,6 +107,42 @@ sys.exit(0 if a["tokens"] == b["tokens"] and o["requests"] > 0 and o["fallbacks"
 PY
   expect_ok generate_offload_fallback "$generate" --model "$work/gen" --prompt "hi" --max-new-tokens 5 --stats "${offload[@]}" --miss-policy fallback --log-level warn
   grep -q "hit rate" "$work/err" || fail "--offload --stats printed no hit rate"
+  # --predict: prediction only moves experts earlier; under wait the greedy tokens do not change.
+  expect_ok generate_predict_none "$generate" "${args[@]}" --json "${offload[@]}" --predict none
+  cp "$work/out" "$work/predict_none.json"
+  expect_ok generate_predict_both "$generate" "${args[@]}" --json "${offload[@]}" --predict both --metrics-jsonl "$work/metrics.jsonl"
+  python3 - "$work/predict_none.json" "$work/out" "$work/metrics.jsonl" <<'PY' || fail "--predict none and both differ, or --metrics-jsonl is wrong"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+lines = [json.loads(l) for l in open(sys.argv[3])]
+keys = {"step", "hits", "warm", "cold", "fallbacks", "stall_ms", "ssd_bytes", "copy_bytes", "prefetch_lead_ms", "lookahead_recall", "lookahead_precision"}
+ok = a["tokens"] == b["tokens"] and len(lines) == len(b["tokens"]) and all(keys <= set(l) for l in lines)
+ok = ok and [l["step"] for l in lines] == list(range(len(lines))) and b["stats"]["offload"]["predict"] == "both"
+sys.exit(0 if ok else 1)
+PY
+  expect_ok generate_predict_stats "$generate" --model "$work/gen" --prompt "hi" --max-new-tokens 5 --stats "${offload[@]}" --predict lookahead --log-level warn
+  grep -q "lookahead@t+1 recall" "$work/err" || fail "--offload --stats printed no lookahead recall"
+  # chronos-bench offload: the four modes in one run; under wait every mode reproduces the resident tokens.
+  expect_ok bench_offload "$bench" offload --model "$work/gen" --prompts "$work/calib.jsonl" --max-new-tokens 4 --json --log-level warn
+  python3 - "$work/out" <<'PY' || fail "bench offload JSON lacks a mode or a key, or wait changed the tokens"
+import json, sys
+o = json.load(open(sys.argv[1]))
+modes = o["modes"]
+keys = {"tokens_per_s", "hit_rate", "stall_ms_per_token", "ssd_mb_per_token"}
+ok = set(modes) == {"resident", "reactive", "lookahead", "lookahead_intent"} and all(keys <= set(m) for m in modes.values())
+ok = ok and all(m["same_tokens_as_resident"] == 1.0 for m in modes.values()) and modes["resident"]["hit_rate"] == 1.0
+ok = ok and "lookahead_recall_t1" in o and o["setup"]["prompts"] == 3
+sys.exit(0 if ok else 1)
+PY
+  # Under fallback it teacher-forces the resident tokens; a model without a cache is packed first.
+  mkdir -p "$work/benchpack" && cp "$work/gen"/*.json "$work/gen/model.safetensors" "$work/benchpack/"
+  expect_ok bench_offload_fallback "$bench" offload --model "$work/benchpack" --prompts "$work/calib.jsonl" --max-new-tokens 4 --miss-policy fallback --modes reactive --log-level warn
+  grep -q "greedy agreement" "$work/out" && grep -q "| reactive |" "$work/out" || fail "bench offload --miss-policy fallback printed no agreement table"
+  [ -f "$work/benchpack/expert_cache/cluster_manifest.json" ] || fail "bench offload did not pack the missing cache"
+  expect_error bench_offload_bad_mode "--modes" "$bench" offload --model "$work/gen" --prompts "$work/calib.jsonl" --modes fast
+  expect_error bench_offload_missing_prompts "$work/none.jsonl" "$bench" offload --model "$work/gen" --prompts "$work/none.jsonl"
+  expect_error bench_offload_bad_prompts "$work/bad.jsonl:2" "$bench" offload --model "$work/gen" --prompts "$work/bad.jsonl" --log-level warn
+  expect_error offload_bad_predict "--predict" "$generate" --model "$work/gen" --prompt hi --offload "$work/cache32" --predict sometimes
   expect_error offload_missing_cache "$work/none/cluster_manifest.json" "$generate" --model "$work/gen" --prompt hi --offload "$work/none"
   expect_error offload_bad_budget "--ram-budget" "$generate" --model "$work/gen" --prompt hi --offload "$work/cache32" --ram-budget lots
   expect_error offload_tiny_budget "compute" "$generate" --model "$work/gen" --prompt hi --offload "$work/cache32" --compute-budget 1K

@@ -10,5 +10,6 @@ tools::Subcommand add_decode_mode(CLI::App& app);
 tools::Subcommand add_train_mode(CLI::App& app);
 tools::Subcommand add_tokenizer_mode(CLI::App& app);
 tools::Subcommand add_io_mode(CLI::App& app);
+tools::Subcommand add_offload_mode(CLI::App& app);
 
 }  // namespace chronos::bench

@@ -2,6 +2,7 @@
 // chat template, sampling controls, stop strings, statistics, a REPL on a terminal, and --json.
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -11,7 +12,9 @@
 #include "chronos/core/error.h"
 #include "chronos/core/log.h"
 #include "chronos/model/pretrained.h"
+#include "chronos/routing/intent_classifier.h"
 #include "chronos/runtime/generation.h"
+#include "chronos/runtime/offload_engine.h"
 #include "chronos/tokenizer/chat_template.h"
 #include "chronos/tokenizer/stream_decoder.h"
 #include "chronos/tokenizer/tokenizer.h"
@@ -39,6 +42,8 @@ struct Flags {
   SamplingOptions sampling;
   tools::RuntimeFlags runtime;
   tools::OffloadFlags offload;
+  std::string predict = "both";  // --predict none|lookahead|intent|both (with --offload)
+  std::string metrics_jsonl;     // --metrics-jsonl FILE: one JSON line per generated token (with --offload)
 };
 
 // Prints generated text as it streams, holding back only what could still become a stop string.
@@ -126,6 +131,7 @@ struct Session {
   ChronosForCausalLMImpl& model;
   const Tokenizer& tokenizer;
   ExpertStore* store = nullptr;  // routed experts come from here when --offload is given
+  OffloadEngine* engine = nullptr;  // the predictive decode over `store`
   std::vector<ChatMessage> history;
 
   // Runs one generation for `user_text`; prints as it goes unless --json.
@@ -153,19 +159,41 @@ struct Session {
     StreamDecoder decoder(tokenizer, /*skip_special=*/true);
     StopStringPrinter printer(flags.stops, /*echo=*/!flags.json);
     bool stopped_by_string = false;
-    const GenerationResult result = generate(model, prompt, options, [&](int64_t token) {
+    const TokenCallback on_token = [&](int64_t token) {
       if (std::find(options.stop_ids.begin(), options.stop_ids.end(), token) != options.stop_ids.end()) return true;
       if (!printer.add(decoder.push(static_cast<TokenId>(token)))) {
         stopped_by_string = true;
         return false;
       }
       return true;
-    });
+    };
+    const GenerationResult result = engine ? engine->generate(prompt, options, on_token) : generate(model, prompt, options, on_token);
+    if (engine && !flags.metrics_jsonl.empty()) {
+      std::ofstream out(flags.metrics_jsonl, std::ios::app);
+      if (!out) throw IoError(cat(flags.metrics_jsonl, ": cannot open the metrics file"));
+      for (const TokenMetrics& t : engine->metrics().tokens()) out << to_json_line(t) << "\n";
+    }
     if (!stopped_by_string) printer.finish(decoder.flush());
     const std::string stop_reason = stopped_by_string ? "stop_string" : result.stop_reason;
     if (flags.chat) history.push_back({"assistant", printer.text(), std::nullopt, {}});
     nlohmann::json offload;
     if (store) offload = offload_json(store->stats(), result.stats.generated_tokens);
+    if (engine) {
+      const MetricsSummary m = engine->metrics().summary();
+      auto number = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
+      offload["predict"] = to_string(engine->config().predict);
+      offload["prefetch_lead_ms"] = m.prefetch_lead_ms;
+      for (const char* key : {"lookahead_recall", "lookahead_precision", "router_recall", "router_precision"})
+        offload[key] = nlohmann::json::array();
+      for (const PrecisionRecall& pr : m.lookahead) {
+        offload["lookahead_recall"].push_back(number(pr.recall()));
+        offload["lookahead_precision"].push_back(number(pr.precision()));
+      }
+      for (const PrecisionRecall& pr : m.router) {
+        offload["router_recall"].push_back(number(pr.recall()));
+        offload["router_precision"].push_back(number(pr.precision()));
+      }
+    }
 
     if (flags.json) {
       nlohmann::json out = {{"prompt", user_text},       {"text", printer.text()},
@@ -189,6 +217,15 @@ struct Session {
                   << " from SSD), " << offload["fallbacks"] << " fallbacks; per generated token (prefill included): stall "
                   << offload["stall_ms_per_token"].get<double>() << " ms, SSD " << offload["ssd_mb_per_token"].get<double>()
                   << " MB, copied " << offload["copied_mb_per_token"].get<double>() << " MB" << std::endl;
+      if (engine) {
+        const MetricsSummary m = engine->metrics().summary();
+        std::cerr << std::setprecision(2) << "[stats] predict " << to_string(engine->config().predict) << ": prefetch lead "
+                  << m.prefetch_lead_ms << " ms";
+        if (!m.lookahead.empty())
+          std::cerr << ", lookahead@t+1 recall " << m.lookahead[0].recall() * 100 << "% precision " << m.lookahead[0].precision() * 100
+                    << "% (the LookaheadRouter alone: recall " << m.router[0].recall() * 100 << "%)";
+        std::cerr << std::endl;
+      }
     }
     return 0;
   }
@@ -208,11 +245,22 @@ int run(const Flags& flags) {
     throw FormatError(cat(tokenizer_path, ": ", tokenizer.vocab_size(), " tokens, more than the model's vocab_size ",
                           model->config().vocab_size));
   std::unique_ptr<ExpertStore> store;
+  std::optional<IntentClassifier> classifier;
+  std::unique_ptr<OffloadEngine> engine;
   if (!flags.offload.cache_dir.empty()) {
     store = tools::open_expert_store(flags.offload, flags.offload.cache_dir, model->config(), rt);
     log::info(tools::describe_store(*store));
+    OffloadEngineConfig engine_config;
+    engine_config.predict = parse_predict_mode(flags.predict);
+    if (engine_config.predict == PredictMode::intent || engine_config.predict == PredictMode::both) {
+      classifier = load_intent_classifier(flags.model, model->config());
+      if (!classifier)
+        log::info(cat(flags.model, " has no intent classifier: the prefill hot set comes from the running expert frequency"));
+    }
+    engine = std::make_unique<OffloadEngine>(*model, *store, engine_config, classifier ? classifier->get() : nullptr);
+    if (!flags.metrics_jsonl.empty()) std::ofstream(flags.metrics_jsonl, std::ios::trunc);
   }
-  Session session{flags, *model, tokenizer, store.get(), {}};
+  Session session{flags, *model, tokenizer, store.get(), engine.get(), {}};
 
   if (!flags.prompt.empty()) return session.answer(flags.prompt);
   if (!flags.prompt_file.empty()) return session.answer(read_file(flags.prompt_file));
@@ -251,9 +299,13 @@ int main(int argc, char** argv) {
     app.add_flag("--json", flags.json, "Print the result and statistics as one JSON object");
     tools::add_runtime_flags(app, flags.runtime);
     tools::add_offload_flags(app, flags.offload);
+    app.add_option("--predict", flags.predict, "With --offload: which predictors fetch experts ahead: none, lookahead, intent or both")
+        ->capture_default_str();
+    app.add_option("--metrics-jsonl", flags.metrics_jsonl, "With --offload: write one JSON line of expert metrics per generated token");
     if (auto code = tools::parse_command_line(app, argc, argv, "chronos-generate")) return *code;
     for (const auto& s : flags.stops)
       if (s.empty()) throw InvalidArgument("--stop: empty stop string");
+    parse_predict_mode(flags.predict);  // a bad value fails before the model loads
     return run(flags);
   });
 }

@@ -66,22 +66,6 @@ uint64_t parse_size(const std::string& text) {
   return static_cast<uint64_t>(value * scale);
 }
 
-// The dtype the model directory stores its expert weights in (from layer 0, expert 0).
-c10::ScalarType stored_expert_dtype(const std::string& dir) {
-  const std::string name = "model.layers.0.mlp.experts.0.gate_proj.weight";
-  fs::path file = fs::path(dir) / "model.safetensors";
-  if (!fs::exists(file)) {
-    const fs::path index = fs::path(dir) / "model.safetensors.index.json";
-    if (!fs::exists(index)) throw IoError(cat(dir, ": no model.safetensors (or model.safetensors.index.json)"));
-    const nlohmann::json json = read_json_file(index.string());
-    if (!json.contains("weight_map") || !json["weight_map"].contains(name) || !json["weight_map"][name].is_string())
-      throw FormatError(cat(index.string(), ": weight_map has no '", name, "'"));
-    file = fs::path(dir) / json["weight_map"][name].get<std::string>();
-  }
-  const SafetensorsFile tensors(file.string());
-  return to_scalar_type(tensors.entry(name).dtype, file.string());
-}
-
 // Calibration sequences from JSONL: pretrain records {"text": ...} as [bos] text [eos], chat records
 // {"conversations"/"messages": [...]} rendered with the chat template; each cut into pieces of at
 // most seq_len tokens, in file order, until max_tokens.

@@ -8,6 +8,7 @@
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/pimpl.h>
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -27,6 +28,10 @@ struct ForwardOptions {
   int64_t logits_to_keep = 0;      // > 0: logits for the last n positions only
   const std::vector<at::Tensor>* available_expert_masks = nullptr;  // optional, one [E] bool per layer
   ExpertSource* expert_source = nullptr;  // null: the model's own expert parameters
+  // Optional: called with lookahead_probs [B,S,K+1,E] as soon as the LookaheadRouter has run on
+  // block 0's output, before block 1, so a caller can start fetching experts for later tokens
+  // while blocks 1..L-1 compute (spec/runtime.md §9.5). Unset: nothing changes.
+  std::function<void(const at::Tensor& lookahead_probs)> on_lookahead;
 };
 
 struct ForwardOutput {

@@ -13,6 +13,20 @@
 
 namespace chronos {
 
+// Optional hooks into the decode loop (the offload engine uses them, runtime/offload_engine.h).
+// Step 0 is the prompt's forward (prefill), step s >= 1 the forward of the s-th generated token's
+// predecessor, i.e. the step that produces generated token s.
+class DecodeObserver {
+ public:
+  virtual ~DecodeObserver() = default;
+  // Before step `step`'s forward.
+  virtual void begin_step(int64_t step) {}
+  // Right after block 0 of step `step` (ForwardOptions::on_lookahead), lookahead_probs [1,S,K+1,E].
+  virtual void on_lookahead(int64_t step, const at::Tensor& lookahead_probs) {}
+  // After step `step`'s forward and sampling, with its output (selected: per layer [1,S,k]).
+  virtual void end_step(int64_t step, const ForwardOutput& output) {}
+};
+
 struct GenerationOptions {
   int64_t max_new_tokens = 256;    // upper bound on generated tokens
   std::vector<int64_t> stop_ids;   // generation ends after producing one of these (e.g. EOS)
@@ -20,6 +34,11 @@ struct GenerationOptions {
   int64_t max_context = 0;         // > 0: total tokens allowed (prompt + generated); 0: max_position_embeddings
   SamplingOptions sampling;
   ExpertSource* expert_source = nullptr;  // null: the model's own experts
+  DecodeObserver* observer = nullptr;     // null: no hooks (the plain loop)
+  // Teacher forcing (evaluation): when non-empty, step i emits forced_tokens[i] whatever the sampler
+  // picks (its pick goes to GenerationResult::sampled), and generation ends after the last one.
+  std::vector<int64_t> forced_tokens;
+  bool record_logprobs = false;  // GenerationResult::logprobs (one more host sync per step)
 };
 
 struct GenerationStats {
@@ -36,6 +55,8 @@ struct GenerationStats {
 struct GenerationResult {
   std::vector<int64_t> tokens;  // generated ids (the stop id included when one ended the run)
   std::string stop_reason;      // "stop_id", "max_new_tokens", "context", or "callback"
+  std::vector<int64_t> sampled; // with forced_tokens: the sampler's pick at each step
+  std::vector<double> logprobs; // with record_logprobs: natural log-probability of each emitted token
   GenerationStats stats;
 };
 

@@ -5,8 +5,16 @@
 // COLD -> READING -> WARM -> COPYING -> HOT, and every transition carries a ReadyEvent.
 //  - Reads: I/O threads pread (O_DIRECT) an expert's byte range, or runs of a cluster, into host
 //    slots and check each expert's checksum. Copies: the TransferEngine, host slot -> compute slot.
+//    Zero copy (OffloadConfig::zero_copy, on the CPU when the cache dtype is the compute dtype):
+//    there is no separate device memory, so a HOT expert is served from its host slot; the compute
+//    pool then holds no memory and only bounds how many experts are HOT, and a host slot is not
+//    evicted while the model holds its expert (evicting it otherwise also ends its HOT state).
 //  - Eviction: one policy per tier (LRU). Never evicted: experts acquired and not yet released,
 //    slots being read or copied into, and the host copy of an expert acquire() is waiting for.
+//    Deadline-aware: an expert a prefetch named for a step still ahead (or for this step, at a
+//    layer not yet run) is "wanted"; a prefetch may only evict unwanted experts, so speculation
+//    never pushes out what an earlier prediction or the step in flight still needs. Demand evicts
+//    unwanted experts first, then wanted ones (LRU within each).
 //    No write-back: the weights are immutable. Budgets are never exceeded (pools are fixed).
 //  - Prefetch: a queue ordered by (deadline, -probability) with dedup against the states and the
 //    work in flight, supersession, begin_step() cancellation, and a bound that drops the least
@@ -101,8 +109,9 @@ class ExpertStore : public ExpertSource, private ReadScheduler {
   void begin_step(int64_t step);
 
   ExpertState state(ExpertKey key) const;
-  // Blocks until no read or copy is queued or running (prefetches included), or `seconds` pass;
-  // returns whether it became idle. For tests and benchmarks.
+  // Blocks until no read or copy is queued or running (prefetches included, but not those waiting
+  // for a slot only wanted experts hold), or `seconds` pass; returns whether it became idle. For
+  // tests and benchmarks.
   bool wait_idle(double seconds = 60) const;
 
   StoreStats stats() const;
@@ -113,6 +122,8 @@ class ExpertStore : public ExpertSource, private ReadScheduler {
   int64_t compute_slots() const { return compute_pool_->count(); }
   // Whether reads bypass the page cache (O_DIRECT accepted by every cluster file).
   bool direct_io() const;
+  // Whether HOT experts are served from their host slots (OffloadConfig::zero_copy took effect).
+  bool zero_copy() const { return zero_copy_; }
 
  private:
   struct Unit;
@@ -126,18 +137,24 @@ class ExpertStore : public ExpertSource, private ReadScheduler {
   const Unit& unit(ExpertKey key) const;
   ExpertState state_locked(ExpertKey key) const;
   ExpertKey checked_key(int64_t layer, int64_t expert, const char* what) const;
-  std::optional<int32_t> take_host_slot();
-  std::optional<int32_t> take_compute_slot();
+  // A free slot, else one taken from a victim: for `demand` any evictable expert (unwanted first),
+  // for a prefetch only an unwanted one.
+  std::optional<int32_t> take_host_slot(bool demand);
+  std::optional<int32_t> take_compute_slot(bool demand);
   bool host_evictable(ExpertKey key) const;
   bool compute_evictable(ExpertKey key) const;
+  bool is_wanted(ExpertKey key) const;
+  void enter_layer(int64_t layer);
   void drop_host_copy(ExpertKey key);
-  bool make_read_job(ExpertKey key, bool whole_cluster, ReadJob& job);
+  bool make_read_job(ExpertKey key, bool whole_cluster, bool demand, ReadJob& job);
   void queue_rest_of_cluster(const ReadJob& job);
   void want_compute(ExpertKey key, bool demand);
   void request_read(ExpertKey key, bool front);
   void pump_copies();
-  bool start_copy(ExpertKey key);
+  bool start_copy(ExpertKey key, bool demand);
   void copy_finished(ExpertKey key, int32_t slot, const std::string& error);
+  // `key` is HOT in compute slot `slot` (or, with an error, is not): policy, pins, failures.
+  void promoted(ExpertKey key, int32_t slot, const std::string& error);
   void update_high_water();
   bool idle_locked() const;
 
@@ -150,6 +167,8 @@ class ExpertStore : public ExpertSource, private ReadScheduler {
   std::unique_ptr<HostSlotPool> host_pool_;
   std::unique_ptr<ComputeSlotPool> compute_pool_;
   std::unique_ptr<EvictionPolicy> host_policy_, compute_policy_;
+  bool zero_copy_ = false;
+  std::vector<ExpertWeights> host_weights_;  // zero copy: per host slot, views of gate | up | down
 
   mutable std::mutex mutex_;
   mutable std::condition_variable work_cv_;      // I/O threads: a read or a host slot may be available
@@ -164,7 +183,11 @@ class ExpertStore : public ExpertSource, private ReadScheduler {
   int64_t pinned_ = 0;                    // pins held by acquire() in all
   std::vector<ReadyEventPtr> slot_last_use_;  // per compute slot
   int64_t reads_in_flight_ = 0, copies_in_flight_ = 0;
+  // The I/O threads found no slot a prefetch may take (all wanted or in use): until something
+  // changes (every change clears it), the queued prefetches wait and the store counts as idle.
+  bool prefetch_blocked_ = false;
   int64_t step_ = 0;
+  int64_t layer_ = 0;  // the layer of step_ the model last announced or acquired
   bool stopping_ = false;
   StoreStats stats_;
 

@@ -51,6 +51,7 @@ struct OffloadConfig {
   c10::Device device = c10::kCPU;           // compute device (the HOT tier)
   c10::ScalarType compute_dtype = c10::kFloat;  // dtype of the compute slots: fp32, fp16 or bf16
   int64_t prefetch_queue_capacity = 1024;   // queued prefetch requests at most; the least urgent are dropped
+  bool zero_copy = true;  // on the CPU, with the cache in compute_dtype, serve HOT experts from their host slots
 
   // Throws ConfigError naming the field, the value and the rule. Budgets are checked against the
   // expert size when the store opens (that needs the manifest).

@@ -43,6 +43,11 @@ void check_cluster_budget(const PackOptions& options, const ModelConfig& config)
 // so that packing never deletes unrelated files.
 void check_pack_folder(const std::string& dir);
 
+// The dtype a model directory stores its routed expert weights in (layer 0, expert 0 of
+// model.safetensors or of the file model.safetensors.index.json names): IoError / FormatError
+// naming the file when there is none.
+c10::ScalarType stored_expert_dtype(const std::string& model_dir);
+
 struct PackResult {
   ClusterManifest manifest;  // as written
   Clustering clustering;

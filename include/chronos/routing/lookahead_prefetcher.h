@@ -1,0 +1,78 @@
+// Per-token lookahead prefetch (docs/offload.md "Predictive decode", spec/runtime.md §5.3, §9.5).
+// Right after block 0 of step t, it predicts which (layer, expert) pairs steps t+1..t+K will use
+// and turns them into prefetch requests with deadlines. Three signals, per layer l and offset j:
+//  - the LookaheadRouter: lookahead_probs[0, last position, j, :] is one distribution over global
+//    expert ids for all layers (spec/model.md §6: it is trained on the layer-averaged routing), so
+//    an id at or above `router_floor` (among the `router_top_k` most likely) is predicted in every
+//    layer, scored by its probability;
+//  - recency: the experts layer l used for the last `history` decode tokens (routing persists
+//    from token to token; the temporal loss trains for it), scored `recency_score` for the latest
+//    token and geometrically less for older ones;
+//  - frequency: the `frequent` experts layer l used most over recent tokens (a running frequency
+//    with decay `frequency_decay`), scored by that frequency.
+// An expert's score is the largest of its signals; it orders the requests and is what the store
+// queue calls probability. The router alone cannot tell the layers apart, which is why it does not
+// predict alone (docs/offload.md has the recall of each signal).
+// Requests: one per expert, at the earliest offset that predicts it, in (offset, layer, -score)
+// order. Offsets j <= `compute_horizon` ask for the compute tier, at most compute_limit() =
+// compute_slots - num_experts_per_tok of them (the earliest layers of t+1, as they are needed
+// first; the rest go to RAM). At most request_limit() = ram_slots requests are made per step: a
+// prediction the RAM tier cannot hold is not worth reading.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "chronos/model/config.h"
+#include "chronos/routing/scored_expert.h"
+#include "chronos/store/prefetch_queue.h"
+
+namespace chronos {
+
+struct LookaheadConfig {
+  int64_t router_top_k = 0;       // LookaheadRouter ids considered per offset; 0: num_experts_per_tok
+  double router_floor = 0.5;      // ... and kept at or above this probability (0..1; > 1: router unused)
+  int64_t history = 2;            // decode tokens whose per-layer experts are predicted again (0: none)
+  double recency_score = 0.9;     // score of the latest token's experts; each older token x0.6
+  int64_t frequent = 1;           // per layer, the most frequently used experts also predicted (0: none)
+  double frequency_decay = 0.95;  // running frequency: f <- decay f + (1 - decay) [used]
+  int64_t compute_horizon = 1;    // offsets 1..this target the compute tier (0: none), later ones RAM
+  // Throws ConfigError naming the field.
+  void validate() const;
+};
+
+class LookaheadPrefetcher {
+ public:
+  LookaheadPrefetcher(const ModelConfig& model, LookaheadConfig config, int64_t compute_slots, int64_t ram_slots = INT64_MAX);
+
+  // Learns from the step that just ran: `selected` per layer [B,S,k] (batch 0, last position).
+  void observe(const std::vector<at::Tensor>& selected);
+  // Forgets the recent tokens (a new generation); the running frequency is kept.
+  void reset_history();
+
+  // The LookaheadRouter's own prediction: global ids for offsets 1..K (entry j-1), most likely
+  // first, from lookahead_probs [B,S,K+1,E] (batch 0, last position).
+  std::vector<std::vector<int64_t>> router_ids(const at::Tensor& lookahead_probs) const;
+  // The predicted (layer, expert) pairs for offsets 1..K, per offset by layer, then by -score.
+  std::vector<std::vector<ScoredExpert>> predict(const at::Tensor& lookahead_probs) const;
+
+  // The prefetch requests for step `step` (the step whose block 0 produced `lookahead_probs`).
+  std::vector<PrefetchRequest> requests(const at::Tensor& lookahead_probs, int64_t step) const;
+
+  int64_t compute_limit() const { return compute_limit_; }
+  int64_t request_limit() const { return request_limit_; }
+  const LookaheadConfig& config() const { return config_; }
+
+ private:
+  int64_t num_layers_, num_experts_, lookahead_steps_, experts_per_token_, top_k_;
+  LookaheadConfig config_;
+  int64_t compute_limit_;
+  int64_t request_limit_;
+  std::deque<std::vector<std::vector<int64_t>>> recent_;  // newest first: per layer, the ids used
+  std::vector<std::vector<double>> frequency_;           // [L][E]
+};
+
+}  // namespace chronos

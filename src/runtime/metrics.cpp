@@ -1,0 +1,102 @@
+#include "chronos/runtime/metrics.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <set>
+
+namespace chronos {
+
+namespace {
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+
+// total[j] += step[j], growing total as needed.
+void pool(std::vector<PrecisionRecall>& total, const std::vector<PrecisionRecall>& step) {
+  if (total.size() < step.size()) total.resize(step.size());
+  for (size_t j = 0; j < step.size(); ++j) {
+    total[j].predicted += step[j].predicted;
+    total[j].actual += step[j].actual;
+    total[j].correct += step[j].correct;
+  }
+}
+}  // namespace
+
+double PrecisionRecall::precision() const { return predicted > 0 ? static_cast<double>(correct) / predicted : kNaN; }
+double PrecisionRecall::recall() const { return actual > 0 ? static_cast<double>(correct) / actual : kNaN; }
+
+PrecisionRecall compare_expert_sets(const std::vector<ExpertKey>& predicted, const std::vector<ExpertKey>& actual) {
+  const std::set<ExpertKey> p(predicted.begin(), predicted.end()), a(actual.begin(), actual.end());
+  PrecisionRecall out;
+  out.predicted = static_cast<int64_t>(p.size());
+  out.actual = static_cast<int64_t>(a.size());
+  for (ExpertKey k : p) out.correct += a.count(k) ? 1 : 0;
+  return out;
+}
+
+void TokenMetrics::set_store_delta(const StoreStats& before, const StoreStats& after) {
+  hits = after.hits - before.hits;
+  warm = after.warm_hits - before.warm_hits;
+  cold = after.cold_misses - before.cold_misses;
+  fallbacks = after.fallbacks - before.fallbacks;
+  stall_ms = (after.stall_seconds - before.stall_seconds) * 1e3;
+  ssd_bytes = after.ssd_bytes - before.ssd_bytes;
+  copy_bytes = after.copy_bytes - before.copy_bytes;
+}
+
+MetricsSummary MetricsBus::summary() const {
+  MetricsSummary s;
+  s.tokens = static_cast<int64_t>(tokens_.size());
+  int64_t hits = 0, used_prefetches = 0;
+  double stall = 0, ssd = 0, copied = 0, lead = 0;
+  for (const TokenMetrics& t : tokens_) {
+    hits += t.hits;
+    s.uses += t.hits + t.warm + t.cold;
+    s.fallbacks += t.fallbacks;
+    stall += t.stall_ms;
+    ssd += static_cast<double>(t.ssd_bytes);
+    copied += static_cast<double>(t.copy_bytes);
+    used_prefetches += t.prefetched_used;
+    lead += t.prefetch_lead_ms * static_cast<double>(t.prefetched_used);
+    pool(s.lookahead, t.lookahead);
+    pool(s.router, t.router);
+  }
+  const double n = static_cast<double>(std::max<int64_t>(1, s.tokens));
+  s.hit_rate = s.uses > 0 ? static_cast<double>(hits) / s.uses : 1.0;
+  s.stall_ms_per_token = stall / n;
+  s.ssd_mb_per_token = ssd / 1e6 / n;
+  s.copied_mb_per_token = copied / 1e6 / n;
+  s.prefetch_lead_ms = used_prefetches > 0 ? lead / used_prefetches : 0;
+  return s;
+}
+
+std::string to_json_line(const TokenMetrics& t) {
+  const auto recall = [](const std::vector<PrecisionRecall>& v) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const PrecisionRecall& pr : v) out.push_back(number_or_null(pr.recall()));
+    return out;
+  };
+  const auto precision = [](const std::vector<PrecisionRecall>& v) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const PrecisionRecall& pr : v) out.push_back(number_or_null(pr.precision()));
+    return out;
+  };
+  const nlohmann::json line = {{"step", t.step},
+                               {"hits", t.hits},
+                               {"warm", t.warm},
+                               {"cold", t.cold},
+                               {"fallbacks", t.fallbacks},
+                               {"stall_ms", t.stall_ms},
+                               {"ssd_bytes", t.ssd_bytes},
+                               {"copy_bytes", t.copy_bytes},
+                               {"prefetched_used", t.prefetched_used},
+                               {"prefetch_lead_ms", t.prefetch_lead_ms},
+                               {"lookahead_recall", recall(t.lookahead)},
+                               {"lookahead_precision", precision(t.lookahead)},
+                               {"router_recall", recall(t.router)},
+                               {"router_precision", precision(t.router)}};
+  return line.dump();
+}
+
+}  // namespace chronos

@@ -1,0 +1,153 @@
+#include "chronos/runtime/offload_engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <iterator>
+
+#include "chronos/core/error.h"
+
+namespace chronos {
+
+PredictMode parse_predict_mode(const std::string& name) {
+  if (name == "none") return PredictMode::none;
+  if (name == "lookahead") return PredictMode::lookahead;
+  if (name == "intent") return PredictMode::intent;
+  if (name == "both") return PredictMode::both;
+  throw InvalidArgument(cat("--predict: expected none, lookahead, intent or both (got \"", name, "\")"));
+}
+
+std::string to_string(PredictMode mode) {
+  switch (mode) {
+    case PredictMode::none: return "none";
+    case PredictMode::lookahead: return "lookahead";
+    case PredictMode::intent: return "intent";
+    case PredictMode::both: return "both";
+  }
+  return "?";
+}
+
+void OffloadEngineConfig::validate() const {
+  lookahead.validate();
+  prefill.validate();
+  if (!(frequency_decay >= 0 && frequency_decay < 1))
+    throw ConfigError(cat("OffloadEngineConfig.frequency_decay must be in [0, 1) (got ", frequency_decay, ")"));
+}
+
+OffloadEngine::OffloadEngine(ChronosForCausalLMImpl& model, ExpertStore& store, OffloadEngineConfig config,
+                             const IntentClassifierImpl* classifier)
+    : model_(model),
+      store_(store),
+      config_((config.validate(), config)),
+      classifier_(classifier),
+      recorder_(store, config.trace),
+      predictor_(model.config(), PredictorBudget{store.compute_slots(), store.ram_slots()}, config.frequency_decay),
+      lookahead_(model.config(), config.lookahead, store.compute_slots(), store.ram_slots()) {
+  recorder_.on_acquire = [this](int64_t layer, const std::vector<int64_t>& experts, ExpertTraceRecorder::Clock::time_point at) {
+    for (int64_t e : experts) {
+      const int64_t index = layer * model_.config().num_experts + e;
+      const auto it = issued_.find(index);
+      if (it == issued_.end()) continue;
+      ++used_prefetches_;
+      lead_ms_ += std::chrono::duration<double, std::milli>(at - it->second.at).count();
+      issued_.erase(it);
+    }
+  };
+}
+
+GenerationResult OffloadEngine::generate(const std::vector<int64_t>& prompt, GenerationOptions options, const TokenCallback& on_token) {
+  metrics_.clear();
+  issued_.clear();
+  predicted_.clear();
+  last_prefill_ = {};
+  recorder_.take_trace();
+  lookahead_.reset_history();
+  last_lookahead_ = at::Tensor();
+  prompt_ = &prompt;
+  options.expert_source = &recorder_;
+  options.observer = this;
+  GenerationResult result = chronos::generate(model_, prompt, options, on_token);
+  prompt_ = nullptr;
+  return result;
+}
+
+void OffloadEngine::issue(const std::vector<PrefetchRequest>& requests) {
+  if (requests.empty()) return;
+  const auto now = ExpertTraceRecorder::Clock::now();
+  for (const PrefetchRequest& r : requests) {
+    auto [it, added] = issued_.emplace(r.key.index(model_.config().num_experts), Issued{now, r.deadline_step});
+    if (!added) it->second.deadline_step = std::max(it->second.deadline_step, r.deadline_step);  // keeps the earliest time
+  }
+  recorder_.prefetch(requests);
+}
+
+void OffloadEngine::begin_step(int64_t step) {
+  recorder_.begin_step(step);
+  // A prefetch whose deadline has passed unused no longer counts toward a lead time.
+  for (auto it = issued_.begin(); it != issued_.end();) it = it->second.deadline_step < step ? issued_.erase(it) : std::next(it);
+  step_start_ = store_.stats();
+  used_prefetches_ = 0;
+  lead_ms_ = 0;
+  if (step == 0 && uses_intent()) {
+    const at::Tensor intent = classifier_ && prompt_ ? classifier_->predict(*prompt_) : at::Tensor();
+    last_prefill_ = plan_prefill(predictor_.predict(intent), store_.manifest(), config_.prefill);
+    issue(last_prefill_.requests);
+  }
+}
+
+void OffloadEngine::on_lookahead(int64_t step, const at::Tensor& lookahead_probs) {
+  Prediction& p = predicted_[step];
+  for (const auto& offset : lookahead_.predict(lookahead_probs)) {
+    p.pairs.emplace_back();
+    for (const ScoredExpert& s : offset) p.pairs.back().push_back(s.key);
+  }
+  const int64_t L = model_.config().num_hidden_layers;
+  for (const auto& ids : lookahead_.router_ids(lookahead_probs)) {
+    p.router.emplace_back();
+    for (int64_t l = 0; l < L; ++l)
+      for (int64_t e : ids) p.router.back().push_back({static_cast<int32_t>(l), static_cast<int32_t>(e)});
+  }
+  if (uses_lookahead()) issue(lookahead_.requests(lookahead_probs, step));
+  last_lookahead_ = lookahead_probs;
+}
+
+void OffloadEngine::end_step(int64_t step, const ForwardOutput& output) {
+  TokenMetrics m;
+  m.step = step;
+  m.set_store_delta(step_start_, store_.stats());
+  m.prefetched_used = used_prefetches_;
+  m.prefetch_lead_ms = used_prefetches_ > 0 ? lead_ms_ / static_cast<double>(used_prefetches_) : 0;
+
+  // What the last position routed to, per layer: the experts the next steps' predictions are scored on.
+  const int64_t L = model_.config().num_hidden_layers;
+  std::vector<ExpertKey> actual;
+  for (int64_t l = 0; l < L && l < static_cast<int64_t>(output.selected.size()); ++l) {
+    const at::Tensor ids = output.selected[static_cast<size_t>(l)];
+    const at::Tensor last = ids.select(0, 0).select(0, ids.size(1) - 1).to(at::kCPU, at::kLong).contiguous();
+    const int64_t* p = last.data_ptr<int64_t>();
+    for (int64_t i = 0; i < last.numel(); ++i) actual.push_back({static_cast<int32_t>(l), static_cast<int32_t>(p[i])});
+  }
+  const int64_t K = model_.config().lookahead_steps;
+  m.lookahead.resize(static_cast<size_t>(std::max<int64_t>(0, K)));
+  m.router.resize(m.lookahead.size());
+  for (int64_t j = 1; j <= K; ++j) {
+    const auto it = predicted_.find(step - j);
+    if (it == predicted_.end() || static_cast<int64_t>(it->second.pairs.size()) < j) continue;
+    m.lookahead[static_cast<size_t>(j - 1)] = compare_expert_sets(it->second.pairs[static_cast<size_t>(j - 1)], actual);
+    m.router[static_cast<size_t>(j - 1)] = compare_expert_sets(it->second.router[static_cast<size_t>(j - 1)], actual);
+  }
+  predicted_.erase(step - K);
+  metrics_.record(std::move(m));
+
+  if (output.selected.size() != static_cast<size_t>(L)) return;
+  // The last position's routing is what the next token's prediction builds on; the running
+  // frequency of the hot set learns from decode tokens only (the prefill's positions are not what
+  // decode needs).
+  lookahead_.observe(output.selected);
+  if (step >= 1) predictor_.observe(output.selected);
+  // The same prediction again with this step's routing known: what the block-0 requests could not
+  // know yet (above all after the prefill, when there was no decode history at all).
+  if (uses_lookahead() && last_lookahead_.defined()) issue(lookahead_.requests(last_lookahead_, step));
+}
+
+}  // namespace chronos

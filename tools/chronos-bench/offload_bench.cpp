@@ -1,0 +1,394 @@
+// chronos-bench offload: one model, one prompt file, one set of budgets, four ways of serving the
+// routed experts, measured in one run (docs/offload.md "Benchmark"):
+//   resident          all experts in memory (the reference for speed and for the tokens)
+//   reactive          the expert store, loads on demand with LRU, no prediction (--predict none)
+//   lookahead         + per-token lookahead prefetch (--predict lookahead)
+//   lookahead_intent  + the intent hot set loaded during the prefill (--predict both)
+// Each offloaded mode opens a fresh store (cold RAM tier) and keeps it, with its engine, across the
+// prompts, as a server would. Under `wait` the greedy tokens must equal the resident ones; under
+// `fallback` every mode is teacher-forced on the resident tokens, which gives the greedy agreement
+// (how often the offloaded argmax is the resident token) and the perplexity of those tokens.
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+#include "chronos-bench/modes.h"
+#include "chronos/core/error.h"
+#include "chronos/core/log.h"
+#include "chronos/model/pretrained.h"
+#include "chronos/runtime/generation.h"
+#include "chronos/runtime/offload_engine.h"
+#include "chronos/routing/intent_classifier.h"
+#include "chronos/store/pack.h"
+#include "chronos/store/routing_trace.h"
+#include "chronos/tokenizer/tokenizer.h"
+#include "chronos/train/intent_data.h"
+#include "common/offload_flags.h"
+#include "common/progress_line.h"
+#include "common/runtime_flags.h"
+
+namespace fs = std::filesystem;
+
+namespace chronos::bench {
+namespace {
+
+const std::vector<std::string> kModes = {"resident", "reactive", "lookahead", "lookahead_intent"};
+
+struct OffloadBenchFlags {
+  std::string model;
+  std::string prompts;
+  int64_t max_new_tokens = 64;
+  int64_t max_prompt_tokens = 128;
+  int64_t num_prompts = 0;  // 0: all
+  std::string modes = "resident,reactive,lookahead,lookahead_intent";
+  bool json = false;
+  tools::OffloadFlags offload;
+  tools::RuntimeFlags runtime;
+};
+
+// Totals of one mode over the prompts.
+struct ModeTotals {
+  int64_t prompts = 0, generated = 0, decode_tokens = 0;
+  double decode_seconds = 0, ttft_seconds = 0;
+  StoreStats store;  // summed per prompt
+  MetricsSummary metrics;
+  std::vector<PrecisionRecall> lookahead, router;
+  double lead_ms_sum = 0;
+  int64_t lead_tokens = 0;
+  int64_t same_tokens = 0;  // prompts whose tokens equal the resident ones (free-running modes)
+  int64_t agree = 0, forced = 0;  // teacher-forced: argmax == resident token
+  double logprob_sum = 0;
+};
+
+void add_stats(StoreStats& total, const StoreStats& s) {
+  total.hits += s.hits;
+  total.warm_hits += s.warm_hits;
+  total.cold_misses += s.cold_misses;
+  total.fallbacks += s.fallbacks;
+  total.io_errors += s.io_errors;
+  total.ssd_bytes += s.ssd_bytes;
+  total.copy_bytes += s.copy_bytes;
+  total.stall_seconds += s.stall_seconds;
+}
+
+void add_recall(std::vector<PrecisionRecall>& total, const std::vector<PrecisionRecall>& step) {
+  if (total.size() < step.size()) total.resize(step.size());
+  for (size_t j = 0; j < step.size(); ++j) {
+    total[j].predicted += step[j].predicted;
+    total[j].actual += step[j].actual;
+    total[j].correct += step[j].correct;
+  }
+}
+
+nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+
+nlohmann::json mode_json(const ModeTotals& t, bool teacher_forced) {
+  const double per_token = t.generated > 0 ? 1.0 / static_cast<double>(t.generated) : 0;
+  const int64_t uses = t.store.hits + t.store.warm_hits + t.store.cold_misses;
+  nlohmann::json m = {
+      {"tokens_per_s", t.decode_seconds > 0 ? t.decode_tokens / t.decode_seconds : 0},
+      {"hit_rate", uses > 0 ? static_cast<double>(t.store.hits) / uses : 1.0},
+      {"warm_rate", uses > 0 ? static_cast<double>(t.store.warm_hits) / uses : 0.0},
+      {"cold_rate", uses > 0 ? static_cast<double>(t.store.cold_misses) / uses : 0.0},
+      {"stall_ms_per_token", t.store.stall_seconds * 1e3 * per_token},
+      {"ssd_mb_per_token", static_cast<double>(t.store.ssd_bytes) / 1e6 * per_token},
+      {"copied_mb_per_token", static_cast<double>(t.store.copy_bytes) / 1e6 * per_token},
+      {"fallbacks_per_token", static_cast<double>(t.store.fallbacks) * per_token},
+      {"ttft_ms", t.prompts > 0 ? t.ttft_seconds * 1e3 / t.prompts : 0},
+      {"generated_tokens", t.generated},
+      {"prompts", t.prompts}};
+  if (teacher_forced) {
+    m["greedy_agreement"] = t.forced > 0 ? static_cast<double>(t.agree) / t.forced : 1.0;
+    m["perplexity"] = t.forced > 0 ? std::exp(-t.logprob_sum / t.forced) : 0.0;
+  } else {
+    m["same_tokens_as_resident"] = t.prompts > 0 ? static_cast<double>(t.same_tokens) / t.prompts : 1.0;
+  }
+  if (!t.lookahead.empty()) {
+    m["lookahead_recall"] = nlohmann::json::array();
+    m["lookahead_precision"] = nlohmann::json::array();
+    m["router_recall"] = nlohmann::json::array();
+    for (const PrecisionRecall& pr : t.lookahead) {
+      m["lookahead_recall"].push_back(number(pr.recall()));
+      m["lookahead_precision"].push_back(number(pr.precision()));
+    }
+    for (const PrecisionRecall& pr : t.router) m["router_recall"].push_back(number(pr.recall()));
+    m["prefetch_lead_ms"] = t.lead_tokens > 0 ? t.lead_ms_sum / t.lead_tokens : 0.0;
+  }
+  return m;
+}
+
+std::vector<std::vector<int64_t>> read_prompts(const OffloadBenchFlags& flags, const Tokenizer& tokenizer) {
+  std::ifstream in(flags.prompts);
+  if (!in) throw IoError(cat(flags.prompts, ": cannot open the prompts file"));
+  std::vector<std::vector<int64_t>> prompts;
+  std::string line;
+  for (int64_t number = 1; std::getline(in, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = cat(flags.prompts, ":", number);
+    nlohmann::json record;
+    try {
+      record = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      throw FormatError(cat(where, ": not valid JSON (", e.what(), ")"));
+    }
+    std::vector<int64_t> ids = intent_prompt_ids(tokenizer, record, where, flags.max_prompt_tokens);
+    if (ids.empty()) throw FormatError(cat(where, ": the prompt encodes to no tokens"));
+    prompts.push_back(std::move(ids));
+    if (flags.num_prompts > 0 && static_cast<int64_t>(prompts.size()) >= flags.num_prompts) break;
+  }
+  if (prompts.empty()) throw FormatError(cat(flags.prompts, ": no prompts"));
+  return prompts;
+}
+
+std::vector<std::string> parse_modes(const std::string& list) {
+  std::vector<std::string> modes;
+  std::stringstream in(list);
+  for (std::string name; std::getline(in, name, ',');) {
+    if (std::find(kModes.begin(), kModes.end(), name) == kModes.end())
+      throw InvalidArgument(cat("--modes: unknown mode \"", name, "\" (expected resident, reactive, lookahead, lookahead_intent)"));
+    if (std::find(modes.begin(), modes.end(), name) == modes.end()) modes.push_back(name);
+  }
+  if (modes.empty()) throw InvalidArgument("--modes: no mode given");
+  return modes;
+}
+
+// The model directory's expert_cache, packed first (calibrated on the prompts) when it has none.
+std::string ensure_expert_cache(const OffloadBenchFlags& flags, const std::vector<std::vector<int64_t>>& prompts, const tools::Runtime& rt) {
+  const std::string dir = (fs::path(flags.model) / "expert_cache").string();
+  if (fs::exists(fs::path(dir) / "cluster_manifest.json")) return dir;
+  log::info(cat("chronos-bench offload: ", flags.model, " has no expert_cache; packing it, calibrated on the prompts"));
+  ChronosForCausalLM model = load_pretrained(flags.model, LoadOptions{rt.device, c10::kFloat});
+  PackOptions options;
+  options.out_dir = dir;
+  options.dtype = stored_expert_dtype(flags.model);
+  options.validate();
+  check_cluster_budget(options, model->config());
+  check_pack_folder(dir);
+  pack_expert_cache(*model, record_routing(*model, prompts), options);
+  return dir;
+}
+
+class OffloadBench {
+ public:
+  OffloadBench(const OffloadBenchFlags& flags, const tools::Runtime& rt, std::vector<std::vector<int64_t>> prompts, int64_t eos)
+      : flags_(flags), rt_(rt), prompts_(std::move(prompts)), eos_(eos) {}
+
+  nlohmann::json run(const std::vector<std::string>& modes) {
+    const bool fallback = parse_miss_policy(flags_.offload.miss_policy) == MissPolicy::fallback;
+    // The resident tokens are the reference of every mode, so the resident run always happens.
+    ModeTotals resident = run_resident(fallback);
+    nlohmann::json out;
+    out["modes"] = nlohmann::json::object();
+    if (std::find(modes.begin(), modes.end(), "resident") != modes.end()) out["modes"]["resident"] = mode_json(resident, fallback);
+    std::string cache;
+    for (const std::string& mode : modes) {
+      if (mode == "resident") continue;
+      if (cache.empty()) cache = ensure_expert_cache(flags_, prompts_, rt_);
+      const ModeTotals t = run_offloaded(mode, cache, fallback);
+      out["modes"][mode] = mode_json(t, fallback);
+      if (mode != "reactive" && !t.lookahead.empty()) {
+        if (!out.contains("lookahead_recall_t1")) {
+          out["lookahead_recall_t1"] = number(t.lookahead[0].recall());
+          out["lookahead_precision_t1"] = number(t.lookahead[0].precision());
+          out["router_recall_t1"] = number(t.router[0].recall());
+        }
+      }
+    }
+    const auto tps = [&](const char* m) { return out["modes"].contains(m) ? out["modes"][m]["tokens_per_s"].get<double>() : 0.0; };
+    const double resident_tps = resident.decode_seconds > 0 ? resident.decode_tokens / resident.decode_seconds : 0;
+    if (tps("lookahead_intent") > 0) {
+      out["lookahead_intent_vs_resident"] = resident_tps > 0 ? tps("lookahead_intent") / resident_tps : 0.0;
+      if (tps("reactive") > 0) out["lookahead_intent_vs_reactive"] = tps("lookahead_intent") / tps("reactive");
+    }
+    out["setup"] = {{"model", flags_.model},
+                    {"prompts_file", flags_.prompts},
+                    {"prompts", prompts_.size()},
+                    {"max_new_tokens", flags_.max_new_tokens},
+                    {"compute_budget", flags_.offload.compute_budget},
+                    {"ram_budget", flags_.offload.ram_budget},
+                    {"miss_policy", flags_.offload.miss_policy},
+                    {"ssd_ms", flags_.offload.ssd_ms},
+                    {"ssd_mbps", flags_.offload.ssd_mbps},
+                    {"io_threads", flags_.offload.io_threads},
+                    {"device", rt_.device.str()},
+                    {"threads", rt_.threads}};
+    if (!store_line_.empty()) out["setup"]["store"] = store_line_;
+    return out;
+  }
+
+ private:
+  GenerationOptions options(size_t prompt, bool teacher_forced) const {
+    GenerationOptions o;
+    o.max_new_tokens = flags_.max_new_tokens;
+    o.stop_ids = {eos_};
+    o.sampling.greedy = true;
+    if (teacher_forced) {
+      o.forced_tokens = reference_[prompt];
+      o.record_logprobs = true;
+    }
+    return o;
+  }
+
+  void account(ModeTotals& t, size_t prompt, const GenerationResult& r, bool teacher_forced) {
+    ++t.prompts;
+    t.generated += r.stats.generated_tokens;
+    t.decode_tokens += std::max<int64_t>(0, r.stats.generated_tokens - 1);
+    t.decode_seconds += r.stats.decode_seconds;
+    t.ttft_seconds += r.stats.time_to_first_token;
+    if (teacher_forced) {
+      for (size_t i = 0; i < r.sampled.size(); ++i) t.agree += r.sampled[i] == reference_[prompt][i];
+      t.forced += static_cast<int64_t>(r.logprobs.size());
+      for (double lp : r.logprobs) t.logprob_sum += lp;
+    } else {
+      t.same_tokens += r.tokens == reference_[prompt];
+    }
+  }
+
+  ModeTotals run_resident(bool teacher_forced) {
+    ChronosForCausalLM model = load_pretrained(flags_.model, LoadOptions{rt_.device, rt_.dtype});
+    model->eval();
+    generate(*model, prompts_[0], GenerationOptions{4});  // warm-up: first-call allocations
+    tools::ProgressLine progress;
+    ModeTotals t;
+    for (size_t i = 0; i < prompts_.size(); ++i) {
+      GenerationOptions o = options(i, false);
+      o.record_logprobs = teacher_forced;
+      const GenerationResult r = generate(*model, prompts_[i], o);
+      reference_.push_back(r.tokens);
+      account(t, i, r, false);
+      if (teacher_forced) {  // the resident model on its own tokens: the perplexity the others compare with
+        t.forced += static_cast<int64_t>(r.logprobs.size());
+        t.agree += static_cast<int64_t>(r.logprobs.size());
+        for (double lp : r.logprobs) t.logprob_sum += lp;
+      }
+      progress.update("resident", static_cast<int64_t>(i + 1), static_cast<int64_t>(prompts_.size()), "prompts");
+    }
+    progress.done();
+    return t;
+  }
+
+  ModeTotals run_offloaded(const std::string& mode, const std::string& cache, bool teacher_forced) {
+    LoadOptions load{rt_.device, rt_.dtype};
+    load.skip_routed_experts = true;
+    ChronosForCausalLM model = load_pretrained(flags_.model, load);
+    model->eval();
+    std::optional<IntentClassifier> classifier;
+    OffloadEngineConfig config;
+    config.predict = mode == "reactive" ? PredictMode::none : mode == "lookahead" ? PredictMode::lookahead : PredictMode::both;
+    if (config.predict == PredictMode::both) classifier = load_intent_classifier(flags_.model, model->config());
+    tools::OffloadFlags offload = flags_.offload;
+    offload.verify = "size";  // the bench opens the cache once per mode; checksums are still checked on every read
+    {  // warm-up on a store of its own, so each mode starts with a cold RAM tier
+      const std::unique_ptr<ExpertStore> store = tools::open_expert_store(offload, cache, model->config(), rt_);
+      OffloadEngine engine(*model, *store, config, classifier ? classifier->get() : nullptr);
+      engine.generate(prompts_[0], GenerationOptions{4});
+    }
+    const std::unique_ptr<ExpertStore> store = tools::open_expert_store(offload, cache, model->config(), rt_);
+    if (store_line_.empty()) store_line_ = tools::describe_store(*store);
+    OffloadEngine engine(*model, *store, config, classifier ? classifier->get() : nullptr);
+    tools::ProgressLine progress;
+    ModeTotals t;
+    for (size_t i = 0; i < prompts_.size(); ++i) {
+      store->reset_stats();
+      const GenerationResult r = engine.generate(prompts_[i], options(i, teacher_forced));
+      account(t, i, r, teacher_forced);
+      add_stats(t.store, store->stats());
+      const MetricsSummary m = engine.metrics().summary();
+      add_recall(t.lookahead, m.lookahead);
+      add_recall(t.router, m.router);
+      for (const TokenMetrics& token : engine.metrics().tokens()) {
+        t.lead_ms_sum += token.prefetch_lead_ms * static_cast<double>(token.prefetched_used);
+        t.lead_tokens += token.prefetched_used;
+      }
+      progress.update(mode.c_str(), static_cast<int64_t>(i + 1), static_cast<int64_t>(prompts_.size()), "prompts");
+    }
+    progress.done();
+    if (config.predict == PredictMode::none) t.lookahead.clear();  // nothing was prefetched: recall is not this mode's
+    return t;
+  }
+
+  const OffloadBenchFlags& flags_;
+  tools::Runtime rt_;
+  std::vector<std::vector<int64_t>> prompts_;
+  int64_t eos_;
+  std::vector<std::vector<int64_t>> reference_;  // the resident greedy tokens per prompt
+  std::string store_line_;
+};
+
+void print_table(const nlohmann::json& out, bool teacher_forced) {
+  const double resident = out["modes"].contains("resident") ? out["modes"]["resident"]["tokens_per_s"].get<double>() : 0;
+  std::cout << out["setup"].value("store", std::string()) << "\n"
+            << out["setup"]["prompts"] << " prompts, " << out["setup"]["max_new_tokens"] << " new tokens each, greedy\n\n";
+  std::cout << "| mode | tokens/s | vs resident | hit rate | warm | cold | stall ms/token | SSD MB/token | copied MB/token | TTFT ms |"
+            << (teacher_forced ? " greedy agreement | perplexity |" : " same tokens |") << "\n"
+            << "|---|---|---|---|---|---|---|---|---|---|" << (teacher_forced ? "---|---|" : "---|") << "\n";
+  std::cout << std::fixed;
+  for (const std::string& name : kModes) {
+    if (!out["modes"].contains(name)) continue;
+    const nlohmann::json& m = out["modes"][name];
+    const double tps = m["tokens_per_s"].get<double>();
+    std::cout << std::setprecision(1) << "| " << name << " | " << tps << " | " << std::setprecision(2)
+              << (resident > 0 ? tps / resident : 0) << "x | " << m["hit_rate"].get<double>() << " | " << m["warm_rate"].get<double>()
+              << " | " << m["cold_rate"].get<double>() << " | " << m["stall_ms_per_token"].get<double>() << " | "
+              << m["ssd_mb_per_token"].get<double>() << " | " << m["copied_mb_per_token"].get<double>() << " | " << std::setprecision(1)
+              << m["ttft_ms"].get<double>() << " |" << std::setprecision(3);
+    if (teacher_forced) std::cout << " " << m["greedy_agreement"].get<double>() << " | " << m["perplexity"].get<double>() << " |";
+    else std::cout << " " << m["same_tokens_as_resident"].get<double>() << " |";
+    std::cout << "\n";
+  }
+  std::cout << std::setprecision(3);
+  if (out.contains("lookahead_recall_t1"))
+    std::cout << "\nlookahead prediction of the t+1 experts: recall " << out["lookahead_recall_t1"] << ", precision "
+              << out["lookahead_precision_t1"] << " (the LookaheadRouter alone: recall " << out["router_recall_t1"] << ")\n";
+  if (out.contains("lookahead_intent_vs_resident"))
+    std::cout << "lookahead_intent: " << out["lookahead_intent_vs_resident"] << "x resident"
+              << (out.contains("lookahead_intent_vs_reactive") ? cat(", ", out["lookahead_intent_vs_reactive"].get<double>(), "x reactive") : "")
+              << "\n";
+}
+
+int run_offload(const OffloadBenchFlags& flags) {
+  const tools::Runtime rt = tools::apply_runtime_flags(flags.runtime);
+  const std::vector<std::string> modes = parse_modes(flags.modes);
+  parse_miss_policy(flags.offload.miss_policy);  // a bad value fails before any work
+  const ModelConfig config = ModelConfig::load((fs::path(flags.model) / "config.json").string());
+  const std::string tokenizer_path = (fs::path(flags.model) / "tokenizer.json").string();
+  if (!fs::is_regular_file(tokenizer_path)) throw IoError(cat(flags.model, ": the model directory has no tokenizer.json"));
+  const Tokenizer tokenizer = Tokenizer::from_file(tokenizer_path);
+  std::vector<std::vector<int64_t>> prompts = read_prompts(flags, tokenizer);
+  for (size_t i = 0; i < prompts.size(); ++i)
+    if (static_cast<int64_t>(prompts[i].size()) + flags.max_new_tokens > config.max_position_embeddings)
+      throw InvalidArgument(cat(flags.prompts, ": prompt ", i + 1, " (", prompts[i].size(), " tokens) + --max-new-tokens ",
+                                flags.max_new_tokens, " exceed the model's context of ", config.max_position_embeddings));
+  OffloadBench bench(flags, rt, std::move(prompts), config.eos_token_id);
+  const nlohmann::json out = bench.run(modes);
+  const bool teacher_forced = parse_miss_policy(flags.offload.miss_policy) == MissPolicy::fallback;
+  if (flags.json) std::cout << out.dump() << std::endl;
+  else print_table(out, teacher_forced);
+  return 0;
+}
+
+}  // namespace
+
+tools::Subcommand add_offload_mode(CLI::App& app) {
+  auto flags = std::make_shared<OffloadBenchFlags>();
+  CLI::App* cmd = app.add_subcommand("offload", "Decode from offloaded experts: resident vs reactive vs lookahead vs lookahead + intent");
+  cmd->add_option("--model", flags->model, "Model directory (its expert_cache is packed first when missing)")->required();
+  cmd->add_option("--prompts", flags->prompts, "JSONL prompts: {\"text\": ...} or chat records ({\"conversations\": [...]})")->required();
+  cmd->add_option("--max-new-tokens", flags->max_new_tokens, "Greedy tokens generated per prompt")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--max-prompt-tokens", flags->max_prompt_tokens, "Keep the last this many tokens of each prompt")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--num-prompts", flags->num_prompts, "Use the first N prompts (0: all)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--modes", flags->modes, "Comma-separated modes to run")->capture_default_str();
+  cmd->add_flag("--json", flags->json, "Print one JSON object instead of the table");
+  tools::add_offload_flags(*cmd, flags->offload, /*with_cache_flag=*/false);
+  tools::add_runtime_flags(*cmd, flags->runtime);
+  return {cmd, [flags] { return run_offload(*flags); }};
+}
+
+}  // namespace chronos::bench
