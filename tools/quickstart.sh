@@ -33,7 +33,8 @@ rm -rf "$out"
 mkdir -p "$out/data"
 step "Corpus: English and Chinese fortunes -> JSONL"
 mapfile -t files < <(find /usr/share/games/fortunes -maxdepth 1 -type f ! -name '*.dat' ! -name '*.u8' | sort)
-python3 "$root/tools/fortunes_to_jsonl.py" --out "$out/data/corpus.jsonl" --sft "$out/data/sft.jsonl" "${files[@]}"
+python3 "$root/tools/fortunes_to_jsonl.py" --out "$out/data/corpus.jsonl" --sft "$out/data/sft.jsonl" \
+  --prompts "$out/data/bench_prompts.jsonl" --intent-prompts "$out/data/intent_prompts.jsonl" "${files[@]}"
 
 step "Tokenizer: byte-level BPE, 6400 tokens"
 "$bin/chronos-train" tokenizer --data "$out/data/corpus.jsonl" --vocab-size 6400 --out "$out/tokenizer"
@@ -57,8 +58,14 @@ step "Generating with the trained model"
 
 step "Offloading: experts packed by co-activation, served from disk with 25% of them in the compute tier"
 "$bin/chronos-pack" --model "$out/model" --data "$out/data/corpus.jsonl" --max-tokens 16384 --log-level warn
+"$bin/chronos-train" intent --model "$out/model" --data "$out/data/intent_prompts.jsonl" --max-prompts 120 --max-new-tokens 32 \
+  --steps 200 --log-level warn
 "$bin/chronos-generate" --model "$out/model" --offload "$out/model/expert_cache" --ram-budget 50% --compute-budget 25% \
   --chat --prompt "Tell me a saying about computers." --max-new-tokens 48 --temperature 0.8 --top-p 0.9 --seed 1 --stats --log-level warn
+
+step "Offload benchmark: resident vs reactive vs predictive decode (8 held-out prompts, SSD throttled to 1 GB/s)"
+"$bin/chronos-bench" offload --model "$out/model" --prompts "$out/data/bench_prompts.jsonl" --num-prompts 8 --max-new-tokens 32 \
+  --ssd-mbps 1000 --log-level warn
 
 step "Done"
 cat <<MSG
@@ -68,7 +75,9 @@ What this run did:
   - trained a tokenizer: $out/tokenizer
   - pretrained the small model ($out/pretrain, log $out/pretrain.jsonl) and fine-tuned it ($out/sft.jsonl)
   - final model directory: $out/model, with its routed experts packed into $out/model/expert_cache
+    and its intent classifier (intent_classifier.safetensors)
 Try: $bin/chronos-generate --model $out/model --chat      (a REPL on a terminal)
      $bin/chronos-generate --model $out/model --chat --offload $out/model/expert_cache --stats
+     $bin/chronos-bench offload --model $out/model --prompts $out/data/bench_prompts.jsonl --ssd-ms 30
 Tests: tools/test.sh
 MSG

@@ -21,24 +21,31 @@ std::vector<std::optional<ExpertWeights>> ExpertTraceRecorder::acquire(int64_t l
 void ExpertTraceRecorder::release(int64_t layer) {
   if (options_.record) trace_.events.push_back({TraceEvent::Kind::release, layer, {}, {}});
   store_.release(layer);
+  settle();  // a later layer (or free slots) may let waiting prefetches go on
+}
+
+void ExpertTraceRecorder::settle() {
+  if (options_.settle && !store_.wait_idle()) throw IoError("expert trace: the store did not become idle within 60 s");
 }
 
 void ExpertTraceRecorder::announce(int64_t layer, const std::vector<int64_t>& experts) {
   if (options_.record) trace_.events.push_back({TraceEvent::Kind::announce, layer, experts, {}});
+  if (on_announce) on_announce(layer, experts);
   if (options_.forward_announce) store_.announce(layer, experts);
 }
 
 void ExpertTraceRecorder::begin_step(int64_t step) {
   if (options_.record) trace_.events.push_back({TraceEvent::Kind::begin_step, step, {}, {}});
-  if (options_.settle && !store_.wait_idle()) throw IoError("expert trace: the store did not become idle within 60 s");
+  settle();
   store_.begin_step(step);
+  settle();  // the step may let waiting prefetches go on
 }
 
 void ExpertTraceRecorder::prefetch(const std::vector<PrefetchRequest>& requests) {
   if (requests.empty()) return;
   if (options_.record) trace_.events.push_back({TraceEvent::Kind::prefetch, 0, {}, requests});
   store_.prefetch(requests);
-  if (options_.settle && !store_.wait_idle()) throw IoError("expert trace: the store did not become idle within 60 s");
+  settle();
 }
 
 ExpertTrace ExpertTraceRecorder::take_trace() {

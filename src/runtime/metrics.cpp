@@ -59,6 +59,9 @@ MetricsSummary MetricsBus::summary() const {
     copied += static_cast<double>(t.copy_bytes);
     used_prefetches += t.prefetched_used;
     lead += t.prefetch_lead_ms * static_cast<double>(t.prefetched_used);
+    s.late += t.late;
+    s.not_started += t.not_started;
+    s.unpredicted += t.unpredicted;
     pool(s.lookahead, t.lookahead);
     pool(s.router, t.router);
   }
@@ -92,6 +95,9 @@ std::string to_json_line(const TokenMetrics& t) {
                                {"copy_bytes", t.copy_bytes},
                                {"prefetched_used", t.prefetched_used},
                                {"prefetch_lead_ms", t.prefetch_lead_ms},
+                               {"late", t.late},
+                               {"not_started", t.not_started},
+                               {"unpredicted", t.unpredicted},
                                {"lookahead_recall", recall(t.lookahead)},
                                {"lookahead_precision", precision(t.lookahead)},
                                {"router_recall", recall(t.router)},

@@ -53,6 +53,16 @@ OffloadEngine::OffloadEngine(ChronosForCausalLMImpl& model, ExpertStore& store, 
       issued_.erase(it);
     }
   };
+  recorder_.on_announce = [this](int64_t layer, const std::vector<int64_t>& experts) {
+    for (int64_t e : experts) {
+      const ExpertKey key{static_cast<int32_t>(layer), static_cast<int32_t>(e)};
+      const ExpertState s = store_.state(key);
+      if (s != ExpertState::cold && s != ExpertState::reading) continue;
+      if (!issued_.count(key.index(model_.config().num_experts))) ++step_misses_.unpredicted;
+      else if (s == ExpertState::reading) ++step_misses_.late;
+      else ++step_misses_.not_started;
+    }
+  };
 }
 
 GenerationResult OffloadEngine::generate(const std::vector<int64_t>& prompt, GenerationOptions options, const TokenCallback& on_token) {
@@ -88,6 +98,7 @@ void OffloadEngine::begin_step(int64_t step) {
   step_start_ = store_.stats();
   used_prefetches_ = 0;
   lead_ms_ = 0;
+  step_misses_ = {};
   if (step == 0 && uses_intent()) {
     const at::Tensor intent = classifier_ && prompt_ ? classifier_->predict(*prompt_) : at::Tensor();
     last_prefill_ = plan_prefill(predictor_.predict(intent), store_.manifest(), config_.prefill);
@@ -117,6 +128,9 @@ void OffloadEngine::end_step(int64_t step, const ForwardOutput& output) {
   m.set_store_delta(step_start_, store_.stats());
   m.prefetched_used = used_prefetches_;
   m.prefetch_lead_ms = used_prefetches_ > 0 ? lead_ms_ / static_cast<double>(used_prefetches_) : 0;
+  m.late = step_misses_.late;
+  m.not_started = step_misses_.not_started;
+  m.unpredicted = step_misses_.unpredicted;
 
   // What the last position routed to, per layer: the experts the next steps' predictions are scored on.
   const int64_t L = model_.config().num_hidden_layers;

@@ -163,6 +163,15 @@ TEST(MetricsTest, EngineScoresEachStepAgainstThePreviousStepsPredictions) {
   int64_t uses = 0;
   for (const auto& t : tokens) uses += t.hits + t.warm + t.cold;
   EXPECT_GT(uses, 0);
+  // Without prediction every expert that was not in RAM is an unpredicted miss.
+  ExpertStore plain_store(fx.offload(0.25, 0.5), fx.config);
+  OffloadEngineConfig none;
+  none.predict = PredictMode::none;
+  OffloadEngine plain(*fx.model, plain_store, none);
+  plain.generate(test_prompt(), greedy(6));
+  const MetricsSummary s = plain.metrics().summary();
+  EXPECT_GT(s.unpredicted, 0);
+  EXPECT_EQ(s.late + s.not_started, 0);
   EXPECT_THROW(parse_predict_mode("sometimes"), InvalidArgument);
   EXPECT_EQ(parse_predict_mode("lookahead"), PredictMode::lookahead);
 }

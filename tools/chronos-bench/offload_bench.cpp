@@ -60,6 +60,7 @@ struct ModeTotals {
   MetricsSummary metrics;
   std::vector<PrecisionRecall> lookahead, router;
   double lead_ms_sum = 0;
+  int64_t late = 0, not_started = 0, unpredicted = 0;
   int64_t lead_tokens = 0;
   int64_t same_tokens = 0;  // prompts whose tokens equal the resident ones (free-running modes)
   int64_t agree = 0, forced = 0;  // teacher-forced: argmax == resident token
@@ -119,6 +120,9 @@ nlohmann::json mode_json(const ModeTotals& t, bool teacher_forced) {
     }
     for (const PrecisionRecall& pr : t.router) m["router_recall"].push_back(number(pr.recall()));
     m["prefetch_lead_ms"] = t.lead_tokens > 0 ? t.lead_ms_sum / t.lead_tokens : 0.0;
+    // Experts not in RAM when their layer came, per generated token, by why (TokenMetrics).
+    m["misses_per_token"] = {{"late", t.late * per_token}, {"not_started", t.not_started * per_token},
+                             {"unpredicted", t.unpredicted * per_token}};
   }
   return m;
 }
@@ -302,6 +306,9 @@ class OffloadBench {
       const MetricsSummary m = engine.metrics().summary();
       add_recall(t.lookahead, m.lookahead);
       add_recall(t.router, m.router);
+      t.late += m.late;
+      t.not_started += m.not_started;
+      t.unpredicted += m.unpredicted;
       for (const TokenMetrics& token : engine.metrics().tokens()) {
         t.lead_ms_sum += token.prefetch_lead_ms * static_cast<double>(token.prefetched_used);
         t.lead_tokens += token.prefetched_used;

@@ -183,6 +183,7 @@ struct Session {
       auto number = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
       offload["predict"] = to_string(engine->config().predict);
       offload["prefetch_lead_ms"] = m.prefetch_lead_ms;
+      offload["misses_by_cause"] = {{"late", m.late}, {"not_started", m.not_started}, {"unpredicted", m.unpredicted}};
       for (const char* key : {"lookahead_recall", "lookahead_precision", "router_recall", "router_precision"})
         offload[key] = nlohmann::json::array();
       for (const PrecisionRecall& pr : m.lookahead) {

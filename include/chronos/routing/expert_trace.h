@@ -36,7 +36,7 @@ struct ExpertTrace {
 
 struct TraceRecorderOptions {
   bool record = true;            // keep the events (off: only forward and call on_acquire)
-  bool settle = false;           // wait_idle() before begin_step and after prefetch (tests, replay)
+  bool settle = false;           // wait_idle() around begin_step, after prefetch and release (tests, replay)
   bool forward_announce = true;  // pass announce() on to the store
 };
 
@@ -57,6 +57,8 @@ class ExpertTraceRecorder : public ExpertSource {
 
   // Called at every acquire with the layer, the experts and the time it was called (before any wait).
   std::function<void(int64_t layer, const std::vector<int64_t>& experts, Clock::time_point at)> on_acquire;
+  // Called at every announce with the layer and its experts, before the store sees it.
+  std::function<void(int64_t layer, const std::vector<int64_t>& experts)> on_announce;
 
   ExpertStore& store() { return store_; }
   const ExpertTrace& trace() const { return trace_; }
@@ -64,6 +66,8 @@ class ExpertTraceRecorder : public ExpertSource {
   const TraceRecorderOptions& options() const { return options_; }
 
  private:
+  void settle();  // options_.settle: wait until the store is idle
+
   ExpertStore& store_;
   TraceRecorderOptions options_;
   ExpertTrace trace_;

@@ -36,6 +36,10 @@ struct TokenMetrics {
   int64_t copy_bytes = 0;
   int64_t prefetched_used = 0;   // experts used this step that a prefetch had asked for
   double prefetch_lead_ms = 0;   // mean time from that prefetch to the use (0 when none)
+  // Experts not in RAM when their layer announced them, by why:
+  int64_t late = 0;              // a prefetch asked for it and its read was under way (too late)
+  int64_t not_started = 0;       // a prefetch asked for it but its read had not started (no slot it could take)
+  int64_t unpredicted = 0;       // no live prefetch asked for it
   std::vector<PrecisionRecall> lookahead;  // entry j-1: the prediction made at step-j for this step (empty counts when none)
   std::vector<PrecisionRecall> router;     // the same for the LookaheadRouter's top ids alone
 
@@ -52,6 +56,7 @@ struct MetricsSummary {
   double copied_mb_per_token = 0;
   int64_t fallbacks = 0;
   double prefetch_lead_ms = 0;       // mean over used prefetches
+  int64_t late = 0, not_started = 0, unpredicted = 0;  // summed (TokenMetrics)
   std::vector<PrecisionRecall> lookahead;  // pooled over the steps, entry j-1 for t+j
   std::vector<PrecisionRecall> router;
 };
@@ -68,7 +73,7 @@ class MetricsBus {
 };
 
 // One JSON object (no newline): step, hits, warm, cold, fallbacks, stall_ms, ssd_bytes, copy_bytes,
-// prefetched_used, prefetch_lead_ms, and lookahead_recall / lookahead_precision / router_recall /
+// prefetched_used, prefetch_lead_ms, late, not_started, unpredicted, and lookahead_recall / lookahead_precision / router_recall /
 // router_precision arrays (entry j-1 for t+j, null where there was no prediction or nothing to compare).
 std::string to_json_line(const TokenMetrics& metrics);
 

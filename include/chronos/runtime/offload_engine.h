@@ -96,6 +96,9 @@ class OffloadEngine : private DecodeObserver {
   };
   std::unordered_map<int64_t, Prediction> predicted_;  // by the step that made it
   at::Tensor last_lookahead_;                          // the LookaheadRouter's output of the step in flight
+  struct Misses {
+    int64_t late = 0, not_started = 0, unpredicted = 0;
+  } step_misses_;  // this step's, as TokenMetrics counts them
   int64_t used_prefetches_ = 0;
   double lead_ms_ = 0;
 };
