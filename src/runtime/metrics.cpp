@@ -11,17 +11,16 @@ namespace chronos {
 namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+}  // namespace
 
-// total[j] += step[j], growing total as needed.
-void pool(std::vector<PrecisionRecall>& total, const std::vector<PrecisionRecall>& step) {
-  if (total.size() < step.size()) total.resize(step.size());
-  for (size_t j = 0; j < step.size(); ++j) {
-    total[j].predicted += step[j].predicted;
-    total[j].actual += step[j].actual;
-    total[j].correct += step[j].correct;
+void pool(std::vector<PrecisionRecall>& total, const std::vector<PrecisionRecall>& more) {
+  if (total.size() < more.size()) total.resize(more.size());
+  for (size_t j = 0; j < more.size(); ++j) {
+    total[j].predicted += more[j].predicted;
+    total[j].actual += more[j].actual;
+    total[j].correct += more[j].correct;
   }
 }
-}  // namespace
 
 double PrecisionRecall::precision() const { return predicted > 0 ? static_cast<double>(correct) / predicted : kNaN; }
 double PrecisionRecall::recall() const { return actual > 0 ? static_cast<double>(correct) / actual : kNaN; }

@@ -78,15 +78,6 @@ void add_stats(StoreStats& total, const StoreStats& s) {
   total.stall_seconds += s.stall_seconds;
 }
 
-void add_recall(std::vector<PrecisionRecall>& total, const std::vector<PrecisionRecall>& step) {
-  if (total.size() < step.size()) total.resize(step.size());
-  for (size_t j = 0; j < step.size(); ++j) {
-    total[j].predicted += step[j].predicted;
-    total[j].actual += step[j].actual;
-    total[j].correct += step[j].correct;
-  }
-}
-
 nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
 nlohmann::json mode_json(const ModeTotals& t, bool teacher_forced) {
@@ -304,8 +295,8 @@ class OffloadBench {
       account(t, i, r, teacher_forced);
       add_stats(t.store, store->stats());
       const MetricsSummary m = engine.metrics().summary();
-      add_recall(t.lookahead, m.lookahead);
-      add_recall(t.router, m.router);
+      pool(t.lookahead, m.lookahead);
+      pool(t.router, m.router);
       t.late += m.late;
       t.not_started += m.not_started;
       t.unpredicted += m.unpredicted;

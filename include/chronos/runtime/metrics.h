@@ -25,6 +25,9 @@ struct PrecisionRecall {
 // Compares two sets of (layer, expert) pairs (duplicates count once).
 PrecisionRecall compare_expert_sets(const std::vector<ExpertKey>& predicted, const std::vector<ExpertKey>& actual);
 
+// total[j] += more[j] for every offset j, growing total as needed.
+void pool(std::vector<PrecisionRecall>& total, const std::vector<PrecisionRecall>& more);
+
 struct TokenMetrics {
   int64_t step = 0;              // 0: the prefill (it produces the first token)
   int64_t hits = 0;              // experts HOT at use
