@@ -140,22 +140,20 @@ std::vector<PrefetchRequest> LookaheadPrefetcher::requests(const at::Tensor& loo
       for (const ScoredExpert& s : *part) order.emplace_back(static_cast<int64_t>(jj) + 1, s);
   }
   for (const auto& [j, s] : order) {
-    {
-      if (static_cast<int64_t>(out.size()) >= request_limit_) return out;
-      const size_t index = static_cast<size_t>(s.key.index(num_experts_));
-      if (taken[index]) continue;  // asked for at an earlier offset
-      taken[index] = true;
-      PrefetchRequest r;
-      r.key = s.key;
-      r.deadline_step = step + j;
-      r.probability = s.probability;
-      r.target = Tier::ram;
-      if (j <= config_.compute_horizon && to_compute < compute_limit_) {
-        r.target = Tier::compute;
-        ++to_compute;
-      }
-      out.push_back(r);
+    if (static_cast<int64_t>(out.size()) >= request_limit_) return out;
+    const size_t index = static_cast<size_t>(s.key.index(num_experts_));
+    if (taken[index]) continue;  // asked for at an earlier offset
+    taken[index] = true;
+    PrefetchRequest r;
+    r.key = s.key;
+    r.deadline_step = step + j;
+    r.probability = s.probability;
+    r.target = Tier::ram;
+    if (j <= config_.compute_horizon && to_compute < compute_limit_) {
+      r.target = Tier::compute;
+      ++to_compute;
     }
+    out.push_back(r);
   }
   return out;
 }

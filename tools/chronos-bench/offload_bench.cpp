@@ -10,12 +10,14 @@
 // (how often the offloaded argmax is the resident token) and the perplexity of those tokens.
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "chronos-bench/modes.h"
