@@ -28,8 +28,6 @@ void LookaheadConfig::validate() const {
   if (!(recency_score > 0 && recency_score <= 1))
     throw ConfigError(cat("LookaheadConfig.recency_score must be in (0, 1] (got ", recency_score, ")"));
   if (frequent < 0) throw ConfigError(cat("LookaheadConfig.frequent must be >= 0 (got ", frequent, ")"));
-  if (!(frequency_decay >= 0 && frequency_decay < 1))
-    throw ConfigError(cat("LookaheadConfig.frequency_decay must be in [0, 1) (got ", frequency_decay, ")"));
   if (compute_horizon < 0) throw ConfigError(cat("LookaheadConfig.compute_horizon must be >= 0 (got ", compute_horizon, ")"));
 }
 
@@ -37,8 +35,7 @@ LookaheadPrefetcher::LookaheadPrefetcher(const ModelConfig& model, LookaheadConf
     : num_layers_(model.num_hidden_layers),
       num_experts_(model.num_experts),
       lookahead_steps_(model.lookahead_steps),
-      config_(config),
-      frequency_(static_cast<size_t>(model.num_hidden_layers), std::vector<double>(static_cast<size_t>(model.num_experts), 0.0)) {
+      config_(config) {
   config_.validate();
   if (compute_slots < 0) throw InvalidArgument(cat("LookaheadPrefetcher: compute_slots must be >= 0 (got ", compute_slots, ")"));
   if (ram_slots < 0) throw InvalidArgument(cat("LookaheadPrefetcher: ram_slots must be >= 0 (got ", ram_slots, ")"));
@@ -56,12 +53,9 @@ void LookaheadPrefetcher::observe(const std::vector<at::Tensor>& selected) {
     const at::Tensor& ids = selected[static_cast<size_t>(l)];
     const at::Tensor last = ids.select(0, 0).select(0, ids.size(1) - 1).to(at::kCPU, at::kLong).contiguous();
     const int64_t* p = last.data_ptr<int64_t>();
-    std::vector<double>& f = frequency_[static_cast<size_t>(l)];
-    for (double& x : f) x *= config_.frequency_decay;
     for (int64_t i = 0; i < last.numel(); ++i) {
       if (p[i] < 0 || p[i] >= num_experts_) throw InvalidArgument(cat("LookaheadPrefetcher::observe: expert id ", p[i], " in layer ", l));
       used[static_cast<size_t>(l)].push_back(p[i]);
-      f[static_cast<size_t>(p[i])] += 1 - config_.frequency_decay;
     }
   }
   recent_.push_front(std::move(used));
@@ -86,8 +80,15 @@ std::vector<std::vector<int64_t>> LookaheadPrefetcher::router_ids(const at::Tens
   return out;
 }
 
-std::vector<std::vector<ScoredExpert>> LookaheadPrefetcher::predict(const at::Tensor& lookahead_probs) const {
+std::vector<std::vector<ScoredExpert>> LookaheadPrefetcher::predict(const at::Tensor& lookahead_probs, const at::Tensor& frequency) const {
   const at::Tensor rows = last_rows(lookahead_probs, num_experts_);
+  at::Tensor freq;
+  if (frequency.defined() && config_.frequent > 0) {
+    if (frequency.dim() != 2 || frequency.size(0) != num_layers_ || frequency.size(1) != num_experts_)
+      throw InvalidArgument(cat("LookaheadPrefetcher: frequency of shape ", frequency.sizes(), ", expected [", num_layers_, ", ",
+                                num_experts_, "]"));
+    freq = frequency.to(at::kCPU, at::kFloat).contiguous();
+  }
   const float* p = rows.data_ptr<float>();
   const std::vector<std::vector<int64_t>> router = router_ids(lookahead_probs);
   std::vector<std::vector<ScoredExpert>> out(router.size());
@@ -103,8 +104,8 @@ std::vector<std::vector<ScoredExpert>> LookaheadPrefetcher::predict(const at::Te
         for (int64_t e : token[static_cast<size_t>(l)]) score[static_cast<size_t>(e)] = std::max(score[static_cast<size_t>(e)], static_cast<float>(recency));
         recency *= kOlderTokenFactor;
       }
-      if (config_.frequent > 0) {
-        const std::vector<double>& f = frequency_[static_cast<size_t>(l)];
+      if (freq.defined()) {
+        const float* f = freq.data_ptr<float>() + l * num_experts_;
         std::vector<int64_t> ids(static_cast<size_t>(num_experts_));
         std::iota(ids.begin(), ids.end(), 0);
         std::stable_sort(ids.begin(), ids.end(), [&](int64_t a, int64_t b) { return f[a] > f[b]; });
@@ -123,8 +124,7 @@ std::vector<std::vector<ScoredExpert>> LookaheadPrefetcher::predict(const at::Te
   return out;
 }
 
-std::vector<PrefetchRequest> LookaheadPrefetcher::requests(const at::Tensor& lookahead_probs, int64_t step) const {
-  const std::vector<std::vector<ScoredExpert>> predicted = predict(lookahead_probs);
+std::vector<PrefetchRequest> LookaheadPrefetcher::requests(const std::vector<std::vector<ScoredExpert>>& predicted, int64_t step) const {
   std::vector<PrefetchRequest> out;
   std::vector<bool> taken(static_cast<size_t>(num_layers_ * num_experts_), false);
   int64_t to_compute = 0;

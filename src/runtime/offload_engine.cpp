@@ -108,7 +108,8 @@ void OffloadEngine::begin_step(int64_t step) {
 
 void OffloadEngine::on_lookahead(int64_t step, const at::Tensor& lookahead_probs) {
   Prediction& p = predicted_[step];
-  for (const auto& offset : lookahead_.predict(lookahead_probs)) {
+  const auto predicted = lookahead_.predict(lookahead_probs, predictor_.frequency());
+  for (const auto& offset : predicted) {
     p.pairs.emplace_back();
     for (const ScoredExpert& s : offset) p.pairs.back().push_back(s.key);
   }
@@ -118,7 +119,7 @@ void OffloadEngine::on_lookahead(int64_t step, const at::Tensor& lookahead_probs
     for (int64_t l = 0; l < L; ++l)
       for (int64_t e : ids) p.router.back().push_back({static_cast<int32_t>(l), static_cast<int32_t>(e)});
   }
-  if (uses_lookahead()) issue(lookahead_.requests(lookahead_probs, step));
+  if (uses_lookahead()) issue(lookahead_.requests(predicted, step));
   last_lookahead_ = lookahead_probs;
 }
 
@@ -132,14 +133,21 @@ void OffloadEngine::end_step(int64_t step, const ForwardOutput& output) {
   m.not_started = step_misses_.not_started;
   m.unpredicted = step_misses_.unpredicted;
 
-  // What the last position routed to, per layer: the experts the next steps' predictions are scored on.
+  // What the last position routed to, per layer, copied to the host once: the experts the earlier
+  // predictions are scored on, and what the prefetcher and the running frequency learn from.
   const int64_t L = model_.config().num_hidden_layers;
+  const bool routed = output.selected.size() == static_cast<size_t>(L);
   std::vector<ExpertKey> actual;
-  for (int64_t l = 0; l < L && l < static_cast<int64_t>(output.selected.size()); ++l) {
-    const at::Tensor ids = output.selected[static_cast<size_t>(l)];
-    const at::Tensor last = ids.select(0, 0).select(0, ids.size(1) - 1).to(at::kCPU, at::kLong).contiguous();
-    const int64_t* p = last.data_ptr<int64_t>();
-    for (int64_t i = 0; i < last.numel(); ++i) actual.push_back({static_cast<int32_t>(l), static_cast<int32_t>(p[i])});
+  std::vector<at::Tensor> last;  // per layer [1,1,k] on the host
+  if (routed) {
+    std::vector<at::Tensor> rows;
+    for (const at::Tensor& ids : output.selected) rows.push_back(ids.select(0, 0).select(0, ids.size(1) - 1));
+    const at::Tensor host = at::stack(rows).to(at::kCPU, at::kLong).contiguous();  // [L,k]
+    const int64_t* p = host.data_ptr<int64_t>();
+    for (int64_t l = 0; l < L; ++l) {
+      last.push_back(host[l].view({1, 1, -1}));
+      for (int64_t i = 0; i < host.size(1); ++i) actual.push_back({static_cast<int32_t>(l), static_cast<int32_t>(p[l * host.size(1) + i])});
+    }
   }
   const int64_t K = model_.config().lookahead_steps;
   m.lookahead.resize(static_cast<size_t>(std::max<int64_t>(0, K)));
@@ -153,15 +161,16 @@ void OffloadEngine::end_step(int64_t step, const ForwardOutput& output) {
   predicted_.erase(step - K);
   metrics_.record(std::move(m));
 
-  if (output.selected.size() != static_cast<size_t>(L)) return;
+  if (!routed) return;
   // The last position's routing is what the next token's prediction builds on; the running
-  // frequency of the hot set learns from decode tokens only (the prefill's positions are not what
-  // decode needs).
-  lookahead_.observe(output.selected);
-  if (step >= 1) predictor_.observe(output.selected);
+  // frequency (the hot set's and the prefetcher's) learns from decode tokens only (the prefill's
+  // positions are not what decode needs).
+  lookahead_.observe(last);
+  if (step >= 1) predictor_.observe(last);
   // The same prediction again with this step's routing known: what the block-0 requests could not
   // know yet (above all after the prefill, when there was no decode history at all).
-  if (uses_lookahead() && last_lookahead_.defined()) issue(lookahead_.requests(last_lookahead_, step));
+  if (uses_lookahead() && last_lookahead_.defined())
+    issue(lookahead_.requests(lookahead_.predict(last_lookahead_, predictor_.frequency()), step));
 }
 
 }  // namespace chronos

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "chronos/core/error.h"
+#include "chronos/routing/expert_predictor.h"
 #include "support/tiny_config.h"
 
 namespace chronos {
@@ -81,10 +82,13 @@ TEST(LookaheadPrefetcherTest, RunningFrequencyAddsEachLayersMostUsedExpert) {
   const ModelConfig c = testing::tiny_config();
   LookaheadConfig config;
   config.history = 0;
-  LookaheadPrefetcher prefetcher(c, config, 64);
-  for (int i = 0; i < 5; ++i) prefetcher.observe(routing({{0, 3}, {1, 2}, {2, 3}, {0, 1}}));
-  prefetcher.observe(routing({{1, 3}, {1, 2}, {2, 3}, {0, 1}}));
-  const auto predicted = prefetcher.predict(kUniform);
+  const LookaheadPrefetcher prefetcher(c, config, 64);
+  ExpertPredictor frequency(c, {4, 8});  // the engine's one running frequency
+  for (int i = 0; i < 5; ++i) frequency.observe(routing({{0, 3}, {1, 2}, {2, 3}, {0, 1}}));
+  frequency.observe(routing({{1, 3}, {1, 2}, {2, 3}, {0, 1}}));
+  EXPECT_TRUE(prefetcher.predict(kUniform)[0].empty());  // no frequency given
+  EXPECT_THROW(prefetcher.predict(kUniform, at::zeros({2, 4})), InvalidArgument);
+  const auto predicted = prefetcher.predict(kUniform, frequency.frequency());
   EXPECT_EQ(experts_of_layer(predicted[0], 0), (std::set<int32_t>{3}));  // used 6 times, expert 0 only 5
   EXPECT_EQ(experts_of_layer(predicted[0], 1), (std::set<int32_t>{1}));  // a tie: the lower id
 }
@@ -97,7 +101,7 @@ TEST(LookaheadPrefetcherTest, RequestsAreOnePerExpertAtTheEarliestOffsetCoreFirs
   prefetcher.observe(routing({{0, 1}, {0, 1}, {0, 1}, {0, 1}}));
   prefetcher.observe(routing({{1, 2}, {1, 2}, {1, 2}, {1, 2}}));
   const at::Tensor p = probs({{0.25f, 0.25f, 0.25f, 0.25f}, {0.1f, 0.1f, 0.1f, 0.7f}, {0.1f, 0.1f, 0.1f, 0.7f}});
-  const auto requests = prefetcher.requests(p, /*step=*/5);
+  const auto requests = prefetcher.requests(prefetcher.predict(p), /*step=*/5);
   // t+1: per layer {1, 2} (0.9), {3} (router 0.7), {0} (0.54): 16 requests; t+2 predicts the same pairs.
   ASSERT_EQ(requests.size(), 16u);
   std::set<ExpertKey> keys;
@@ -120,7 +124,7 @@ TEST(LookaheadPrefetcherTest, RequestsAreOnePerExpertAtTheEarliestOffsetCoreFirs
     LookaheadPrefetcher capped(c, config, 4, ram);
     capped.observe(routing({{0, 1}, {0, 1}, {0, 1}, {0, 1}}));
     capped.observe(routing({{1, 2}, {1, 2}, {1, 2}, {1, 2}}));
-    const auto limited = capped.requests(p, 5);
+    const auto limited = capped.requests(capped.predict(p), 5);
     ASSERT_EQ(static_cast<int64_t>(limited.size()), ram);
     for (size_t i = 0; i < limited.size(); ++i) EXPECT_EQ(limited[i].key, requests[i].key);
   }
@@ -132,8 +136,8 @@ TEST(LookaheadPrefetcherTest, ConfigIsValidated) {
   config.compute_horizon = 0;
   LookaheadPrefetcher ram_only(c, config, 100);
   ram_only.observe(routing({{0, 1}, {0, 1}, {0, 1}, {0, 1}}));
-  for (const auto& r : ram_only.requests(kUniform, 0)) EXPECT_EQ(r.target, Tier::ram);
-  for (auto bad : {&LookaheadConfig::router_floor, &LookaheadConfig::recency_score, &LookaheadConfig::frequency_decay}) {
+  for (const auto& r : ram_only.requests(ram_only.predict(kUniform), 0)) EXPECT_EQ(r.target, Tier::ram);
+  for (auto bad : {&LookaheadConfig::router_floor, &LookaheadConfig::recency_score}) {
     LookaheadConfig b;
     b.*bad = -0.5;
     EXPECT_THROW(LookaheadPrefetcher(c, b, 4), ConfigError);

@@ -8,8 +8,8 @@
 //  - recency: the experts layer l used for the last `history` decode tokens (routing persists
 //    from token to token; the temporal loss trains for it), scored `recency_score` for the latest
 //    token and geometrically less for older ones;
-//  - frequency: the `frequent` experts layer l used most over recent tokens (a running frequency
-//    with decay `frequency_decay`), scored by that frequency.
+//  - frequency: the `frequent` experts layer l used most, by the running frequency the caller
+//    passes in (ExpertPredictor::frequency(): one tracker for the engine), scored by that frequency.
 // An expert's score is the largest of its signals; it orders the requests and is what the store
 // queue calls probability. The router alone cannot tell the layers apart, which is why it does not
 // predict alone (docs/offload.md has the recall of each signal).
@@ -38,7 +38,6 @@ struct LookaheadConfig {
   int64_t history = 2;            // decode tokens whose per-layer experts are predicted again (0: none)
   double recency_score = 0.9;     // score of the latest token's experts; each older token x0.6
   int64_t frequent = 1;           // per layer, the most frequently used experts also predicted (0: none)
-  double frequency_decay = 0.95;  // running frequency: f <- decay f + (1 - decay) [used]
   int64_t compute_horizon = 1;    // offsets 1..this target the compute tier (0: none), later ones RAM
   // Throws ConfigError naming the field.
   void validate() const;
@@ -48,19 +47,21 @@ class LookaheadPrefetcher {
  public:
   LookaheadPrefetcher(const ModelConfig& model, LookaheadConfig config, int64_t compute_slots, int64_t ram_slots = INT64_MAX);
 
-  // Learns from the step that just ran: `selected` per layer [B,S,k] (batch 0, last position).
+  // Learns from the step that just ran: `selected` per layer [B,S,k] (batch 0, last position; host
+  // tensors avoid a device-to-host copy per layer).
   void observe(const std::vector<at::Tensor>& selected);
-  // Forgets the recent tokens (a new generation); the running frequency is kept.
+  // Forgets the recent tokens (a new generation).
   void reset_history();
 
   // The LookaheadRouter's own prediction: global ids for offsets 1..K (entry j-1), most likely
   // first, from lookahead_probs [B,S,K+1,E] (batch 0, last position).
   std::vector<std::vector<int64_t>> router_ids(const at::Tensor& lookahead_probs) const;
   // The predicted (layer, expert) pairs for offsets 1..K, per offset by layer, then by -score.
-  std::vector<std::vector<ScoredExpert>> predict(const at::Tensor& lookahead_probs) const;
+  // `frequency` is the running frequency [L,E] (undefined: no frequency signal).
+  std::vector<std::vector<ScoredExpert>> predict(const at::Tensor& lookahead_probs, const at::Tensor& frequency = {}) const;
 
-  // The prefetch requests for step `step` (the step whose block 0 produced `lookahead_probs`).
-  std::vector<PrefetchRequest> requests(const at::Tensor& lookahead_probs, int64_t step) const;
+  // The prefetch requests for `predicted` (predict()'s output), made at step `step`.
+  std::vector<PrefetchRequest> requests(const std::vector<std::vector<ScoredExpert>>& predicted, int64_t step) const;
 
   int64_t compute_limit() const { return compute_limit_; }
   int64_t request_limit() const { return request_limit_; }
@@ -72,7 +73,6 @@ class LookaheadPrefetcher {
   int64_t compute_limit_;
   int64_t request_limit_;
   std::deque<std::vector<std::vector<int64_t>>> recent_;  // newest first: per layer, the ids used
-  std::vector<std::vector<double>> frequency_;           // [L][E]
 };
 
 }  // namespace chronos
