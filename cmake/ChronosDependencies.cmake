@@ -3,6 +3,8 @@ set(THREADS_PREFER_PTHREAD_FLAG ON)
 find_package(Threads REQUIRED)
 
 find_package(Torch REQUIRED)
+# The same libgomp that Debian's LibTorch runs its threads on, for at::parallel_for in our kernels.
+find_package(OpenMP REQUIRED COMPONENTS CXX)
 # Whether this LibTorch was built with CUDA: the *_cuda.cpp sources are added only then.
 set(CHRONOS_WITH_CUDA OFF)
 if(TORCH_CUDA_LIBRARIES OR TARGET torch_cuda)

@@ -6,7 +6,8 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libtorch-dev          # LibTorch 1.13 (CPU); GPU machines use the PyTorch-bundled LibTorch instead
-  libopenblas0-pthread  # without it Debian's LibTorch runs matmuls ~30x slower (reference BLAS)
+  libopenblas0-openmp   # without it Debian's LibTorch runs matmuls ~30x slower (reference BLAS); the
+                        # OpenMP build shares LibTorch's threads instead of competing with them
   nlohmann-json3-dev libcli11-dev libspdlog-dev libgtest-dev
   libigraph-dev         # Louvain communities for chronos-pack
   libxxhash-dev         # XXH3 checksums of expert cache files
@@ -16,25 +17,42 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
+
+sudo=()
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then sudo=(sudo); fi
+can_admin() { [ "$(id -u)" -eq 0 ] || [ ${#sudo[@]} -gt 0 ]; }
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if ! can_admin; then
+    echo "setup: error: missing packages (${missing[*]}) and not root; install them with apt-get" >&2
+    exit 1
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: error: apt-get not found; install these packages by hand: ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+else
   echo "setup: all build dependencies present"
-  exit 0
 fi
 
-if [ "$(id -u)" -eq 0 ]; then
-  sudo=()
-elif command -v sudo >/dev/null 2>&1; then
-  sudo=(sudo)
-else
-  echo "setup: error: missing packages (${missing[*]}) and not root; install them with apt-get" >&2
-  exit 1
-fi
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "setup: error: apt-get not found; install these packages by hand: ${missing[*]}" >&2
-  exit 1
-fi
-echo "setup: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -qq
-"${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+# With the pthread build also installed, the alternatives system prefers it (priority 100 vs 95);
+# point libblas.so.3, liblapack.so.3 and libopenblas.so.0 (LibTorch links both names) at the OpenMP build (docs/cli.md, "Threads").
+triplet=$(gcc -dumpmachine)
+for lib in libblas.so.3 liblapack.so.3 libopenblas.so.0; do
+  name="$lib-$triplet"
+  want="/usr/lib/$triplet/openblas-openmp/$lib"
+  [ -e "$want" ] || continue
+  current=$(update-alternatives --query "$name" 2>/dev/null | sed -n 's/^Value: //p')
+  [ "$current" = "$want" ] && continue
+  if can_admin; then
+    "${sudo[@]}" update-alternatives --quiet --set "$name" "$want"
+    echo "setup: $lib now points at the OpenMP build of OpenBLAS"
+  else
+    echo "setup: warning: $lib points at $current; as root: update-alternatives --set $name $want" >&2
+  fi
+done
 echo "setup: done"

@@ -5,8 +5,11 @@
 #include <torch/cuda.h>
 #include <torch/version.h>
 #include <link.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -34,34 +37,34 @@ long long physical_memory_bytes() {
   return pages > 0 && page_size > 0 ? static_cast<long long>(pages) * page_size : 0;
 }
 
-// Names the BLAS actually mapped into the process: Debian's LibTorch links the generic
-// libblas.so.3, which the alternatives system points at OpenBLAS or the slow reference BLAS.
-int collect_blas(struct dl_phdr_info* info, size_t, void* data) {
-  auto* found = static_cast<std::string*>(data);
-  std::string path = info->dlpi_name ? info->dlpi_name : "";
-  if (path.empty() || !found->empty()) return 0;
-  if (path.find("openblas") != std::string::npos) {
-    *found = path.find("pthread") != std::string::npos ? "OpenBLAS (pthread)"
-             : path.find("openmp") != std::string::npos ? "OpenBLAS (OpenMP)"
-                                                          : "OpenBLAS";
-  } else if (path.find("mkl") != std::string::npos) {
-    *found = "MKL";
-  } else if (path.find("blis") != std::string::npos) {
-    *found = "BLIS";
-  } else if (path.find("/blas/libblas") != std::string::npos) {
-    *found = "reference BLAS (slow: install libopenblas0-pthread)";
-  }
+// Collects the real paths of the loaded libraries: Debian's LibTorch links the generic libblas.so.3
+// and libopenblas.so.0, which the alternatives system points at OpenBLAS (OpenMP or pthread build)
+// or the slow reference BLAS, each name on its own.
+int collect_library(struct dl_phdr_info* info, size_t, void* data) {
+  if (info->dlpi_name == nullptr || info->dlpi_name[0] == '\0') return 0;
+  char resolved[PATH_MAX];
+  static_cast<std::vector<std::string>*>(data)->push_back(::realpath(info->dlpi_name, resolved) != nullptr ? resolved
+                                                                                                            : info->dlpi_name);
   return 0;
 }
 
-std::string loaded_blas() {
-  std::string found;
-  dl_iterate_phdr(collect_blas, &found);
-  if (found.empty()) found = at::hasMKL() ? "MKL (static)" : "unknown";
-  return found;
-}
-
 }  // namespace
+
+std::string loaded_blas() {
+  std::vector<std::string> paths;
+  dl_iterate_phdr(collect_library, &paths);
+  const auto any = [&](const char* part) {
+    return std::any_of(paths.begin(), paths.end(), [&](const std::string& p) { return p.find(part) != std::string::npos; });
+  };
+  // A pthread OpenBLAS anywhere in the process runs its own threads, whatever else is loaded.
+  if (any("openblas-pthread")) return "OpenBLAS (pthread)";
+  if (any("openblas-openmp")) return "OpenBLAS (OpenMP)";
+  if (any("openblas")) return "OpenBLAS";
+  if (any("mkl")) return "MKL";
+  if (any("blis")) return "BLIS";
+  if (any("/blas/libblas")) return "reference BLAS (slow: install libopenblas0-openmp)";
+  return at::hasMKL() ? "MKL (static)" : "unknown";
+}
 
 BackendInfo probe_backend() {
   BackendInfo info;
@@ -140,6 +143,8 @@ std::string describe(const BackendInfo& info) {
     out << "\n";
   }
   out << "  threads " << info.threads << ", BLAS " << info.blas;
+  if (info.blas == "OpenBLAS (pthread)")
+    out << " (its threads compete with LibTorch's OpenMP threads: libopenblas0-openmp shares them)";
   return out.str();
 }
 

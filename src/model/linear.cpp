@@ -2,10 +2,19 @@
 
 #include <ATen/ATen.h>
 
+#include "model/cpu_gemv.h"
+
 namespace chronos {
 
 at::Tensor project(const at::Tensor& x, const at::Tensor& weight) {
   const int64_t in = x.size(-1);
+  if (x.dim() >= 1 && cpu::gemv_applies(x, weight)) {
+    std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+    shape.back() = weight.size(0);
+    at::Tensor y = at::empty(shape, x.options());
+    cpu::gemv(weight.data_ptr<float>(), x.data_ptr<float>(), y.data_ptr<float>(), weight.size(0), in);
+    return y;
+  }
   if (x.device().is_cpu() && x.numel() == in && x.dim() >= 1) {
     std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
     shape.back() = weight.size(0);

@@ -17,6 +17,14 @@ TEST(Backend, ProbeListsTheCpuLast) {
   EXPECT_FALSE(info.blas.empty());
 }
 
+// The process links a BLAS through LibTorch; it is named, not "unknown" (the reference BLAS or an
+// OpenBLAS build), and the probe reports the same one.
+TEST(Backend, NamesTheLoadedBlas) {
+  const std::string blas = loaded_blas();
+  EXPECT_NE(blas, "unknown");
+  EXPECT_EQ(blas, probe_backend().blas);
+}
+
 TEST(Backend, AutoPicksTheHighestPriorityDevice) {
   const BackendInfo info = probe_backend();
   const c10::Device chosen = choose_device("auto");

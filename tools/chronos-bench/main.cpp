@@ -5,7 +5,7 @@
 
 int main(int argc, char** argv) {
   using namespace chronos;
-  tools::prefer_passive_openmp(argv);
+  tools::configure_openmp_waiting(argv);
   return tools::run_tool("chronos-bench", [&] {
     CLI::App app{"chronos-bench: Chronos benchmarks (medians and ratios from one run)"};
     app.require_subcommand(1);

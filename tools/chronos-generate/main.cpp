@@ -275,7 +275,7 @@ int run(const Flags& flags) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  tools::prefer_passive_openmp(argv);
+  tools::configure_openmp_waiting(argv);
   return tools::run_tool("chronos-generate", [&] {
     Flags flags;
     CLI::App app{"chronos-generate: generate text with a Chronos model directory"};

@@ -152,7 +152,7 @@ int run(const Flags& flags) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  tools::prefer_passive_openmp(argv);
+  tools::configure_openmp_waiting(argv);
   return tools::run_tool("chronos-pack", [&] {
     Flags flags;
     CLI::App app{"chronos-pack: pack a model's experts into co-activation clusters (an expert cache for offloading)"};

@@ -4,7 +4,7 @@
 
 int main(int argc, char** argv) {
   using namespace chronos;
-  tools::prefer_passive_openmp(argv);
+  tools::configure_openmp_waiting(argv);
   return tools::run_tool("chronos-train", [&] {
     CLI::App app{"chronos-train: create and train Chronos models"};
     app.require_subcommand(1);

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <string>
 
+#include "chronos/core/backend.h"
 #include "chronos/core/error.h"
 
 namespace chronos::tools {
@@ -22,8 +23,8 @@ std::string first_line(const std::string& text) {
 
 }  // namespace
 
-void prefer_passive_openmp(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+void configure_openmp_waiting(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr || loaded_blas() != "OpenBLAS (pthread)") return;
   ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
   ::execv("/proc/self/exe", argv);  // returns only on failure: then run on as we are
 }

@@ -9,12 +9,15 @@
 
 namespace chronos::tools {
 
-// Makes idle OpenMP threads sleep instead of spin, by re-executing the program once with
-// OMP_WAIT_POLICY=PASSIVE unless the variable is already set. LibTorch's OpenMP workers otherwise spin
-// on the cores that OpenBLAS's own threads need: on 2 cores this halved prefill throughput and made
-// decoding 2.5x slower (measured with chronos-bench forward/decode). libgomp reads the variable when it
-// loads, so it cannot be set from inside the process. Call first thing in main.
-void prefer_passive_openmp(char** argv);
+// With the pthread build of OpenBLAS, makes idle OpenMP threads sleep instead of spin, by
+// re-executing the program once with OMP_WAIT_POLICY=PASSIVE unless the variable is already set.
+// That build runs its own threads, and LibTorch's spinning OpenMP workers took the cores they needed
+// (2 cores: prefill throughput halved, decoding 2.5x slower). The OpenMP build of OpenBLAS, which
+// tools/setup_deps.sh installs, shares LibTorch's threads: there the default policy is kept, because
+// the decode kernels fork threads per projection and a sleeping worker takes tens of microseconds to
+// wake. libgomp reads the variable when it loads, so it cannot be set from inside the process.
+// Call first thing in main.
+void configure_openmp_waiting(char** argv);
 
 // Runs body(); chronos::Error and other exceptions print "<tool>: error: <what>" and return 1.
 int run_tool(const char* tool, const std::function<int()>& body);

@@ -21,12 +21,15 @@ struct BackendInfo {
   bool cuda_built = false;          // LibTorch was compiled with CUDA
   bool mps_built = false;           // LibTorch was compiled with MPS
   int threads = 1;                  // intra-op threads in effect
-  std::string blas;                 // BLAS library loaded into the process (e.g. "OpenBLAS (pthread)")
+  std::string blas;                 // BLAS library loaded into the process (see loaded_blas())
   std::string torch_version;        // e.g. "1.13.1"
 };
 
 // Probes the devices and libraries once per call (cheap; no device is initialised beyond a query).
 BackendInfo probe_backend();
+
+// The BLAS library loaded into the process: "OpenBLAS (OpenMP)", "OpenBLAS (pthread)", "MKL", ...
+std::string loaded_blas();
 
 // Resolves "auto", "cpu", "cuda", "cuda:N" or "mps" to a device this build can use.
 // Throws InvalidArgument naming the request and what is available.

@@ -1,0 +1,64 @@
+#include "model/cpu_gemv.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "chronos/model/linear.h"
+
+namespace chronos {
+namespace {
+
+// Shapes cover the 64-wide main loop, the 16-wide and scalar tails, a single row, rows that split
+// over the threads and rows that do not.
+TEST(CpuGemv, MatchesMatrixVectorProduct) {
+  at::manual_seed(3);
+  for (const auto& [out, in] : std::vector<std::pair<int64_t, int64_t>>{
+           {1, 1}, {7, 3}, {5, 16}, {9, 80}, {64, 64}, {300, 17}, {1408, 512}, {512, 1408}, {6400, 512}, {33, 1000}}) {
+    const at::Tensor w = at::randn({out, in});
+    const at::Tensor x = at::randn({in});
+    at::Tensor y = at::full({out}, std::nanf(""));
+    cpu::gemv(w.data_ptr<float>(), x.data_ptr<float>(), y.data_ptr<float>(), out, in);
+    const at::Tensor expected = at::mv(w.to(at::kDouble), x.to(at::kDouble)).to(at::kFloat);
+    EXPECT_TRUE(at::allclose(y, expected, 1e-4, 1e-4 * std::sqrt(static_cast<double>(in))))
+        << out << "x" << in << ": max error " << (y - expected).abs().max().item<float>();
+  }
+}
+
+TEST(CpuGemv, AppliesOnlyToContiguousFloatRowsWithoutGradient) {
+  const at::Tensor w = at::randn({8, 4});
+  const at::Tensor x = at::randn({4});
+  at::NoGradGuard no_grad;
+  EXPECT_TRUE(cpu::gemv_applies(x, w));
+  EXPECT_TRUE(cpu::gemv_applies(x.view({1, 1, 4}), w));
+  EXPECT_FALSE(cpu::gemv_applies(at::randn({2, 4}), w));                 // two rows: a GEMM
+  EXPECT_FALSE(cpu::gemv_applies(x.to(at::kDouble), w.to(at::kDouble)));  // not float32
+  EXPECT_FALSE(cpu::gemv_applies(x, w.t().contiguous().t()));            // column-major weight
+  EXPECT_FALSE(cpu::gemv_applies(at::randn({8}).slice(0, 0, 8, 2), w));  // strided input
+}
+
+TEST(CpuGemv, NeedsNoGradientToApply) {
+  const at::Tensor w = at::randn({8, 4}).requires_grad_();
+  const at::Tensor x = at::randn({4});
+  EXPECT_FALSE(cpu::gemv_applies(x, w));
+  at::NoGradGuard no_grad;
+  EXPECT_TRUE(cpu::gemv_applies(x, w));
+}
+
+// project() keeps autograd for a single row that needs a gradient, and agrees with the GEMM path.
+TEST(CpuGemv, ProjectAgreesWithLinearWithAndWithoutGradient) {
+  at::manual_seed(4);
+  const at::Tensor w = at::randn({96, 80}).requires_grad_();
+  const at::Tensor x = at::randn({1, 1, 80});
+  const at::Tensor reference = at::linear(x, w).detach();
+  const at::Tensor with_grad = project(x, w);
+  ASSERT_TRUE(with_grad.requires_grad());
+  with_grad.sum().backward();
+  EXPECT_TRUE(at::allclose(w.grad(), x.reshape({1, 80}).expand({96, 80})));
+  at::NoGradGuard no_grad;
+  const at::Tensor fast = project(x, w);
+  EXPECT_EQ(fast.sizes(), reference.sizes());
+  EXPECT_TRUE(at::allclose(fast, reference, 1e-5, 1e-5));
+}
+
+}  // namespace
+}  // namespace chronos
