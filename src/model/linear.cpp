@@ -2,7 +2,7 @@
 
 #include <ATen/ATen.h>
 
-#include "model/cpu_gemv.h"
+#include "model/cpu_kernels.h"
 
 namespace chronos {
 

@@ -14,6 +14,7 @@ namespace chronos {
 
 MoEImpl::MoEImpl(const ModelConfig& c)
     : num_experts_(c.num_experts), top_k_(c.num_experts_per_tok), num_shared_(c.num_shared_experts),
+      intermediate_(c.resolved_moe_intermediate_size()),
       norm_topk_(c.norm_topk_prob), fallback_mask_prob_(c.fallback_mask_prob) {
   const int64_t H = c.hidden_size, I = c.resolved_moe_intermediate_size();
   gate = register_module("gate", make_linear(H, num_experts_));
@@ -37,6 +38,7 @@ at::Tensor MoEImpl::simulated_availability() {
 }
 
 MoEOutput MoEImpl::forward(const at::Tensor& x, const MoECall& call) {
+  if (one_token_path_applies(x)) return forward_one_token(x, call);
   const int64_t B = x.size(0), S = x.size(1), H = x.size(2), N = B * S, E = num_experts_, k = top_k_;
   const at::Tensor flat_x = x.reshape({N, H});
 

@@ -133,6 +133,94 @@ TEST_F(MoEFixture, SmallBatchesAreAcquiredAndReleasedInTurn) {
   EXPECT_LT((out.output - naive_moe(*moe, config, x, {true, false, true, true})).abs().max().item<float>(), 1e-5);
 }
 
+// Batch-1 decoding takes its own path (host routing, fused kernel): the same outputs, token by token,
+// as the per-token formula and as the general path, under every way an expert can be missing.
+struct OneTokenCase {
+  std::vector<bool> available;  // availability mask
+  std::vector<bool> served;     // what a source serves (empty: no source)
+  size_t batch = SIZE_MAX;      // the source's max_batch
+  bool strided = false;         // the source serves non-contiguous weights (general SwiGLU inside the path)
+};
+
+class OneTokenSource : public RecordingSource {
+ public:
+  OneTokenSource(MoEImpl& moe, std::vector<bool> serve, bool strided) : RecordingSource(moe, std::move(serve)), strided_(strided) {}
+  std::vector<std::optional<ExpertWeights>> acquire(int64_t layer, const std::vector<int64_t>& experts) override {
+    auto out = RecordingSource::acquire(layer, experts);
+    if (strided_)
+      for (auto& w : out)
+        if (w) w = ExpertWeights{w->gate_proj.t().contiguous().t(), w->up_proj.t().contiguous().t(), w->down_proj.t().contiguous().t()};
+    return out;
+  }
+
+ private:
+  bool strided_;
+};
+
+void expect_one_token_path_matches(MoEImpl& moe, const ModelConfig& c, const at::Tensor& x, const OneTokenCase& k) {
+  const at::Tensor tokens = x.reshape({-1, 1, 1, x.size(-1)});
+  for (int64_t n = 0; n < tokens.size(0); ++n) {
+    const at::Tensor token = tokens[n].contiguous();
+    std::optional<OneTokenSource> source;
+    if (!k.served.empty()) source.emplace(moe, k.served, k.strided);
+    if (source) source->batch = k.batch;
+    MoECall call;
+    call.availability = at::zeros({static_cast<int64_t>(k.available.size())}, at::kBool);
+    for (size_t e = 0; e < k.available.size(); ++e) call.availability[static_cast<int64_t>(e)] = static_cast<bool>(k.available[e]);
+    call.source = source ? &*source : nullptr;
+    std::vector<bool> present = k.available;
+    for (size_t e = 0; e < present.size(); ++e) present[e] = present[e] && (k.served.empty() || k.served[e]);
+
+    at::NoGradGuard no_grad;
+    ASSERT_TRUE(moe.one_token_path_applies(token));
+    const MoEOutput fast = moe.forward(token, call);
+    EXPECT_LT((fast.output - naive_moe(moe, c, token, present)).abs().max().item<float>(), 1e-5) << "token " << n;
+    // The general path: the same call with two copies of the token in a batch.
+    std::optional<OneTokenSource> general_source;
+    if (!k.served.empty()) general_source.emplace(moe, k.served, false);
+    call.source = general_source ? &*general_source : nullptr;
+    const MoEOutput general = moe.forward(at::cat({token, token}), call);
+    EXPECT_LT((fast.router_probs[0] - general.router_probs[0]).abs().max().item<float>(), 1e-6);
+    EXPECT_TRUE(at::equal(std::get<0>(fast.selected[0].sort(-1)), std::get<0>(general.selected[0].sort(-1))));
+    if (source && general_source) {
+      EXPECT_EQ(source->announced, general_source->announced);
+      EXPECT_EQ(source->releases, static_cast<int>(source->calls.size()));
+    }
+  }
+}
+
+TEST_F(MoEFixture, OneTokenPathMatchesTheFormula) {
+  expect_one_token_path_matches(*moe, config, x, {{true, true, true, true}, {}});
+  expect_one_token_path_matches(*moe, config, x, {{true, false, true, false}, {}});
+  expect_one_token_path_matches(*moe, config, x, {{true, true, true, true}, {true, false, true, true}});
+  expect_one_token_path_matches(*moe, config, x, {{true, true, false, true}, {false, true, true, true}, 1});
+  expect_one_token_path_matches(*moe, config, x, {{true, true, true, true}, {true, true, false, true}, 1, true});
+}
+
+TEST_F(MoEFixture, OneTokenPathWithOtherSharedCountsAndUnnormalisedWeights) {
+  for (const auto& [shared, norm] : std::vector<std::pair<int64_t, bool>>{{0, true}, {2, true}, {1, false}}) {
+    ModelConfig c = config;
+    c.num_shared_experts = shared;
+    c.norm_topk_prob = norm;
+    at::manual_seed(5);
+    MoE other(c);
+    other->eval();
+    expect_one_token_path_matches(*other, c, x, {{true, false, true, true}, {}});
+  }
+}
+
+TEST_F(MoEFixture, OneTokenPathNeedsOneFloatTokenWithoutGradient) {
+  const at::Tensor token = x.narrow(0, 0, 1).narrow(1, 0, 1).contiguous();
+  EXPECT_FALSE(moe->one_token_path_applies(token));  // gradient mode on
+  at::NoGradGuard no_grad;
+  EXPECT_TRUE(moe->one_token_path_applies(token));
+  EXPECT_FALSE(moe->one_token_path_applies(x));
+  EXPECT_FALSE(moe->one_token_path_applies(token.to(at::kDouble)));
+  moe->train();
+  EXPECT_FALSE(moe->one_token_path_applies(token));
+  moe->eval();
+}
+
 TEST_F(MoEFixture, MaskedExpertsAreNotRequested) {
   at::NoGradGuard no_grad;
   RecordingSource source(*moe, {true, true, true, true});

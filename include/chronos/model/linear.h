@@ -1,5 +1,5 @@
 // project(x, W) = x W^T without bias, choosing the fastest kernel: a single float32 row on the CPU
-// with no gradient goes to our streaming gemv (model/cpu_gemv.h), other single rows to a BLAS
+// with no gradient goes to our streaming gemv (model/cpu_kernels.h), other single rows to a BLAS
 // matrix-vector product. OpenBLAS 0.3.21 runs a one-row GEMM through its packing path, which copies
 // the whole weight: 5x slower for batch-1 decoding (measured: 25 vs 143 GB/s).
 #pragma once

@@ -2,7 +2,9 @@
 // renormalised weights, SwiGLU experts, always-on shared experts, and soft gating: the weight of a
 // routed expert that is unavailable moves onto the shared output, y = sum_hit w F_e(x) + (1 + sum_miss w) s(x).
 // Tokens are grouped by expert once per call (one sort, one gather, one scatter); the only host
-// synchronisation is one read of the per-expert token counts.
+// synchronisation is one read of the per-expert token counts. One token at inference on the CPU in
+// float32 (batch-1 decoding) takes a path with the same semantics and a fraction of the operations:
+// routing on the host, every expert of the layer in one fused kernel call.
 #pragma once
 
 #include <torch/nn/module.h>
@@ -38,6 +40,9 @@ class MoEImpl : public torch::nn::Module {
 
   int64_t num_experts() const { return num_experts_; }
   ExpertWeights expert_weights(int64_t expert) const;
+  // Whether forward(x) takes the batch-1 decoding path (moe_one_token.cpp): one contiguous float32
+  // CPU token [1,1,H] at inference, nothing needing a gradient.
+  bool one_token_path_applies(const at::Tensor& x) const;
   // Training-time simulated miss rate (stages lower it as training proceeds).
   void set_fallback_mask_prob(double p) { fallback_mask_prob_ = p; }
 
@@ -47,8 +52,9 @@ class MoEImpl : public torch::nn::Module {
  private:
   // Training-time miss simulation: each expert kept with probability 1 - p, at least one kept.
   at::Tensor simulated_availability();
+  MoEOutput forward_one_token(const at::Tensor& x, const MoECall& call);
 
-  int64_t num_experts_, top_k_, num_shared_;
+  int64_t num_experts_, top_k_, num_shared_, intermediate_;
   bool norm_topk_;
   double fallback_mask_prob_;
 };

@@ -1,4 +1,4 @@
-// Batch-1 CPU matrix-vector kernels for decoding. One token's forward reads every weight it uses
+// Batch-1 CPU kernels for decoding. One token's forward reads every weight it uses
 // once, so decode speed is the speed weights stream from memory. OpenBLAS sgemv reached about half
 // the machine's read bandwidth and, run from its own pthreads, fought the ATen OpenMP threads for the
 // two cores (57 vs 102 tokens/s with OPENBLAS_NUM_THREADS=1 vs 2, 20 in a program that had not yet
@@ -8,6 +8,7 @@
 #include <ATen/Tensor.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace chronos::cpu {
 
@@ -18,5 +19,20 @@ bool gemv_applies(const at::Tensor& x, const at::Tensor& weight);
 // y[out] = W[out, in] x[in] for row-major W. Rows are split over the ATen threads in chunks large
 // enough (>= 128 KiB of weights) that waking a thread pays for itself.
 void gemv(const float* weight, const float* x, float* y, int64_t out, int64_t in);
+
+// One SwiGLU FFN's raw float32 weights and its weight in a sum of FFN outputs.
+struct SwigluTerm {
+  const float* gate = nullptr;  // [I, H] row-major
+  const float* up = nullptr;    // [I, H]
+  const float* down = nullptr;  // [H, I]
+  float coef = 1;
+};
+
+// y[H] += sum_t coef_t * down_t( silu(gate_t x) * (up_t x) ) for one token x[H] and every term at
+// once: one parallel region over the gate and up rows of all terms, one over the rows of y (each
+// reading the matching down rows of all terms). Two forks per call, no temporary tensors. A split of
+// the intermediate rows with per-thread partial outputs, one fork, streamed slower (half rows of
+// down at a stride): 24-29 against 36 GB/s.
+void swiglu_accumulate(const std::vector<SwigluTerm>& terms, const float* x, float* y, int64_t hidden, int64_t intermediate);
 
 }  // namespace chronos::cpu

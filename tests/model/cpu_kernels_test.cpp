@@ -1,4 +1,4 @@
-#include "model/cpu_gemv.h"
+#include "model/cpu_kernels.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -21,6 +21,28 @@ TEST(CpuGemv, MatchesMatrixVectorProduct) {
     const at::Tensor expected = at::mv(w.to(at::kDouble), x.to(at::kDouble)).to(at::kFloat);
     EXPECT_TRUE(at::allclose(y, expected, 1e-4, 1e-4 * std::sqrt(static_cast<double>(in))))
         << out << "x" << in << ": max error " << (y - expected).abs().max().item<float>();
+  }
+}
+
+// The fused SwiGLU sum adds to y; sizes off the vector widths, with more and fewer rows than threads.
+TEST(CpuSwiglu, AccumulatesTheWeightedSumOfFeedForwards) {
+  at::manual_seed(5);
+  for (const auto& [hidden, inter] : std::vector<std::pair<int64_t, int64_t>>{{80, 100}, {64, 1408}, {17, 3}}) {
+    const at::Tensor x = at::randn({hidden});
+    at::Tensor y = at::randn({hidden});
+    at::Tensor expected = y.to(at::kDouble);
+    std::vector<at::Tensor> keep;
+    std::vector<cpu::SwigluTerm> terms;
+    for (float coef : {0.7f, -0.2f, 1.5f}) {
+      const at::Tensor g = at::randn({inter, hidden}), u = at::randn({inter, hidden}), d = at::randn({hidden, inter});
+      keep.insert(keep.end(), {g, u, d});
+      terms.push_back({g.data_ptr<float>(), u.data_ptr<float>(), d.data_ptr<float>(), coef});
+      const at::Tensor xd = x.to(at::kDouble);
+      expected += coef * at::mv(d.to(at::kDouble), at::silu(at::mv(g.to(at::kDouble), xd)) * at::mv(u.to(at::kDouble), xd));
+    }
+    cpu::swiglu_accumulate(terms, x.data_ptr<float>(), y.data_ptr<float>(), hidden, inter);
+    const double scale = expected.abs().max().item<double>();
+    EXPECT_LT((y.to(at::kDouble) - expected).abs().max().item<double>(), 1e-5 * scale) << hidden << "x" << inter;
   }
 }
 

@@ -1,0 +1,101 @@
+#include "model/cpu_kernels.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/core/GradMode.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+// One clone per instruction set, picked once at load time (GCC/Clang ifunc): the generic vectors
+// below become zmm, ymm or xmm code.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define CHRONOS_SIMD_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
+#else
+#define CHRONOS_SIMD_CLONES
+#endif
+
+namespace chronos::cpu {
+namespace {
+
+using Vec16 = float __attribute__((vector_size(64)));
+using Vec8 = float __attribute__((vector_size(32)));
+using Vec4 = float __attribute__((vector_size(16)));
+constexpr int64_t kLanes = 16;
+
+inline Vec16 load(const float* p) {
+  Vec16 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+inline float reduce(Vec16 a) {
+  const Vec8 b = __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7) +
+                 __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15);
+  const Vec4 c = __builtin_shufflevector(b, b, 0, 1, 2, 3) + __builtin_shufflevector(b, b, 4, 5, 6, 7);
+  return (c[0] + c[2]) + (c[1] + c[3]);
+}
+
+// a . b over n floats. Four independent accumulators hide the FMA latency; `a` is one sequential
+// stream, which the hardware prefetcher follows.
+CHRONOS_SIMD_CLONES
+float dot(const float* a, const float* b, int64_t n) {
+  Vec16 a0 = {}, a1 = {}, a2 = {}, a3 = {};
+  int64_t i = 0;
+  for (; i + 4 * kLanes <= n; i += 4 * kLanes) {
+    a0 += load(a + i) * load(b + i);
+    a1 += load(a + i + kLanes) * load(b + i + kLanes);
+    a2 += load(a + i + 2 * kLanes) * load(b + i + 2 * kLanes);
+    a3 += load(a + i + 3 * kLanes) * load(b + i + 3 * kLanes);
+  }
+  for (; i + kLanes <= n; i += kLanes) a0 += load(a + i) * load(b + i);
+  float sum = reduce((a0 + a1) + (a2 + a3));
+  for (; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+// Rows [first, last) of y = W x.
+void gemv_rows(const float* weight, const float* x, float* y, int64_t in, int64_t first, int64_t last) {
+  for (int64_t row = first; row < last; ++row) y[row] = dot(weight + row * in, x, in);
+}
+
+}  // namespace
+
+bool gemv_applies(const at::Tensor& x, const at::Tensor& weight) {
+  if (!x.device().is_cpu() || !weight.device().is_cpu() || x.scalar_type() != at::kFloat ||
+      weight.scalar_type() != at::kFloat || weight.dim() != 2 || x.numel() != weight.size(1) ||
+      !x.is_contiguous() || !weight.is_contiguous())
+    return false;
+  return !c10::GradMode::is_enabled() || (!x.requires_grad() && !weight.requires_grad());
+}
+
+void gemv(const float* weight, const float* x, float* y, int64_t out, int64_t in) {
+  constexpr int64_t kMinChunkBytes = 128 << 10;
+  const int64_t grain = std::max<int64_t>(4, kMinChunkBytes / (static_cast<int64_t>(sizeof(float)) * std::max<int64_t>(in, 1)));
+  at::parallel_for(0, out, grain, [&](int64_t first, int64_t last) { gemv_rows(weight, x, y, in, first, last); });
+}
+
+void swiglu_accumulate(const std::vector<SwigluTerm>& terms, const float* x, float* y, int64_t hidden, int64_t intermediate) {
+  const int64_t count = static_cast<int64_t>(terms.size());
+  std::vector<float> h(static_cast<size_t>(count * intermediate));
+  // Rows of every gate and up projection, split over the threads; then rows of every down projection.
+  at::parallel_for(0, count * intermediate, 64, [&](int64_t first, int64_t last) {
+    for (int64_t i = first; i < last; ++i) {
+      const SwigluTerm& t = terms[static_cast<size_t>(i / intermediate)];
+      const int64_t r = i % intermediate;
+      const float g = dot(t.gate + r * hidden, x, hidden);
+      h[static_cast<size_t>(i)] = g / (1.0f + std::exp(-g)) * dot(t.up + r * hidden, x, hidden);
+    }
+  });
+  at::parallel_for(0, hidden, 16, [&](int64_t first, int64_t last) {
+    for (int64_t o = first; o < last; ++o) {
+      float sum = 0;
+      for (int64_t t = 0; t < count; ++t)
+        sum += terms[static_cast<size_t>(t)].coef * dot(terms[static_cast<size_t>(t)].down + o * intermediate, h.data() + t * intermediate, intermediate);
+      y[o] += sum;
+    }
+  });
+}
+
+}  // namespace chronos::cpu

@@ -1,0 +1,135 @@
+// MoEImpl's batch-1 decoding path. Same semantics as MoEImpl::forward (softmax over all experts,
+// top-k, renormalisation, the ExpertSource protocol, soft gating onto the shared experts); the
+// general path spends ~40 tensor operations per layer on one token (sort, gather, scatter, casts),
+// which at decode speed cost as much as streaming the layer's weights.
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <memory>
+#include <numeric>
+
+#include "chronos/core/error.h"
+#include "chronos/model/moe.h"
+#include "model/cpu_kernels.h"
+
+namespace chronos {
+namespace {
+
+bool is_raw_float(const at::Tensor& t) {
+  return t.defined() && t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous() && t.dim() == 2;
+}
+
+// Whether the fused kernel can take these weights for hidden size H and intermediate size I.
+bool fits_kernel(const ExpertWeights& w, int64_t H, int64_t I) {
+  return is_raw_float(w.gate_proj) && is_raw_float(w.up_proj) && is_raw_float(w.down_proj) &&
+         w.gate_proj.sizes() == at::IntArrayRef{I, H} && w.up_proj.sizes() == at::IntArrayRef{I, H} &&
+         w.down_proj.sizes() == at::IntArrayRef{H, I};
+}
+
+// Softmax over the router logits in place, in float32 like the general path.
+void softmax_in_place(float* p, int64_t n) {
+  const float top = *std::max_element(p, p + n);
+  float sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += (p[i] = std::exp(p[i] - top));
+  for (int64_t i = 0; i < n; ++i) p[i] /= sum;
+}
+
+}  // namespace
+
+bool MoEImpl::one_token_path_applies(const at::Tensor& x) const {
+  return !is_training() && x.dim() == 3 && x.size(0) * x.size(1) == 1 && x.is_contiguous() &&
+         cpu::gemv_applies(x.reshape({x.size(2)}), gate->weight);
+}
+
+MoEOutput MoEImpl::forward_one_token(const at::Tensor& x, const MoECall& call) {
+  const int64_t H = x.size(2), E = num_experts_, k = top_k_;
+  const at::Tensor token = x.reshape({H});
+  const float* x_data = token.data_ptr<float>();
+
+  // Routing on the host: E logits, softmax, top-k (ties to the lower id), renormalisation.
+  at::Tensor probs = at::empty({1, 1, E}, x.options());
+  float* p = probs.data_ptr<float>();
+  cpu::gemv(gate->weight.data_ptr<float>(), x_data, p, E, H);
+  softmax_in_place(p, E);
+  std::vector<int64_t> order(E);
+  std::iota(order.begin(), order.end(), 0);
+  std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                    [&](int64_t a, int64_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+  at::Tensor selected = at::empty({1, 1, k}, x.options().dtype(at::kLong));
+  std::vector<float> weight(E, 0.0f);  // the renormalised top-k weight of each chosen expert
+  float chosen_mass = 0;
+  for (int64_t j = 0; j < k; ++j) chosen_mass += p[order[j]];
+  for (int64_t j = 0; j < k; ++j) {
+    selected.data_ptr<int64_t>()[j] = order[j];
+    weight[order[j]] = norm_topk_ ? p[order[j]] / (chosen_mass + 1e-20f) : p[order[j]];
+  }
+
+  if (call.availability.defined() && (call.availability.numel() != E || !call.availability.device().is_cpu()))
+    throw InvalidArgument(cat("MoE layer ", call.layer, ": availability must be a CPU tensor of ", E, " entries"));
+  const at::Tensor available = call.availability.defined() ? call.availability.to(at::kBool).contiguous() : at::Tensor();
+  std::vector<int64_t> wanted(order.begin(), order.begin() + k);
+  std::sort(wanted.begin(), wanted.end());
+  if (available.defined())
+    wanted.erase(std::remove_if(wanted.begin(), wanted.end(), [&](int64_t e) { return !available.data_ptr<bool>()[e]; }),
+                 wanted.end());
+
+  at::Tensor y = at::zeros({H}, x.options());
+  float* y_data = y.data_ptr<float>();
+  const int64_t I = intermediate_;
+  std::vector<cpu::SwigluTerm> terms;
+  const auto add_term = [&](const ExpertWeights& w, float coef) {
+    if (fits_kernel(w, H, I)) {
+      terms.push_back({w.gate_proj.data_ptr<float>(), w.up_proj.data_ptr<float>(), w.down_proj.data_ptr<float>(), coef});
+    } else {  // another dtype or layout: the general SwiGLU, added in place
+      y.add_(swiglu(token.view({1, H}).to(w.gate_proj.scalar_type()), w).to(at::kFloat).view({H}), coef);
+    }
+  };
+  const auto run_terms = [&] {
+    if (!terms.empty()) cpu::swiglu_accumulate(terms, x_data, y_data, H, I);
+    terms.clear();
+  };
+
+  std::vector<bool> computed(E, false);
+  if (call.source) {
+    if (!wanted.empty()) call.source->announce(call.layer, wanted);
+    const size_t batch = std::max<size_t>(1, call.source->max_batch());
+    for (size_t begin = 0; begin < wanted.size(); begin += batch) {
+      const std::vector<int64_t> chunk(wanted.begin() + begin, wanted.begin() + std::min(wanted.size(), begin + batch));
+      const auto weights = call.source->acquire(call.layer, chunk);
+      const std::unique_ptr<ExpertSource, std::function<void(ExpertSource*)>> releaser(
+          call.source, [&](ExpertSource* source) { source->release(call.layer); });
+      if (weights.size() != chunk.size())
+        throw InvalidArgument(cat("MoE layer ", call.layer, ": expert source answered ", weights.size(), " of ", chunk.size(), " experts"));
+      for (size_t i = 0; i < chunk.size(); ++i) {
+        if (!weights[i]) continue;
+        add_term(*weights[i], weight[chunk[i]]);
+        computed[chunk[i]] = true;
+      }
+      run_terms();  // before release: the weights are valid until then
+    }
+  } else {
+    for (int64_t e : wanted) {
+      add_term(expert_weights(e), weight[e]);
+      computed[e] = true;
+    }
+  }
+
+  // Soft gating: a missed expert's weight moves onto the shared output.
+  float shared_coef = 1;
+  for (int64_t j = 0; j < k; ++j)
+    if (!computed[order[j]]) shared_coef += weight[order[j]];
+  for (int64_t s = 0; s < num_shared_; ++s)
+    add_term(shared_experts->at<FeedForwardImpl>(static_cast<size_t>(s)).weights(), shared_coef / static_cast<float>(num_shared_));
+  run_terms();
+
+  MoEOutput out;
+  out.output = y.view({1, 1, H});
+  out.router_probs = probs;
+  out.selected = selected;
+  out.aux_raw = at::zeros({}, probs.options());
+  return out;
+}
+
+}  // namespace chronos
