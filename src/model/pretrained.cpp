@@ -14,6 +14,7 @@
 #include "chronos/io/atomic_file.h"
 #include "chronos/io/json_file.h"
 #include "chronos/io/safetensors.h"
+#include "chronos/model/weight_arena.h"
 
 namespace chronos {
 namespace fs = std::filesystem;
@@ -139,6 +140,7 @@ ChronosForCausalLM load_pretrained(const std::string& dir, const LoadOptions& op
   }
   if (unexpected > 5) log::warn(cat(dir, ": ignored ", unexpected, " unexpected tensors in all"));
   model->to(options.device, options.dtype);
+  if (options.huge_pages && options.device.is_cpu()) gather_weights_in_huge_pages(*model);
   model->eval();
   return model;
 }

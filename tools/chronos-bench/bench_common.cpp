@@ -7,6 +7,7 @@
 
 #include "chronos/core/error.h"
 #include "chronos/core/timing.h"
+#include "chronos/model/weight_arena.h"
 #include "chronos/model/pretrained.h"
 
 namespace chronos::bench {
@@ -49,6 +50,7 @@ ChronosForCausalLM load_bench_model(const std::string& config, const std::string
   if (!model.empty()) return load_pretrained(model, LoadOptions{rt.device, rt.dtype});
   ChronosForCausalLM fresh(ModelConfig::load(config));
   fresh->to(rt.device, rt.dtype);
+  if (rt.device.is_cpu()) gather_weights_in_huge_pages(*fresh);  // as load_pretrained does
   fresh->eval();
   return fresh;
 }

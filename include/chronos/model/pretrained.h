@@ -21,6 +21,8 @@ struct LoadOptions {
   // Leave the routed experts out (empty parameters): an ExpertSource such as the expert store
   // serves them, so they never take memory beside it.
   bool skip_routed_experts = false;
+  // CPU weights in one huge-page allocation (model/weight_arena.h): decoding streams them faster.
+  bool huge_pages = true;
 };
 
 // The reference state dict: every parameter by its reference name, plus lm_head.weight (a copy of
