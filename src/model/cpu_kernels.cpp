@@ -37,8 +37,10 @@ inline float reduce(Vec16 a) {
   return (c[0] + c[2]) + (c[1] + c[3]);
 }
 
-// a . b over n floats. Four independent accumulators hide the FMA latency; `a` is one sequential
-// stream, which the hardware prefetcher follows.
+}  // namespace
+
+// Four independent accumulators hide the FMA latency; `a` is one sequential stream, which the
+// hardware prefetcher follows.
 CHRONOS_SIMD_CLONES
 float dot(const float* a, const float* b, int64_t n) {
   Vec16 a0 = {}, a1 = {}, a2 = {}, a3 = {};
@@ -55,6 +57,8 @@ float dot(const float* a, const float* b, int64_t n) {
   return sum;
 }
 
+namespace {
+
 // Rows [first, last) of y = W x.
 void gemv_rows(const float* weight, const float* x, float* y, int64_t in, int64_t first, int64_t last) {
   for (int64_t row = first; row < last; ++row) y[row] = dot(weight + row * in, x, in);
@@ -62,12 +66,13 @@ void gemv_rows(const float* weight, const float* x, float* y, int64_t in, int64_
 
 }  // namespace
 
+bool is_plain_float(const at::Tensor& t) {
+  return t.defined() && t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous() &&
+         (!c10::GradMode::is_enabled() || !t.requires_grad());
+}
+
 bool gemv_applies(const at::Tensor& x, const at::Tensor& weight) {
-  if (!x.device().is_cpu() || !weight.device().is_cpu() || x.scalar_type() != at::kFloat ||
-      weight.scalar_type() != at::kFloat || weight.dim() != 2 || x.numel() != weight.size(1) ||
-      !x.is_contiguous() || !weight.is_contiguous())
-    return false;
-  return !c10::GradMode::is_enabled() || (!x.requires_grad() && !weight.requires_grad());
+  return is_plain_float(x) && is_plain_float(weight) && weight.dim() == 2 && x.numel() == weight.size(1);
 }
 
 void gemv(const float* weight, const float* x, float* y, int64_t out, int64_t in) {

@@ -12,6 +12,12 @@
 
 namespace chronos::cpu {
 
+// a . b over n floats (wide FMAs, four accumulators).
+float dot(const float* a, const float* b, int64_t n);
+
+// Whether t is a float32 CPU tensor with contiguous memory that nothing needs a gradient through.
+bool is_plain_float(const at::Tensor& t);
+
 // Whether y = W x may use gemv(): a CPU float32 weight [out, in], contiguous, a contiguous float32
 // input of `in` values, and nothing that needs a gradient.
 bool gemv_applies(const at::Tensor& x, const at::Tensor& weight);

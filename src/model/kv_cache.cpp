@@ -1,6 +1,64 @@
 #include "chronos/model/kv_cache.h"
 
+#include <ATen/ATen.h>
+
+#include <algorithm>
+
 namespace chronos {
+namespace {
+
+// Whether `storage` (a view's base) can take `extra` more positions after [start, start+length) for
+// tensors shaped like `like`.
+bool fits(const at::Tensor& storage, int64_t start, int64_t length, int64_t extra, const at::Tensor& like) {
+  if (!storage.defined() || storage.scalar_type() != like.scalar_type() || storage.device() != like.device() ||
+      storage.dim() != like.dim() || storage.size(0) != like.size(0) || start + length + extra > storage.size(1))
+    return false;
+  for (int64_t d = 2; d < like.dim(); ++d)
+    if (storage.size(d) != like.size(d)) return false;
+  return true;
+}
+
+at::Tensor grown(const at::Tensor& live, const at::Tensor& like, int64_t capacity) {
+  std::vector<int64_t> shape(like.sizes().begin(), like.sizes().end());
+  shape[1] = capacity;
+  at::Tensor storage = at::empty(shape, like.options());
+  if (live.defined() && live.size(1) > 0) storage.narrow(1, 0, live.size(1)).copy_(live);
+  return storage;
+}
+
+}  // namespace
+
+void LayerCache::append(const at::Tensor& a, const at::Tensor& b) {
+  const int64_t length = this->length(), extra = a.size(1);
+  if (a.requires_grad() || b.requires_grad() || (first.defined() && first.requires_grad())) {
+    first = first.defined() ? at::cat({first, a}, 1) : a;
+    second = second.defined() ? at::cat({second, b}, 1) : b;
+    first_storage_ = second_storage_ = at::Tensor();
+    start_ = 0;
+    return;
+  }
+  const bool in_place = first.defined() && fits(first_storage_, start_, length, extra, a) &&
+                        fits(second_storage_, start_, length, extra, b);
+  if (!in_place) {
+    // Fresh storage, twice what is needed: the copy of the live positions is paid once per doubling.
+    const int64_t capacity = std::max<int64_t>(2 * (length + extra), 64);
+    first_storage_ = grown(first, a, capacity);
+    second_storage_ = grown(second, b, capacity);
+    start_ = 0;
+  }
+  first_storage_.narrow(1, start_ + length, extra).copy_(a);
+  second_storage_.narrow(1, start_ + length, extra).copy_(b);
+  first = first_storage_.narrow(1, start_, length + extra);
+  second = second_storage_.narrow(1, start_, length + extra);
+}
+
+void LayerCache::keep_last(int64_t n) {
+  const int64_t drop = length() - n;
+  if (drop <= 0) return;
+  first = first.narrow(1, drop, n);
+  second = second.narrow(1, drop, n);
+  if (first_storage_.defined()) start_ += drop;
+}
 
 void KVCache::reset() {
   for (auto& layer : layers_) layer = LayerCache{};

@@ -22,6 +22,7 @@ MLAttentionImpl::MLAttentionImpl(const ModelConfig& c)
 }
 
 at::Tensor MLAttentionImpl::forward(const at::Tensor& x, AttentionContext& ctx) {
+  if (one_token_path_applies(x, ctx)) return forward_one_token(x, ctx);
   const int64_t B = x.size(0), S = x.size(1), P = ctx.position;
   auto [cos, sin] = ctx.rope_mla->rows(P, S, x.device());
 
@@ -31,11 +32,11 @@ at::Tensor MLAttentionImpl::forward(const at::Tensor& x, AttentionContext& ctx) 
 
   at::Tensor latent = kv_down_norm(project(x, kv_down_proj->weight));                                   // [B,S,C]
   at::Tensor rope_keys = apply_rope(project(latent, k_rope_proj->weight).view({B, S, kv_heads_, rope_}), cos, sin);
-  if (ctx.cache && ctx.cache->length() > 0) {
-    latent = at::cat({ctx.cache->first, latent}, 1);
-    rope_keys = at::cat({ctx.cache->second, rope_keys}, 1);
+  if (ctx.cache) {
+    ctx.cache->append(latent, rope_keys);
+    latent = ctx.cache->first;
+    rope_keys = ctx.cache->second;
   }
-  if (ctx.cache) *ctx.cache = LayerCache{latent, rope_keys};
   const int64_t T = latent.size(1);
 
   at::Tensor k = at::cat({project(latent, k_nope_proj->weight).view({B, T, kv_heads_, nope_}), rope_keys}, -1);

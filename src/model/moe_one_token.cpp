@@ -17,13 +17,9 @@
 namespace chronos {
 namespace {
 
-bool is_raw_float(const at::Tensor& t) {
-  return t.defined() && t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous() && t.dim() == 2;
-}
-
 // Whether the fused kernel can take these weights for hidden size H and intermediate size I.
 bool fits_kernel(const ExpertWeights& w, int64_t H, int64_t I) {
-  return is_raw_float(w.gate_proj) && is_raw_float(w.up_proj) && is_raw_float(w.down_proj) &&
+  return cpu::is_plain_float(w.gate_proj) && cpu::is_plain_float(w.up_proj) && cpu::is_plain_float(w.down_proj) &&
          w.gate_proj.sizes() == at::IntArrayRef{I, H} && w.up_proj.sizes() == at::IntArrayRef{I, H} &&
          w.down_proj.sizes() == at::IntArrayRef{H, I};
 }

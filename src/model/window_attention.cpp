@@ -18,23 +18,22 @@ WindowAttentionImpl::WindowAttentionImpl(const ModelConfig& c, int64_t window)
 }
 
 at::Tensor WindowAttentionImpl::forward(const at::Tensor& x, AttentionContext& ctx) {
+  if (one_token_path_applies(x, ctx)) return forward_one_token(x, ctx);
   const int64_t B = x.size(0), S = x.size(1), P = ctx.position;
   auto [cos, sin] = ctx.rope_full->rows(P, S, x.device());
   at::Tensor q = apply_rope(q_norm(project(x, q_proj->weight).view({B, S, heads_, head_dim_})), cos, sin);
   at::Tensor k = apply_rope(k_norm(project(x, k_proj->weight).view({B, S, kv_heads_, head_dim_})), cos, sin);
   at::Tensor v = project(x, v_proj->weight).view({B, S, kv_heads_, head_dim_});
-  if (ctx.cache && ctx.cache->length() > 0) {
-    k = at::cat({ctx.cache->first, k}, 1);
-    v = at::cat({ctx.cache->second, v}, 1);
+  if (ctx.cache) {
+    ctx.cache->append(k, v);
+    k = ctx.cache->first;
+    v = ctx.cache->second;
   }
   const int64_t T = k.size(1);
   AttentionMasking masking{P, P + S - T, window_, ctx.key_padding};
-  if (ctx.cache) {
-    // Keep only the keys a future query can still see.
-    const int64_t kept = window_ > 0 ? std::min(T, window_) : T;
-    *ctx.cache = LayerCache{k.narrow(1, T - kept, kept), v.narrow(1, T - kept, kept)};
-  }
   at::Tensor out = project(attend(q, k, v, masking, head_dim_, dropout_, is_training()), o_proj->weight);
+  // Keep only the keys a future query can still see.
+  if (ctx.cache && window_ > 0) ctx.cache->keep_last(std::min(T, window_));
   return is_training() && dropout_ > 0 ? at::dropout(out, dropout_, true) : out;
 }
 

@@ -36,6 +36,10 @@ class Incremental : public ::testing::TestWithParam<Variant> {
 
   // Logits fed chunk by chunk through the cache.
   at::Tensor chunked_logits(const std::vector<int64_t>& chunks) {
+    return chunked_logits(chunks, ids);
+  }
+
+  at::Tensor chunked_logits(const std::vector<int64_t>& chunks, const at::Tensor& ids) {
     at::NoGradGuard no_grad;
     KVCache cache = model->make_cache();
     ForwardOptions options;
@@ -70,6 +74,30 @@ TEST_P(Incremental, LongPrefillThenSingleSteps) {
 
 TEST_P(Incremental, MultiTokenChunksOnACache) {
   EXPECT_LE((full_logits() - chunked_logits({5, 11, 3, 1, 10})).abs().max().item<float>(), 1e-4);
+}
+
+// One sequence, one token at a time: the batch-1 decoding paths of both attention kinds and the MoE
+// (host loops, absorbed MLA, in-place cache) against the general path over the whole sequence,
+// from an empty cache and after a prefill longer than the window.
+TEST_P(Incremental, OneSequenceTakesTheOneTokenPathsAndAgrees) {
+  const at::Tensor one = ids.narrow(0, 1, 1).contiguous();
+  at::Tensor full;
+  {
+    at::NoGradGuard no_grad;
+    full = model->forward(one).logits;
+    const at::Tensor token = at::randn({1, 1, config.hidden_size});
+    KVCache cache = model->make_cache();
+    AttentionContext context;
+    context.cache = &cache.layer(0);
+    DecoderLayerImpl& first = model->layer(0);
+    EXPECT_TRUE(first.is_mla() ? first.mla->one_token_path_applies(token, context)
+                               : first.window->one_token_path_applies(token, context));
+    EXPECT_TRUE(model->layer(1).moe->one_token_path_applies(token));
+  }
+  EXPECT_LE((full - chunked_logits(std::vector<int64_t>(30, 1), one)).abs().max().item<float>(), 1e-4);
+  std::vector<int64_t> chunks = {12};
+  for (int i = 0; i < 18; ++i) chunks.push_back(1);
+  EXPECT_LE((full - chunked_logits(chunks, one)).abs().max().item<float>(), 1e-4);
 }
 
 TEST_P(Incremental, WindowCacheStaysBounded) {

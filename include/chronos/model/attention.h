@@ -29,12 +29,17 @@ class MLAttentionImpl : public torch::nn::Module {
  public:
   explicit MLAttentionImpl(const ModelConfig& config);
   at::Tensor forward(const at::Tensor& x, AttentionContext& context);
+  // Whether forward() takes the batch-1 decoding path (attention_one_token.cpp): one float32 CPU
+  // token at inference with a cache and no padding. It attends in the absorbed form, q^T W_k and
+  // W_v (p^T latent), so the cached latent is never re-projected (DeepSeek-V2, docs/decode.md).
+  bool one_token_path_applies(const at::Tensor& x, const AttentionContext& context) const;
 
   torch::nn::Linear q_nope_proj{nullptr}, q_rope_proj{nullptr}, kv_down_proj{nullptr};
   torch::nn::Linear k_nope_proj{nullptr}, k_rope_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   RMSNorm q_nope_norm{nullptr}, q_rope_norm{nullptr}, kv_down_norm{nullptr};
 
  private:
+  at::Tensor forward_one_token(const at::Tensor& x, AttentionContext& context);
   int64_t heads_, kv_heads_, head_dim_, rope_, nope_;
   double dropout_;
 };
@@ -46,11 +51,14 @@ class WindowAttentionImpl : public torch::nn::Module {
  public:
   WindowAttentionImpl(const ModelConfig& config, int64_t window);
   at::Tensor forward(const at::Tensor& x, AttentionContext& context);
+  // Whether forward() takes the batch-1 decoding path (attention_one_token.cpp).
+  bool one_token_path_applies(const at::Tensor& x, const AttentionContext& context) const;
 
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   RMSNorm q_norm{nullptr}, k_norm{nullptr};
 
  private:
+  at::Tensor forward_one_token(const at::Tensor& x, AttentionContext& context);
   int64_t heads_, kv_heads_, head_dim_, window_;
   double dropout_;
 };

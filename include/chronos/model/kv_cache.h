@@ -8,14 +8,36 @@
 #include <ATen/Tensor.h>
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace chronos {
 
+// One layer's two cached tensors, [B, length, ...] each. append() writes in place into storage that
+// grows geometrically, so a decoded token costs a copy of its own keys, not of the whole cache.
+// Storage is never written where a view handed out earlier can see it, and a LayerCache cannot be
+// copied (two copies appending into one storage would overwrite each other).
 struct LayerCache {
   at::Tensor first;   // MLA: latent; window/GQA: keys
   at::Tensor second;  // MLA: rotated rope keys; window/GQA: values
   int64_t length() const { return first.defined() ? first.size(1) : 0; }
+
+  LayerCache() = default;
+  LayerCache(at::Tensor first_, at::Tensor second_) : first(std::move(first_)), second(std::move(second_)) {}
+  LayerCache(const LayerCache&) = delete;
+  LayerCache& operator=(const LayerCache&) = delete;
+  LayerCache(LayerCache&&) = default;
+  LayerCache& operator=(LayerCache&&) = default;
+
+  // first = cat(first, a, dim 1), second = cat(second, b, dim 1). Inputs that need a gradient are
+  // concatenated out of place, as autograd requires.
+  void append(const at::Tensor& a, const at::Tensor& b);
+  // Keeps the last n positions (n <= length()): a view, no copy.
+  void keep_last(int64_t n);
+
+ private:
+  at::Tensor first_storage_, second_storage_;  // [B, capacity, ...]; first/second are views into them
+  int64_t start_ = 0;                          // where the views begin in the storage
 };
 
 class KVCache {

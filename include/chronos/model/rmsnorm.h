@@ -12,6 +12,7 @@ class RMSNormImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x);
 
   at::Tensor weight;  // [dim], starts at 1
+  double eps() const { return eps_; }
 
  private:
   double eps_;

@@ -1,0 +1,59 @@
+#include "chronos/model/kv_cache.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+namespace chronos {
+namespace {
+
+at::Tensor rows(int64_t first, int64_t count) { return at::arange(first, first + count, at::kFloat).view({1, count, 1}); }
+
+TEST(LayerCache, AppendEqualsConcatenationAndKeepsEarlierViews) {
+  LayerCache cache;
+  cache.append(rows(0, 3), rows(100, 3));
+  const at::Tensor earlier = cache.first;
+  const void* storage = cache.first.data_ptr();
+  for (int64_t t = 3; t < 40; ++t) cache.append(rows(t, 1), rows(100 + t, 1));
+  EXPECT_TRUE(at::equal(cache.first, rows(0, 40)));
+  EXPECT_TRUE(at::equal(cache.second, rows(100, 40)));
+  EXPECT_TRUE(at::equal(earlier, rows(0, 3)));  // a view handed out before is never written
+  EXPECT_EQ(cache.first.data_ptr(), storage);   // 40 <= the first capacity (64): no reallocation
+  for (int64_t t = 40; t < 200; ++t) cache.append(rows(t, 1), rows(100 + t, 1));
+  EXPECT_TRUE(at::equal(cache.first, rows(0, 200)));
+  EXPECT_EQ(cache.length(), 200);
+}
+
+TEST(LayerCache, KeepLastSlidesAWindowWithoutGrowingWithoutBound) {
+  LayerCache cache;
+  cache.append(rows(0, 5), rows(0, 5));
+  for (int64_t t = 5; t < 500; ++t) {
+    cache.append(rows(t, 1), rows(t, 1));
+    cache.keep_last(8);
+  }
+  EXPECT_TRUE(at::equal(cache.first, rows(492, 8)));
+  EXPECT_TRUE(at::equal(cache.second, rows(492, 8)));
+  EXPECT_LE(cache.first.storage().nbytes(), static_cast<size_t>(64 * sizeof(float)));
+  cache.keep_last(20);  // more than it holds: nothing changes
+  EXPECT_EQ(cache.length(), 8);
+}
+
+TEST(LayerCache, InputsNeedingAGradientAreConcatenated) {
+  LayerCache cache;
+  const at::Tensor a = rows(0, 2).requires_grad_();
+  cache.append(a, rows(0, 2));
+  cache.append(rows(2, 1).requires_grad_(), rows(2, 1));
+  ASSERT_TRUE(cache.first.requires_grad());
+  cache.first.sum().backward();
+  EXPECT_TRUE(at::equal(a.grad(), at::ones_like(a)));
+}
+
+TEST(LayerCache, AnotherShapeStartsFreshStorage) {
+  LayerCache cache;
+  cache.append(rows(0, 2), rows(0, 2));
+  cache = LayerCache{};
+  cache.append(at::zeros({1, 2, 3}), at::zeros({1, 2, 3}));
+  EXPECT_EQ(cache.first.sizes(), (std::vector<int64_t>{1, 2, 3}));
+}
+
+}  // namespace
+}  // namespace chronos
