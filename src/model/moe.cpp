@@ -37,6 +37,29 @@ at::Tensor MoEImpl::simulated_availability() {
   return keep;
 }
 
+void MoEImpl::for_each_expert(const MoECall& call, const std::vector<int64_t>& wanted,
+                              const std::function<void(int64_t, const ExpertWeights&)>& use,
+                              const std::function<void()>& before_release) {
+  if (!call.source) {
+    for (int64_t e : wanted) use(e, expert_weights(e));
+    return;
+  }
+  if (!wanted.empty()) call.source->announce(call.layer, wanted);
+  const size_t batch = std::max<size_t>(1, call.source->max_batch());
+  for (size_t begin = 0; begin < wanted.size(); begin += batch) {
+    const std::vector<int64_t> chunk(wanted.begin() + begin, wanted.begin() + std::min(wanted.size(), begin + batch));
+    const auto weights = call.source->acquire(call.layer, chunk);
+    // Released on every exit, including a throwing expert computation.
+    const std::unique_ptr<ExpertSource, std::function<void(ExpertSource*)>> releaser(
+        call.source, [&](ExpertSource* source) { source->release(call.layer); });
+    if (weights.size() != chunk.size())
+      throw InvalidArgument(cat("MoE layer ", call.layer, ": expert source answered ", weights.size(), " of ", chunk.size(), " experts"));
+    for (size_t i = 0; i < chunk.size(); ++i)
+      if (weights[i]) use(chunk[i], *weights[i]);
+    before_release();
+  }
+}
+
 MoEOutput MoEImpl::forward(const at::Tensor& x, const MoECall& call) {
   if (one_token_path_applies(x)) return forward_one_token(x, call);
   const int64_t B = x.size(0), S = x.size(1), H = x.size(2), N = B * S, E = num_experts_, k = top_k_;
@@ -82,23 +105,7 @@ MoEOutput MoEImpl::forward(const at::Tensor& x, const MoECall& call) {
     rows.push_back(token_of.narrow(0, offset, n));
     computed[e] = true;
   };
-  if (call.source) {
-    if (!wanted.empty()) call.source->announce(call.layer, wanted);
-    const size_t batch = std::max<size_t>(1, call.source->max_batch());
-    for (size_t begin = 0; begin < wanted.size(); begin += batch) {
-      const std::vector<int64_t> chunk(wanted.begin() + begin, wanted.begin() + std::min(wanted.size(), begin + batch));
-      const auto weights = call.source->acquire(call.layer, chunk);
-      // Released on every exit, including a throwing expert computation.
-      const std::unique_ptr<ExpertSource, std::function<void(ExpertSource*)>> releaser(
-          call.source, [&](ExpertSource* source) { source->release(call.layer); });
-      if (weights.size() != chunk.size())
-        throw InvalidArgument(cat("MoE layer ", call.layer, ": expert source answered ", weights.size(), " of ", chunk.size(), " experts"));
-      for (size_t i = 0; i < chunk.size(); ++i)
-        if (weights[i]) run_expert(chunk[i], *weights[i]);
-    }
-  } else {
-    for (int64_t e : wanted) run_expert(e, expert_weights(e));
-  }
+  for_each_expert(call, wanted, run_expert, [] {});
   bool any_missing = false;
   for (int64_t e = 0; e < E; ++e) any_missing |= count[e] > 0 && !computed[e];
 

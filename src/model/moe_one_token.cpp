@@ -6,8 +6,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
-#include <memory>
 #include <numeric>
 
 #include "chronos/core/error.h"
@@ -88,29 +86,13 @@ MoEOutput MoEImpl::forward_one_token(const at::Tensor& x, const MoECall& call) {
   };
 
   std::vector<bool> computed(E, false);
-  if (call.source) {
-    if (!wanted.empty()) call.source->announce(call.layer, wanted);
-    const size_t batch = std::max<size_t>(1, call.source->max_batch());
-    for (size_t begin = 0; begin < wanted.size(); begin += batch) {
-      const std::vector<int64_t> chunk(wanted.begin() + begin, wanted.begin() + std::min(wanted.size(), begin + batch));
-      const auto weights = call.source->acquire(call.layer, chunk);
-      const std::unique_ptr<ExpertSource, std::function<void(ExpertSource*)>> releaser(
-          call.source, [&](ExpertSource* source) { source->release(call.layer); });
-      if (weights.size() != chunk.size())
-        throw InvalidArgument(cat("MoE layer ", call.layer, ": expert source answered ", weights.size(), " of ", chunk.size(), " experts"));
-      for (size_t i = 0; i < chunk.size(); ++i) {
-        if (!weights[i]) continue;
-        add_term(*weights[i], weight[chunk[i]]);
-        computed[chunk[i]] = true;
-      }
-      run_terms();  // before release: the weights are valid until then
-    }
-  } else {
-    for (int64_t e : wanted) {
-      add_term(expert_weights(e), weight[e]);
-      computed[e] = true;
-    }
-  }
+  const auto use = [&](int64_t e, const ExpertWeights& w) {
+    add_term(w, weight[e]);
+    computed[e] = true;
+  };
+  // A source's weights are valid until its release: their terms run before it. Resident experts
+  // wait for the shared ones, so that the whole layer is one kernel call.
+  for_each_expert(call, wanted, use, run_terms);
 
   // Soft gating: a missed expert's weight moves onto the shared output.
   float shared_coef = 1;

@@ -12,6 +12,9 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
+#include <functional>
+#include <vector>
+
 #include "chronos/model/expert_source.h"
 #include "chronos/model/feed_forward.h"
 
@@ -53,6 +56,12 @@ class MoEImpl : public torch::nn::Module {
   // Training-time miss simulation: each expert kept with probability 1 - p, at least one kept.
   at::Tensor simulated_availability();
   MoEOutput forward_one_token(const at::Tensor& x, const MoECall& call);
+  // Calls use(e, weights) for each expert in `wanted` that is available: from the layer's own
+  // parameters, or from call.source in chunks of its max_batch() (announced first; each chunk
+  // released after before_release() has run, and on any exit).
+  void for_each_expert(const MoECall& call, const std::vector<int64_t>& wanted,
+                       const std::function<void(int64_t, const ExpertWeights&)>& use,
+                       const std::function<void()>& before_release);
 
   int64_t num_experts_, top_k_, num_shared_, intermediate_;
   bool norm_topk_;
