@@ -39,8 +39,9 @@ else
   echo "setup: all build dependencies present"
 fi
 
-# With the pthread build also installed, the alternatives system prefers it (priority 100 vs 95);
-# point libblas.so.3, liblapack.so.3 and libopenblas.so.0 (LibTorch links both names) at the OpenMP build (docs/cli.md, "Threads").
+# With the pthread build also installed, the alternatives system prefers it (priority 100 vs 95).
+# LibTorch links libblas.so.3 and libopenblas.so.0, each an alternative of its own: point them and
+# liblapack.so.3 at the OpenMP build (docs/cli.md, "Threads").
 triplet=$(gcc -dumpmachine)
 for lib in libblas.so.3 liblapack.so.3 libopenblas.so.0; do
   name="$lib-$triplet"
