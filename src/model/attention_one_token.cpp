@@ -41,13 +41,6 @@ void rope(float* x, int64_t groups, int64_t d, const float* cos, const float* si
   }
 }
 
-void softmax(float* s, int64_t n) {
-  const float top = *std::max_element(s, s + n);
-  float sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += (s[i] = std::exp(s[i] - top));
-  for (int64_t i = 0; i < n; ++i) s[i] /= sum;
-}
-
 // The cos and sin rows of one position, as raw fp32 pointers kept alive by the tensors.
 struct RopeRow {
   at::Tensor cos, sin;
@@ -58,7 +51,8 @@ struct RopeRow {
   }
 };
 
-std::vector<float> project(const at::Tensor& weight, const float* x) {
+// W x for one token, into a new vector.
+std::vector<float> project_token(const at::Tensor& weight, const float* x) {
   std::vector<float> y(static_cast<size_t>(weight.size(0)));
   cpu::gemv(weight.data_ptr<float>(), x, y.data(), weight.size(0), weight.size(1));
   return y;
@@ -95,15 +89,15 @@ bool MLAttentionImpl::one_token_path_applies(const at::Tensor& x, const Attentio
 at::Tensor MLAttentionImpl::forward_one_token(const at::Tensor& x, AttentionContext& ctx) {
   const float* token = x.data_ptr<float>();
   const int64_t C = kv_down_proj->weight.size(0), D = head_dim_, rep = heads_ / kv_heads_;
-  std::vector<float> q_nope = project(q_nope_proj->weight, token);
-  std::vector<float> q_rope = project(q_rope_proj->weight, token);
-  std::vector<float> latent = project(kv_down_proj->weight, token);
+  std::vector<float> q_nope = project_token(q_nope_proj->weight, token);
+  std::vector<float> q_rope = project_token(q_rope_proj->weight, token);
+  std::vector<float> latent = project_token(kv_down_proj->weight, token);
   rms_norm(q_nope.data(), heads_, nope_, q_nope_norm->weight, q_nope_norm->eps());
   rms_norm(q_rope.data(), heads_, rope_, q_rope_norm->weight, q_rope_norm->eps());
   rms_norm(latent.data(), 1, C, kv_down_norm->weight, kv_down_norm->eps());
   const RopeRow row(*ctx.rope_mla, ctx.position);
   rope(q_rope.data(), heads_, rope_, row.cos.data_ptr<float>(), row.sin.data_ptr<float>());
-  std::vector<float> rope_key = project(k_rope_proj->weight, latent.data());
+  std::vector<float> rope_key = project_token(k_rope_proj->weight, latent.data());
   rope(rope_key.data(), kv_heads_, rope_, row.cos.data_ptr<float>(), row.sin.data_ptr<float>());
   ctx.cache->append(at::from_blob(latent.data(), {1, 1, C}), at::from_blob(rope_key.data(), {1, 1, kv_heads_, rope_}));
 
@@ -129,7 +123,7 @@ at::Tensor MLAttentionImpl::forward_one_token(const at::Tensor& x, AttentionCont
       const float* qr = q_rope.data() + h * rope_;
       for (int64_t t = 0; t < T; ++t)
         scores[t] = (cpu::dot(absorbed.data(), L + t * C, C) + cpu::dot(qr, R + (t * kv_heads_ + g) * rope_, rope_)) * scale;
-      softmax(scores.data(), T);
+      cpu::softmax_in_place(scores.data(), T);
       std::fill(mixed.begin(), mixed.end(), 0.0f);
       for (int64_t t = 0; t < T; ++t) {
         const float p = scores[t];
@@ -150,9 +144,9 @@ bool WindowAttentionImpl::one_token_path_applies(const at::Tensor& x, const Atte
 at::Tensor WindowAttentionImpl::forward_one_token(const at::Tensor& x, AttentionContext& ctx) {
   const float* token = x.data_ptr<float>();
   const int64_t D = head_dim_, rep = heads_ / kv_heads_, P = ctx.position;
-  std::vector<float> q = project(q_proj->weight, token);
-  std::vector<float> k = project(k_proj->weight, token);
-  std::vector<float> v = project(v_proj->weight, token);
+  std::vector<float> q = project_token(q_proj->weight, token);
+  std::vector<float> k = project_token(k_proj->weight, token);
+  std::vector<float> v = project_token(v_proj->weight, token);
   rms_norm(q.data(), heads_, D, q_norm->weight, q_norm->eps());
   rms_norm(k.data(), kv_heads_, D, k_norm->weight, k_norm->eps());
   const RopeRow row(*ctx.rope_full, P);
@@ -175,7 +169,7 @@ at::Tensor WindowAttentionImpl::forward_one_token(const at::Tensor& x, Attention
       const int64_t g = h / rep;
       const float* qh = q.data() + h * D;
       for (int64_t t = first_key; t < T; ++t) scores[t - first_key] = cpu::dot(qh, K + (t * kv_heads_ + g) * D, D) * scale;
-      softmax(scores.data(), T - first_key);
+      cpu::softmax_in_place(scores.data(), T - first_key);
       float* o = out.data() + h * D;
       for (int64_t t = first_key; t < T; ++t) {
         const float p = scores[t - first_key];

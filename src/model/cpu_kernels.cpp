@@ -66,6 +66,13 @@ void gemv_rows(const float* weight, const float* x, float* y, int64_t in, int64_
 
 }  // namespace
 
+void softmax_in_place(float* scores, int64_t n) {
+  const float top = *std::max_element(scores, scores + n);
+  float sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += (scores[i] = std::exp(scores[i] - top));
+  for (int64_t i = 0; i < n; ++i) scores[i] /= sum;
+}
+
 bool is_plain_float(const at::Tensor& t) {
   return t.defined() && t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous() &&
          (!c10::GradMode::is_enabled() || !t.requires_grad());

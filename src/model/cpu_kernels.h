@@ -14,6 +14,9 @@ namespace chronos::cpu {
 // a . b over n floats (wide FMAs, four accumulators).
 float dot(const float* a, const float* b, int64_t n);
 
+// Softmax of n scores in place, in float32 (the router's and attention's precision).
+void softmax_in_place(float* scores, int64_t n);
+
 // Whether t is a float32 CPU tensor with contiguous memory that nothing needs a gradient through.
 bool is_plain_float(const at::Tensor& t);
 

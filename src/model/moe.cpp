@@ -37,6 +37,13 @@ at::Tensor MoEImpl::simulated_availability() {
   return keep;
 }
 
+at::Tensor MoEImpl::availability_mask(const at::Tensor& availability, int64_t layer) const {
+  if (!availability.defined()) return {};
+  if (availability.numel() != num_experts_ || !availability.device().is_cpu())
+    throw InvalidArgument(cat("MoE layer ", layer, ": availability must be a CPU tensor of ", num_experts_, " entries"));
+  return availability.to(at::kBool).contiguous();
+}
+
 void MoEImpl::for_each_expert(const MoECall& call, const std::vector<int64_t>& wanted,
                               const std::function<void(int64_t, const ExpertWeights&)>& use,
                               const std::function<void()>& before_release) {
@@ -75,9 +82,7 @@ MoEOutput MoEImpl::forward(const at::Tensor& x, const MoECall& call) {
   at::Tensor availability = call.availability;
   if (!availability.defined() && is_training() && fallback_mask_prob_ > 0 && num_shared_ > 0)
     availability = simulated_availability();
-  if (availability.defined() && (availability.numel() != E || !availability.device().is_cpu()))
-    throw InvalidArgument(cat("MoE layer ", call.layer, ": availability must be a CPU tensor of ", E, " entries"));
-  const at::Tensor available = availability.defined() ? availability.to(at::kBool) : at::Tensor();
+  const at::Tensor available = availability_mask(availability, call.layer);
 
   // The one host synchronisation of the layer: how many rows each expert receives.
   const at::Tensor counts = at::bincount(flat_e, {}, E);

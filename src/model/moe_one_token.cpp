@@ -8,7 +8,6 @@
 #include <cmath>
 #include <numeric>
 
-#include "chronos/core/error.h"
 #include "chronos/model/moe.h"
 #include "model/cpu_kernels.h"
 
@@ -20,14 +19,6 @@ bool fits_kernel(const ExpertWeights& w, int64_t H, int64_t I) {
   return cpu::is_plain_float(w.gate_proj) && cpu::is_plain_float(w.up_proj) && cpu::is_plain_float(w.down_proj) &&
          w.gate_proj.sizes() == at::IntArrayRef{I, H} && w.up_proj.sizes() == at::IntArrayRef{I, H} &&
          w.down_proj.sizes() == at::IntArrayRef{H, I};
-}
-
-// Softmax over the router logits in place, in float32 like the general path.
-void softmax_in_place(float* p, int64_t n) {
-  const float top = *std::max_element(p, p + n);
-  float sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += (p[i] = std::exp(p[i] - top));
-  for (int64_t i = 0; i < n; ++i) p[i] /= sum;
 }
 
 }  // namespace
@@ -46,7 +37,7 @@ MoEOutput MoEImpl::forward_one_token(const at::Tensor& x, const MoECall& call) {
   at::Tensor probs = at::empty({1, 1, E}, x.options());
   float* p = probs.data_ptr<float>();
   cpu::gemv(gate->weight.data_ptr<float>(), x_data, p, E, H);
-  softmax_in_place(p, E);
+  cpu::softmax_in_place(p, E);
   std::vector<int64_t> order(E);
   std::iota(order.begin(), order.end(), 0);
   std::partial_sort(order.begin(), order.begin() + k, order.end(),
@@ -60,9 +51,7 @@ MoEOutput MoEImpl::forward_one_token(const at::Tensor& x, const MoECall& call) {
     weight[order[j]] = norm_topk_ ? p[order[j]] / (chosen_mass + 1e-20f) : p[order[j]];
   }
 
-  if (call.availability.defined() && (call.availability.numel() != E || !call.availability.device().is_cpu()))
-    throw InvalidArgument(cat("MoE layer ", call.layer, ": availability must be a CPU tensor of ", E, " entries"));
-  const at::Tensor available = call.availability.defined() ? call.availability.to(at::kBool).contiguous() : at::Tensor();
+  const at::Tensor available = availability_mask(call.availability, call.layer);
   std::vector<int64_t> wanted(order.begin(), order.begin() + k);
   std::sort(wanted.begin(), wanted.end());
   if (available.defined())

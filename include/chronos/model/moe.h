@@ -56,6 +56,9 @@ class MoEImpl : public torch::nn::Module {
   // Training-time miss simulation: each expert kept with probability 1 - p, at least one kept.
   at::Tensor simulated_availability();
   MoEOutput forward_one_token(const at::Tensor& x, const MoECall& call);
+  // The availability as a contiguous CPU bool mask of E entries (undefined stays undefined); throws
+  // InvalidArgument naming the layer for any other shape or device.
+  at::Tensor availability_mask(const at::Tensor& availability, int64_t layer) const;
   // Calls use(e, weights) for each expert in `wanted` that is available: from the layer's own
   // parameters, or from call.source in chunks of its max_batch() (announced first; each chunk
   // released after before_release() has run, and on any exit).
