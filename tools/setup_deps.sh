@@ -11,6 +11,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libspdlog-dev libgtest-dev
   libigraph-dev         # Louvain communities for chronos-pack
   libxxhash-dev         # XXH3 checksums of expert cache files
+  groff-base            # renders man pages for the corpus builder (quickstart) and its test
 )
 
 missing=()

@@ -66,6 +66,7 @@ ForwardOutput ChronosForCausalLMImpl::forward(const at::Tensor& input_ids, const
     call.source = options.expert_source;
     if (options.available_expert_masks) call.availability = (*options.available_expert_masks)[l];
     call.loss_mask = loss_mask;
+    call.on_input = &options.on_moe_input;
 
     DecoderOutput d = layer(l).forward(x, attention, call);
     x = std::move(d.hidden);

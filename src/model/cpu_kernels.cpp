@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>
+#include <c10/util/Half.h>
 
 #include <algorithm>
 #include <cmath>
@@ -22,6 +23,8 @@ namespace {
 using Vec16 = float __attribute__((vector_size(64)));
 using Vec8 = float __attribute__((vector_size(32)));
 using Vec4 = float __attribute__((vector_size(16)));
+using Int8x16 = int8_t __attribute__((vector_size(16)));
+using Uint8x16 = uint8_t __attribute__((vector_size(16)));
 constexpr int64_t kLanes = 16;
 
 inline Vec16 load(const float* p) {
@@ -58,6 +61,74 @@ float dot(const float* a, const float* b, int64_t n) {
 }
 
 namespace {
+
+float block_scale(const uint8_t* block) {
+  return c10::detail::fp16_ieee_to_fp32_value(static_cast<uint16_t>(block[0] | (block[1] << 8)));
+}
+
+// The weights of a partial last block, dequantised, against the rest of x.
+float tail_dot(QuantFormat format, const uint8_t* block, const float* x, int64_t n) {
+  float w[kQuantBlock];
+  dequantize_row(format, block, n, w);
+  float sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += w[i] * x[i];
+  return sum;
+}
+
+}  // namespace
+
+// Per block: 32 int8 quants widened to two float vectors, their dot with x scaled once by the block's
+// scale; two accumulators over alternate blocks.
+CHRONOS_SIMD_CLONES
+float dot_int8(const uint8_t* row, const float* x, int64_t n) {
+  constexpr int64_t kBytes = 2 + kQuantBlock;
+  const int64_t full = n / kQuantBlock;
+  Vec16 acc[2] = {{}, {}};
+  for (int64_t b = 0; b < full; ++b) {
+    const uint8_t* block = row + b * kBytes;
+    Int8x16 q0, q1;
+    std::memcpy(&q0, block + 2, sizeof q0);
+    std::memcpy(&q1, block + 2 + 16, sizeof q1);
+    const float* xb = x + b * kQuantBlock;
+    const Vec16 p = __builtin_convertvector(q0, Vec16) * load(xb) + __builtin_convertvector(q1, Vec16) * load(xb + kLanes);
+    acc[b & 1] += block_scale(block) * p;
+  }
+  float sum = reduce(acc[0] + acc[1]);
+  if (full * kQuantBlock < n) sum += tail_dot(QuantFormat::int8, row + full * kBytes, x + full * kQuantBlock, n - full * kQuantBlock);
+  return sum;
+}
+
+// Per block: 16 bytes of nibbles; the low nibbles are weights 0..15, the high ones 16..31, each q + 8.
+CHRONOS_SIMD_CLONES
+float dot_int4(const uint8_t* row, const float* x, int64_t n) {
+  constexpr int64_t kBytes = 2 + kQuantBlock / 2;
+  const int64_t full = n / kQuantBlock;
+  Vec16 acc[2] = {{}, {}};
+  for (int64_t b = 0; b < full; ++b) {
+    const uint8_t* block = row + b * kBytes;
+    Uint8x16 q;
+    std::memcpy(&q, block + 2, sizeof q);
+    const Vec16 lo = __builtin_convertvector(q & 0x0f, Vec16) - 8.0f;
+    const Vec16 hi = __builtin_convertvector(q >> 4, Vec16) - 8.0f;
+    const float* xb = x + b * kQuantBlock;
+    acc[b & 1] += block_scale(block) * (lo * load(xb) + hi * load(xb + kLanes));
+  }
+  float sum = reduce(acc[0] + acc[1]);
+  if (full * kQuantBlock < n) sum += tail_dot(QuantFormat::int4, row + full * kBytes, x + full * kQuantBlock, n - full * kQuantBlock);
+  return sum;
+}
+
+namespace {
+
+// Row `row` of a [rows, cols] matrix, float32 or quantized, dotted with x.
+inline float row_dot(QuantFormat quant, const void* matrix, int64_t row, const float* x, int64_t cols) {
+  switch (quant) {
+    case QuantFormat::int8: return dot_int8(static_cast<const uint8_t*>(matrix) + row * quantized_row_bytes(quant, cols), x, cols);
+    case QuantFormat::int4: return dot_int4(static_cast<const uint8_t*>(matrix) + row * quantized_row_bytes(quant, cols), x, cols);
+    case QuantFormat::none: break;
+  }
+  return dot(static_cast<const float*>(matrix) + row * cols, x, cols);
+}
 
 // Rows [first, last) of y = W x.
 void gemv_rows(const float* weight, const float* x, float* y, int64_t in, int64_t first, int64_t last) {
@@ -96,15 +167,17 @@ void swiglu_accumulate(const std::vector<SwigluTerm>& terms, const float* x, flo
     for (int64_t i = first; i < last; ++i) {
       const SwigluTerm& t = terms[static_cast<size_t>(i / intermediate)];
       const int64_t r = i % intermediate;
-      const float g = dot(t.gate + r * hidden, x, hidden);
-      h[static_cast<size_t>(i)] = g / (1.0f + std::exp(-g)) * dot(t.up + r * hidden, x, hidden);
+      const float g = row_dot(t.quant, t.gate, r, x, hidden);
+      h[static_cast<size_t>(i)] = g / (1.0f + std::exp(-g)) * row_dot(t.quant, t.up, r, x, hidden);
     }
   });
   at::parallel_for(0, hidden, 16, [&](int64_t first, int64_t last) {
     for (int64_t o = first; o < last; ++o) {
       float sum = 0;
-      for (int64_t t = 0; t < count; ++t)
-        sum += terms[static_cast<size_t>(t)].coef * dot(terms[static_cast<size_t>(t)].down + o * intermediate, h.data() + t * intermediate, intermediate);
+      for (int64_t t = 0; t < count; ++t) {
+        const SwigluTerm& term = terms[static_cast<size_t>(t)];
+        sum += term.coef * row_dot(term.quant, term.down, o, h.data() + t * intermediate, intermediate);
+      }
       y[o] += sum;
     }
   });

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "chronos/model/quantized.h"
+
 namespace chronos::cpu {
 
 // a . b over n floats (wide FMAs, four accumulators).
@@ -28,12 +30,19 @@ bool gemv_applies(const at::Tensor& x, const at::Tensor& weight);
 // enough (>= 128 KiB of weights) that waking a thread pays for itself.
 void gemv(const float* weight, const float* x, float* y, int64_t out, int64_t in);
 
-// One SwiGLU FFN's raw float32 weights and its weight in a sum of FFN outputs.
+// a . x over n weights of one block-quantized row (chronos/model/quantized.h), dequantised inside the
+// dot product: the row streams at its quantized size.
+float dot_int8(const uint8_t* row, const float* x, int64_t n);
+float dot_int4(const uint8_t* row, const float* x, int64_t n);
+
+// One SwiGLU FFN's raw weights and its weight in a sum of FFN outputs: float32 rows, or rows of
+// quantized_row_bytes(quant, ...) bytes.
 struct SwigluTerm {
-  const float* gate = nullptr;  // [I, H] row-major
-  const float* up = nullptr;    // [I, H]
-  const float* down = nullptr;  // [H, I]
+  const void* gate = nullptr;  // [I, H] row-major
+  const void* up = nullptr;    // [I, H]
+  const void* down = nullptr;  // [H, I]
   float coef = 1;
+  QuantFormat quant = QuantFormat::none;
 };
 
 // y[H] += sum_t coef_t * down_t( silu(gate_t x) * (up_t x) ) for one token x[H] and every term at

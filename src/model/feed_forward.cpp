@@ -7,6 +7,13 @@
 namespace chronos {
 
 at::Tensor swiglu(const at::Tensor& x, const ExpertWeights& w) {
+  if (w.quant != QuantFormat::none) {
+    const int64_t H = w.down_proj.size(0), I = w.gate_proj.size(0);
+    const auto dense = [&](const at::Tensor& q, int64_t cols) {
+      return dequantize_matrix(q, w.quant, cols).to(x.device(), x.scalar_type());
+    };
+    return swiglu(x, ExpertWeights{dense(w.gate_proj, H), dense(w.up_proj, H), dense(w.down_proj, I)});
+  }
   return project(at::silu(project(x, w.gate_proj)) * project(x, w.up_proj), w.down_proj);
 }
 

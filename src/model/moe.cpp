@@ -68,6 +68,7 @@ void MoEImpl::for_each_expert(const MoECall& call, const std::vector<int64_t>& w
 }
 
 MoEOutput MoEImpl::forward(const at::Tensor& x, const MoECall& call) {
+  if (call.on_input && *call.on_input) (*call.on_input)(call.layer, x);
   if (one_token_path_applies(x)) return forward_one_token(x, call);
   const int64_t B = x.size(0), S = x.size(1), H = x.size(2), N = B * S, E = num_experts_, k = top_k_;
   const at::Tensor flat_x = x.reshape({N, H});

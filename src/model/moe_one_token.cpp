@@ -14,8 +14,18 @@
 namespace chronos {
 namespace {
 
+// Whether t holds raw quantized rows [rows, row bytes] the kernel can read in place.
+bool is_plain_bytes(const at::Tensor& t, int64_t rows, int64_t row_bytes) {
+  return t.defined() && t.device().is_cpu() && t.scalar_type() == at::kByte && t.is_contiguous() &&
+         t.sizes() == at::IntArrayRef{rows, row_bytes};
+}
+
 // Whether the fused kernel can take these weights for hidden size H and intermediate size I.
 bool fits_kernel(const ExpertWeights& w, int64_t H, int64_t I) {
+  if (w.quant != QuantFormat::none) {
+    const int64_t in_row = quantized_row_bytes(w.quant, H), out_row = quantized_row_bytes(w.quant, I);
+    return is_plain_bytes(w.gate_proj, I, in_row) && is_plain_bytes(w.up_proj, I, in_row) && is_plain_bytes(w.down_proj, H, out_row);
+  }
   return cpu::is_plain_float(w.gate_proj) && cpu::is_plain_float(w.up_proj) && cpu::is_plain_float(w.down_proj) &&
          w.gate_proj.sizes() == at::IntArrayRef{I, H} && w.up_proj.sizes() == at::IntArrayRef{I, H} &&
          w.down_proj.sizes() == at::IntArrayRef{H, I};
@@ -64,9 +74,10 @@ MoEOutput MoEImpl::forward_one_token(const at::Tensor& x, const MoECall& call) {
   std::vector<cpu::SwigluTerm> terms;
   const auto add_term = [&](const ExpertWeights& w, float coef) {
     if (fits_kernel(w, H, I)) {
-      terms.push_back({w.gate_proj.data_ptr<float>(), w.up_proj.data_ptr<float>(), w.down_proj.data_ptr<float>(), coef});
+      terms.push_back({w.gate_proj.data_ptr(), w.up_proj.data_ptr(), w.down_proj.data_ptr(), coef, w.quant});
     } else {  // another dtype or layout: the general SwiGLU, added in place
-      y.add_(swiglu(token.view({1, H}).to(w.gate_proj.scalar_type()), w).to(at::kFloat).view({H}), coef);
+      const at::Tensor input = w.quant == QuantFormat::none ? token.view({1, H}).to(w.gate_proj.scalar_type()) : token.view({1, H});
+      y.add_(swiglu(input, w).to(at::kFloat).view({H}), coef);
     }
   };
   const auto run_terms = [&] {

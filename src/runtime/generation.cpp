@@ -47,7 +47,10 @@ GenerationResult generate(ChronosForCausalLMImpl& model, const std::vector<int64
   if (options.use_kv_cache) forward.cache = &cache;
   int64_t current_step = 0;
   DecodeObserver* observer = options.observer;
-  if (observer) forward.on_lookahead = [&](const at::Tensor& probs) { observer->on_lookahead(current_step, probs); };
+  if (observer) {
+    forward.on_lookahead = [&](const at::Tensor& probs) { observer->on_lookahead(current_step, probs); };
+    forward.on_moe_input = [&](int64_t layer, const at::Tensor& input) { observer->on_moe_input(current_step, layer, input); };
+  }
 
   GenerationResult result;
   result.stats.prompt_tokens = prompt_len;

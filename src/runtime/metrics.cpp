@@ -63,6 +63,7 @@ MetricsSummary MetricsBus::summary() const {
     s.unpredicted += t.unpredicted;
     pool(s.lookahead, t.lookahead);
     pool(s.router, t.router);
+    pool(s.layer_ahead, t.layer_ahead);
   }
   const double n = static_cast<double>(std::max<int64_t>(1, s.tokens));
   s.hit_rate = s.uses > 0 ? static_cast<double>(hits) / s.uses : 1.0;
@@ -100,7 +101,9 @@ std::string to_json_line(const TokenMetrics& t) {
                                {"lookahead_recall", recall(t.lookahead)},
                                {"lookahead_precision", precision(t.lookahead)},
                                {"router_recall", recall(t.router)},
-                               {"router_precision", precision(t.router)}};
+                               {"router_precision", precision(t.router)},
+                               {"layer_ahead_recall", recall(t.layer_ahead)},
+                               {"layer_ahead_precision", precision(t.layer_ahead)}};
   return line.dump();
 }
 

@@ -29,6 +29,7 @@ std::string to_string(PredictMode mode) {
 
 void OffloadEngineConfig::validate() const {
   lookahead.validate();
+  layer_ahead.validate();
   prefill.validate();
   if (!(frequency_decay >= 0 && frequency_decay < 1))
     throw ConfigError(cat("OffloadEngineConfig.frequency_decay must be in [0, 1) (got ", frequency_decay, ")"));
@@ -42,7 +43,8 @@ OffloadEngine::OffloadEngine(ChronosForCausalLMImpl& model, ExpertStore& store, 
       classifier_(classifier),
       recorder_(store, config.trace),
       predictor_(model.config(), PredictorBudget{store.compute_slots(), store.ram_slots()}, config.frequency_decay),
-      lookahead_(model.config(), config.lookahead, store.compute_slots(), store.ram_slots()) {
+      lookahead_(model.config(), config.lookahead, store.compute_slots(), store.ram_slots()),
+      layer_ahead_(model, config.layer_ahead) {
   recorder_.on_acquire = [this](int64_t layer, const std::vector<int64_t>& experts, ExpertTraceRecorder::Clock::time_point at) {
     for (int64_t e : experts) {
       const int64_t index = layer * model_.config().num_experts + e;
@@ -99,6 +101,7 @@ void OffloadEngine::begin_step(int64_t step) {
   used_prefetches_ = 0;
   lead_ms_ = 0;
   step_misses_ = {};
+  layer_ahead_pairs_.assign(static_cast<size_t>(config_.layer_ahead.distance), {});
   if (step == 0 && uses_intent()) {
     const at::Tensor intent = classifier_ && prompt_ ? classifier_->predict(*prompt_) : at::Tensor();
     last_prefill_ = plan_prefill(predictor_.predict(intent), store_.manifest(), config_.prefill);
@@ -121,6 +124,14 @@ void OffloadEngine::on_lookahead(int64_t step, const at::Tensor& lookahead_probs
   }
   if (uses_lookahead()) issue(lookahead_.requests(predicted, step));
   last_lookahead_ = lookahead_probs;
+}
+
+void OffloadEngine::on_moe_input(int64_t step, int64_t layer, const at::Tensor& moe_input) {
+  if (step == 0 || !uses_lookahead()) return;  // the prefill announces all it routes at once
+  const auto predicted = layer_ahead_.predict(layer, moe_input);
+  for (size_t d = 0; d < predicted.size() && d < layer_ahead_pairs_.size(); ++d)
+    for (const ScoredExpert& s : predicted[d]) layer_ahead_pairs_[d].push_back(s.key);
+  issue(LayerAheadPredictor::requests(predicted, step));
 }
 
 void OffloadEngine::end_step(int64_t step, const ForwardOutput& output) {
@@ -159,6 +170,15 @@ void OffloadEngine::end_step(int64_t step, const ForwardOutput& output) {
     m.router[static_cast<size_t>(j - 1)] = compare_expert_sets(it->second.router[static_cast<size_t>(j - 1)], actual);
   }
   predicted_.erase(step - K);
+  if (step >= 1 && uses_lookahead()) {
+    // Layer-ahead predictions at distance d exist for layers d..L-1 only.
+    for (size_t d = 1; d <= layer_ahead_pairs_.size(); ++d) {
+      std::vector<ExpertKey> reachable;
+      for (const ExpertKey& key : actual)
+        if (key.layer >= static_cast<int32_t>(d)) reachable.push_back(key);
+      m.layer_ahead.push_back(compare_expert_sets(layer_ahead_pairs_[d - 1], reachable));
+    }
+  }
   metrics_.record(std::move(m));
 
   if (!routed) return;

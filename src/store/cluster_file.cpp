@@ -57,12 +57,16 @@ std::string cluster_file_name(int64_t cluster_id) {
 }
 
 ClusterFile write_cluster_file(const std::string& dir, const std::string& file, int64_t cluster_id,
-                               const std::vector<std::pair<ExpertKey, ExpertWeights>>& members, c10::ScalarType dtype) {
+                               const std::vector<std::pair<ExpertKey, ExpertWeights>>& members, const ExpertStorage& storage) {
   if (members.empty()) throw InvalidArgument(cat("cluster ", cluster_id, " has no members"));
-  const safetensors::DType stored = from_scalar_type(dtype);
+  const safetensors::DType stored = from_scalar_type(storage.dtype);
   const at::Tensor& first = members.front().second.gate_proj;
   const int64_t I = first.size(0), H = first.size(1);
-  const uint64_t weight_bytes = static_cast<uint64_t>(I * H) * c10::elementSize(dtype);
+  const uint64_t in_bytes = storage.matrix_bytes(I, H), out_bytes = storage.matrix_bytes(H, I);
+  // The stored bytes of one weight: cast, or quantized along its rows.
+  const auto encode = [&](const at::Tensor& t) {
+    return storage.is_quantized() ? quantize_matrix(t, storage.quant) : t.detach().to(at::kCPU, storage.dtype).contiguous();
+  };
 
   // Layout: per member gate|up|down, then zero padding (a U8 tensor) up to the next 4 KiB boundary.
   std::vector<safetensors::TensorEntry> entries;
@@ -72,11 +76,13 @@ ClusterFile write_cluster_file(const std::string& dir, const std::string& file, 
     const at::Tensor* tensors[] = {&w.gate_proj, &w.up_proj, &w.down_proj};
     for (int p = 0; p < 3; ++p) {
       const std::vector<int64_t> shape = p == 2 ? std::vector<int64_t>{H, I} : std::vector<int64_t>{I, H};
-      if (tensors[p]->sizes().vec() != shape)
+      if (w.quant != QuantFormat::none || tensors[p]->sizes().vec() != shape)
         throw InvalidArgument(cat("cluster ", cluster_id, ": ", expert_tensor_name(key, kParams[p]), " has shape ",
-                                  tensors[p]->sizes(), ", expected [", shape[0], ", ", shape[1], "]"));
-      entries.push_back({expert_tensor_name(key, kParams[p]), stored, shape, offset, offset + weight_bytes});
-      offset += weight_bytes;
+                                  tensors[p]->sizes(), w.quant != QuantFormat::none ? " (already quantized)" : "", ", expected [",
+                                  shape[0], ", ", shape[1], "] of floats"));
+      const uint64_t bytes = p == 2 ? out_bytes : in_bytes;
+      entries.push_back({expert_tensor_name(key, kParams[p]), stored, storage.stored_shape(shape[0], shape[1]), offset, offset + bytes});
+      offset += bytes;
     }
     const uint64_t pad = align_up(offset) - offset;
     if (pad > 0) {
@@ -101,13 +107,14 @@ ClusterFile write_cluster_file(const std::string& dir, const std::string& file, 
   result.cluster_id = cluster_id;
   result.file = file;
   for (const auto& [key, w] : members) {
-    ExpertRange range{key, out.written(), 3 * weight_bytes, 0};
+    ExpertRange range{key, out.written(), 2 * in_bytes + out_bytes, 0};
     std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> hash(XXH3_createState(), XXH3_freeState);
     XXH3_64bits_reset(hash.get());
     for (const at::Tensor* t : {&w.gate_proj, &w.up_proj, &w.down_proj}) {
-      const at::Tensor bytes = t->detach().to(at::kCPU, dtype).contiguous();
-      out.write(bytes.data_ptr(), weight_bytes);
-      XXH3_64bits_update(hash.get(), bytes.data_ptr(), weight_bytes);
+      const at::Tensor bytes = encode(*t);
+      const size_t size = static_cast<size_t>(bytes.numel()) * bytes.element_size();
+      out.write(bytes.data_ptr(), size);
+      XXH3_64bits_update(hash.get(), bytes.data_ptr(), size);
     }
     range.checksum = XXH3_64bits_digest(hash.get());
     out.zeros(range.read_length() - range.length);

@@ -112,7 +112,11 @@ uint64_t file_checksum(const std::string& path) {
 }  // namespace
 
 uint64_t ClusterManifest::expert_bytes() const {
-  return 3 * static_cast<uint64_t>(hidden_size) * static_cast<uint64_t>(moe_intermediate_size) * c10::elementSize(dtype);
+  return storage.expert_bytes(hidden_size, moe_intermediate_size);
+}
+
+uint64_t ClusterManifest::compute_expert_bytes(c10::ScalarType compute_dtype) const {
+  return storage.is_quantized() ? expert_bytes() : ExpertStorage::dense(compute_dtype).expert_bytes(hidden_size, moe_intermediate_size);
 }
 
 std::vector<ExpertLocation> index_experts(const ClusterManifest& manifest) {
@@ -143,10 +147,11 @@ ClusterManifest read_cluster_manifest(const std::string& dir) {
   m.hidden_size = r.integer(j, "hidden_size", "", 1);
   m.moe_intermediate_size = r.integer(j, "moe_intermediate_size", "", 1);
   const std::string dtype = r.string(j, "dtype", "");
-  const auto parsed = safetensors::parse_dtype(dtype);
-  if (!parsed || (*parsed != safetensors::DType::F32 && *parsed != safetensors::DType::F16 && *parsed != safetensors::DType::BF16))
-    r.fail("dtype", cat("must be F32, F16 or BF16 (got \"", dtype, "\")"));
-  m.dtype = to_scalar_type(*parsed, path);
+  try {
+    m.storage = ExpertStorage::from_manifest_name(dtype);
+  } catch (const InvalidArgument& e) {
+    r.fail("dtype", e.what());
+  }
   const int64_t alignment = r.integer(j, "alignment", "", 1);
   if (static_cast<uint64_t>(alignment) != kExpertAlignment) r.fail("alignment", cat("must be ", kExpertAlignment, " (got ", alignment, ")"));
 
@@ -175,7 +180,7 @@ ClusterManifest read_cluster_manifest(const std::string& dir) {
       if (range.key.layer >= m.num_layers) r.fail(at + ".layer", cat("must be < num_layers ", m.num_layers, " (got ", range.key.layer, ")"));
       if (range.key.expert >= m.num_experts) r.fail(at + ".expert", cat("must be < num_experts ", m.num_experts, " (got ", range.key.expert, ")"));
       if (range.length != m.expert_bytes())
-        r.fail(at + ".length", cat("must be ", m.expert_bytes(), " bytes (3 x ", m.moe_intermediate_size, " x ", m.hidden_size, " x ", dtype, "; got ", range.length, ")"));
+        r.fail(at + ".length", cat("must be ", m.expert_bytes(), " bytes (gate, up and down of ", m.moe_intermediate_size, " x ", m.hidden_size, " in ", dtype, "; got ", range.length, ")"));
       if (range.offset % kExpertAlignment != 0) r.fail(at + ".offset", cat("must be a multiple of ", kExpertAlignment, " (got ", range.offset, ")"));
       if (range.offset < end) r.fail(at + ".offset", "overlaps the previous expert (members must be in file order)");
       end = range.offset + range.read_length();
@@ -227,7 +232,7 @@ void write_cluster_manifest(const ClusterManifest& m, const std::string& dir) {
                       {"num_experts", m.num_experts},
                       {"hidden_size", m.hidden_size},
                       {"moe_intermediate_size", m.moe_intermediate_size},
-                      {"dtype", safetensors::dtype_string(from_scalar_type(m.dtype))},
+                      {"dtype", m.storage.manifest_name()},
                       {"alignment", kExpertAlignment},
                       {"checksum_algorithm", "xxh3_64"},
                       {"clusters", std::move(clusters)},
@@ -248,9 +253,9 @@ void check_manifest_matches(const ClusterManifest& m, const ModelConfig& config,
 }
 
 void verify_cluster_files(const ClusterManifest& m, const std::string& dir, VerifyLevel level) {
-  const safetensors::DType dtype = from_scalar_type(m.dtype);
+  const safetensors::DType dtype = from_scalar_type(m.storage.dtype);
   const int64_t H = m.hidden_size, I = m.moe_intermediate_size;
-  const std::vector<int64_t> in_shape = {I, H}, out_shape = {H, I};
+  const std::vector<int64_t> in_shape = m.storage.stored_shape(I, H), out_shape = m.storage.stored_shape(H, I);
   for (const auto& cluster : m.clusters) {
     const std::string path = dir + "/" + cluster.file;
     struct stat st {};

@@ -12,7 +12,7 @@
 
 namespace chronos {
 
-ClusterManifest write_expert_cache(ChronosForCausalLMImpl& model, const ExpertClusters& clusters, c10::ScalarType dtype,
+ClusterManifest write_expert_cache(ChronosForCausalLMImpl& model, const ExpertClusters& clusters, const ExpertStorage& storage,
                                    const std::string& dir, const PackProgress& progress) {
   const ModelConfig& config = model.config();
   const int64_t L = config.num_hidden_layers, E = config.num_experts;
@@ -40,12 +40,12 @@ ClusterManifest write_expert_cache(ChronosForCausalLMImpl& model, const ExpertCl
   manifest.num_experts = E;
   manifest.hidden_size = config.hidden_size;
   manifest.moe_intermediate_size = config.resolved_moe_intermediate_size();
-  manifest.dtype = dtype;
+  manifest.storage = storage;
   for (size_t c = 0; c < clusters.size(); ++c) {
     std::vector<std::pair<ExpertKey, ExpertWeights>> members;
     for (ExpertKey key : clusters[c]) members.emplace_back(key, model.layer(key.layer).moe->expert_weights(key.expert));
     const int64_t id = static_cast<int64_t>(c);
-    manifest.clusters.push_back(write_cluster_file(dir, cluster_file_name(id), id, members, dtype));
+    manifest.clusters.push_back(write_cluster_file(dir, cluster_file_name(id), id, members, storage));
     if (progress) progress(c + 1, clusters.size());
   }
   write_cluster_manifest(manifest, dir);

@@ -51,26 +51,35 @@ ExpertStore::ExpertStore(const OffloadConfig& config, const ModelConfig& model, 
   num_layers_ = manifest_.num_layers;
   num_experts_ = manifest_.num_experts;
 
+  const bool quantized = manifest_.storage.is_quantized();
+  if (quantized && !(config_.device.is_cpu() && config_.zero_copy))
+    throw ConfigError(cat(dir, "/cluster_manifest.json: ", manifest_.storage.name(), " experts are computed in place from host RAM on the CPU (",
+                          config_.device.is_cpu() ? "offload.zero_copy is off" : "a GPU compute tier for quantized experts is not built yet",
+                          "); repack with chronos-pack --dtype fp32, fp16 or bf16"));
   const uint64_t host_slot = manifest_.clusters.front().experts.front().read_length();
-  const uint64_t compute_slot = compute_slot_bytes(manifest_.hidden_size, manifest_.moe_intermediate_size, config_.compute_dtype);
+  const uint64_t compute_slot = manifest_.compute_expert_bytes(config_.compute_dtype);
   if (static_cast<uint64_t>(config_.ram_budget_bytes) < host_slot)
     throw ConfigError(cat("offload.ram_budget_bytes must hold at least one expert (", host_slot, " bytes; got ", config_.ram_budget_bytes, ")"));
   if (static_cast<uint64_t>(config_.compute_budget_bytes) < compute_slot)
     throw ConfigError(cat("offload.compute_budget_bytes must hold at least one expert (", compute_slot, " bytes in ",
-                          dtype_name(config_.compute_dtype), "; got ", config_.compute_budget_bytes, ")"));
+                          quantized ? manifest_.storage.name() : dtype_name(config_.compute_dtype), "; got ", config_.compute_budget_bytes, ")"));
 
   engine_ = make_transfer_engine(config_.device);
-  zero_copy_ = config_.zero_copy && config_.device.is_cpu() && manifest_.dtype == config_.compute_dtype;
+  zero_copy_ = config_.zero_copy && config_.device.is_cpu() && (quantized || manifest_.storage.dtype == config_.compute_dtype);
   host_pool_ = std::make_unique<HostSlotPool>(*engine_, config_.ram_budget_bytes, host_slot);
-  compute_pool_ = std::make_unique<ComputeSlotPool>(*engine_, config_.compute_budget_bytes, manifest_.hidden_size,
-                                                    manifest_.moe_intermediate_size, config_.compute_dtype, /*allocate=*/!zero_copy_);
+  compute_pool_ = zero_copy_ ? std::make_unique<ComputeSlotPool>(config_.compute_budget_bytes, compute_slot)
+                             : std::make_unique<ComputeSlotPool>(*engine_, config_.compute_budget_bytes, manifest_.hidden_size,
+                                                                 manifest_.moe_intermediate_size, config_.compute_dtype);
   if (zero_copy_) {
-    const int64_t H = manifest_.hidden_size, I = manifest_.moe_intermediate_size, block = H * I;
-    const auto options = at::TensorOptions().dtype(manifest_.dtype);
+    // Views of each host slot as gate | up | down, as laid out in the file (quantized: uint8 rows).
+    const int64_t H = manifest_.hidden_size, I = manifest_.moe_intermediate_size;
+    const std::vector<int64_t> in_shape = manifest_.storage.stored_shape(I, H), out_shape = manifest_.storage.stored_shape(H, I);
+    const int64_t in = in_shape[0] * in_shape[1], out = out_shape[0] * out_shape[1];
+    const auto options = at::TensorOptions().dtype(manifest_.storage.dtype);
     for (int32_t s = 0; s < host_pool_->count(); ++s) {
-      const at::Tensor slot = at::from_blob(host_pool_->data(s), {3 * block}, options);  // gate | up | down, as in the file
-      host_weights_.push_back({slot.narrow(0, 0, block).view({I, H}), slot.narrow(0, block, block).view({I, H}),
-                               slot.narrow(0, 2 * block, block).view({H, I})});
+      const at::Tensor slot = at::from_blob(host_pool_->data(s), {2 * in + out}, options);
+      host_weights_.push_back({slot.narrow(0, 0, in).view(in_shape), slot.narrow(0, in, in).view(in_shape),
+                               slot.narrow(0, 2 * in, out).view(out_shape), manifest_.storage.quant});
     }
   }
   host_policy_ = make_eviction_policy(config_.eviction);
@@ -216,7 +225,7 @@ bool ExpertStore::start_copy(ExpertKey key, bool demand) {
   ++copies_in_flight_;
   CopyJob job;
   job.src = host_pool_->data(u.host_slot);
-  job.src_dtype = manifest_.dtype;
+  job.src_dtype = manifest_.storage.dtype;
   job.dst = compute_pool_->data(*slot);
   job.dst_dtype = compute_pool_->dtype();
   job.elements = compute_pool_->elements();

@@ -49,23 +49,22 @@ void PackOptions::validate() const {
   if (cluster_bytes == 0) throw ConfigError("pack.cluster_bytes must be > 0 (got 0)");
   if (window < 0) throw ConfigError(cat("pack.window must be >= 0 (got ", window, ")"));
   if (!(resolution > 0) || !std::isfinite(resolution)) throw ConfigError(cat("pack.resolution must be > 0 (got ", resolution, ")"));
-  if (dtype != c10::kFloat && dtype != c10::kHalf && dtype != c10::kBFloat16)
-    throw ConfigError(cat("pack.dtype must be fp32, fp16 or bf16 (got ", dtype_name(dtype), ")"));
+  if (!storage.is_quantized() && storage.dtype != c10::kFloat && storage.dtype != c10::kHalf && storage.dtype != c10::kBFloat16)
+    throw ConfigError(cat("pack.storage must be fp32, fp16, bf16, int8 or int4 (got ", dtype_name(storage.dtype), ")"));
 }
 
-uint64_t packed_expert_bytes(const ModelConfig& config, c10::ScalarType dtype) {
+uint64_t packed_expert_bytes(const ModelConfig& config, const ExpertStorage& storage) {
   ExpertRange range;
-  range.length = 3 * static_cast<uint64_t>(config.resolved_moe_intermediate_size()) * static_cast<uint64_t>(config.hidden_size) *
-                 c10::elementSize(dtype);
+  range.length = storage.expert_bytes(config.hidden_size, config.resolved_moe_intermediate_size());
   return range.read_length();
 }
 
 void check_cluster_budget(const PackOptions& options, const ModelConfig& config) {
-  const uint64_t expert = packed_expert_bytes(config, options.dtype);
+  const uint64_t expert = packed_expert_bytes(config, options.storage);
   if (options.cluster_bytes < expert)
     throw ConfigError(cat("pack.cluster_bytes must hold at least one expert (got ", options.cluster_bytes, " bytes < ", expert,
                           " bytes per expert: 3 x ", config.resolved_moe_intermediate_size(), " x ", config.hidden_size, " ",
-                          dtype_name(options.dtype), ", 4 KiB aligned)"));
+                          options.storage.name(), ", 4 KiB aligned)"));
 }
 
 void check_pack_folder(const std::string& dir) {
@@ -96,7 +95,7 @@ PackResult pack_expert_cache(ChronosForCausalLMImpl& model, const RoutingTrace& 
   CoactivationOptions graph_options;
   graph_options.window = options.window;
   const CoactivationGraph graph = build_coactivation_graph(trace, graph_options);
-  const uint64_t expert_bytes = packed_expert_bytes(config, options.dtype);
+  const uint64_t expert_bytes = packed_expert_bytes(config, options.storage);
   ClusteringOptions cluster_options;
   cluster_options.seed = options.seed;
   cluster_options.resolution = options.resolution;
@@ -123,7 +122,7 @@ PackResult pack_expert_cache(ChronosForCausalLMImpl& model, const RoutingTrace& 
                     {"seed", options.seed},
                     {"window", options.window},
                     {"resolution", options.resolution},
-                    {"dtype", dtype_name(options.dtype)},
+                    {"dtype", options.storage.name()},
                     {"tokens", trace.tokens()},
                     {"sequences", trace.num_sequences()},
                     {"experts", graph.num_nodes()},
@@ -149,7 +148,7 @@ PackResult pack_expert_cache(ChronosForCausalLMImpl& model, const RoutingTrace& 
   for (const auto& entry : fs::directory_iterator(options.out_dir, ec))
     if (entry.path().filename().string().front() == '.') temporaries.push_back(entry.path());
   for (const auto& path : temporaries) fs::remove(path, ec);
-  result.manifest = write_expert_cache(model, clusters, options.dtype, options.out_dir, progress);
+  result.manifest = write_expert_cache(model, clusters, options.storage, options.out_dir, progress);
   write_json_file((fs::path(options.out_dir) / kSummary).string(), result.summary);
   uint64_t total = 0;
   for (const auto& file : result.manifest.clusters) total += file.size_bytes;

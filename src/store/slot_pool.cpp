@@ -41,12 +41,14 @@ HostSlotPool::HostSlotPool(TransferEngine& engine, int64_t budget_bytes, uint64_
   if (count() > 0) memory_ = engine.allocate_host(static_cast<size_t>(count()) * slot_bytes);
 }
 
-ComputeSlotPool::ComputeSlotPool(TransferEngine& engine, int64_t budget_bytes, int64_t hidden, int64_t intermediate, c10::ScalarType dtype,
-                                 bool allocate)
+ComputeSlotPool::ComputeSlotPool(int64_t budget_bytes, uint64_t slot_bytes)
+    : SlotFreeList(slot_bytes == 0 ? 0 : budget_bytes / static_cast<int64_t>(slot_bytes), slot_bytes), elements_(0), dtype_(c10::kByte) {}
+
+ComputeSlotPool::ComputeSlotPool(TransferEngine& engine, int64_t budget_bytes, int64_t hidden, int64_t intermediate, c10::ScalarType dtype)
     : SlotFreeList(budget_bytes / static_cast<int64_t>(compute_slot_bytes(hidden, intermediate, dtype)),
                    compute_slot_bytes(hidden, intermediate, dtype)),
       elements_(3 * hidden * intermediate), dtype_(dtype) {
-  if (count() == 0 || !allocate) return;
+  if (count() == 0) return;
   memory_ = engine.allocate_compute(count(), elements_, dtype);
   const int64_t block = hidden * intermediate;
   for (int64_t s = 0; s < count(); ++s) {

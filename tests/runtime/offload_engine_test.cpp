@@ -58,11 +58,14 @@ TEST(OffloadEngineTest, OnlyTheChosenPredictorsPrefetch) {
   };
   EXPECT_EQ(requests(PredictMode::none), 0);
   EXPECT_EQ(requests(PredictMode::intent), 0);  // no classifier and nothing observed yet: no hot set
-  // Twice a step (after block 0 and at the end), at most the RAM tier's slots each time.
+  // Token-ahead twice a step (after block 0 and at the end), at most the RAM tier's slots each time;
+  // layer-ahead k experts for each of the next `distance` layers, from every layer of a decode step.
   ExpertStore sizing(fx.offload(0.5, 0.75), fx.config);
+  const int64_t L = fx.config.num_hidden_layers, k = fx.config.num_experts_per_tok;
+  const int64_t layer_ahead = ((L - 1) + (L - 2)) * k;
   const int64_t lookahead = requests(PredictMode::lookahead);
   EXPECT_GT(lookahead, 8);
-  EXPECT_LE(lookahead, 8 * 2 * sizing.ram_slots());
+  EXPECT_LE(lookahead, 8 * (2 * sizing.ram_slots() + layer_ahead));
 }
 
 TEST(OffloadEngineTest, ReplayedTraceGivesTheLiveHitAndMissCounts) {
@@ -160,6 +163,18 @@ TEST(MetricsTest, EngineScoresEachStepAgainstThePreviousStepsPredictions) {
   EXPECT_GT(tokens[3].lookahead[1].predicted, 0);
   // From step 2 on the prediction holds the previous token's experts, so each layer has >= k.
   for (size_t t = 2; t < tokens.size(); ++t) EXPECT_GE(tokens[t].lookahead[0].predicted, L * k) << t;
+  // Layer-ahead: every decode step predicts k experts of layers d..L-1 at distance d = 1, 2, scored
+  // against what those layers routed to.
+  EXPECT_TRUE(tokens[0].layer_ahead.empty());  // the prefill is not predicted layer by layer
+  for (size_t t = 1; t < tokens.size(); ++t) {
+    ASSERT_EQ(tokens[t].layer_ahead.size(), 2u) << t;
+    for (int64_t d = 1; d <= 2; ++d) {
+      const PrecisionRecall& pr = tokens[t].layer_ahead[static_cast<size_t>(d - 1)];
+      EXPECT_EQ(pr.predicted, (L - d) * k) << t;
+      EXPECT_EQ(pr.actual, (L - d) * k) << t;
+      EXPECT_LE(pr.correct, pr.actual);
+    }
+  }
   int64_t uses = 0;
   for (const auto& t : tokens) uses += t.hits + t.warm + t.cold;
   EXPECT_GT(uses, 0);

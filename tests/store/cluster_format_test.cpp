@@ -37,7 +37,7 @@ struct ClusterFormatTest : ::testing::Test {
     model = ChronosForCausalLM(config);
     dir = tmp.file("expert_cache");
   }
-  ClusterManifest pack(c10::ScalarType dtype = c10::kFloat) { return write_expert_cache(*model, two_clusters(config), dtype, dir); }
+  ClusterManifest pack(ExpertStorage storage = {}) { return write_expert_cache(*model, two_clusters(config), storage, dir); }
   template <typename F>
   void expect_error(F&& f, std::initializer_list<std::string> fragments) {
     try {
@@ -94,15 +94,37 @@ TEST_F(ClusterFormatTest, RangesAreAlignedAndHoldTheModelsBytes) {
 }
 
 TEST_F(ClusterFormatTest, ClusterFilesArePlainSafetensorsWithReferenceKeys) {
-  pack(c10::kHalf);
+  pack(ExpertStorage::dense(c10::kHalf));
   const ClusterManifest m = read_cluster_manifest(dir);
-  EXPECT_EQ(m.dtype, c10::kHalf);
+  EXPECT_EQ(m.storage, ExpertStorage::dense(c10::kHalf));
   const SafetensorsFile file(dir + "/cluster_000.ctsr");
   EXPECT_EQ(file.header().data_offset % kExpertAlignment, 0u);
   const ExpertWeights w = model->layer(0).moe->expert_weights(0);
   EXPECT_TRUE(at::equal(file.tensor("l0_e0__down_proj.weight"), w.down_proj.to(at::kHalf)));
   EXPECT_EQ(file.entry("l0_e0__gate_proj.weight").shape, (std::vector<int64_t>{96, 64}));
   EXPECT_NO_THROW(open_all());
+}
+
+// int8 / int4: each weight is stored as uint8 [rows, quantized row bytes], the quantization of the
+// model's float weights; the manifest names the format and the sizes follow from it.
+TEST_F(ClusterFormatTest, QuantizedCachesStoreBlockQuantizedRows) {
+  for (const QuantFormat format : {QuantFormat::int8, QuantFormat::int4}) {
+    SCOPED_TRACE(to_string(format));
+    pack(ExpertStorage::quantized(format));
+    const ClusterManifest m = read_cluster_manifest(dir);
+    EXPECT_EQ(m.storage, ExpertStorage::quantized(format));
+    const int64_t in_row = quantized_row_bytes(format, 64), out_row = quantized_row_bytes(format, 96);
+    EXPECT_EQ(m.expert_bytes(), static_cast<uint64_t>(2 * 96 * in_row + 64 * out_row));
+    EXPECT_EQ(read_json_file(dir + "/cluster_manifest.json")["dtype"], format == QuantFormat::int8 ? "INT8_B32" : "INT4_B32");
+    const SafetensorsFile file(dir + "/cluster_000.ctsr");
+    const ExpertWeights w = model->layer(0).moe->expert_weights(0);
+    EXPECT_EQ(file.entry("l0_e0__gate_proj.weight").shape, (std::vector<int64_t>{96, in_row}));
+    EXPECT_TRUE(at::equal(file.tensor("l0_e0__down_proj.weight"), quantize_matrix(w.down_proj, format)));
+    EXPECT_TRUE(at::equal(file.tensor("l0_e0__up_proj.weight"), quantize_matrix(w.up_proj, format)));
+    EXPECT_NO_THROW(open_all());
+  }
+  edit_manifest([](nlohmann::json& j) { j["dtype"] = "INT3_B32"; });
+  expect_error([&] { open_all(); }, {"cluster_manifest.json", "dtype", "INT8_B32"});
 }
 
 TEST_F(ClusterFormatTest, ManifestKeepsTheSpecFields) {
@@ -122,11 +144,11 @@ TEST_F(ClusterFormatTest, RepackingReplacesTheOldCache) {
   ExpertClusters three = two_clusters(config);
   three.push_back({three[0].back()});
   three[0].pop_back();
-  write_expert_cache(*model, three, c10::kFloat, dir);
+  write_expert_cache(*model, three, ExpertStorage{}, dir);
   EXPECT_EQ(read_cluster_manifest(dir).clusters.size(), 3u);
   ExpertClusters one(1);
   for (const auto& c : three) one[0].insert(one[0].end(), c.begin(), c.end());
-  write_expert_cache(*model, one, c10::kFloat, dir);
+  write_expert_cache(*model, one, ExpertStorage{}, dir);
   EXPECT_FALSE(fs::exists(dir + "/cluster_001.ctsr"));
   EXPECT_NO_THROW(open_all());
 }
@@ -134,10 +156,10 @@ TEST_F(ClusterFormatTest, RepackingReplacesTheOldCache) {
 TEST_F(ClusterFormatTest, ClustersMustPartitionTheExperts) {
   ExpertClusters clusters = two_clusters(config);
   clusters[1].pop_back();
-  expect_error([&] { write_expert_cache(*model, clusters, c10::kFloat, dir); }, {"l3_e2", "no cluster"});
+  expect_error([&] { write_expert_cache(*model, clusters, ExpertStorage{}, dir); }, {"l3_e2", "no cluster"});
   clusters = two_clusters(config);
   clusters[1].push_back(clusters[0][0]);
-  expect_error([&] { write_expert_cache(*model, clusters, c10::kFloat, dir); }, {"l0_e0", "two clusters"});
+  expect_error([&] { write_expert_cache(*model, clusters, ExpertStorage{}, dir); }, {"l0_e0", "two clusters"});
 }
 
 TEST_F(ClusterFormatTest, MissingManifestOrFile) {

@@ -151,7 +151,7 @@ TEST(ExpertStore, ZeroCopyServesHostSlotsAndKeepsHeldOnesResident) {
   EXPECT_EQ(s.copy_bytes, 0);
   EXPECT_GT(s.evictions_ram, 0);
   // A half-precision cache cannot be served as fp32: it is copied.
-  StoreFixture half(3, c10::kHalf);
+  StoreFixture half(3, ExpertStorage::dense(c10::kHalf));
   EXPECT_FALSE(ExpertStore(half.offload(0.25, 0.5), half.config).zero_copy());
 }
 
@@ -210,7 +210,7 @@ TEST(ExpertStore, ConcurrentPrefetchDuringDecodeKeepsParity) {
 }
 
 TEST(ExpertStore, HalfPrecisionCacheConvertsToComputeDtype) {
-  StoreFixture f(3, c10::kBFloat16);
+  StoreFixture f(3, ExpertStorage::dense(c10::kBFloat16));
   ExpertStore store(f.offload(1.0, 1.0), f.config);
   const auto weights = store.acquire(2, {1, 3});
   ASSERT_TRUE(weights[0] && weights[1]);
@@ -480,6 +480,90 @@ TEST(ExpertStore, WholeClusterPrefetchReadsAroundResidentMembers) {
   const StoreStats s = store.stats();
   EXPECT_EQ(s.ssd_bytes, 16 * static_cast<int64_t>(f.manifest.expert_bytes()));
   EXPECT_EQ(s.ssd_reads, 3);
+}
+
+// Replaces every routed expert's weights of `model` by the values its `format` cache stores.
+void use_dequantised_experts(ChronosForCausalLMImpl& model, QuantFormat format) {
+  at::NoGradGuard no_grad;
+  for (int64_t l = 0; l < model.config().num_hidden_layers; ++l)
+    for (int64_t e = 0; e < model.config().num_experts; ++e) {
+      const ExpertWeights w = model.layer(l).moe->expert_weights(e);
+      for (const at::Tensor& t : {w.gate_proj, w.up_proj, w.down_proj})
+        const_cast<at::Tensor&>(t).copy_(dequantize_matrix(quantize_matrix(t, format), format, t.size(1)));
+    }
+}
+
+// int8 / int4 caches are served zero-copy as quantized rows; decoding from them (the batch-1 kernel
+// path and the batch path) gives the logits, and so the greedy tokens, of the resident model whose
+// expert weights are the dequantised values.
+TEST(ExpertStore, QuantizedCacheDecodesAsTheDequantisedModel) {
+  for (const QuantFormat format : {QuantFormat::int8, QuantFormat::int4}) {
+    SCOPED_TRACE(to_string(format));
+    StoreFixture f(3, ExpertStorage::quantized(format));
+    StoreFixture fp32(3);
+    EXPECT_LT(f.manifest.expert_bytes() * 3, fp32.manifest.expert_bytes());  // int8: 34 / 128 of fp32, int4: 18 / 128
+    ExpertStore store(f.offload(0.25, 0.5), f.config);
+    EXPECT_TRUE(store.zero_copy());
+    EXPECT_EQ(store.compute_slots(), 4);  // 25% of 16 experts, counted in quantized bytes
+    const auto held = store.acquire(1, {2});
+    ASSERT_TRUE(held[0]);
+    EXPECT_EQ(held[0]->quant, format);
+    const at::Tensor want = quantize_matrix(f.model->layer(1).moe->expert_weights(2).down_proj, format);
+    EXPECT_TRUE(at::equal(held[0]->down_proj, want));
+    store.release(1);
+
+    at::manual_seed(3);
+    for (const int64_t batch : {1, 2}) {
+      const at::Tensor ids = at::randint(f.config.vocab_size, {batch, 12});
+      const at::Tensor offloaded = run_sequence(*f.model, ids, 5, &store, &store);
+      StoreFixture reference(3);
+      use_dequantised_experts(*reference.model, format);
+      const at::Tensor resident = run_sequence(*reference.model, ids, 5, nullptr);
+      EXPECT_LE((resident - offloaded).abs().max().item<float>(), 1e-4) << "batch " << batch;
+      EXPECT_TRUE(at::equal(resident.argmax(-1), offloaded.argmax(-1))) << "batch " << batch;
+    }
+    EXPECT_EQ(store.stats().io_errors, 0);
+    expect_within_budgets(store, f.offload(0.25, 0.5));
+    // Without zero copy there is no compute copy of a quantized expert to make: one clear error.
+    OffloadConfig copies = f.offload(0.25, 0.5);
+    copies.zero_copy = false;
+    EXPECT_THROW(ExpertStore(copies, f.config), ConfigError);
+  }
+}
+
+// Layer-ahead requests are due the step in flight: more of them than the pools hold never evict the
+// experts the current layer holds, and they are served once the model has moved on.
+TEST(ExpertStore, LayerAheadRequestsNeverEvictWhatTheStepInFlightHolds) {
+  for (const bool zero_copy : {true, false}) {
+    SCOPED_TRACE(zero_copy ? "zero copy" : "copies");
+    StoreFixture f;
+    OffloadConfig config = f.offload(0, 0);
+    config.zero_copy = zero_copy;
+    config.compute_budget_bytes = static_cast<int64_t>(2 * f.manifest.expert_bytes());
+    config.ram_budget_bytes = static_cast<int64_t>(3 * f.manifest.expert_bytes());
+    ExpertStore store(config, f.config);
+    store.begin_step(1);
+    store.announce(1, {0, 3});
+    const auto held = store.acquire(1, {0, 3});
+    ASSERT_TRUE(held[0] && held[1]);
+    std::vector<PrefetchRequest> requests;  // layers 2 and 3 of step 1, as predicted from layer 1's input
+    for (int32_t layer : {2, 3})
+      for (int32_t e = 0; e < 4; ++e) requests.push_back({{layer, e}, 1, 0.9f, Tier::compute, false});
+    store.prefetch(requests);
+    store.wait_idle(10);
+    EXPECT_EQ(store.state({1, 0}), ExpertState::hot);
+    EXPECT_EQ(store.state({1, 3}), ExpertState::hot);
+    const ExpertWeights want = f.model->layer(1).moe->expert_weights(3);
+    EXPECT_TRUE(at::equal(held[1]->down_proj, want.down_proj) && at::equal(held[1]->gate_proj, want.gate_proj));
+    EXPECT_EQ(store.stats().evictions_compute, 0);
+    store.release(1);
+    // Layer 2 comes: its experts are served (the requests for it were waiting for room).
+    store.announce(2, {1, 2});
+    const auto next = store.acquire(2, {1, 2});
+    EXPECT_TRUE(next[0] && next[1]);
+    store.release(2);
+    expect_within_budgets(store, config);
+  }
 }
 
 TEST(ExpertStore, InvalidRequestsThrow) {

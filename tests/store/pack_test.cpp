@@ -90,8 +90,8 @@ TEST_F(PackTest, RecordRoutingRejectsBadInput) {
 
 TEST_F(PackTest, WritesACacheThatReadsBackWithTheModelsBytes) {
   const RoutingTrace t = trace();
-  options.dtype = c10::kHalf;
-  const uint64_t expert = packed_expert_bytes(config, c10::kHalf);
+  options.storage = ExpertStorage::dense(c10::kHalf);
+  const uint64_t expert = packed_expert_bytes(config, options.storage);
   EXPECT_EQ(expert, 3u * 4096);  // 3 x 64 x 32 x 2 bytes
   options.cluster_bytes = 3 * expert + 100;  // three experts per file
   options.seed = 5;
@@ -102,7 +102,7 @@ TEST_F(PackTest, WritesACacheThatReadsBackWithTheModelsBytes) {
   const ClusterManifest m = read_cluster_manifest(options.out_dir);
   check_manifest_matches(m, config, options.out_dir);
   verify_cluster_files(m, options.out_dir, VerifyLevel::checksum);
-  EXPECT_EQ(m.dtype, c10::kHalf);
+  EXPECT_EQ(m.storage, ExpertStorage::dense(c10::kHalf));
   ASSERT_EQ(m.clusters.size(), result.clustering.clusters.size());
   std::vector<int> seen(16, 0);
   for (size_t c = 0; c < m.clusters.size(); ++c) {
@@ -140,7 +140,7 @@ TEST_F(PackTest, WritesACacheThatReadsBackWithTheModelsBytes) {
 
 TEST_F(PackTest, SameSeedSamePacking) {
   const RoutingTrace t = trace();
-  options.cluster_bytes = 4 * packed_expert_bytes(config, options.dtype);
+  options.cluster_bytes = 4 * packed_expert_bytes(config, options.storage);
   const PackResult a = pack_expert_cache(*model, t, options);
   options.out_dir = tmp.file("again");
   const PackResult b = pack_expert_cache(*model, t, options);
@@ -150,7 +150,7 @@ TEST_F(PackTest, SameSeedSamePacking) {
 }
 
 TEST_F(PackTest, BudgetTooSmallForOneExpert) {
-  options.cluster_bytes = packed_expert_bytes(config, c10::kFloat) - 1;
+  options.cluster_bytes = packed_expert_bytes(config, ExpertStorage{}) - 1;
   try {
     pack_expert_cache(*model, trace(), options);
     FAIL() << "expected a ConfigError";
@@ -162,9 +162,9 @@ TEST_F(PackTest, BudgetTooSmallForOneExpert) {
 
 TEST_F(PackTest, RepacksAnEarlierCacheButNoOtherFolder) {
   const RoutingTrace t = trace();
-  options.cluster_bytes = 16 * packed_expert_bytes(config, options.dtype);  // everything fits one cluster
+  options.cluster_bytes = 16 * packed_expert_bytes(config, options.storage);  // everything fits one cluster
   pack_expert_cache(*model, t, options);
-  options.cluster_bytes = packed_expert_bytes(config, options.dtype);  // one expert per cluster
+  options.cluster_bytes = packed_expert_bytes(config, options.storage);  // one expert per cluster
   const PackResult again = pack_expert_cache(*model, t, options);
   EXPECT_EQ(again.manifest.clusters.size(), 16u);
   EXPECT_EQ(read_cluster_manifest(options.out_dir).clusters.size(), 16u);
@@ -213,8 +213,8 @@ TEST(PackOptions, Rules) {
   o.resolution = 0;
   expect_rule(o, "pack.resolution");
   o = good;
-  o.dtype = c10::kInt;
-  expect_rule(o, "pack.dtype");
+  o.storage = ExpertStorage::dense(c10::kInt);
+  expect_rule(o, "pack.storage");
 }
 
 }  // namespace

@@ -17,7 +17,7 @@ namespace chronos::testing {
 // 4 layers x 4 experts (top-2), hidden 64, expert width 96: one expert is 73728 bytes in fp32.
 class StoreFixture {
  public:
-  explicit StoreFixture(int64_t clusters = 3, c10::ScalarType dtype = c10::kFloat) {
+  explicit StoreFixture(int64_t clusters = 3, ExpertStorage storage = {}) {
     at::manual_seed(7);
     config = tiny_config();
     model = ChronosForCausalLM(config);
@@ -26,10 +26,10 @@ class StoreFixture {
     ExpertClusters groups(static_cast<size_t>(clusters));
     for (int64_t u = 0; u < config.num_hidden_layers * config.num_experts; ++u)
       groups[static_cast<size_t>(u % clusters)].push_back(ExpertKey::from_index(u, config.num_experts));
-    manifest = write_expert_cache(*model, groups, dtype, dir.path());
+    manifest = write_expert_cache(*model, groups, storage, dir.path());
   }
 
-  // Budgets as fractions of all routed experts' bytes (in the storage dtype).
+  // Budgets as fractions of all routed experts' bytes (as stored).
   OffloadConfig offload(double compute_fraction = 0.25, double ram_fraction = 0.5, MissPolicy policy = MissPolicy::wait) const {
     OffloadConfig c;
     c.cache_dir = dir.path();

@@ -105,6 +105,13 @@ a, b = (json.load(open(p)) for p in sys.argv[1:3])
 o = b["stats"]["offload"]
 sys.exit(0 if a["tokens"] == b["tokens"] and o["requests"] > 0 and o["fallbacks"] == 0 and o["compute_high_water_mb"] > 0 else 1)
 PY
+  # int8 / int4 expert caches: quantized at pack time, computed from the quantized bytes.
+  for q in int8 int4; do
+    expect_ok "pack_$q" "$pack" --model "$work/gen" --data "$work/calib.jsonl" --out "$work/cache_$q" --dtype "$q" --seq-len 16 --log-level warn
+    grep -q "\"dtype\": \"${q^^}_B32\"" "$work/cache_$q/cluster_manifest.json" || fail "pack --dtype $q not applied"
+    expect_ok "generate_offload_$q" "$generate" "${args[@]}" --json --offload "$work/cache_$q" --compute-budget 25% --ram-budget 50%
+  done
+  expect_error pack_bad_dtype "--dtype: unknown expert storage 'int3'" "$pack" --model "$work/gen" --data "$work/calib.jsonl" --out "$work/y" --dtype int3
   expect_ok generate_offload_fallback "$generate" --model "$work/gen" --prompt "hi" --max-new-tokens 5 --stats "${offload[@]}" --miss-policy fallback --log-level warn
   grep -q "hit rate" "$work/err" || fail "--offload --stats printed no hit rate"
   # --predict: prediction only moves experts earlier; under wait the greedy tokens do not change.
@@ -122,16 +129,19 @@ sys.exit(0 if ok else 1)
 PY
   expect_ok generate_predict_stats "$generate" --model "$work/gen" --prompt "hi" --max-new-tokens 5 --stats "${offload[@]}" --predict lookahead --log-level warn
   grep -q "lookahead@t+1 recall" "$work/err" || fail "--offload --stats printed no lookahead recall"
-  # chronos-bench offload: the four modes in one run; under wait every mode reproduces the resident tokens.
+  # chronos-bench offload: every mode in one run; under wait every fp32 mode reproduces the resident tokens
+  # (the int8 / int4 ones compute with other weights).
   expect_ok bench_offload "$bench" offload --model "$work/gen" --prompts "$work/calib.jsonl" --max-new-tokens 4 --json --log-level warn
   python3 - "$work/out" <<'PY' || fail "bench offload JSON lacks a mode or a key, or wait changed the tokens"
 import json, sys
 o = json.load(open(sys.argv[1]))
 modes = o["modes"]
 keys = {"tokens_per_s", "hit_rate", "stall_ms_per_token", "ssd_mb_per_token"}
-ok = set(modes) == {"resident", "reactive", "lookahead", "lookahead_intent"} and all(keys <= set(m) for m in modes.values())
-ok = ok and all(m["same_tokens_as_resident"] == 1.0 for m in modes.values()) and modes["resident"]["hit_rate"] == 1.0
-ok = ok and "lookahead_recall_t1" in o and o["setup"]["prompts"] == 3
+fp32 = {"resident", "reactive", "lookahead", "lookahead_intent"}
+ok = set(modes) == fp32 | {"lookahead_intent_int8", "lookahead_intent_int4"} and all(keys <= set(m) for m in modes.values())
+ok = ok and all(modes[m]["same_tokens_as_resident"] == 1.0 for m in fp32) and modes["resident"]["hit_rate"] == 1.0
+ok = ok and "lookahead_recall_t1" in o and o["setup"]["prompts"] == 3 and len(o["layer_ahead_recall"]) == 2
+ok = ok and o["best_predictive_mode"] in modes and set(o["dd_direct_mb_per_s"]) == {"expert_cache", "expert_cache_int8", "expert_cache_int4"}
 sys.exit(0 if ok else 1)
 PY
   # Under fallback it teacher-forces the resident tokens; a model without a cache is packed first.

@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <regex>
 #include <vector>
 
 #include "chronos/core/error.h"
@@ -53,6 +55,22 @@ ChronosForCausalLM load_bench_model(const std::string& config, const std::string
   if (rt.device.is_cpu()) gather_weights_in_huge_pages(*fresh);  // as load_pretrained does
   fresh->eval();
   return fresh;
+}
+
+double dd_bytes_per_second(const std::string& path) {
+  const std::string command = "dd if='" + path + "' of=/dev/null iflag=direct bs=4M 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (!pipe) throw IoError("cannot run dd");
+  std::string output;
+  char buffer[512];
+  while (std::fgets(buffer, sizeof buffer, pipe)) output += buffer;
+  const int status = ::pclose(pipe);
+  // "1073741824 bytes (1.1 GB, 1.0 GiB) copied, 0.55 s, 1.9 GB/s"
+  std::smatch m;
+  static const std::regex line(R"((\d+) bytes .*copied, ([0-9.eE+-]+) s)");
+  if (status != 0 || !std::regex_search(output, m, line))
+    throw IoError(cat("dd iflag=direct failed on ", path, " (a file system without O_DIRECT?): ", output));
+  return std::stod(m[1].str()) / std::stod(m[2].str());
 }
 
 }  // namespace chronos::bench

@@ -39,4 +39,8 @@ double measure_matmul_flops(const tools::Runtime& runtime, int n, int warmup, in
 ChronosForCausalLM load_bench_model(const std::string& config, const std::string& model, const tools::Runtime& runtime,
                                     uint64_t seed);
 
+// Bytes per second of `dd if=path of=/dev/null iflag=direct bs=4M`, from its own report: the disk's
+// direct (page-cache-free) read rate. IoError when dd fails (a file system without O_DIRECT).
+double dd_bytes_per_second(const std::string& path);
+
 }  // namespace chronos::bench

@@ -3,13 +3,11 @@
 // cluster (random fp16 experts of the given shape) written first, so nothing depends on a model.
 #include <ATen/ATen.h>
 
-#include <cstdio>
 #include <functional>
 #include <memory>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
-#include <regex>
 
 #include "chronos-bench/bench_common.h"
 #include "chronos-bench/modes.h"
@@ -56,27 +54,10 @@ ClusterManifest write_bench_cache(const IoFlags& flags, int64_t count) {
   manifest.num_experts = count;
   manifest.hidden_size = flags.hidden;
   manifest.moe_intermediate_size = flags.intermediate;
-  manifest.dtype = at::kHalf;
-  manifest.clusters.push_back(write_cluster_file(flags.dir, cluster_file_name(0), 0, members, at::kHalf));
+  manifest.storage = ExpertStorage::dense(at::kHalf);
+  manifest.clusters.push_back(write_cluster_file(flags.dir, cluster_file_name(0), 0, members, manifest.storage));
   write_cluster_manifest(manifest, flags.dir);
   return manifest;
-}
-
-// Bytes per second of `dd if=path of=/dev/null iflag=direct bs=4M`, from its own report.
-double dd_bytes_per_second(const std::string& path) {
-  const std::string command = "dd if='" + path + "' of=/dev/null iflag=direct bs=4M 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (!pipe) throw IoError("cannot run dd");
-  std::string output;
-  char buffer[512];
-  while (std::fgets(buffer, sizeof buffer, pipe)) output += buffer;
-  const int status = ::pclose(pipe);
-  // "1073741824 bytes (1.1 GB, 1.0 GiB) copied, 0.55 s, 1.9 GB/s"
-  std::smatch m;
-  static const std::regex line(R"((\d+) bytes .*copied, ([0-9.eE+-]+) s)");
-  if (status != 0 || !std::regex_search(output, m, line))
-    throw IoError(cat("dd iflag=direct failed on ", path, " (a file system without O_DIRECT?): ", output));
-  return std::stod(m[1].str()) / std::stod(m[2].str());
 }
 
 // Reads every expert of the cache into RAM through the store's prefetch path; returns bytes/s.

@@ -1,9 +1,12 @@
-// chronos-bench offload: one model, one prompt file, one set of budgets, four ways of serving the
+// chronos-bench offload: one model, one prompt file, one set of budgets, several ways of serving the
 // routed experts, measured in one run (docs/offload.md "Benchmark"):
 //   resident          all experts in memory (the reference for speed and for the tokens)
 //   reactive          the expert store, loads on demand with LRU, no prediction (--predict none)
-//   lookahead         + per-token lookahead prefetch (--predict lookahead)
+//   lookahead         + token-ahead and layer-ahead prefetch (--predict lookahead)
 //   lookahead_intent  + the intent hot set loaded during the prefill (--predict both)
+//   <mode>_int8, <mode>_int4: an offloaded mode on an int8 / int4 expert cache (expert_cache_int8,
+//                     expert_cache_int4 in the model directory, packed first when missing)
+// The disk's own direct read rate (dd iflag=direct over the cache files) is measured in the same run.
 // Each offloaded mode opens a fresh store (cold RAM tier) and keeps it, with its engine, across the
 // prompts, as a server would. Under `wait` the greedy tokens must equal the resident ones; under
 // `fallback` every mode is teacher-forced on the resident tokens, which gives the greedy agreement
@@ -16,10 +19,12 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <sstream>
 
+#include "chronos-bench/bench_common.h"
 #include "chronos-bench/modes.h"
 #include "chronos/core/error.h"
 #include "chronos/core/log.h"
@@ -41,6 +46,21 @@ namespace chronos::bench {
 namespace {
 
 const std::vector<std::string> kModes = {"resident", "reactive", "lookahead", "lookahead_intent"};
+const std::vector<std::string> kStorages = {"int8", "int4"};  // suffixes of a mode: _int8, _int4
+
+// A mode name split into its serving mode and the expert cache's storage ("" for the model's own).
+struct ModeName {
+  std::string base, storage;
+};
+
+ModeName split_mode(const std::string& name) {
+  for (const std::string& s : kStorages) {
+    const std::string suffix = "_" + s;
+    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+      return {name.substr(0, name.size() - suffix.size()), s};
+  }
+  return {name, ""};
+}
 
 struct OffloadBenchFlags {
   std::string model;
@@ -48,7 +68,7 @@ struct OffloadBenchFlags {
   int64_t max_new_tokens = 64;
   int64_t max_prompt_tokens = 128;
   int64_t num_prompts = 0;  // 0: all
-  std::string modes = "resident,reactive,lookahead,lookahead_intent";
+  std::string modes = "resident,reactive,lookahead,lookahead_intent,lookahead_intent_int8,lookahead_intent_int4";
   bool json = false;
   tools::OffloadFlags offload;
   tools::RuntimeFlags runtime;
@@ -60,7 +80,7 @@ struct ModeTotals {
   double decode_seconds = 0, ttft_seconds = 0;
   StoreStats store;  // summed per prompt
   MetricsSummary metrics;
-  std::vector<PrecisionRecall> lookahead, router;
+  std::vector<PrecisionRecall> lookahead, router, layer_ahead;
   double lead_ms_sum = 0;
   int64_t late = 0, not_started = 0, unpredicted = 0;
   int64_t lead_tokens = 0;
@@ -112,6 +132,13 @@ nlohmann::json mode_json(const ModeTotals& t, bool teacher_forced) {
       m["lookahead_precision"].push_back(number(pr.precision()));
     }
     for (const PrecisionRecall& pr : t.router) m["router_recall"].push_back(number(pr.recall()));
+    // Entry d-1: layer-ahead prediction from the MoE input d layers earlier.
+    m["layer_ahead_recall"] = nlohmann::json::array();
+    m["layer_ahead_precision"] = nlohmann::json::array();
+    for (const PrecisionRecall& pr : t.layer_ahead) {
+      m["layer_ahead_recall"].push_back(number(pr.recall()));
+      m["layer_ahead_precision"].push_back(number(pr.precision()));
+    }
     m["prefetch_lead_ms"] = t.lead_tokens > 0 ? t.lead_ms_sum / t.lead_tokens : 0.0;
     // Experts not in RAM when their layer came, per generated token, by why (TokenMetrics).
     m["misses_per_token"] = {{"late", t.late * per_token}, {"not_started", t.not_started * per_token},
@@ -147,23 +174,28 @@ std::vector<std::string> parse_modes(const std::string& list) {
   std::vector<std::string> modes;
   std::stringstream in(list);
   for (std::string name; std::getline(in, name, ',');) {
-    if (std::find(kModes.begin(), kModes.end(), name) == kModes.end())
-      throw InvalidArgument(cat("--modes: unknown mode \"", name, "\" (expected resident, reactive, lookahead, lookahead_intent)"));
+    const ModeName parts = split_mode(name);
+    if (std::find(kModes.begin(), kModes.end(), parts.base) == kModes.end() || (parts.base == "resident" && !parts.storage.empty()))
+      throw InvalidArgument(cat("--modes: unknown mode \"", name,
+                                "\" (expected resident, reactive, lookahead, lookahead_intent; offloaded ones may end in _int8 or _int4)"));
     if (std::find(modes.begin(), modes.end(), name) == modes.end()) modes.push_back(name);
   }
   if (modes.empty()) throw InvalidArgument("--modes: no mode given");
   return modes;
 }
 
-// The model directory's expert_cache, packed first (calibrated on the prompts) when it has none.
-std::string ensure_expert_cache(const OffloadBenchFlags& flags, const std::vector<std::vector<int64_t>>& prompts, const tools::Runtime& rt) {
-  const std::string dir = (fs::path(flags.model) / "expert_cache").string();
+// The model directory's expert_cache (storage "": the model's own dtype) or expert_cache_int8 /
+// _int4, packed first (calibrated on the prompts) when missing.
+std::string ensure_expert_cache(const OffloadBenchFlags& flags, const std::vector<std::vector<int64_t>>& prompts, const tools::Runtime& rt,
+                                const std::string& storage) {
+  const std::string name = storage.empty() ? "expert_cache" : "expert_cache_" + storage;
+  const std::string dir = (fs::path(flags.model) / name).string();
   if (fs::exists(fs::path(dir) / "cluster_manifest.json")) return dir;
-  log::info(cat("chronos-bench offload: ", flags.model, " has no expert_cache; packing it, calibrated on the prompts"));
+  log::info(cat("chronos-bench offload: ", flags.model, " has no ", name, "; packing it, calibrated on the prompts"));
   ChronosForCausalLM model = load_pretrained(flags.model, LoadOptions{rt.device, c10::kFloat});
   PackOptions options;
   options.out_dir = dir;
-  options.dtype = stored_expert_dtype(flags.model);
+  options.storage = storage.empty() ? ExpertStorage::dense(stored_expert_dtype(flags.model)) : ExpertStorage::parse(storage);
   options.validate();
   check_cluster_budget(options, model->config());
   check_pack_folder(dir);
@@ -183,25 +215,51 @@ class OffloadBench {
     nlohmann::json out;
     out["modes"] = nlohmann::json::object();
     if (std::find(modes.begin(), modes.end(), "resident") != modes.end()) out["modes"]["resident"] = mode_json(resident, fallback);
-    std::string cache;
+    std::map<std::string, std::string> caches;  // by storage suffix
     for (const std::string& mode : modes) {
       if (mode == "resident") continue;
-      if (cache.empty()) cache = ensure_expert_cache(flags_, prompts_, rt_);
-      const ModeTotals t = run_offloaded(mode, cache, fallback);
+      const ModeName name = split_mode(mode);
+      if (!caches.count(name.storage)) caches[name.storage] = ensure_expert_cache(flags_, prompts_, rt_, name.storage);
+      const ModeTotals t = run_offloaded(mode, caches[name.storage], fallback);
       out["modes"][mode] = mode_json(t, fallback);
-      if (mode != "reactive" && !t.lookahead.empty()) {
-        if (!out.contains("lookahead_recall_t1")) {
-          out["lookahead_recall_t1"] = number(t.lookahead[0].recall());
-          out["lookahead_precision_t1"] = number(t.lookahead[0].precision());
-          out["router_recall_t1"] = number(t.router[0].recall());
-        }
+      if (name.base != "reactive" && !t.lookahead.empty() && !out.contains("lookahead_recall_t1")) {
+        out["lookahead_recall_t1"] = number(t.lookahead[0].recall());
+        out["lookahead_precision_t1"] = number(t.lookahead[0].precision());
+        out["router_recall_t1"] = number(t.router[0].recall());
+        out["layer_ahead_recall"] = out["modes"][mode]["layer_ahead_recall"];
+        out["layer_ahead_precision"] = out["modes"][mode]["layer_ahead_precision"];
       }
     }
-    const auto tps = [&](const char* m) { return out["modes"].contains(m) ? out["modes"][m]["tokens_per_s"].get<double>() : 0.0; };
+    const auto tps = [&](const std::string& m) { return out["modes"].contains(m) ? out["modes"][m]["tokens_per_s"].get<double>() : 0.0; };
     const double resident_tps = resident.decode_seconds > 0 ? resident.decode_tokens / resident.decode_seconds : 0;
     if (tps("lookahead_intent") > 0) {
       out["lookahead_intent_vs_resident"] = resident_tps > 0 ? tps("lookahead_intent") / resident_tps : 0.0;
       if (tps("reactive") > 0) out["lookahead_intent_vs_reactive"] = tps("lookahead_intent") / tps("reactive");
+    }
+    // The fastest predictive mode, quantized ones included, against resident and reactive decode.
+    std::string best;
+    for (const std::string& mode : modes)
+      if (split_mode(mode).base.rfind("lookahead", 0) == 0 && (best.empty() || tps(mode) > tps(best))) best = mode;
+    if (!best.empty()) {
+      out["best_predictive_mode"] = best;
+      out["best_vs_resident"] = resident_tps > 0 ? tps(best) / resident_tps : 0.0;
+      if (tps("reactive") > 0) out["best_vs_reactive"] = tps(best) / tps("reactive");
+    }
+    // The disk itself, in this run: dd's direct read rate over the files the modes read (null where
+    // the file system refuses O_DIRECT, as tmpfs does).
+    for (const auto& [storage, dir] : caches) {
+      const std::string name = storage.empty() ? "expert_cache" : "expert_cache_" + storage;
+      try {
+        double bytes = 0, seconds = 0;
+        for (const ClusterFile& file : read_cluster_manifest(dir).clusters) {
+          bytes += static_cast<double>(file.size_bytes);
+          seconds += static_cast<double>(file.size_bytes) / dd_bytes_per_second(dir + "/" + file.file);
+        }
+        out["dd_direct_mb_per_s"][name] = seconds > 0 ? bytes / seconds / 1e6 : 0.0;
+      } catch (const IoError& e) {
+        log::warn(cat("chronos-bench offload: ", e.what()));
+        out["dd_direct_mb_per_s"][name] = nullptr;
+      }
     }
     out["setup"] = {{"model", flags_.model},
                     {"prompts_file", flags_.prompts},
@@ -277,7 +335,8 @@ class OffloadBench {
     model->eval();
     std::optional<IntentClassifier> classifier;
     OffloadEngineConfig config;
-    config.predict = mode == "reactive" ? PredictMode::none : mode == "lookahead" ? PredictMode::lookahead : PredictMode::both;
+    const std::string base = split_mode(mode).base;
+    config.predict = base == "reactive" ? PredictMode::none : base == "lookahead" ? PredictMode::lookahead : PredictMode::both;
     if (config.predict == PredictMode::both) classifier = load_intent_classifier(flags_.model, model->config());
     tools::OffloadFlags offload = flags_.offload;
     offload.verify = "size";  // the bench opens the cache once per mode; checksums are still checked on every read
@@ -299,6 +358,7 @@ class OffloadBench {
       const MetricsSummary m = engine.metrics().summary();
       pool(t.lookahead, m.lookahead);
       pool(t.router, m.router);
+      pool(t.layer_ahead, m.layer_ahead);
       t.late += m.late;
       t.not_started += m.not_started;
       t.unpredicted += m.unpredicted;
@@ -321,7 +381,7 @@ class OffloadBench {
   std::string store_line_;
 };
 
-void print_table(const nlohmann::json& out, bool teacher_forced) {
+void print_table(const nlohmann::json& out, const std::vector<std::string>& modes, bool teacher_forced) {
   const double resident = out["modes"].contains("resident") ? out["modes"]["resident"]["tokens_per_s"].get<double>() : 0;
   std::cout << out["setup"].value("store", std::string()) << "\n"
             << out["setup"]["prompts"] << " prompts, " << out["setup"]["max_new_tokens"] << " new tokens each, greedy\n\n";
@@ -329,7 +389,7 @@ void print_table(const nlohmann::json& out, bool teacher_forced) {
             << (teacher_forced ? " greedy agreement | perplexity |" : " same tokens |") << "\n"
             << "|---|---|---|---|---|---|---|---|---|---|" << (teacher_forced ? "---|---|" : "---|") << "\n";
   std::cout << std::fixed;
-  for (const std::string& name : kModes) {
+  for (const std::string& name : modes) {
     if (!out["modes"].contains(name)) continue;
     const nlohmann::json& m = out["modes"][name];
     const double tps = m["tokens_per_s"].get<double>();
@@ -350,6 +410,13 @@ void print_table(const nlohmann::json& out, bool teacher_forced) {
     std::cout << "lookahead_intent: " << out["lookahead_intent_vs_resident"] << "x resident"
               << (out.contains("lookahead_intent_vs_reactive") ? cat(", ", out["lookahead_intent_vs_reactive"].get<double>(), "x reactive") : "")
               << "\n";
+  if (out.contains("layer_ahead_recall"))
+    std::cout << "layer-ahead prediction (1, 2, ... layers early): recall " << out["layer_ahead_recall"] << ", precision "
+              << out["layer_ahead_precision"] << "\n";
+  if (out.contains("best_predictive_mode"))
+    std::cout << "best predictive mode " << out["best_predictive_mode"].get<std::string>() << ": " << out["best_vs_resident"] << "x resident"
+              << (out.contains("best_vs_reactive") ? cat(", ", out["best_vs_reactive"].get<double>(), "x reactive") : "") << "\n";
+  if (out.contains("dd_direct_mb_per_s")) std::cout << "dd iflag=direct over the cache files, MB/s: " << out["dd_direct_mb_per_s"] << "\n";
 }
 
 int run_offload(const OffloadBenchFlags& flags) {
@@ -369,7 +436,7 @@ int run_offload(const OffloadBenchFlags& flags) {
   const nlohmann::json out = bench.run(modes);
   const bool teacher_forced = parse_miss_policy(flags.offload.miss_policy) == MissPolicy::fallback;
   if (flags.json) std::cout << out.dump() << std::endl;
-  else print_table(out, teacher_forced);
+  else print_table(out, modes, teacher_forced);
   return 0;
 }
 

@@ -184,7 +184,8 @@ struct Session {
       offload["predict"] = to_string(engine->config().predict);
       offload["prefetch_lead_ms"] = m.prefetch_lead_ms;
       offload["misses_by_cause"] = {{"late", m.late}, {"not_started", m.not_started}, {"unpredicted", m.unpredicted}};
-      for (const char* key : {"lookahead_recall", "lookahead_precision", "router_recall", "router_precision"})
+      for (const char* key : {"lookahead_recall", "lookahead_precision", "router_recall", "router_precision", "layer_ahead_recall",
+                              "layer_ahead_precision"})
         offload[key] = nlohmann::json::array();
       for (const PrecisionRecall& pr : m.lookahead) {
         offload["lookahead_recall"].push_back(number(pr.recall()));
@@ -193,6 +194,10 @@ struct Session {
       for (const PrecisionRecall& pr : m.router) {
         offload["router_recall"].push_back(number(pr.recall()));
         offload["router_precision"].push_back(number(pr.precision()));
+      }
+      for (const PrecisionRecall& pr : m.layer_ahead) {
+        offload["layer_ahead_recall"].push_back(number(pr.recall()));
+        offload["layer_ahead_precision"].push_back(number(pr.precision()));
       }
     }
 
@@ -225,6 +230,8 @@ struct Session {
         if (!m.lookahead.empty())
           std::cerr << ", lookahead@t+1 recall " << m.lookahead[0].recall() * 100 << "% precision " << m.lookahead[0].precision() * 100
                     << "% (the LookaheadRouter alone: recall " << m.router[0].recall() * 100 << "%)";
+        if (!m.layer_ahead.empty())
+          std::cerr << ", layer-ahead@1 recall " << m.layer_ahead[0].recall() * 100 << "% precision " << m.layer_ahead[0].precision() * 100 << "%";
         std::cerr << std::endl;
       }
     }

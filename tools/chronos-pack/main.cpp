@@ -104,7 +104,11 @@ int run(const Flags& flags) {
   options.seed = flags.seed;
   options.cluster_bytes = parse_size(flags.cluster_bytes);
   options.window = flags.window;
-  options.dtype = flags.dtype == "auto" ? stored_expert_dtype(flags.model) : parse_float_dtype(flags.dtype);
+  try {
+    options.storage = flags.dtype == "auto" ? ExpertStorage::dense(stored_expert_dtype(flags.model)) : ExpertStorage::parse(flags.dtype);
+  } catch (const InvalidArgument& e) {
+    throw InvalidArgument(cat("--dtype: ", e.what()));
+  }
   options.validate();
   try {
     check_cluster_budget(options, config);
@@ -124,7 +128,7 @@ int run(const Flags& flags) {
   ChronosForCausalLM model = load_pretrained(flags.model, LoadOptions{rt.device, c10::kFloat});
   log::info(cat("chronos-pack: model ", flags.model, " (", config.num_hidden_layers, " layers x ", config.num_experts, " experts, top-",
                 config.num_experts_per_tok, "), data ", flags.data, " (", sequences.size(), " sequences), out ", options.out_dir,
-                ", dtype ", dtype_name(options.dtype), ", cluster_bytes ", options.cluster_bytes, ", window ", options.window, ", seed ",
+                ", dtype ", options.storage.name(), ", cluster_bytes ", options.cluster_bytes, ", window ", options.window, ", seed ",
                 options.seed, ", device ", rt.device.str()));
 
   tools::ProgressLine progress;
@@ -144,7 +148,7 @@ int run(const Flags& flags) {
   std::cout << std::fixed << std::setprecision(3) << "packed " << trace.tokens() << " tokens: " << result.manifest.clusters.size()
             << " clusters of " << config.num_hidden_layers * config.num_experts << " experts, modularity " << c.modularity
             << ", co-activation inside clusters " << c.inside_mass << " (random " << c.random_inside_mass << "), "
-            << std::setprecision(1) << static_cast<double>(bytes) / (1 << 20) << " MiB " << dtype_name(options.dtype) << " in "
+            << std::setprecision(1) << static_cast<double>(bytes) / (1 << 20) << " MiB " << options.storage.name() << " in "
             << options.out_dir << ", " << total_watch.seconds() << " s" << std::endl;
   return 0;
 }
@@ -163,7 +167,8 @@ int main(int argc, char** argv) {
     app.add_option("--max-tokens", flags.max_tokens, "Most calibration tokens to route")->capture_default_str()->check(CLI::PositiveNumber);
     app.add_option("--seed", flags.seed, "Seed of the Louvain clustering")->capture_default_str();
     app.add_option("--cluster-bytes", flags.cluster_bytes, "Most expert bytes per cluster file (K/M/G suffixes, binary)")->capture_default_str();
-    app.add_option("--dtype", flags.dtype, "Storage dtype: auto (as the model stores its weights), fp32, fp16 or bf16")
+    app.add_option("--dtype", flags.dtype, "Storage: auto (as the model stores its weights), fp32, fp16, bf16, or int8 / int4 (blocks of 32 weights with an fp16 scale, "
+                   "quantized from the model's weights)")
         ->capture_default_str();
     app.add_option("--window", flags.window, "Adjacent tokens paired at each layer in the co-activation graph")
         ->capture_default_str()

@@ -32,8 +32,8 @@ std::unique_ptr<ExpertStore> open_expert_store(const OffloadFlags& flags, const 
   OffloadConfig config;
   config.cache_dir = cache_dir;
   config.ram_budget_bytes = parse_byte_size(flags.ram_budget, static_cast<int64_t>(manifest.total_expert_bytes()), "--ram-budget");
-  const int64_t compute_total = static_cast<int64_t>(manifest.total_expert_bytes() / c10::elementSize(manifest.dtype)) *
-                                static_cast<int64_t>(c10::elementSize(runtime.dtype));
+  const int64_t compute_total =
+      static_cast<int64_t>(manifest.compute_expert_bytes(runtime.dtype)) * manifest.num_layers * manifest.num_experts;
   config.compute_budget_bytes = parse_byte_size(flags.compute_budget, compute_total, "--compute-budget");
   config.miss_policy = parse_miss_policy(flags.miss_policy);
   config.io_threads = flags.io_threads;

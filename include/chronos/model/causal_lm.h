@@ -32,6 +32,9 @@ struct ForwardOptions {
   // block 0's output, before block 1, so a caller can start fetching experts for later tokens
   // while blocks 1..L-1 compute (spec/runtime.md §9.5). Unset: nothing changes.
   std::function<void(const at::Tensor& lookahead_probs)> on_lookahead;
+  // Optional: called by every MoE layer with (layer, its input [B,S,H]) before it routes, so a caller
+  // can predict the experts of the next layers from it while this one computes. Unset: nothing changes.
+  std::function<void(int64_t layer, const at::Tensor& moe_input)> on_moe_input;
 };
 
 struct ForwardOutput {

@@ -6,16 +6,22 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
+#include "chronos/model/quantized.h"
+
 namespace chronos {
 
 // The three weights of one SwiGLU FFN, wherever they live (module parameters, an expert store slot).
+// Quantized (quant != none): uint8 [rows, quantized_row_bytes(quant, cols)] of the same logical
+// shapes, so I = gate_proj.size(0) and H = down_proj.size(0).
 struct ExpertWeights {
   at::Tensor gate_proj;  // [I, H]
   at::Tensor up_proj;    // [I, H]
   at::Tensor down_proj;  // [H, I]
+  QuantFormat quant = QuantFormat::none;
 };
 
-// Applies a SwiGLU FFN given its weights; x [N, H] -> [N, H].
+// Applies a SwiGLU FFN given its weights; x [N, H] -> [N, H]. Quantized weights are dequantised into
+// temporaries in x's dtype (the batch path; batch-1 decoding computes from the quantized bytes).
 at::Tensor swiglu(const at::Tensor& x, const ExpertWeights& w);
 
 class FeedForwardImpl : public torch::nn::Module {

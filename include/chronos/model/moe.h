@@ -27,6 +27,9 @@ struct MoECall {
   ExpertSource* source = nullptr;  // null: this layer's own parameters
   at::Tensor availability;         // optional [E] bool on the CPU; false marks an expert missing
   at::Tensor loss_mask;            // optional [B,S]; 0 keeps a token (padding) out of the balance loss
+  // Optional: called with (layer, the layer's input [B,S,H]) before it routes, so a caller can
+  // predict later layers' experts from it (layer-ahead prefetch).
+  const std::function<void(int64_t, const at::Tensor&)>* on_input = nullptr;
 };
 
 struct MoEOutput {

@@ -23,6 +23,8 @@ class DecodeObserver {
   virtual void begin_step(int64_t step) {}
   // Right after block 0 of step `step` (ForwardOptions::on_lookahead), lookahead_probs [1,S,K+1,E].
   virtual void on_lookahead(int64_t step, const at::Tensor& lookahead_probs) {}
+  // Before MoE layer `layer` of step `step` routes (ForwardOptions::on_moe_input), with its input [1,S,H].
+  virtual void on_moe_input(int64_t step, int64_t layer, const at::Tensor& moe_input) {}
   // After step `step`'s forward and sampling, with its output (selected: per layer [1,S,k]).
   virtual void end_step(int64_t step, const ForwardOutput& output) {}
 };

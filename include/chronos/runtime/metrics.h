@@ -45,6 +45,9 @@ struct TokenMetrics {
   int64_t unpredicted = 0;       // no live prefetch asked for it
   std::vector<PrecisionRecall> lookahead;  // entry j-1: the prediction made at step-j for this step (empty counts when none)
   std::vector<PrecisionRecall> router;     // the same for the LookaheadRouter's top ids alone
+  // Entry d-1: the layer-ahead predictions of this step made d layers early (from layer l's MoE
+  // input for layer l+d), against what layers d..L-1 routed this token to.
+  std::vector<PrecisionRecall> layer_ahead;
 
   // The store counters of the step: after - before.
   void set_store_delta(const StoreStats& before, const StoreStats& after);
@@ -62,6 +65,7 @@ struct MetricsSummary {
   int64_t late = 0, not_started = 0, unpredicted = 0;  // summed (TokenMetrics)
   std::vector<PrecisionRecall> lookahead;  // pooled over the steps, entry j-1 for t+j
   std::vector<PrecisionRecall> router;
+  std::vector<PrecisionRecall> layer_ahead;  // pooled, entry d-1 for d layers ahead
 };
 
 class MetricsBus {
@@ -77,7 +81,8 @@ class MetricsBus {
 
 // One JSON object (no newline): step, hits, warm, cold, fallbacks, stall_ms, ssd_bytes, copy_bytes,
 // prefetched_used, prefetch_lead_ms, late, not_started, unpredicted, and lookahead_recall / lookahead_precision / router_recall /
-// router_precision arrays (entry j-1 for t+j, null where there was no prediction or nothing to compare).
+// router_precision arrays (entry j-1 for t+j, null where there was no prediction or nothing to compare),
+// and layer_ahead_recall / layer_ahead_precision (entry d-1 for d layers ahead).
 std::string to_json_line(const TokenMetrics& metrics);
 
 }  // namespace chronos

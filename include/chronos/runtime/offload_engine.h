@@ -8,6 +8,9 @@
 //    requests with deadlines, overlapping the reads and copies for t+1 with blocks 1..L-1 of step
 //    t. At the end of step t they are issued once more with step t's routing known. Each MoE
 //    layer then waits only on its own experts (the store's per-expert events).
+//  - layer-ahead (with lookahead): before MoE layer l of a decode step routes, the routers of layers
+//    l+1..l+distance applied to its input predict their experts for the same token, requested with
+//    the step as deadline (LayerAheadPredictor).
 //  - every step: store.begin_step(step) cancels stale requests; a MetricsBus record per token.
 // The plain generate() path (no observer) is untouched. Prediction never changes the output under
 // the `wait` miss policy: it only moves experts earlier.
@@ -22,6 +25,7 @@
 #include "chronos/routing/expert_predictor.h"
 #include "chronos/routing/expert_trace.h"
 #include "chronos/routing/intent_classifier.h"
+#include "chronos/routing/layer_ahead_predictor.h"
 #include "chronos/routing/lookahead_prefetcher.h"
 #include "chronos/routing/prefill_scheduler.h"
 #include "chronos/runtime/generation.h"
@@ -37,6 +41,7 @@ std::string to_string(PredictMode mode);
 struct OffloadEngineConfig {
   PredictMode predict = PredictMode::both;
   LookaheadConfig lookahead;
+  LayerAheadConfig layer_ahead;  // part of the lookahead modes
   PrefillSchedulerConfig prefill;
   double frequency_decay = 0.95;  // ExpertPredictor decay of the running frequency
   TraceRecorderOptions trace{/*record=*/false};  // record: keep the ExpertTrace; settle: deterministic (tests)
@@ -60,6 +65,7 @@ class OffloadEngine : private DecodeObserver {
   const ExpertTrace& trace() const { return recorder_.trace(); }
   const ExpertPredictor& predictor() const { return predictor_; }
   const LookaheadPrefetcher& lookahead() const { return lookahead_; }
+  const LayerAheadPredictor& layer_ahead() const { return layer_ahead_; }
   // The plan of the last prefill (empty when intent prediction is off).
   const PrefillPlan& last_prefill() const { return last_prefill_; }
   const OffloadEngineConfig& config() const { return config_; }
@@ -67,6 +73,7 @@ class OffloadEngine : private DecodeObserver {
  private:
   void begin_step(int64_t step) override;
   void on_lookahead(int64_t step, const at::Tensor& lookahead_probs) override;
+  void on_moe_input(int64_t step, int64_t layer, const at::Tensor& moe_input) override;
   void end_step(int64_t step, const ForwardOutput& output) override;
   void issue(const std::vector<PrefetchRequest>& requests);
   bool uses_intent() const { return config_.predict == PredictMode::intent || config_.predict == PredictMode::both; }
@@ -79,6 +86,7 @@ class OffloadEngine : private DecodeObserver {
   ExpertTraceRecorder recorder_;
   ExpertPredictor predictor_;
   LookaheadPrefetcher lookahead_;
+  LayerAheadPredictor layer_ahead_;
   MetricsBus metrics_;
   PrefillPlan last_prefill_;
 
@@ -96,6 +104,7 @@ class OffloadEngine : private DecodeObserver {
   };
   std::unordered_map<int64_t, Prediction> predicted_;  // by the step that made it
   at::Tensor last_lookahead_;                          // the LookaheadRouter's output of the step in flight
+  std::vector<std::vector<ExpertKey>> layer_ahead_pairs_;  // this step's layer-ahead predictions, entry d-1 for distance d
   struct Misses {
     int64_t late = 0, not_started = 0, unpredicted = 0;
   } step_misses_;  // this step's, as TokenMetrics counts them

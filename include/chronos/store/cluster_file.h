@@ -19,11 +19,12 @@ namespace chronos {
 // The tensor key of one weight of one expert, e.g. "l3_e12__down_proj.weight".
 std::string expert_tensor_name(ExpertKey key, const char* param);
 
-// Writes dir/file atomically with the members' weights cast to `dtype` (contiguous CPU copies are
-// made as needed) and returns its manifest entry: size, whole-file checksum and each member's
+// Writes dir/file atomically with the members' weights stored as `storage` says (cast to its dtype,
+// or quantized into uint8 [rows, quantized row bytes] tensors; contiguous CPU copies are made as
+// needed) and returns its manifest entry: size, whole-file checksum and each member's
 // range and checksum. All members must have the same shapes.
 ClusterFile write_cluster_file(const std::string& dir, const std::string& file, int64_t cluster_id,
-                               const std::vector<std::pair<ExpertKey, ExpertWeights>>& members, c10::ScalarType dtype);
+                               const std::vector<std::pair<ExpertKey, ExpertWeights>>& members, const ExpertStorage& storage);
 
 // "cluster_007.ctsr" for cluster 7 (three digits at least, plain decimal beyond).
 std::string cluster_file_name(int64_t cluster_id);

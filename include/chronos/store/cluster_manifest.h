@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "chronos/store/expert_key.h"
+#include "chronos/store/expert_storage.h"
 
 namespace chronos {
 
@@ -24,7 +25,7 @@ constexpr uint64_t kExpertAlignment = 4096;
 struct ExpertRange {
   ExpertKey key;
   uint64_t offset = 0;    // absolute file offset of gate_proj, a multiple of kExpertAlignment
-  uint64_t length = 0;    // bytes of gate|up|down together (3 * I * H * element size)
+  uint64_t length = 0;    // bytes of gate|up|down together (ExpertStorage::expert_bytes)
   uint64_t checksum = 0;  // XXH3-64 of those `length` bytes
   // Bytes an aligned read covers: length rounded up to kExpertAlignment (the padding is in the file).
   uint64_t read_length() const { return (length + kExpertAlignment - 1) / kExpertAlignment * kExpertAlignment; }
@@ -44,13 +45,16 @@ struct ClusterManifest {
   int64_t num_experts = 0;              // E routed experts per layer
   int64_t hidden_size = 0;              // H
   int64_t moe_intermediate_size = 0;    // I
-  c10::ScalarType dtype = c10::kFloat;  // storage dtype of every expert weight
+  ExpertStorage storage;                // how every expert weight is stored (fp32/fp16/bf16, int8/int4 blocks)
   std::vector<ClusterFile> clusters;    // sorted by cluster_id
 
-  // Bytes of one expert's three weights in the storage dtype.
+  // Bytes of one expert's three weights as stored.
   uint64_t expert_bytes() const;
   // Sum of expert_bytes() over all L * E experts: what percentages of budgets refer to.
   uint64_t total_expert_bytes() const { return expert_bytes() * static_cast<uint64_t>(num_layers * num_experts); }
+  // Bytes of one expert in the compute tier: quantized experts are computed from their stored bytes,
+  // float ones are held in `compute_dtype`.
+  uint64_t compute_expert_bytes(c10::ScalarType compute_dtype) const;
 };
 
 // Reads and checks dir/cluster_manifest.json: every field present and typed, every (layer, expert)

@@ -23,19 +23,19 @@ struct PackOptions {
   std::string out_dir;                     // the cache folder: new, empty, or holding an earlier cache (replaced)
   uint64_t seed = 0;                       // Louvain seed
   uint64_t cluster_bytes = 64ull << 20;    // most expert bytes per cluster file (members x 4 KiB-aligned expert size)
-  c10::ScalarType dtype = c10::kFloat;     // storage dtype of the weights: fp32, fp16 or bf16
+  ExpertStorage storage;                   // how the weights are stored: fp32, fp16, bf16, int8 or int4
   int64_t window = 4;                      // adjacent tokens paired at each layer (CoactivationOptions::window)
   double resolution = 1.0;                 // Louvain resolution
 
   // Throws ConfigError naming the field (empty out_dir, cluster_bytes 0, window < 0, resolution <= 0,
-  // dtype not fp32/fp16/bf16).
+  // a storage dtype that is not fp32/fp16/bf16).
   void validate() const;
 };
 
-// Bytes one expert occupies in a cluster file: gate|up|down in `dtype`, rounded up to kExpertAlignment.
-uint64_t packed_expert_bytes(const ModelConfig& config, c10::ScalarType dtype);
+// Bytes one expert occupies in a cluster file: gate|up|down as stored, rounded up to kExpertAlignment.
+uint64_t packed_expert_bytes(const ModelConfig& config, const ExpertStorage& storage);
 
-// Throws ConfigError when options.cluster_bytes cannot hold one expert of this model in options.dtype.
+// Throws ConfigError when options.cluster_bytes cannot hold one expert of this model as options.storage says.
 void check_cluster_budget(const PackOptions& options, const ModelConfig& config);
 
 // Throws IoError when `dir` exists and is not a folder, or holds anything other than an expert cache

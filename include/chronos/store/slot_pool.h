@@ -52,10 +52,10 @@ class HostSlotPool : public SlotFreeList {
 class ComputeSlotPool : public SlotFreeList {
  public:
   // floor(budget_bytes / (3 * I * H * element size)) slots of [gate I x H | up I x H | down H x I].
-  // Without `allocate` the pool only counts slots (zero copy: the store serves host slots); data()
-  // and weights() must not be called then.
-  ComputeSlotPool(TransferEngine& engine, int64_t budget_bytes, int64_t hidden, int64_t intermediate, c10::ScalarType dtype,
-                  bool allocate = true);
+  ComputeSlotPool(TransferEngine& engine, int64_t budget_bytes, int64_t hidden, int64_t intermediate, c10::ScalarType dtype);
+  // A pool that only counts floor(budget_bytes / slot_bytes) slots and holds no memory (zero copy:
+  // the store serves host slots, in any storage format): data() and weights() must not be called.
+  ComputeSlotPool(int64_t budget_bytes, uint64_t slot_bytes);
   void* data(int32_t slot) const { return data_[static_cast<size_t>(slot)]; }
   // Views of the slot as the expert's three weights (valid while the pool lives).
   const ExpertWeights& weights(int32_t slot) const { return weights_[static_cast<size_t>(slot)]; }

@@ -1,0 +1,149 @@
+// Block-quantized expert weights: the byte layout, round-trip error bounds, the batch-1 kernels that
+// compute straight from the quantized bytes (against float64 references on the dequantised values,
+// with row lengths that leave partial blocks and vector tails), and the batch path's SwiGLU.
+#include "chronos/model/quantized.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "chronos/model/feed_forward.h"
+#include "model/cpu_kernels.h"
+
+namespace chronos {
+namespace {
+
+const std::vector<int64_t> kWidths = {1, 7, 16, 31, 32, 33, 64, 95, 257};
+
+float scale_of(const uint8_t* block) { return c10::detail::fp16_ieee_to_fp32_value(static_cast<uint16_t>(block[0] | (block[1] << 8))); }
+
+TEST(Quantized, RowBytesCountWholeBlocks) {
+  EXPECT_EQ(quantized_row_bytes(QuantFormat::int8, 32), 34);
+  EXPECT_EQ(quantized_row_bytes(QuantFormat::int8, 33), 68);
+  EXPECT_EQ(quantized_row_bytes(QuantFormat::int4, 64), 36);
+  EXPECT_EQ(quantized_row_bytes(QuantFormat::int4, 1), 18);
+  EXPECT_EQ(quantized_row_bytes(QuantFormat::none, 64), 0);
+}
+
+// The documented layout: an fp16 scale, then the quants; int4 keeps weight j in the low nibble and
+// weight j + 16 in the high nibble of byte j, each as q + 8, with the largest magnitude at -8.
+TEST(Quantized, BlockLayoutIsTheDocumentedOne) {
+  std::vector<float> w(32, 0.0f);
+  w[0] = -4.0f;   // the extreme: maps to -8 with d = 0.5
+  w[16] = 3.5f;   // q = 7
+  w[1] = 1.0f;    // q = 2
+  std::vector<uint8_t> q4(static_cast<size_t>(quantized_row_bytes(QuantFormat::int4, 32)));
+  quantize_row(QuantFormat::int4, w.data(), 32, q4.data());
+  EXPECT_EQ(scale_of(q4.data()), 0.5f);
+  EXPECT_EQ(q4[2] & 0x0f, 0);       // weight 0: -8 + 8
+  EXPECT_EQ(q4[2] >> 4, 15);        // weight 16: 7 + 8
+  EXPECT_EQ(q4[3] & 0x0f, 8 + 2);   // weight 1: 1.0 / 0.5 = 2
+  EXPECT_EQ(q4[3] >> 4, 8);         // weight 17: 0
+
+  std::vector<uint8_t> q8(static_cast<size_t>(quantized_row_bytes(QuantFormat::int8, 32)));
+  quantize_row(QuantFormat::int8, w.data(), 32, q8.data());
+  const float d = scale_of(q8.data());
+  EXPECT_NEAR(d, 4.0f / 127, 1e-5);
+  EXPECT_EQ(static_cast<int8_t>(q8[2]), -127);
+  EXPECT_EQ(static_cast<int8_t>(q8[2 + 16]), static_cast<int8_t>(std::nearbyint(3.5f / d)));
+}
+
+// |w - d q| is at most half a step for int8, and one step for int4 (the clamp at +7 of a block whose
+// extreme is negative), plus the fp16 rounding of the scale.
+TEST(Quantized, RoundTripStaysWithinOneStepPerBlock) {
+  at::manual_seed(11);
+  for (const QuantFormat format : {QuantFormat::int8, QuantFormat::int4}) {
+    for (const int64_t cols : kWidths) {
+      const at::Tensor w = at::randn({5, cols}) * 0.05;
+      const at::Tensor q = quantize_matrix(w, format);
+      ASSERT_EQ(q.sizes(), (at::IntArrayRef{5, quantized_row_bytes(format, cols)}));
+      const at::Tensor back = dequantize_matrix(q, format, cols);
+      for (int64_t r = 0; r < 5; ++r)
+        for (int64_t start = 0; start < cols; start += kQuantBlock) {
+          const int64_t n = std::min(kQuantBlock, cols - start);
+          const float step = std::fabs(scale_of(q[r].data_ptr<uint8_t>() + start / kQuantBlock * quantized_block_bytes(format)));
+          const float amax = w[r].narrow(0, start, n).abs().max().item<float>();
+          const float bound = (format == QuantFormat::int8 ? 0.5f : 1.0f) * step + 2e-3f * amax + 1e-7f;
+          const float err = (w[r].narrow(0, start, n) - back[r].narrow(0, start, n)).abs().max().item<float>();
+          EXPECT_LE(err, bound) << to_string(format) << " cols " << cols << " row " << r << " block " << start / kQuantBlock;
+        }
+    }
+  }
+  // An all-zero block quantizes to zeros (no division by a zero scale).
+  const at::Tensor zeros = at::zeros({2, 40});
+  EXPECT_TRUE(at::equal(dequantize_matrix(quantize_matrix(zeros, QuantFormat::int4), QuantFormat::int4, 40), zeros));
+}
+
+TEST(Quantized, DequantizeRejectsAShapeThatDoesNotFit) {
+  const at::Tensor q = quantize_matrix(at::randn({3, 64}), QuantFormat::int8);
+  EXPECT_THROW(dequantize_matrix(q, QuantFormat::int8, 65), std::exception);
+  EXPECT_THROW(dequantize_matrix(q, QuantFormat::int4, 64), std::exception);
+  EXPECT_THROW(quantize_matrix(at::randn({3, 64}), QuantFormat::none), std::exception);
+}
+
+// The kernels against float64 sums over the dequantised weights: full blocks, a partial last
+// block, and rows shorter than one block.
+TEST(Quantized, DotKernelsMatchTheDequantisedWeights) {
+  at::manual_seed(12);
+  for (const QuantFormat format : {QuantFormat::int8, QuantFormat::int4}) {
+    for (const int64_t cols : kWidths) {
+      const at::Tensor w = at::randn({1, cols});
+      const at::Tensor x = at::randn({cols});
+      const at::Tensor q = quantize_matrix(w, format);
+      const double want = (dequantize_matrix(q, format, cols)[0].to(at::kDouble) * x.to(at::kDouble)).sum().item<double>();
+      const uint8_t* row = q.data_ptr<uint8_t>();
+      const float got = format == QuantFormat::int8 ? cpu::dot_int8(row, x.data_ptr<float>(), cols) : cpu::dot_int4(row, x.data_ptr<float>(), cols);
+      EXPECT_NEAR(got, want, 1e-5 * std::sqrt(static_cast<double>(cols)) * (1 + std::fabs(want))) << to_string(format) << " cols " << cols;
+    }
+  }
+}
+
+// The fused SwiGLU sum with float and quantized terms mixed, on sizes off the block and vector widths.
+TEST(Quantized, SwigluAccumulateComputesFromQuantizedRows) {
+  at::manual_seed(13);
+  for (const auto& [hidden, inter] : std::vector<std::pair<int64_t, int64_t>>{{80, 100}, {64, 96}, {17, 3}, {256, 1408}}) {
+    const at::Tensor x = at::randn({hidden});
+    at::Tensor y = at::randn({hidden});
+    at::Tensor expected = y.to(at::kDouble);
+    std::vector<at::Tensor> keep;
+    std::vector<cpu::SwigluTerm> terms;
+    const std::vector<std::pair<float, QuantFormat>> mix = {{0.7f, QuantFormat::int8}, {-0.2f, QuantFormat::none}, {1.5f, QuantFormat::int4}};
+    for (const auto& [coef, format] : mix) {
+      const at::Tensor g = at::randn({inter, hidden}) * 0.1, u = at::randn({inter, hidden}) * 0.1, d = at::randn({hidden, inter}) * 0.1;
+      at::Tensor gd = g, ud = u, dd = d;
+      if (format == QuantFormat::none) {
+        keep.insert(keep.end(), {g, u, d});
+        terms.push_back({g.data_ptr<float>(), u.data_ptr<float>(), d.data_ptr<float>(), coef});
+      } else {
+        const at::Tensor gq = quantize_matrix(g, format), uq = quantize_matrix(u, format), dq = quantize_matrix(d, format);
+        keep.insert(keep.end(), {gq, uq, dq});
+        terms.push_back({gq.data_ptr(), uq.data_ptr(), dq.data_ptr(), coef, format});
+        gd = dequantize_matrix(gq, format, hidden), ud = dequantize_matrix(uq, format, hidden), dd = dequantize_matrix(dq, format, inter);
+      }
+      const at::Tensor xd = x.to(at::kDouble);
+      expected += coef * at::mv(dd.to(at::kDouble), at::silu(at::mv(gd.to(at::kDouble), xd)) * at::mv(ud.to(at::kDouble), xd));
+    }
+    cpu::swiglu_accumulate(terms, x.data_ptr<float>(), y.data_ptr<float>(), hidden, inter);
+    const double scale = expected.abs().max().item<double>();
+    EXPECT_LT((y.to(at::kDouble) - expected).abs().max().item<double>(), 1e-5 * scale) << hidden << "x" << inter;
+  }
+}
+
+// The batch path dequantises into temporaries: the same as the float weights it stands for.
+TEST(Quantized, SwigluOfQuantizedWeightsIsSwigluOfTheirValues) {
+  at::manual_seed(14);
+  const int64_t H = 40, I = 72;
+  const ExpertWeights dense{at::randn({I, H}), at::randn({I, H}), at::randn({H, I})};
+  for (const QuantFormat format : {QuantFormat::int8, QuantFormat::int4}) {
+    const ExpertWeights q{quantize_matrix(dense.gate_proj, format), quantize_matrix(dense.up_proj, format),
+                          quantize_matrix(dense.down_proj, format), format};
+    const ExpertWeights values{dequantize_matrix(q.gate_proj, format, H), dequantize_matrix(q.up_proj, format, H),
+                               dequantize_matrix(q.down_proj, format, I)};
+    const at::Tensor x = at::randn({3, H});
+    EXPECT_TRUE(at::allclose(swiglu(x, q), swiglu(x, values), 1e-5, 1e-5)) << to_string(format);
+  }
+}
+
+}  // namespace
+}  // namespace chronos
