@@ -41,6 +41,7 @@ void visit_fields(Config& c, F&& f) {
   f("router_aux_loss_coef", c.router_aux_loss_coef);
   f("num_shared_experts", c.num_shared_experts);
   f("lookahead_steps", c.lookahead_steps);
+  f("lookahead_per_layer", c.lookahead_per_layer);
   f("use_hybrid_attention", c.use_hybrid_attention);
   f("kv_latent_dim", c.kv_latent_dim);
   f("rope_dim", c.rope_dim);
@@ -287,7 +288,7 @@ int64_t count_parameters(const ModelConfig& c) {
     return h * c.num_experts + (c.num_experts + c.num_shared_experts) * 3 * h * c.resolved_moe_intermediate_size();
   }();
   int64_t total = c.vocab_size * h + h;  // tied embedding + final norm
-  total += h * (h / 4) + (h / 4) * (c.lookahead_steps + 1) * c.num_experts;
+  total += h * (h / 4) + (h / 4) * (c.lookahead_steps + 1) * c.num_experts * (c.lookahead_per_layer ? c.num_hidden_layers : 1);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) total += 2 * h + (c.layer_is_mla(l) ? mla : gqa) + ffn;
   return total;
 }

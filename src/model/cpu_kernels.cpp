@@ -62,9 +62,19 @@ float dot(const float* a, const float* b, int64_t n) {
 
 namespace {
 
-float block_scale(const uint8_t* block) {
+// The block's fp16 scale. Inline into the kernels' clones: with F16C (x86-64-v3 and up) _Float16 converts
+// in one instruction, where the portable bit manipulation costs ~20 per block.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+inline float block_scale(const uint8_t* block) {
+  _Float16 scale;
+  std::memcpy(&scale, block, sizeof scale);
+  return static_cast<float>(scale);
+}
+#else
+inline float block_scale(const uint8_t* block) {
   return c10::detail::fp16_ieee_to_fp32_value(static_cast<uint16_t>(block[0] | (block[1] << 8)));
 }
+#endif
 
 // The weights of a partial last block, dequantised, against the rest of x.
 float tail_dot(QuantFormat format, const uint8_t* block, const float* x, int64_t n) {

@@ -9,15 +9,19 @@
 
 namespace chronos {
 
-LookaheadRouterImpl::LookaheadRouterImpl(const ModelConfig& c) : steps_(c.lookahead_steps + 1), experts_(c.num_experts) {
+LookaheadRouterImpl::LookaheadRouterImpl(const ModelConfig& c)
+    : steps_(c.lookahead_steps + 1), layers_(c.lookahead_per_layer ? c.num_hidden_layers : 1), experts_(c.num_experts) {
   const int64_t H = c.hidden_size, inner = c.hidden_size / 4;
-  proj = register_module("proj", torch::nn::Sequential(make_linear(H, inner), torch::nn::SiLU(), make_linear(inner, steps_ * experts_)));
+  proj = register_module("proj", torch::nn::Sequential(make_linear(H, inner), torch::nn::SiLU(),
+                                                       make_linear(inner, steps_ * layers_ * experts_)));
 }
 
 at::Tensor LookaheadRouterImpl::forward(const at::Tensor& x) {
   const auto weights = proj->parameters();  // proj.0 and proj.2
   const at::Tensor logits = project(at::silu(project(x, weights[0])), weights[1]);
-  return at::softmax(logits.view({x.size(0), x.size(1), steps_, experts_}).to(at::kFloat), -1);
+  const at::Tensor shaped = layers_ > 1 ? logits.view({x.size(0), x.size(1), steps_, layers_, experts_})
+                                        : logits.view({x.size(0), x.size(1), steps_, experts_});
+  return at::softmax(shaped.to(at::kFloat), -1);
 }
 
 }  // namespace chronos

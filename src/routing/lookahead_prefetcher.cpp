@@ -11,12 +11,16 @@ namespace {
 
 constexpr double kOlderTokenFactor = 0.6;  // recency score of each older token relative to the next
 
-// The last position's rows of lookahead_probs [B,S,K+1,E], batch 0, as float [K+1, E].
-at::Tensor last_rows(const at::Tensor& lookahead_probs, int64_t num_experts) {
-  if (lookahead_probs.dim() != 4 || lookahead_probs.size(3) != num_experts || lookahead_probs.size(2) < 1)
+// The last position's rows of lookahead_probs ([B,S,K+1,E] or [B,S,K+1,L,E]), batch 0, as float
+// [K+1, 1, E] (layer-averaged) or [K+1, L, E].
+at::Tensor last_rows(const at::Tensor& lookahead_probs, int64_t num_layers, int64_t num_experts) {
+  const bool per_layer = lookahead_probs.dim() == 5;
+  if ((lookahead_probs.dim() != 4 && !per_layer) || lookahead_probs.size(-1) != num_experts || lookahead_probs.size(2) < 1 ||
+      (per_layer && lookahead_probs.size(3) != num_layers))
     throw InvalidArgument(cat("LookaheadPrefetcher: lookahead_probs of shape ", lookahead_probs.sizes(), ", expected [B,S,K+1,",
-                              num_experts, "]"));
-  return lookahead_probs.select(0, 0).select(0, lookahead_probs.size(1) - 1).detach().to(at::kCPU, at::kFloat).contiguous();
+                              num_experts, "] or [B,S,K+1,", num_layers, ",", num_experts, "]"));
+  const at::Tensor rows = lookahead_probs.select(0, 0).select(0, lookahead_probs.size(1) - 1).detach().to(at::kCPU, at::kFloat);
+  return (per_layer ? rows : rows.unsqueeze(1)).contiguous();
 }
 
 }  // namespace
@@ -64,24 +68,26 @@ void LookaheadPrefetcher::observe(const std::vector<at::Tensor>& selected) {
 
 void LookaheadPrefetcher::reset_history() { recent_.clear(); }
 
-std::vector<std::vector<int64_t>> LookaheadPrefetcher::router_ids(const at::Tensor& lookahead_probs) const {
-  const at::Tensor rows = last_rows(lookahead_probs, num_experts_);
+std::vector<std::vector<ScoredExpert>> LookaheadPrefetcher::router_pairs(const at::Tensor& lookahead_probs) const {
+  const at::Tensor rows = last_rows(lookahead_probs, num_layers_, num_experts_);
+  const int64_t rows_per_step = rows.size(1);  // 1 (layer-averaged) or L
   const float* p = rows.data_ptr<float>();
   const int64_t K = std::min(rows.size(0) - 1, lookahead_steps_);
-  std::vector<std::vector<int64_t>> out(static_cast<size_t>(std::max<int64_t>(0, K)));
-  for (int64_t j = 1; j <= K; ++j) {
-    const float* row = p + j * num_experts_;
-    std::vector<int64_t> ids(static_cast<size_t>(num_experts_));
-    std::iota(ids.begin(), ids.end(), 0);
-    std::stable_sort(ids.begin(), ids.end(), [&](int64_t a, int64_t b) { return row[a] > row[b]; });
-    ids.resize(static_cast<size_t>(top_k_));
-    out[static_cast<size_t>(j - 1)] = std::move(ids);
-  }
+  std::vector<std::vector<ScoredExpert>> out(static_cast<size_t>(std::max<int64_t>(0, K)));
+  std::vector<int64_t> ids(static_cast<size_t>(num_experts_));
+  for (int64_t j = 1; j <= K; ++j)
+    for (int64_t l = 0; l < num_layers_; ++l) {
+      const float* row = p + (j * rows_per_step + (rows_per_step > 1 ? l : 0)) * num_experts_;
+      std::iota(ids.begin(), ids.end(), 0);
+      std::stable_sort(ids.begin(), ids.end(), [&](int64_t a, int64_t b) { return row[a] > row[b]; });
+      for (int64_t i = 0; i < top_k_; ++i)
+        out[static_cast<size_t>(j - 1)].push_back({{static_cast<int32_t>(l), static_cast<int32_t>(ids[static_cast<size_t>(i)])},
+                                                    row[ids[static_cast<size_t>(i)]]});
+    }
   return out;
 }
 
 std::vector<std::vector<ScoredExpert>> LookaheadPrefetcher::predict(const at::Tensor& lookahead_probs, const at::Tensor& frequency) const {
-  const at::Tensor rows = last_rows(lookahead_probs, num_experts_);
   at::Tensor freq;
   if (frequency.defined() && config_.frequent > 0) {
     if (frequency.dim() != 2 || frequency.size(0) != num_layers_ || frequency.size(1) != num_experts_)
@@ -89,16 +95,14 @@ std::vector<std::vector<ScoredExpert>> LookaheadPrefetcher::predict(const at::Te
                                 num_experts_, "]"));
     freq = frequency.to(at::kCPU, at::kFloat).contiguous();
   }
-  const float* p = rows.data_ptr<float>();
-  const std::vector<std::vector<int64_t>> router = router_ids(lookahead_probs);
+  const std::vector<std::vector<ScoredExpert>> router = router_pairs(lookahead_probs);
   std::vector<std::vector<ScoredExpert>> out(router.size());
   std::vector<float> score(static_cast<size_t>(num_experts_));
   for (size_t jj = 0; jj < router.size(); ++jj) {
-    const float* row = p + (static_cast<int64_t>(jj) + 1) * num_experts_;
     for (int64_t l = 0; l < num_layers_; ++l) {
       std::fill(score.begin(), score.end(), 0.0f);
-      for (int64_t e : router[jj])
-        if (row[e] >= config_.router_floor) score[static_cast<size_t>(e)] = row[e];
+      for (const ScoredExpert& r : router[jj])
+        if (r.key.layer == l && r.probability >= config_.router_floor) score[static_cast<size_t>(r.key.expert)] = r.probability;
       double recency = config_.recency_score;
       for (const auto& token : recent_) {
         for (int64_t e : token[static_cast<size_t>(l)]) score[static_cast<size_t>(e)] = std::max(score[static_cast<size_t>(e)], static_cast<float>(recency));

@@ -116,11 +116,9 @@ void OffloadEngine::on_lookahead(int64_t step, const at::Tensor& lookahead_probs
     p.pairs.emplace_back();
     for (const ScoredExpert& s : offset) p.pairs.back().push_back(s.key);
   }
-  const int64_t L = model_.config().num_hidden_layers;
-  for (const auto& ids : lookahead_.router_ids(lookahead_probs)) {
+  for (const auto& offset : lookahead_.router_pairs(lookahead_probs)) {
     p.router.emplace_back();
-    for (int64_t l = 0; l < L; ++l)
-      for (int64_t e : ids) p.router.back().push_back({static_cast<int32_t>(l), static_cast<int32_t>(e)});
+    for (const ScoredExpert& s : offset) p.router.back().push_back(s.key);
   }
   if (uses_lookahead()) issue(lookahead_.requests(predicted, step));
   last_lookahead_ = lookahead_probs;

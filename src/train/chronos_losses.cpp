@@ -287,18 +287,28 @@ RouterLossTerms chronos_router_losses(const RouterLossInputs& in, const RouterLo
   add(terms.locality, terms.locality_active, w.router_locality, sequence,
       [&] { return router_locality_loss(p_bar, k, in.mask); });
 
-  const at::Tensor& q = in.lookahead_probs;
-  if (q.defined()) require_lookahead(q, p_bar, "chronos_router_losses");
+  // A per-layer LookaheadRouter [B,S,K+1,L,E] learns each layer's own future routing: the layers fold
+  // into the batch, so the same terms apply with each layer's router probabilities as the teacher.
+  at::Tensor q = in.lookahead_probs, lookahead_teacher = teacher, lookahead_mask = in.mask;
+  if (q.defined() && q.dim() == 5) {
+    const int64_t L = static_cast<int64_t>(layers.size());
+    require(q.size(3) == L, cat("chronos_router_losses: per-layer lookahead probabilities ", shape_of(q), " for ", L, " MoE layers"));
+    const int64_t steps = q.size(2);
+    q = q.permute({3, 0, 1, 2, 4}).reshape({L * B, S, steps, E});
+    lookahead_teacher = at::stack(layers, 0).detach().reshape({L * B, S, E});
+    if (in.mask.defined()) lookahead_mask = in.mask.repeat({L, 1});
+  }
+  if (q.defined()) require_lookahead(q, lookahead_teacher, "chronos_router_losses");
   const int64_t K = q.defined() ? q.size(2) - 1 : 0;
   // Top and union are nested under lambda_lookahead > 0 (spec §5 gating).
   const bool lookahead_on = sequence && K > 0 && (w.lookahead > 0 || compute_all);
   const bool nested = sequence && K > 0 && w.lookahead > 0;
   add(terms.lookahead, terms.lookahead_active, w.lookahead, lookahead_on,
-      [&] { return lookahead_soft_ce(q, teacher, in.mask); });
+      [&] { return lookahead_soft_ce(q, lookahead_teacher, lookahead_mask); });
   add(terms.lookahead_topk, terms.lookahead_topk_active, nested ? w.lookahead_topk : 0.0, lookahead_on,
-      [&] { return lookahead_topk_loss(q, teacher, k, in.mask); });
+      [&] { return lookahead_topk_loss(q, lookahead_teacher, k, lookahead_mask); });
   add(terms.lookahead_union, terms.lookahead_union_active, nested ? w.lookahead_union : 0.0, lookahead_on && S > K,
-      [&] { return lookahead_union_loss(q, teacher, k, in.mask); });
+      [&] { return lookahead_union_loss(q, lookahead_teacher, k, lookahead_mask); });
 
   const bool have_reference = in.reference_router_probs.defined();
   require(have_reference || w.router_anchor <= 0,

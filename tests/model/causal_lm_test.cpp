@@ -29,6 +29,23 @@ TEST(CausalLM, ParameterCountMatchesTheFormula) {
       EXPECT_EQ(numel_of_parameters(*model), count_parameters(c)) << "hybrid " << hybrid << " moe " << moe;
     }
   }
+  ModelConfig per_layer = testing::tiny_config();
+  per_layer.lookahead_per_layer = true;
+  EXPECT_EQ(numel_of_parameters(*ChronosForCausalLM(per_layer)), count_parameters(per_layer));
+}
+
+// lookahead_per_layer: one distribution over E per step and layer.
+TEST(CausalLM, PerLayerLookaheadRouterPredictsEachLayer) {
+  ModelConfig c = testing::tiny_config();
+  c.lookahead_per_layer = true;
+  ChronosForCausalLM model(c);
+  model->eval();
+  at::NoGradGuard no_grad;
+  const ForwardOutput out = model->forward(at::randint(c.vocab_size, {2, 7}));
+  EXPECT_EQ(out.lookahead_probs.sizes(), (std::vector<int64_t>{2, 7, 3, 4, 4}));
+  EXPECT_LT((out.lookahead_probs.sum(-1) - 1).abs().max().item<float>(), 1e-5);
+  EXPECT_EQ(ModelConfig::from_json(c.to_json()).lookahead_per_layer, true);
+  EXPECT_EQ(ModelConfig::from_json(testing::tiny_config().to_json()).lookahead_per_layer, false);
 }
 
 TEST(CausalLM, SmokeConfigHasTheSpecSize) {

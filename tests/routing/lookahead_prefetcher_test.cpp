@@ -39,10 +39,16 @@ TEST(LookaheadPrefetcherTest, RouterIdsAreTheMostLikelyPerOffset) {
   const ModelConfig c = testing::tiny_config();  // L=4, E=4, k=2, K=2
   const LookaheadPrefetcher prefetcher(c, {}, /*compute_slots=*/64);
   const at::Tensor p = probs({{0.7f, 0.1f, 0.1f, 0.1f}, {0.1f, 0.6f, 0.05f, 0.25f}, {0.4f, 0.0f, 0.5f, 0.1f}});
-  const auto ids = prefetcher.router_ids(p);
-  ASSERT_EQ(ids.size(), 2u);
-  EXPECT_EQ(ids[0], (std::vector<int64_t>{1, 3}));
-  EXPECT_EQ(ids[1], (std::vector<int64_t>{2, 0}));
+  const auto pairs = prefetcher.router_pairs(p);
+  ASSERT_EQ(pairs.size(), 2u);
+  ASSERT_EQ(pairs[0].size(), 8u);  // the same top-2 ids in each of the 4 layers
+  for (int32_t l = 0; l < 4; ++l) {
+    EXPECT_EQ(pairs[0][2 * l].key, (ExpertKey{l, 1}));
+    EXPECT_EQ(pairs[0][2 * l + 1].key, (ExpertKey{l, 3}));
+    EXPECT_FLOAT_EQ(pairs[0][2 * l].probability, 0.6f);
+    EXPECT_EQ(pairs[1][2 * l].key, (ExpertKey{l, 2}));
+    EXPECT_EQ(pairs[1][2 * l + 1].key, (ExpertKey{l, 0}));
+  }
   // Without history only router ids at or above the floor (0.5) are predicted, in every layer.
   const auto predicted = prefetcher.predict(p);
   ASSERT_EQ(predicted.size(), 2u);
@@ -50,7 +56,32 @@ TEST(LookaheadPrefetcherTest, RouterIdsAreTheMostLikelyPerOffset) {
     EXPECT_EQ(experts_of_layer(predicted[0], l), (std::set<int32_t>{1}));
     EXPECT_EQ(experts_of_layer(predicted[1], l), (std::set<int32_t>{2}));
   }
-  EXPECT_THROW(prefetcher.router_ids(at::rand({1, 2, 3, 5})), InvalidArgument);
+  EXPECT_THROW(prefetcher.router_pairs(at::rand({1, 2, 3, 5})), InvalidArgument);
+  EXPECT_THROW(prefetcher.router_pairs(at::rand({1, 2, 3, 3, 4})), InvalidArgument);  // 3 layers, the model has 4
+}
+
+// A per-layer router ([B,S,K+1,L,E]) predicts each layer's own experts.
+TEST(LookaheadPrefetcherTest, PerLayerRouterPredictsEachLayersOwnExperts) {
+  const ModelConfig c = testing::tiny_config();  // L=4, E=4, k=2
+  LookaheadConfig config;
+  config.history = 0;
+  config.frequent = 0;
+  const LookaheadPrefetcher prefetcher(c, config, 64);
+  at::Tensor p = at::full({1, 1, 3, 4, 4}, 0.05f);
+  for (int64_t j = 1; j <= 2; ++j)
+    for (int64_t l = 0; l < 4; ++l) {
+      p[0][0][j][l][(l + j) % 4] = 0.8f;        // above the floor: predicted
+      p[0][0][j][l][(l + j + 1) % 4] = 0.1f;    // second, under the floor: only in router_pairs
+    }
+  const auto pairs = prefetcher.router_pairs(p);
+  ASSERT_EQ(pairs.size(), 2u);
+  const auto predicted = prefetcher.predict(p);
+  for (int32_t j = 1; j <= 2; ++j)
+    for (int32_t l = 0; l < 4; ++l) {
+      EXPECT_EQ(pairs[j - 1][2 * l].key, (ExpertKey{l, (l + j) % 4}));
+      EXPECT_EQ(pairs[j - 1][2 * l + 1].key, (ExpertKey{l, (l + j + 1) % 4}));
+      EXPECT_EQ(experts_of_layer(predicted[j - 1], l), (std::set<int32_t>{(l + j) % 4}));
+    }
 }
 
 TEST(LookaheadPrefetcherTest, RecentRoutingIsPredictedPerLayerWithDecayingScores) {

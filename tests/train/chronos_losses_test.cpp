@@ -288,6 +288,29 @@ TEST(ChronosRouterLosses, SingleTokenKeepsOnlyTheBalance) {
   EXPECT_NEAR(t.total.item<double>(), 5e-4 * 1.6, 1e-15);
 }
 
+// A per-layer lookahead [B,S,K+1,L,E] is trained against each layer's own routing: with the same
+// tokens in every layer, its terms are the mean over layers of the layer-averaged terms computed
+// with that layer's probabilities as the teacher.
+TEST(ChronosRouterLosses, PerLayerLookaheadLearnsEachLayersRouting) {
+  const at::Tensor layer0 = three_tokens();
+  const at::Tensor layer1 = values({0.1, 0.9, 0.5, 0.5, 0.3, 0.7}, {1, 3, 2});
+  const at::Tensor q0 = three_token_lookahead();
+  const at::Tensor q1 = values({0.3, 0.7, 0.2, 0.8, 0.6, 0.4, 0.9, 0.1, 0.5, 0.5, 0.5, 0.5}, {1, 3, 2, 2});
+  RouterLossInputs in;
+  in.router_probs = {layer0, layer1};
+  in.selected = {at::zeros({1, 3, 1}, at::kLong), at::ones({1, 3, 1}, at::kLong)};
+  in.lookahead_probs = at::stack({q0, q1}, 3);  // [1,3,2,2,2]
+  in.top_k = 1;
+  const RouterLossTerms t = chronos_router_losses(in, RouterLossWeights{}, /*compute_all=*/true);
+  const at::Tensor mask = at::ones({1, 3});
+  const double soft = (lookahead_soft_ce(q0, layer0, mask).item<double>() + lookahead_soft_ce(q1, layer1, mask).item<double>()) / 2;
+  const double topk = (lookahead_topk_loss(q0, layer0, 1, mask).item<double>() + lookahead_topk_loss(q1, layer1, 1, mask).item<double>()) / 2;
+  EXPECT_NEAR(t.lookahead.item<double>(), soft, 1e-12);
+  EXPECT_NEAR(t.lookahead_topk.item<double>(), topk, 1e-12);
+  in.lookahead_probs = at::stack({q0, q1, q1}, 3);  // three layers of predictions for two layers
+  EXPECT_THROW(chronos_router_losses(in, RouterLossWeights{}), std::exception);
+}
+
 TEST(ChronosRouterLosses, NoLookaheadStepsMeansNoLookaheadTerms) {
   RouterLossInputs in = three_token_inputs();
   in.lookahead_probs = at::full({1, 3, 1, 2}, 0.5, at::kDouble);  // K = 0

@@ -28,7 +28,7 @@ struct ForwardOptions {
   int64_t logits_to_keep = 0;      // > 0: logits for the last n positions only
   const std::vector<at::Tensor>* available_expert_masks = nullptr;  // optional, one [E] bool per layer
   ExpertSource* expert_source = nullptr;  // null: the model's own expert parameters
-  // Optional: called with lookahead_probs [B,S,K+1,E] as soon as the LookaheadRouter has run on
+  // Optional: called with lookahead_probs ([B,S,K+1,E], or [B,S,K+1,L,E] per layer) as soon as the LookaheadRouter has run on
   // block 0's output, before block 1, so a caller can start fetching experts for later tokens
   // while blocks 1..L-1 compute (spec/runtime.md §9.5). Unset: nothing changes.
   std::function<void(const at::Tensor& lookahead_probs)> on_lookahead;
@@ -44,7 +44,7 @@ struct ForwardOutput {
   std::vector<at::Tensor> aux_raw;       // per layer, for the trainer's lambda_balance
   std::vector<at::Tensor> router_probs;  // per layer [B,S,E], with autograd
   std::vector<at::Tensor> selected;      // per layer [B,S,k] expert ids
-  at::Tensor lookahead_probs;            // [B,S,K+1,E]
+  at::Tensor lookahead_probs;            // [B,S,K+1,E], or [B,S,K+1,L,E] with lookahead_per_layer
   at::Tensor hidden_states;              // final normed [B,S,H]
 };
 

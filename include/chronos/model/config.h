@@ -38,6 +38,8 @@ struct ModelConfig {
   double router_aux_loss_coef = 5e-4;      // scale of the reported aux_loss
   int64_t num_shared_experts = 1;          // always-on experts per layer
   int64_t lookahead_steps = 2;             // K: LookaheadRouter predicts t+1..t+K
+  bool lookahead_per_layer = false;        // true: it predicts each layer's routing (K+1 x L x E outputs);
+                                           // false: one layer-averaged distribution (the reference's shape)
   // ---- attention ----
   bool use_hybrid_attention = true;        // even layers MLA, odd layers sliding window; false: GQA everywhere
   int64_t kv_latent_dim = 64;              // C: MLA latent width

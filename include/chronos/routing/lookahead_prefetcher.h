@@ -1,18 +1,18 @@
 // Per-token lookahead prefetch (docs/offload.md "Predictive decode", spec/runtime.md §5.3, §9.5).
 // Right after block 0 of step t, it predicts which (layer, expert) pairs steps t+1..t+K will use
 // and turns them into prefetch requests with deadlines. Three signals, per layer l and offset j:
-//  - the LookaheadRouter: lookahead_probs[0, last position, j, :] is one distribution over global
-//    expert ids for all layers (spec/model.md §6: it is trained on the layer-averaged routing), so
-//    an id at or above `router_floor` (among the `router_top_k` most likely) is predicted in every
-//    layer, scored by its probability;
+//  - the LookaheadRouter: its `router_top_k` most likely experts at or above `router_floor`, scored by
+//    their probability. A layer-averaged router (lookahead_probs [B,S,K+1,E], spec/model.md §6) gives
+//    one distribution over ids for all layers, so its ids are predicted in every layer; a per-layer
+//    one ([B,S,K+1,L,E], ModelConfig::lookahead_per_layer) gives each layer's own;
 //  - recency: the experts layer l used for the last `history` decode tokens (routing persists
 //    from token to token; the temporal loss trains for it), scored `recency_score` for the latest
 //    token and geometrically less for older ones;
 //  - frequency: the `frequent` experts layer l used most, by the running frequency the caller
 //    passes in (ExpertPredictor::frequency(): one tracker for the engine), scored by that frequency.
 // An expert's score is the largest of its signals; it orders the requests and is what the store
-// queue calls probability. The router alone cannot tell the layers apart, which is why it does not
-// predict alone (docs/offload.md has the recall of each signal).
+// queue calls probability. The layer-averaged router cannot tell the layers apart, which is why it
+// does not predict alone (docs/offload.md has the recall of each signal).
 // Requests: one per expert, at the earliest offset that predicts it, in (offset, layer, -score)
 // order. Offsets j <= `compute_horizon` ask for the compute tier, at most compute_limit() =
 // compute_slots - num_experts_per_tok of them (the earliest layers of t+1, as they are needed
@@ -53,9 +53,10 @@ class LookaheadPrefetcher {
   // Forgets the recent tokens (a new generation).
   void reset_history();
 
-  // The LookaheadRouter's own prediction: global ids for offsets 1..K (entry j-1), most likely
-  // first, from lookahead_probs [B,S,K+1,E] (batch 0, last position).
-  std::vector<std::vector<int64_t>> router_ids(const at::Tensor& lookahead_probs) const;
+  // The LookaheadRouter's own prediction for offsets 1..K (entry j-1): per layer, its router_top_k
+  // most likely experts with their probabilities (batch 0, last position), layer by layer, most
+  // likely first; the same ids in every layer for a layer-averaged router.
+  std::vector<std::vector<ScoredExpert>> router_pairs(const at::Tensor& lookahead_probs) const;
   // The predicted (layer, expert) pairs for offsets 1..K, per offset by layer, then by -score.
   // `frequency` is the running frequency [L,E] (undefined: no frequency signal).
   std::vector<std::vector<ScoredExpert>> predict(const at::Tensor& lookahead_probs, const at::Tensor& frequency = {}) const;

@@ -21,7 +21,7 @@ class DecodeObserver {
   virtual ~DecodeObserver() = default;
   // Before step `step`'s forward.
   virtual void begin_step(int64_t step) {}
-  // Right after block 0 of step `step` (ForwardOptions::on_lookahead), lookahead_probs [1,S,K+1,E].
+  // Right after block 0 of step `step` (ForwardOptions::on_lookahead), lookahead_probs [1,S,K+1,E] (or [1,S,K+1,L,E]).
   virtual void on_lookahead(int64_t step, const at::Tensor& lookahead_probs) {}
   // Before MoE layer `layer` of step `step` routes (ForwardOptions::on_moe_input), with its input [1,S,H].
   virtual void on_moe_input(int64_t step, int64_t layer, const at::Tensor& moe_input) {}

@@ -100,7 +100,7 @@ class OffloadEngine : private DecodeObserver {
   std::unordered_map<int64_t, Issued> issued_;  // key index -> its earliest live prefetch
   struct Prediction {
     std::vector<std::vector<ExpertKey>> pairs;   // entry j-1: the LookaheadPrefetcher's pairs for step+j
-    std::vector<std::vector<ExpertKey>> router;  // the LookaheadRouter's ids, in every layer
+    std::vector<std::vector<ExpertKey>> router;  // the LookaheadRouter's own top pairs (router_pairs)
   };
   std::unordered_map<int64_t, Prediction> predicted_;  // by the step that made it
   at::Tensor last_lookahead_;                          // the LookaheadRouter's output of the step in flight

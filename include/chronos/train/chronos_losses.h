@@ -61,6 +61,7 @@ struct RouterLossInputs {
   std::vector<at::Tensor> aux_raw;       // per layer scalar A_l from the model; used only when `selected` is
                                          // empty (the model masks it when forward got an attention_mask)
   at::Tensor lookahead_probs;            // optional [B,S,K+1,E] probabilities; slot j predicts P-bar[t+j]
+                                         // ([B,S,K+1,L,E] per layer: slot j, layer l predicts layer l's probabilities at t+j)
   at::Tensor mask;                       // optional [B,S], nonzero = real token; undefined = every token real
   at::Tensor reference_router_probs;     // optional [B,S,E] layer-averaged probabilities of the frozen
                                          // reference model on the same tokens (the anchor's target)
