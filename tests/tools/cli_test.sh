@@ -112,6 +112,19 @@ PY
     expect_ok "generate_offload_$q" "$generate" "${args[@]}" --json --offload "$work/cache_$q" --compute-budget 25% --ram-budget 50%
   done
   expect_error pack_bad_dtype "--dtype: unknown expert storage 'int3'" "$pack" --model "$work/gen" --data "$work/calib.jsonl" --out "$work/y" --dtype int3
+  # chronos-train eval: held-out CE per group, resident and from the int8 / int4 caches, in one run.
+  printf '{"text": "the lazy dog", "domain": "en"}\n{"text": "fox and dog", "domain": "en"}\n{"text": "der Hund", "domain": "de"}\n' >"$work/heldout.jsonl"
+  expect_ok eval_runs "$train" eval --model "$work/gen" --data "$work/heldout.jsonl" --expert-cache "$work/cache_int8" --expert-cache "$work/cache_int4" --json --log-level warn
+  python3 - "$work/out" <<'PY' || fail "eval JSON lacks a run, a group or a finite cross-entropy"
+import json, math, sys
+o = json.load(open(sys.argv[1]))["runs"]
+ok = set(o) == {"resident", "cache_int8 (int8)", "cache_int4 (int4)"}
+ok = ok and all(set(r["groups"]) == {"en", "de"} and r["total"]["records"] == 3 and math.isfinite(r["total"]["cross_entropy"]) for r in o.values())
+sys.exit(0 if ok else 1)
+PY
+  expect_error eval_missing_data "$work/none.jsonl: evaluation data not found" "$train" eval --model "$work/gen" --data "$work/none.jsonl"
+  expect_error eval_bad_record "$work/bad.jsonl:2" "$train" eval --model "$work/gen" --data "$work/bad.jsonl" --log-level warn
+  expect_error eval_not_a_cache "not an expert cache" "$train" eval --model "$work/gen" --data "$work/heldout.jsonl" --expert-cache "$work/none"
   expect_ok generate_offload_fallback "$generate" --model "$work/gen" --prompt "hi" --max-new-tokens 5 --stats "${offload[@]}" --miss-policy fallback --log-level warn
   grep -q "hit rate" "$work/err" || fail "--offload --stats printed no hit rate"
   # --predict: prediction only moves experts earlier; under wait the greedy tokens do not change.
