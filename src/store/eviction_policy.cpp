@@ -40,4 +40,8 @@ std::optional<ExpertKey> LruPolicy::victim(const std::function<bool(ExpertKey)>&
   return std::nullopt;
 }
 
+void LruPolicy::for_each(const std::function<void(ExpertKey)>& visit) const {
+  for (ExpertKey key : order_) visit(key);
+}
+
 }  // namespace chronos

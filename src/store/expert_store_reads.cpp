@@ -5,7 +5,7 @@
 #include "chronos/core/error.h"
 #include "chronos/core/log.h"
 #include "chronos/store/expert_store.h"
-#include "store/expert_store_unit.h"
+#include "store/expert_store_impl.h"
 
 namespace chronos {
 namespace {
@@ -17,9 +17,9 @@ constexpr uint64_t kMaxRunBytes = 64ull << 20;
 
 // ---- reads -----------------------------------------------------------------------------------------
 
-void ExpertStore::request_read(ExpertKey key, bool front) {
+void ExpertStore::Impl::request_read(ExpertKey key, bool front) {
   Unit& u = unit(key);
-  if (u.host_slot >= 0 || u.compute_slot >= 0) return;
+  if (u.state != ExpertState::cold) return;
   if (u.read_queued) {
     // Already queued behind other demand (announce): acquire moves it to the front.
     if (front && demand_reads_.front() != key) {
@@ -36,23 +36,25 @@ void ExpertStore::request_read(ExpertKey key, bool front) {
   work_cv_.notify_one();
 }
 
-bool ExpertStore::make_read_job(ExpertKey key, bool whole_cluster, bool demand, ReadJob& job) {
+bool ExpertStore::Impl::make_read_job(ExpertKey key, bool whole_cluster, Requester who, ReadJob& job) {
   const ExpertLocation at = where_[static_cast<size_t>(key.index(num_experts_))];
   const ClusterFile& cluster = manifest_.clusters[static_cast<size_t>(at.cluster)];
-  const auto slot = take_host_slot(demand);
+  // A prefetch of an expert no prediction wants any more (all its deadlines passed) takes only
+  // unwanted slots.
+  const auto slot = who == Requester::demand ? take_host_slot(std::nullopt) : take_host_slot(due(key), !is_wanted(key));
   if (!slot) return false;
 
   const auto claim = [&](const ExpertRange& range, int32_t s) {
     Unit& u = unit(range.key);
     u.host_slot = s;
-    u.reading = true;
-    u.read_event = std::make_shared<ReadyEvent>();
+    u.state = ExpertState::reading;
+    u.read_event = std::make_shared<HostReadyEvent>();
     ++reads_in_flight_;
     return ReadTarget{range.key, host_pool_->data(s), range.length, range.read_length(), range.checksum};
   };
   const auto readable = [&](const ExpertRange& range) {
     const Unit& u = unit(range.key);
-    return u.host_slot < 0 && u.compute_slot < 0 && !u.read_queued;
+    return u.state == ExpertState::cold && !u.read_queued;
   };
   std::deque<ReadTarget> targets{claim(cluster.experts[static_cast<size_t>(at.member)], *slot)};
   size_t first = static_cast<size_t>(at.member), last = first;
@@ -69,7 +71,7 @@ bool ExpertStore::make_read_job(ExpertKey key, bool whole_cluster, bool demand, 
       if (!after && !before) break;
       const ExpertRange& next = cluster.experts[after ? last + 1 : first - 1];
       if (bytes + next.read_length() > kMaxRunBytes) break;
-      const auto s = take_host_slot(/*demand=*/false);  // the rest of a run is speculative
+      const auto s = take_host_slot(std::nullopt, /*speculative=*/true);  // the rest of a run
       if (!s) break;
       bytes += next.read_length();
       if (after) targets.push_back(claim(cluster.experts[++last], *s));
@@ -82,26 +84,20 @@ bool ExpertStore::make_read_job(ExpertKey key, bool whole_cluster, bool demand, 
   return true;
 }
 
-void ExpertStore::queue_rest_of_cluster(const ReadJob& job) {
+void ExpertStore::Impl::queue_rest_of_cluster(const ReadJob& job) {
   // The members the job's run did not cover, in file order, as many as the host pool can hold.
   const ClusterFile& cluster = manifest_.clusters[static_cast<size_t>(job.file)];
   int64_t room = host_pool_->count() - static_cast<int64_t>(job.targets.size());
   for (const ExpertRange& range : cluster.experts) {
     if (room <= 0) break;
     const Unit& u = unit(range.key);
-    if (u.host_slot >= 0 || u.compute_slot >= 0 || u.read_queued) continue;
+    if (u.state != ExpertState::cold || u.read_queued) continue;
     cluster_reads_.push_back(range.key);
     --room;
   }
 }
 
-bool prefetch_satisfied(ExpertState s, const PrefetchRequest& r, bool read_queued, bool wants_compute) {
-  if (s == ExpertState::hot || s == ExpertState::copying) return true;
-  if (r.target == Tier::ram) return s != ExpertState::cold || read_queued;
-  return (s == ExpertState::reading || s == ExpertState::warm || read_queued) && wants_compute;
-}
-
-bool ExpertStore::next_read(ReadJob& job) {
+bool ExpertStore::Impl::next_read(ReadJob& job) {
   std::unique_lock<std::mutex> lock(mutex_);
   while (true) {
     if (stopping_) return false;
@@ -109,27 +105,28 @@ bool ExpertStore::next_read(ReadJob& job) {
     while (!demand_reads_.empty() && !blocked) {
       const ExpertKey key = demand_reads_.front();
       Unit& u = unit(key);
-      if (u.host_slot >= 0 || u.compute_slot >= 0) {  // read meanwhile, or still HOT
+      if (u.state != ExpertState::cold) {  // defensive: a queued read is of a COLD expert
         u.read_queued = false;
         demand_reads_.pop_front();
         continue;
       }
-      if (!make_read_job(key, false, /*demand=*/true, job)) {
+      u.read_queued = false;  // a queued read is of a COLD expert: cleared as the read claims it
+      if (!make_read_job(key, false, Requester::demand, job)) {
+        u.read_queued = true;
         blocked = true;
         break;
       }
-      u.read_queued = false;
       demand_reads_.pop_front();
       return true;
     }
     while (!blocked && !cluster_reads_.empty()) {  // the rest of whole-cluster requests
       const ExpertKey key = cluster_reads_.front();
       const Unit& u = unit(key);
-      if (u.host_slot >= 0 || u.compute_slot >= 0 || u.read_queued) {
+      if (u.state != ExpertState::cold || u.read_queued) {
         cluster_reads_.pop_front();
         continue;
       }
-      if (!make_read_job(key, true, /*demand=*/false, job)) {
+      if (!make_read_job(key, true, Requester::prefetch, job)) {
         blocked = true;
         prefetch_blocked_ = true;
         progress_cv_.notify_all();  // wait_idle: nothing more will happen until something changes
@@ -140,31 +137,24 @@ bool ExpertStore::next_read(ReadJob& job) {
     }
     while (!blocked && !queue_.empty()) {
       const PrefetchRequest r = *queue_.top();
-      Unit& u = unit(r.key);
-      const ExpertState s = state_locked(r.key);
-      if (prefetch_satisfied(s, r, u.read_queued, u.wants_compute)) {
+      if (satisfied(r.key, r.target)) {
         queue_.pop();
         ++stats_.prefetch_deduplicated;
         continue;
       }
-      if (s != ExpertState::cold || u.read_queued) {  // only the copy is missing
+      if (!advance(r.key, r.target, Requester::prefetch)) {  // read meanwhile: at most a copy was missing
         queue_.pop();
-        u.wants_compute = true;
-        if (s == ExpertState::warm && !u.copy_queued) {
-          u.copy_queued = true;
-          pending_copies_.push_back(r.key);
-          pump_copies();
-        }
+        pump_copies();
         continue;
       }
-      if (!make_read_job(r.key, r.whole_cluster, /*demand=*/false, job)) {
+      if (!make_read_job(r.key, r.whole_cluster, Requester::prefetch, job)) {
         blocked = true;
         prefetch_blocked_ = true;
         progress_cv_.notify_all();
         break;
       }
       queue_.pop();
-      if (r.target == Tier::compute) u.wants_compute = true;
+      advance(r.key, r.target, Requester::prefetch);  // READING now: marks the copy to follow
       if (r.whole_cluster) queue_rest_of_cluster(job);
       return true;
     }
@@ -172,8 +162,8 @@ bool ExpertStore::next_read(ReadJob& job) {
   }
 }
 
-void ExpertStore::read_finished(const ReadJob& job, const ReadOutcome& outcome, uint64_t bytes) {
-  std::vector<std::pair<ReadyEventPtr, std::string>> events;
+void ExpertStore::Impl::read_finished(const ReadJob& job, const ReadOutcome& outcome, uint64_t bytes) {
+  std::vector<std::pair<HostReadyEventPtr, std::string>> events;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     prefetch_blocked_ = false;
@@ -182,20 +172,17 @@ void ExpertStore::read_finished(const ReadJob& job, const ReadOutcome& outcome, 
     for (size_t i = 0; i < job.targets.size(); ++i) {
       const ExpertKey key = job.targets[i].key;
       Unit& u = unit(key);
-      u.reading = false;
       --reads_in_flight_;
       events.emplace_back(u.read_event, outcome[i]);
       if (outcome[i].empty()) {
+        u.state = ExpertState::warm;
         host_policy_->insert(key);
-        if (u.demanded) {
-          demand_copies_.push_back(key);
-        } else if (u.wants_compute && !u.copy_queued) {
-          u.copy_queued = true;
-          pending_copies_.push_back(key);
-        }
+        if (u.demanded) queue_copy(key, Requester::demand);
+        else if (u.wants_compute) queue_copy(key, Requester::prefetch);
       } else {
         host_pool_->put(u.host_slot);
         u.host_slot = -1;
+        u.state = ExpertState::cold;
         u.wants_compute = false;
         u.demanded = false;
         ++u.failures;
@@ -216,7 +203,10 @@ void ExpertStore::read_finished(const ReadJob& job, const ReadOutcome& outcome, 
 
 // ---- prefetch requests -------------------------------------------------------------------------------
 
-void ExpertStore::prefetch(const std::vector<PrefetchRequest>& requests) {
+void ExpertStore::prefetch(const std::vector<PrefetchRequest>& requests) { impl_->prefetch(requests); }
+void ExpertStore::begin_step(int64_t step) { impl_->begin_step(step); }
+
+void ExpertStore::Impl::prefetch(const std::vector<PrefetchRequest>& requests) {
   for (const PrefetchRequest& r : requests) {
     checked_key(r.key.layer, r.key.expert, "prefetch");
     if (r.probability != r.probability) throw InvalidArgument(cat("expert store prefetch: probability of ", r.key.name(), " is NaN"));
@@ -231,19 +221,15 @@ void ExpertStore::prefetch(const std::vector<PrefetchRequest>& requests) {
         ++stats_.prefetch_cancelled;
         continue;
       }
-      u.wanted_until = std::max(u.wanted_until, r.deadline_step);  // also when already resident
-      const ExpertState s = state_locked(r.key);
-      if (prefetch_satisfied(s, r, u.read_queued, u.wants_compute)) {
+      // Wanted (also when already resident) from the earliest step named to the latest.
+      if (u.next_due < step_ || r.deadline_step < u.next_due) u.next_due = r.deadline_step;
+      u.wanted_until = std::max(u.wanted_until, r.deadline_step);
+      if (satisfied(r.key, r.target)) {
         ++stats_.prefetch_deduplicated;
         continue;
       }
-      if (s != ExpertState::cold || u.read_queued) {  // on its way or WARM: only the copy is missing
+      if (!advance(r.key, r.target, Requester::prefetch)) {  // on its way or WARM: at most the copy was missing
         if (queue_.erase(r.key)) ++stats_.prefetch_cancelled;
-        u.wants_compute = true;
-        if (s == ExpertState::warm && !u.copy_queued) {
-          u.copy_queued = true;
-          pending_copies_.push_back(r.key);
-        }
         continue;
       }
       const PrefetchQueue::PushResult pushed = queue_.push(r);
@@ -255,7 +241,7 @@ void ExpertStore::prefetch(const std::vector<PrefetchRequest>& requests) {
   work_cv_.notify_all();
 }
 
-void ExpertStore::begin_step(int64_t step) {
+void ExpertStore::Impl::begin_step(int64_t step) {
   std::lock_guard<std::mutex> lock(mutex_);
   step_ = step;
   layer_ = 0;

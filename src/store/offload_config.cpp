@@ -37,6 +37,14 @@ MissPolicy parse_miss_policy(const std::string& name) {
 
 std::string to_string(MissPolicy policy) { return policy == MissPolicy::wait ? "wait" : "fallback"; }
 
+PrefetchEviction parse_prefetch_eviction(const std::string& name) {
+  if (name == "deadline") return PrefetchEviction::deadline;
+  if (name == "protect") return PrefetchEviction::protect;
+  throw InvalidArgument(cat("unknown prefetch eviction '", name, "' (expected deadline or protect)"));
+}
+
+std::string to_string(PrefetchEviction policy) { return policy == PrefetchEviction::deadline ? "deadline" : "protect"; }
+
 SsdThrottle SsdThrottle::from_env(SsdThrottle base) {
   apply_env("CHRONOS_SIM_SSD_MS", base.latency_ms);
   apply_env("CHRONOS_SIM_SSD_MBPS", base.mbps);

@@ -8,6 +8,7 @@ namespace chronos {
 
 bool PrefetchQueue::MoreUrgent::operator()(const Entry& a, const Entry& b) const {
   if (a.request.deadline_step != b.request.deadline_step) return a.request.deadline_step < b.request.deadline_step;
+  if (a.request.key.layer != b.request.key.layer) return a.request.key.layer < b.request.key.layer;  // needed sooner in the step
   if (a.request.probability != b.request.probability) return a.request.probability > b.request.probability;
   return a.sequence < b.sequence;
 }

@@ -4,13 +4,13 @@
 
 namespace chronos {
 
-std::shared_ptr<ReadyEvent> ReadyEvent::make_done() {
-  auto event = std::make_shared<ReadyEvent>();
+std::shared_ptr<HostReadyEvent> HostReadyEvent::make_done() {
+  auto event = std::make_shared<HostReadyEvent>();
   event->set_done();
   return event;
 }
 
-void ReadyEvent::complete(Status status, const std::string& error) {
+void HostReadyEvent::complete(Status status, const std::string& error) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (status_ != Status::pending) return;
@@ -20,26 +20,26 @@ void ReadyEvent::complete(Status status, const std::string& error) {
   cv_.notify_all();
 }
 
-void ReadyEvent::set_done() { complete(Status::done, {}); }
-void ReadyEvent::set_failed(const std::string& error) { complete(Status::failed, error); }
+void HostReadyEvent::set_done() { complete(Status::done, {}); }
+void HostReadyEvent::set_failed(const std::string& error) { complete(Status::failed, error); }
 
-ReadyEvent::Status ReadyEvent::status() const {
+ReadyEvent::Status HostReadyEvent::status() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return status_;
 }
 
-std::string ReadyEvent::error() const {
+std::string HostReadyEvent::error() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return error_;
 }
 
-ReadyEvent::Status ReadyEvent::wait() const {
+ReadyEvent::Status HostReadyEvent::wait() const {
   std::unique_lock<std::mutex> lock(mutex_);
   cv_.wait(lock, [&] { return status_ != Status::pending; });
   return status_;
 }
 
-ReadyEvent::Status ReadyEvent::wait_for(double seconds) const {
+ReadyEvent::Status HostReadyEvent::wait_for(double seconds) const {
   std::unique_lock<std::mutex> lock(mutex_);
   cv_.wait_for(lock, std::chrono::duration<double>(seconds), [&] { return status_ != Status::pending; });
   return status_;

@@ -61,7 +61,7 @@ class CpuTransferEngine final : public TransferEngine {
   }
 
   ReadyEventPtr copy(CopyJob job) override {
-    auto event = std::make_shared<ReadyEvent>();
+    auto event = std::make_shared<HostReadyEvent>();
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (!stopped_) {
@@ -77,7 +77,7 @@ class CpuTransferEngine final : public TransferEngine {
     return event;
   }
 
-  ReadyEventPtr record_use() override { return ReadyEvent::make_done(); }
+  ReadyEventPtr record_use() override { return HostReadyEvent::make_done(); }
 
   void shutdown() override {
     {
@@ -92,7 +92,7 @@ class CpuTransferEngine final : public TransferEngine {
  private:
   struct Pending {
     CopyJob job;
-    ReadyEventPtr event;
+    HostReadyEventPtr event;
   };
 
   void run(Pending& p) {

@@ -194,6 +194,12 @@ TEST(ExpertStore, ConcurrentPrefetchDuringDecodeKeepsParity) {
                             rng() % 2 ? Tier::ram : Tier::compute, rng() % 5 == 0});
       store.prefetch(requests);
       (void)store.stats();
+      try {
+        store.check_invariants();
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << e.what();
+        return;
+      }
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
   });
@@ -207,6 +213,7 @@ TEST(ExpertStore, ConcurrentPrefetchDuringDecodeKeepsParity) {
   EXPECT_LE((resident - offloaded).abs().max().item<float>(), 1e-6);
   EXPECT_GT(store.stats().prefetch_requests, 0);
   expect_within_budgets(store, config);
+  store.check_invariants();
 }
 
 TEST(ExpertStore, HalfPrecisionCacheConvertsToComputeDtype) {
@@ -358,6 +365,86 @@ TEST(ExpertStore, PrefetchNeverEvictsWhatAnEarlierPredictionStillWants) {
   store.acquire(1, {2});
   store.release(1);
   EXPECT_EQ(store.stats().evictions_ram, before.evictions_ram + 1);
+}
+
+TEST(ExpertStore, PrefetchDueSoonerEvictsTheWantedExpertDueLast) {
+  for (const PrefetchEviction rule : {PrefetchEviction::deadline, PrefetchEviction::protect}) {
+    SCOPED_TRACE(to_string(rule));
+    StoreFixture f;
+    OffloadConfig config = f.offload(0.25, 0.25);  // 4 RAM slots
+    config.prefetch_eviction = rule;
+    ExpertStore store(config, f.config);
+    store.begin_step(1);
+    // Step 3 wants (3, 0) and (3, 1), step 4 wants (3, 2) and (3, 3): RAM is full of wanted experts.
+    std::vector<PrefetchRequest> later;
+    for (int32_t e = 0; e < 4; ++e) later.push_back({{3, e}, e < 2 ? 3 : 4, 0.9f, Tier::ram});
+    store.prefetch(later);
+    ASSERT_TRUE(store.wait_idle());
+    store.check_invariants();
+    // A guess for step 5 may evict none of them; one for step 2 evicts the expert due last.
+    store.prefetch({{{0, 0}, 5, 0.9f, Tier::ram}});
+    ASSERT_TRUE(store.wait_idle());
+    EXPECT_EQ(store.state({0, 0}), ExpertState::cold);
+    store.prefetch({{{1, 0}, 2, 0.5f, Tier::ram}});
+    ASSERT_TRUE(store.wait_idle());
+    store.check_invariants();
+    if (rule == PrefetchEviction::deadline) {
+      EXPECT_EQ(store.state({1, 0}), ExpertState::warm);
+      EXPECT_EQ(store.stats().evictions_ram, 1);
+      // One of the two due at step 4 went; both due at step 3 stayed.
+      EXPECT_EQ((store.state({3, 2}) == ExpertState::cold) + (store.state({3, 3}) == ExpertState::cold), 1);
+      for (int32_t e : {0, 1}) EXPECT_EQ(store.state({3, e}), ExpertState::warm);
+    } else {
+      EXPECT_EQ(store.state({1, 0}), ExpertState::cold);
+      EXPECT_EQ(store.stats().evictions_ram, 0);
+    }
+    // Within a step, an earlier layer is due sooner: a layer-ahead request for layer 1 of step 3
+    // evicts a step-3 expert of layer 3 once nothing due later is left.
+    store.prefetch({{{1, 1}, 3, 0.5f, Tier::ram}, {{1, 2}, 3, 0.5f, Tier::ram}});
+    ASSERT_TRUE(store.wait_idle());
+    store.check_invariants();
+    if (rule == PrefetchEviction::deadline) {
+      EXPECT_EQ(store.state({1, 1}), ExpertState::warm);  // took the other step-4 expert
+      EXPECT_EQ(store.state({1, 2}), ExpertState::warm);  // took (3, 0) or (3, 1), due at step 3 but at layer 3
+      EXPECT_EQ(store.state({3, 2}), ExpertState::cold);
+      EXPECT_EQ(store.state({3, 3}), ExpertState::cold);
+      EXPECT_EQ(store.state({1, 0}), ExpertState::warm);  // due at step 2: kept
+      EXPECT_EQ(store.stats().evictions_ram, 3);
+    }
+  }
+}
+
+TEST(ExpertStore, InvariantsHoldThroughEveryTransition) {
+  for (const bool zero_copy : {true, false}) {
+    SCOPED_TRACE(zero_copy ? "zero copy" : "copies");
+    StoreFixture f;
+    OffloadConfig config = f.offload(0.25, 0.5);
+    config.zero_copy = zero_copy;
+    config.throttle.latency_ms = 1;
+    ExpertStore store(config, f.config);
+    store.check_invariants();
+    std::atomic<bool> stop{false};
+    std::thread checker([&] {
+      try {
+        while (!stop) store.check_invariants();  // while reads and copies are in flight
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << e.what();
+      }
+    });
+    at::manual_seed(6);
+    const at::Tensor ids = at::randint(f.config.vocab_size, {1, 10});
+    const at::Tensor resident = run_sequence(*f.model, ids, 3, nullptr);
+    const at::Tensor offloaded = run_sequence(*f.model, ids, 3, &store, &store);
+    std::vector<PrefetchRequest> all;
+    for (int32_t l = 0; l < 4; ++l)
+      for (int32_t e = 0; e < 4; ++e) all.push_back({{l, e}, 9, 0.5f, e % 2 ? Tier::ram : Tier::compute, e == 0});
+    store.prefetch(all);
+    ASSERT_TRUE(store.wait_idle());
+    stop = true;
+    checker.join();
+    store.check_invariants();
+    EXPECT_LE((resident - offloaded).abs().max().item<float>(), 1e-6);
+  }
 }
 
 TEST(ExpertStore, AnnounceStartsEveryReadAtOnce) {

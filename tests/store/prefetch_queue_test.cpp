@@ -11,16 +11,17 @@ namespace {
 
 PrefetchRequest req(int layer, int expert, int64_t deadline, float p) { return {{layer, expert}, deadline, p, Tier::compute, false}; }
 
-TEST(PrefetchQueue, OrdersByDeadlineThenProbabilityThenArrival) {
+TEST(PrefetchQueue, OrdersByDeadlineThenLayerThenProbabilityThenArrival) {
   PrefetchQueue q(16);
   q.push(req(0, 0, 3, 0.9f));
   q.push(req(0, 1, 1, 0.2f));
   q.push(req(0, 2, 1, 0.8f));
-  q.push(req(0, 3, 2, 0.5f));
-  q.push(req(1, 0, 2, 0.5f));  // ties with (0, 3): arrival decides
+  q.push(req(2, 0, 2, 0.9f));  // a later layer than (1, *): after them at the same deadline
+  q.push(req(1, 3, 2, 0.5f));
+  q.push(req(1, 0, 2, 0.5f));  // ties with (1, 3): arrival decides
   std::vector<int> order;
   while (auto r = q.pop()) order.push_back(r->key.layer * 10 + r->key.expert);
-  EXPECT_EQ(order, (std::vector<int>{2, 1, 3, 10, 0}));
+  EXPECT_EQ(order, (std::vector<int>{2, 1, 13, 10, 20, 0}));
   EXPECT_TRUE(q.empty());
   EXPECT_FALSE(q.pop());
 }

@@ -12,8 +12,8 @@
 namespace chronos {
 namespace {
 
-TEST(ReadyEvent, CompletesOnceAndWakesWaiters) {
-  auto event = std::make_shared<ReadyEvent>();
+TEST(HostReadyEvent, CompletesOnceAndWakesWaiters) {
+  auto event = std::make_shared<HostReadyEvent>();
   EXPECT_EQ(event->status(), ReadyEvent::Status::pending);
   EXPECT_EQ(event->wait_for(0.01), ReadyEvent::Status::pending);
   std::thread waiter([&] { EXPECT_EQ(event->wait(), ReadyEvent::Status::failed); });
@@ -23,7 +23,7 @@ TEST(ReadyEvent, CompletesOnceAndWakesWaiters) {
   waiter.join();
   EXPECT_EQ(event->status(), ReadyEvent::Status::failed);
   EXPECT_EQ(event->error(), "disk on fire");
-  EXPECT_TRUE(ReadyEvent::make_done()->ready());
+  EXPECT_TRUE(HostReadyEvent::make_done()->ready());
 }
 
 TEST(TransferEngine, ConvertsBetweenFloatFormats) {
@@ -51,7 +51,7 @@ TEST(TransferEngine, CpuEngineCopiesOnItsThreadAfterTheLastUse) {
   const at::Tensor src = at::randn({64}).to(at::kHalf);
   std::memcpy(host.get(), src.data_ptr(), 64 * 2);
 
-  auto last_use = std::make_shared<ReadyEvent>();
+  auto last_use = std::make_shared<HostReadyEvent>();
   std::atomic<bool> called{false};
   CopyJob job;
   job.src = host.get();
@@ -75,7 +75,7 @@ TEST(TransferEngine, CpuEngineCopiesOnItsThreadAfterTheLastUse) {
 
 TEST(TransferEngine, ShutdownFailsQueuedCopies) {
   auto engine = make_transfer_engine(c10::kCPU);
-  auto blocker = std::make_shared<ReadyEvent>();
+  auto blocker = std::make_shared<HostReadyEvent>();
   float a = 1, b = 0;
   std::atomic<int> failed{0};
   CopyJob job;

@@ -6,6 +6,8 @@
 //   lookahead_intent  + the intent hot set loaded during the prefill (--predict both)
 //   <mode>_int8, <mode>_int4: an offloaded mode on an int8 / int4 expert cache (expert_cache_int8,
 //                     expert_cache_int4 in the model directory, packed first when missing)
+//   <mode>_protect:   a predictive mode whose prefetches never evict a predicted expert (the
+//                     eviction rule before the deadline rule; before any _int8 / _int4)
 // The disk's own direct read rate (dd iflag=direct over the cache files) is measured in the same run.
 // Each offloaded mode opens a fresh store (cold RAM tier) and keeps it, with its engine, across the
 // prompts, as a server would. Under `wait` the greedy tokens must equal the resident ones; under
@@ -48,18 +50,28 @@ namespace {
 const std::vector<std::string> kModes = {"resident", "reactive", "lookahead", "lookahead_intent"};
 const std::vector<std::string> kStorages = {"int8", "int4"};  // suffixes of a mode: _int8, _int4
 
-// A mode name split into its serving mode and the expert cache's storage ("" for the model's own).
+// A mode name split into its serving mode, the prefetch eviction rule and the expert cache's
+// storage ("" for the model's own).
 struct ModeName {
   std::string base, storage;
+  bool protect = false;
 };
 
+bool strip_suffix(std::string& name, const std::string& suffix) {
+  if (name.size() <= suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) return false;
+  name.resize(name.size() - suffix.size());
+  return true;
+}
+
 ModeName split_mode(const std::string& name) {
-  for (const std::string& s : kStorages) {
-    const std::string suffix = "_" + s;
-    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
-      return {name.substr(0, name.size() - suffix.size()), s};
-  }
-  return {name, ""};
+  ModeName parts{name, ""};
+  for (const std::string& s : kStorages)
+    if (strip_suffix(parts.base, "_" + s)) {
+      parts.storage = s;
+      break;
+    }
+  parts.protect = strip_suffix(parts.base, "_protect");
+  return parts;
 }
 
 struct OffloadBenchFlags {
@@ -84,6 +96,10 @@ struct ModeTotals {
   double lead_ms_sum = 0;
   int64_t late = 0, not_started = 0, unpredicted = 0;
   int64_t lead_tokens = 0;
+  // The prefill (step 0) apart from the decode steps: a prompt's first reads are no prediction's.
+  int64_t prefill_uses = 0, prefill_misses = 0;  // misses: not HOT at use (warm + cold)
+  int64_t decode_steps = 0, decode_uses = 0, decode_hits = 0;
+  int64_t decode_late = 0, decode_not_started = 0, decode_unpredicted = 0;
   int64_t same_tokens = 0;  // prompts whose tokens equal the resident ones (free-running modes)
   int64_t agree = 0, forced = 0;  // teacher-forced: argmax == resident token
   double logprob_sum = 0;
@@ -116,7 +132,10 @@ nlohmann::json mode_json(const ModeTotals& t, bool teacher_forced) {
       {"fallbacks_per_token", static_cast<double>(t.store.fallbacks) * per_token},
       {"ttft_ms", t.prompts > 0 ? t.ttft_seconds * 1e3 / t.prompts : 0},
       {"generated_tokens", t.generated},
-      {"prompts", t.prompts}};
+      {"prompts", t.prompts},
+      {"prefill_misses_per_prompt", t.prompts > 0 ? static_cast<double>(t.prefill_misses) / t.prompts : 0.0},
+      {"prefill_hit_rate", t.prefill_uses > 0 ? 1.0 - static_cast<double>(t.prefill_misses) / t.prefill_uses : 1.0},
+      {"decode_hit_rate", t.decode_uses > 0 ? static_cast<double>(t.decode_hits) / t.decode_uses : 1.0}};
   if (teacher_forced) {
     m["greedy_agreement"] = t.forced > 0 ? static_cast<double>(t.agree) / t.forced : 1.0;
     m["perplexity"] = t.forced > 0 ? std::exp(-t.logprob_sum / t.forced) : 0.0;
@@ -143,6 +162,10 @@ nlohmann::json mode_json(const ModeTotals& t, bool teacher_forced) {
     // Experts not in RAM when their layer came, per generated token, by why (TokenMetrics).
     m["misses_per_token"] = {{"late", t.late * per_token}, {"not_started", t.not_started * per_token},
                              {"unpredicted", t.unpredicted * per_token}};
+    // The same over the decode steps only, per decode step.
+    const double per_step = t.decode_steps > 0 ? 1.0 / static_cast<double>(t.decode_steps) : 0;
+    m["decode_misses_per_token"] = {{"late", t.decode_late * per_step}, {"not_started", t.decode_not_started * per_step},
+                                    {"unpredicted", t.decode_unpredicted * per_step}};
   }
   return m;
 }
@@ -175,9 +198,11 @@ std::vector<std::string> parse_modes(const std::string& list) {
   std::stringstream in(list);
   for (std::string name; std::getline(in, name, ',');) {
     const ModeName parts = split_mode(name);
-    if (std::find(kModes.begin(), kModes.end(), parts.base) == kModes.end() || (parts.base == "resident" && !parts.storage.empty()))
+    if (std::find(kModes.begin(), kModes.end(), parts.base) == kModes.end() || (parts.base == "resident" && !parts.storage.empty()) ||
+        (parts.protect && parts.base.rfind("lookahead", 0) != 0))
       throw InvalidArgument(cat("--modes: unknown mode \"", name,
-                                "\" (expected resident, reactive, lookahead, lookahead_intent; offloaded ones may end in _int8 or _int4)"));
+                                "\" (expected resident, reactive, lookahead, lookahead_intent; offloaded ones may end in _int8 or _int4, "
+                                "predictive ones in _protect before that)"));
     if (std::find(modes.begin(), modes.end(), name) == modes.end()) modes.push_back(name);
   }
   if (modes.empty()) throw InvalidArgument("--modes: no mode given");
@@ -270,6 +295,9 @@ class OffloadBench {
                     {"miss_policy", flags_.offload.miss_policy},
                     {"ssd_ms", flags_.offload.ssd_ms},
                     {"ssd_mbps", flags_.offload.ssd_mbps},
+                    {"prefetch_eviction", flags_.offload.prefetch_eviction},
+                    {"pcie_gbps", flags_.offload.pcie_gbps},
+                    {"pcie_ms", flags_.offload.pcie_ms},
                     {"io_threads", flags_.offload.io_threads},
                     {"device", rt_.device.str()},
                     {"threads", rt_.threads}};
@@ -335,11 +363,13 @@ class OffloadBench {
     model->eval();
     std::optional<IntentClassifier> classifier;
     OffloadEngineConfig config;
-    const std::string base = split_mode(mode).base;
+    const ModeName name = split_mode(mode);
+    const std::string& base = name.base;
     config.predict = base == "reactive" ? PredictMode::none : base == "lookahead" ? PredictMode::lookahead : PredictMode::both;
     if (config.predict == PredictMode::both) classifier = load_intent_classifier(flags_.model, model->config());
     tools::OffloadFlags offload = flags_.offload;
     offload.verify = "size";  // the bench opens the cache once per mode; checksums are still checked on every read
+    if (name.protect) offload.prefetch_eviction = "protect";
     {  // warm-up on a store of its own, so each mode starts with a cold RAM tier
       const std::unique_ptr<ExpertStore> store = tools::open_expert_store(offload, cache, model->config(), rt_);
       OffloadEngine engine(*model, *store, config, classifier ? classifier->get() : nullptr);
@@ -365,6 +395,18 @@ class OffloadBench {
       for (const TokenMetrics& token : engine.metrics().tokens()) {
         t.lead_ms_sum += token.prefetch_lead_ms * static_cast<double>(token.prefetched_used);
         t.lead_tokens += token.prefetched_used;
+        const int64_t uses = token.hits + token.warm + token.cold;
+        if (token.step == 0) {
+          t.prefill_uses += uses;
+          t.prefill_misses += token.warm + token.cold;
+          continue;
+        }
+        ++t.decode_steps;
+        t.decode_uses += uses;
+        t.decode_hits += token.hits;
+        t.decode_late += token.late;
+        t.decode_not_started += token.not_started;
+        t.decode_unpredicted += token.unpredicted;
       }
       progress.update(mode.c_str(), static_cast<int64_t>(i + 1), static_cast<int64_t>(prompts_.size()), "prompts");
     }

@@ -24,6 +24,15 @@ void add_offload_flags(CLI::App& app, OffloadFlags& flags, bool with_cache_flag)
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   app.add_option("--verify", flags.verify, "Open-time check of the cache files: size or checksum (reads every byte once)")
       ->capture_default_str();
+  app.add_option("--prefetch-eviction", flags.prefetch_eviction,
+                 "deadline (a prefetch may evict a predicted expert due later than its own) or protect (never a predicted one)")
+      ->capture_default_str();
+  app.add_option("--pcie-gbps", flags.pcie_gbps,
+                 "Copy experts from RAM to separate compute slots over a simulated link of this many GB/s (stands in for PCIe; "
+                 "turns zero copy off), 0 = serve RAM slots directly")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--pcie-ms", flags.pcie_ms, "Latency per copy of that simulated link in ms (also turns zero copy off)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
 }
 
 std::unique_ptr<ExpertStore> open_expert_store(const OffloadFlags& flags, const std::string& cache_dir, const ModelConfig& model,
@@ -43,9 +52,16 @@ std::unique_ptr<ExpertStore> open_expert_store(const OffloadFlags& flags, const 
   } else if (flags.verify != "checksum") {
     throw InvalidArgument(cat("--verify: expected size or checksum (got \"", flags.verify, "\")"));
   }
+  config.prefetch_eviction = parse_prefetch_eviction(flags.prefetch_eviction);
   config.device = runtime.device;
   config.compute_dtype = runtime.dtype;
-  return std::make_unique<ExpertStore>(config, model, std::move(manifest));  // checks it against the model
+  std::unique_ptr<TransferEngine> engine;
+  if (flags.pcie_gbps > 0 || flags.pcie_ms > 0) {
+    if (!runtime.device.is_cpu()) throw InvalidArgument("--pcie-gbps / --pcie-ms simulate a link on the CPU; drop them on a GPU");
+    config.zero_copy = false;
+    engine = make_transfer_engine(runtime.device, TransferThrottle{flags.pcie_ms, flags.pcie_gbps});
+  }
+  return std::make_unique<ExpertStore>(config, model, std::move(manifest), std::move(engine));  // checks it against the model
 }
 
 std::string describe_store(const ExpertStore& store) {
@@ -56,6 +72,8 @@ std::string describe_store(const ExpertStore& store) {
       << " slots) of " << store.manifest().total_expert_bytes() / 1048576.0 << " MiB of routed experts, miss policy "
       << to_string(c.miss_policy) << (store.direct_io() ? ", O_DIRECT" : ", buffered reads");
   if (c.throttle.enabled()) out << ", simulated SSD " << c.throttle.latency_ms << " ms + " << c.throttle.mbps << " MB/s";
+  if (!store.zero_copy()) out << ", copies to compute slots";
+  if (c.prefetch_eviction == PrefetchEviction::protect) out << ", prefetches never evict predicted experts";
   return out.str();
 }
 

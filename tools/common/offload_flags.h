@@ -1,5 +1,6 @@
 // The offload flags of chronos-generate and chronos-bench: where the expert cache is, the two
-// budgets, the miss policy, I/O threads and the SSD throttle; turned into an open ExpertStore.
+// budgets, the miss policy, I/O threads, the SSD throttle, the prefetch eviction rule and a
+// simulated host-to-device link; turned into an open ExpertStore.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -21,6 +22,9 @@ struct OffloadFlags {
   double ssd_ms = 0;                  // --ssd-ms (CHRONOS_SIM_SSD_MS overrides when set)
   double ssd_mbps = 0;                // --ssd-mbps (CHRONOS_SIM_SSD_MBPS overrides when set)
   std::string verify = "checksum";    // --verify size|checksum
+  std::string prefetch_eviction = "deadline";  // --prefetch-eviction deadline|protect
+  double pcie_gbps = 0;               // --pcie-gbps: copy to compute slots over a simulated link (zero copy off)
+  double pcie_ms = 0;                 // --pcie-ms: its latency per copy
 };
 
 // Adds the flags; `with_cache_flag` adds --offload itself (a tool may locate the cache otherwise).

@@ -26,6 +26,9 @@ class EvictionPolicy {
   virtual void erase(ExpertKey key) = 0;
   // The entry to evict first among those for which `evictable` is true; none when there is none.
   virtual std::optional<ExpertKey> victim(const std::function<bool(ExpertKey)>& evictable) const = 0;
+  // Calls `visit` on every entry, the one to evict first first.
+  virtual void for_each(const std::function<void(ExpertKey)>& visit) const = 0;
+  virtual bool contains(ExpertKey key) const = 0;
   virtual size_t size() const = 0;
   virtual std::string name() const = 0;
 };
@@ -43,6 +46,8 @@ class LruPolicy final : public EvictionPolicy {
   void touch(ExpertKey key) override;
   void erase(ExpertKey key) override;
   std::optional<ExpertKey> victim(const std::function<bool(ExpertKey)>& evictable) const override;
+  void for_each(const std::function<void(ExpertKey)>& visit) const override;
+  bool contains(ExpertKey key) const override { return index_.count(key) > 0; }
   size_t size() const override { return index_.size(); }
   std::string name() const override { return "lru"; }
 

@@ -12,11 +12,14 @@
 //  - Eviction: one policy per tier (LRU). Never evicted: experts acquired and not yet released,
 //    slots being read or copied into, and the host copy of an expert acquire() is waiting for.
 //    Deadline-aware: an expert a prefetch named for a step still ahead (or for this step, at a
-//    layer not yet run) is "wanted"; a prefetch may only evict unwanted experts, so speculation
-//    never pushes out what an earlier prediction or the step in flight still needs. Demand evicts
-//    unwanted experts first, then wanted ones (LRU within each).
+//    layer not yet run) is "wanted", and due at the earliest (step, layer) named. Unwanted experts
+//    go first (LRU). Then, under PrefetchEviction::deadline, a prefetch may evict the wanted
+//    expert due last if that is later than its own expert is due (Belady's rule over the
+//    predictions), so a layer-ahead request for this step is not starved by guesses for later
+//    steps; under PrefetchEviction::protect a prefetch never evicts a wanted expert. Demand evicts
+//    the wanted expert due last when nothing unwanted is left.
 //    No write-back: the weights are immutable. Budgets are never exceeded (pools are fixed).
-//  - Prefetch: a queue ordered by (deadline, -probability) with dedup against the states and the
+//  - Prefetch: a queue ordered by (deadline, layer, -probability) with dedup against the states and the
 //    work in flight, supersession, begin_step() cancellation, and a bound that drops the least
 //    urgent request. Demand (acquire, announce) goes ahead of every prefetch.
 //  - Miss policy: `wait` blocks until the experts are HOT (identical output to the resident
@@ -28,24 +31,15 @@
 // state(), stats() and prefetch() are safe from any thread.
 #pragma once
 
-#include <condition_variable>
-#include <deque>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "chronos/model/config.h"
 #include "chronos/model/expert_source.h"
 #include "chronos/store/cluster_manifest.h"
-#include "chronos/store/eviction_policy.h"
-#include "chronos/store/io_pool.h"
 #include "chronos/store/offload_config.h"
 #include "chronos/store/prefetch_queue.h"
-#include "chronos/store/ready_event.h"
-#include "chronos/store/slot_pool.h"
 #include "chronos/store/transfer_engine.h"
 
 namespace chronos {
@@ -76,17 +70,20 @@ struct StoreStats {
   int64_t compute_high_water_bytes = 0; // most compute slot bytes in use at once (<= compute budget)
 };
 
-class ExpertStore : public ExpertSource, private ReadScheduler {
+class ExpertStore : public ExpertSource {
  public:
   // Reads the manifest, checks it against the model, verifies the cluster files (config.verify),
   // opens them, allocates both pools and starts the threads. A missing or damaged manifest, a
   // missing, truncated or corrupted cluster file, or a cache for another model shape: one error
   // naming the file (IoError / FormatError / ConfigError). Budgets too small for one expert:
-  // ConfigError naming the budget field and the size needed.
-  ExpertStore(const OffloadConfig& config, const ModelConfig& model);
+  // ConfigError naming the budget field and the size needed. `engine` moves experts to the compute
+  // tier and owns the pools' memory; none: make_transfer_engine(config.device) (a throttled CPU
+  // engine stands in for PCIe in tests and benchmarks). It must be for config.device.
+  ExpertStore(const OffloadConfig& config, const ModelConfig& model, std::unique_ptr<TransferEngine> engine = nullptr);
   // The same with the manifest already read from config.cache_dir (a caller that needed it to size
   // the budgets does not read it twice).
-  ExpertStore(const OffloadConfig& config, const ModelConfig& model, ClusterManifest manifest);
+  ExpertStore(const OffloadConfig& config, const ModelConfig& model, ClusterManifest manifest,
+              std::unique_ptr<TransferEngine> engine = nullptr);
   // Stops the readers and the copy thread and joins them, also with work queued or throttled.
   ~ExpertStore() override;
   ExpertStore(const ExpertStore&) = delete;
@@ -113,85 +110,27 @@ class ExpertStore : public ExpertSource, private ReadScheduler {
   // for a slot only wanted experts hold), or `seconds` pass; returns whether it became idle. For
   // tests and benchmarks.
   bool wait_idle(double seconds = 60) const;
+  // Checks, under the store's lock, that every expert's state agrees with its slots, events, pins
+  // and queue entries, that each slot has one owner, that the eviction policies hold exactly the
+  // resident experts and that the counters of work in flight match; throws std::logic_error naming
+  // the first expert or counter that does not. Safe from any thread, at any time (the threaded
+  // tests call it while reads and copies run).
+  void check_invariants() const;
 
   StoreStats stats() const;
   void reset_stats();
-  const ClusterManifest& manifest() const { return manifest_; }
-  const OffloadConfig& config() const { return config_; }
-  int64_t ram_slots() const { return host_pool_->count(); }
-  int64_t compute_slots() const { return compute_pool_->count(); }
+  const ClusterManifest& manifest() const;
+  const OffloadConfig& config() const;
+  int64_t ram_slots() const;
+  int64_t compute_slots() const;
   // Whether reads bypass the page cache (O_DIRECT accepted by every cluster file).
   bool direct_io() const;
   // Whether HOT experts are served from their host slots (OffloadConfig::zero_copy took effect).
-  bool zero_copy() const { return zero_copy_; }
+  bool zero_copy() const;
 
  private:
-  struct Unit;
-
-  // ReadScheduler (I/O threads).
-  bool next_read(ReadJob& job) override;
-  void read_finished(const ReadJob& job, const ReadOutcome& outcome, uint64_t bytes) override;
-
-  // All below run under mutex_.
-  Unit& unit(ExpertKey key);
-  const Unit& unit(ExpertKey key) const;
-  ExpertState state_locked(ExpertKey key) const;
-  ExpertKey checked_key(int64_t layer, int64_t expert, const char* what) const;
-  // A free slot, else one taken from a victim: for `demand` any evictable expert (unwanted first),
-  // for a prefetch only an unwanted one.
-  std::optional<int32_t> take_host_slot(bool demand);
-  std::optional<int32_t> take_compute_slot(bool demand);
-  bool host_evictable(ExpertKey key) const;
-  bool compute_evictable(ExpertKey key) const;
-  bool is_wanted(ExpertKey key) const;
-  void enter_layer(int64_t layer);
-  void drop_host_copy(ExpertKey key);
-  bool make_read_job(ExpertKey key, bool whole_cluster, bool demand, ReadJob& job);
-  void queue_rest_of_cluster(const ReadJob& job);
-  void want_compute(ExpertKey key, bool demand);
-  void request_read(ExpertKey key, bool front);
-  void pump_copies();
-  bool start_copy(ExpertKey key, bool demand);
-  void copy_finished(ExpertKey key, int32_t slot, const std::string& error);
-  // `key` is HOT in compute slot `slot` (or, with an error, is not): policy, pins, failures.
-  void promoted(ExpertKey key, int32_t slot, const std::string& error);
-  void update_high_water();
-  bool idle_locked() const;
-
-  OffloadConfig config_;
-  ClusterManifest manifest_;
-  std::vector<ExpertLocation> where_;
-  int64_t num_layers_ = 0, num_experts_ = 0;
-
-  std::unique_ptr<TransferEngine> engine_;
-  std::unique_ptr<HostSlotPool> host_pool_;
-  std::unique_ptr<ComputeSlotPool> compute_pool_;
-  std::unique_ptr<EvictionPolicy> host_policy_, compute_policy_;
-  bool zero_copy_ = false;
-  std::vector<ExpertWeights> host_weights_;  // zero copy: per host slot, views of gate | up | down
-
-  mutable std::mutex mutex_;
-  mutable std::condition_variable work_cv_;      // I/O threads: a read or a host slot may be available
-  mutable std::condition_variable progress_cv_;  // a read or copy finished (acquire, wait_idle)
-  std::vector<Unit> units_;
-  std::deque<ExpertKey> demand_reads_;    // acquire / announce reads, ahead of the prefetch queue
-  std::deque<ExpertKey> cluster_reads_;   // the rest of whole-cluster requests, next after demand
-  std::deque<ExpertKey> demand_copies_;   // WARM experts acquire waits for, ahead of prefetch copies
-  std::deque<ExpertKey> pending_copies_;  // WARM experts a prefetch or announce wants HOT
-  PrefetchQueue queue_;
-  std::unordered_map<int64_t, std::vector<ExpertKey>> acquired_;  // layer -> keys pinned by acquire
-  int64_t pinned_ = 0;                    // pins held by acquire() in all
-  std::vector<ReadyEventPtr> slot_last_use_;  // per compute slot
-  int64_t reads_in_flight_ = 0, copies_in_flight_ = 0;
-  // The I/O threads found no slot a prefetch may take (all wanted or in use): until something
-  // changes (every change clears it), the queued prefetches wait and the store counts as idle.
-  bool prefetch_blocked_ = false;
-  int64_t step_ = 0;
-  int64_t layer_ = 0;  // the layer of step_ the model last announced or acquired
-  bool stopping_ = false;
-  StoreStats stats_;
-
-  std::unique_ptr<IoPool> io_;  // last: its threads call back into everything above
+  struct Impl;  // src/store/expert_store_impl.h
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace chronos

@@ -24,6 +24,16 @@ enum class MissPolicy {
 MissPolicy parse_miss_policy(const std::string& name);
 std::string to_string(MissPolicy policy);
 
+// Whether a prefetch may evict an expert that another prediction still wants (expert_store.h).
+enum class PrefetchEviction {
+  deadline,  // yes, when that expert is due later than the one being fetched (the default)
+  protect,   // never: a prefetch takes only slots no prediction wants
+};
+
+// Parses "deadline" or "protect"; throws InvalidArgument naming the accepted values otherwise.
+PrefetchEviction parse_prefetch_eviction(const std::string& name);
+std::string to_string(PrefetchEviction policy);
+
 // Simulated SSD for tests and benchmarks: every read takes at least `latency_ms` (reads overlap in
 // time across I/O threads) plus its bytes at `mbps` on one shared timeline (reads share the
 // bandwidth). The real read still happens; the throttle only makes it slower, never faster.
@@ -48,6 +58,7 @@ struct OffloadConfig {
   SsdThrottle throttle;                     // simulated SSD; CHRONOS_SIM_SSD_MS / _MBPS override when set
   VerifyLevel verify = VerifyLevel::checksum;  // open-time check of the cluster files (reads are always checksummed)
   std::string eviction = "lru";             // eviction policy of both tiers (eviction_policy.h)
+  PrefetchEviction prefetch_eviction = PrefetchEviction::deadline;  // may a prefetch evict a wanted expert due later
   c10::Device device = c10::kCPU;           // compute device (the HOT tier)
   c10::ScalarType compute_dtype = c10::kFloat;  // dtype of the compute slots: fp32, fp16 or bf16
   int64_t prefetch_queue_capacity = 1024;   // queued prefetch requests at most; the least urgent are dropped
