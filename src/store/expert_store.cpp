@@ -198,7 +198,7 @@ void ExpertStore::Impl::enter_layer(int64_t layer) {
   if (layer == layer_) return;
   layer_ = layer;  // the experts of the layers behind are no longer wanted for this step
   prefetch_blocked_ = false;
-  work_cv_.notify_all();
+  wake_readers();
 }
 
 bool ExpertStore::Impl::host_evictable(ExpertKey key) const {
@@ -373,9 +373,9 @@ void ExpertStore::Impl::copy_finished(ExpertKey key, int32_t slot, const std::st
     }
     promoted(key, slot, error);
     pump_copies();
+    wake_readers();  // its host copy may be evictable now
   }
   progress_cv_.notify_all();
-  work_cv_.notify_all();  // its host copy may be evictable now
 }
 
 void ExpertStore::Impl::promoted(ExpertKey key, int32_t slot, const std::string& error) {
@@ -397,6 +397,11 @@ void ExpertStore::Impl::promoted(ExpertKey key, int32_t slot, const std::string&
     ++u.failures;
     u.error = cat("copy of expert ", key.name(), " failed: ", error);
   }
+}
+
+void ExpertStore::Impl::wake_readers() {
+  if (demand_reads_.empty() && cluster_reads_.empty() && queue_.empty()) return;  // nothing to read: let them sleep
+  work_cv_.notify_one();  // a reader that takes a job wakes the next one (next_read)
 }
 
 bool ExpertStore::Impl::idle_locked() const {
@@ -518,9 +523,9 @@ void ExpertStore::Impl::release(int64_t layer) {
     acquired_.erase(it);
     prefetch_blocked_ = false;
     pump_copies();
+    wake_readers();  // with zero copy, their host slots are evictable again
   }
   progress_cv_.notify_all();
-  work_cv_.notify_all();  // with zero copy, their host slots are evictable again
 }
 
 void ExpertStore::Impl::announce(int64_t layer, const std::vector<int64_t>& experts) {

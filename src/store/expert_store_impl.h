@@ -117,6 +117,10 @@ struct ExpertStore::Impl final : ReadScheduler {
   // `key` is HOT in compute slot `slot` (or, with an error, is not): policy, pins, failures.
   void promoted(ExpertKey key, int32_t slot, const std::string& error);
 
+  // Wakes one I/O thread when there is something to read (each one that takes a job wakes the
+  // next): waking them all at every layer's acquire and release costs a 2-core machine more than
+  // the reads.
+  void wake_readers();
   bool idle_locked() const;
   void check_invariants_locked() const;
   bool direct_io() const;

@@ -33,7 +33,7 @@ void ExpertStore::Impl::request_read(ExpertKey key, bool front) {
   prefetch_blocked_ = false;
   if (front) demand_reads_.push_front(key);
   else demand_reads_.push_back(key);
-  work_cv_.notify_one();
+  wake_readers();
 }
 
 bool ExpertStore::Impl::make_read_job(ExpertKey key, bool whole_cluster, Requester who, ReadJob& job) {
@@ -117,6 +117,7 @@ bool ExpertStore::Impl::next_read(ReadJob& job) {
         break;
       }
       demand_reads_.pop_front();
+      wake_readers();  // more may be readable: the next reader
       return true;
     }
     while (!blocked && !cluster_reads_.empty()) {  // the rest of whole-cluster requests
@@ -133,6 +134,7 @@ bool ExpertStore::Impl::next_read(ReadJob& job) {
         break;
       }
       cluster_reads_.pop_front();
+      wake_readers();
       return true;
     }
     while (!blocked && !queue_.empty()) {
@@ -156,6 +158,7 @@ bool ExpertStore::Impl::next_read(ReadJob& job) {
       queue_.pop();
       advance(r.key, r.target, Requester::prefetch);  // READING now: marks the copy to follow
       if (r.whole_cluster) queue_rest_of_cluster(job);
+      wake_readers();
       return true;
     }
     work_cv_.wait(lock);
@@ -192,9 +195,9 @@ void ExpertStore::Impl::read_finished(const ReadJob& job, const ReadOutcome& out
       }
     }
     pump_copies();
+    wake_readers();
   }
   progress_cv_.notify_all();
-  work_cv_.notify_all();
   for (auto& [event, error] : events) {
     if (error.empty()) event->set_done();
     else event->set_failed(error);
@@ -237,8 +240,8 @@ void ExpertStore::Impl::prefetch(const std::vector<PrefetchRequest>& requests) {
       if (pushed.dropped) ++stats_.prefetch_dropped;
     }
     pump_copies();
+    wake_readers();
   }
-  work_cv_.notify_all();
 }
 
 void ExpertStore::Impl::begin_step(int64_t step) {
@@ -248,7 +251,7 @@ void ExpertStore::Impl::begin_step(int64_t step) {
   prefetch_blocked_ = false;
   stats_.prefetch_cancelled += static_cast<int64_t>(queue_.cancel_before(step));
   pump_copies();  // the previous step's experts are no longer wanted: blocked prefetches may go on
-  work_cv_.notify_all();
+  wake_readers();
 }
 
 }  // namespace chronos
