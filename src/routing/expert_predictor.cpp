@@ -22,17 +22,31 @@ ExpertPredictor::ExpertPredictor(const ModelConfig& model, PredictorBudget budge
 void ExpertPredictor::observe(const std::vector<at::Tensor>& selected) {
   if (static_cast<int64_t>(selected.size()) != num_layers_)
     throw InvalidArgument(cat("ExpertPredictor::observe: ", selected.size(), " layers of routing for a model with ", num_layers_));
-  at::Tensor usage = at::zeros({num_layers_, num_experts_}, at::kFloat);
+  // Host loops, no tensor operations per layer: this runs after every decode step.
+  std::vector<float> usage(static_cast<size_t>(num_layers_ * num_experts_), 0.0f);
   for (int64_t l = 0; l < num_layers_; ++l) {
-    const at::Tensor ids = selected[static_cast<size_t>(l)].to(at::kCPU, at::kLong);
+    const at::Tensor ids = selected[static_cast<size_t>(l)].to(at::kCPU, at::kLong).contiguous();
     if (ids.dim() < 1 || ids.numel() == 0) continue;
-    const at::Tensor per_token = ids.reshape({-1, ids.size(-1)});
-    const int64_t tokens = per_token.size(0);
-    at::Tensor hits = at::zeros({tokens, num_experts_}, at::kFloat);
-    hits.scatter_(1, per_token, 1.0);  // one hit per (token, expert), however often it appears
-    usage[l] = hits.sum(0) / static_cast<double>(tokens);
+    const int64_t k = ids.size(-1), tokens = ids.numel() / k;
+    const int64_t* p = ids.data_ptr<int64_t>();
+    float* row = usage.data() + l * num_experts_;
+    for (int64_t t = 0; t < tokens; ++t) {
+      const int64_t* token = p + t * k;
+      for (int64_t j = 0; j < k; ++j) {
+        if (token[j] < 0 || token[j] >= num_experts_)
+          throw InvalidArgument(cat("ExpertPredictor::observe: expert id ", token[j], " in layer ", l, " (", num_experts_, " experts)"));
+        if (std::find(token, token + j, token[j]) == token + j) row[token[j]] += 1.0f;  // once per (token, expert)
+      }
+    }
+    for (int64_t e = 0; e < num_experts_; ++e) row[e] /= static_cast<float>(tokens);
   }
-  frequency_ = observations_ == 0 ? usage : frequency_ * decay_ + usage * (1 - decay_);
+  // A fresh tensor each time: a caller may still hold the previous frequency().
+  at::Tensor next = at::empty({num_layers_, num_experts_}, at::kFloat);
+  float* out = next.data_ptr<float>();
+  const float* before = frequency_.data_ptr<float>();
+  const float keep = observations_ == 0 ? 0.0f : static_cast<float>(decay_);
+  for (size_t i = 0; i < usage.size(); ++i) out[i] = before[i] * keep + usage[i] * (1.0f - keep);
+  frequency_ = next;
   ++observations_;
 }
 

@@ -54,10 +54,12 @@ void LookaheadPrefetcher::observe(const std::vector<at::Tensor>& selected) {
     throw InvalidArgument(cat("LookaheadPrefetcher::observe: ", selected.size(), " layers of routing, expected ", num_layers_));
   std::vector<std::vector<int64_t>> used(static_cast<size_t>(num_layers_));
   for (int64_t l = 0; l < num_layers_; ++l) {
-    const at::Tensor& ids = selected[static_cast<size_t>(l)];
-    const at::Tensor last = ids.select(0, 0).select(0, ids.size(1) - 1).to(at::kCPU, at::kLong).contiguous();
-    const int64_t* p = last.data_ptr<int64_t>();
-    for (int64_t i = 0; i < last.numel(); ++i) {
+    // [B,S,k]: batch 0, the last position, read on the host (no copy when already CPU long).
+    const at::Tensor ids = selected[static_cast<size_t>(l)].to(at::kCPU, at::kLong).contiguous();
+    if (ids.dim() != 3) throw InvalidArgument(cat("LookaheadPrefetcher::observe: routing of layer ", l, " has shape ", ids.sizes(), ", expected [B,S,k]"));
+    const int64_t k = ids.size(2);
+    const int64_t* p = ids.data_ptr<int64_t>() + (ids.size(1) - 1) * k;
+    for (int64_t i = 0; i < k; ++i) {
       if (p[i] < 0 || p[i] >= num_experts_) throw InvalidArgument(cat("LookaheadPrefetcher::observe: expert id ", p[i], " in layer ", l));
       used[static_cast<size_t>(l)].push_back(p[i]);
     }

@@ -26,11 +26,21 @@ double PrecisionRecall::precision() const { return predicted > 0 ? static_cast<d
 double PrecisionRecall::recall() const { return actual > 0 ? static_cast<double>(correct) / actual : kNaN; }
 
 PrecisionRecall compare_expert_sets(const std::vector<ExpertKey>& predicted, const std::vector<ExpertKey>& actual) {
-  const std::set<ExpertKey> p(predicted.begin(), predicted.end()), a(actual.begin(), actual.end());
+  // Sorted vectors, not node-based sets: this runs several times after every decode step.
+  const auto sorted_unique = [](std::vector<ExpertKey> keys) {
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    return keys;
+  };
+  const std::vector<ExpertKey> p = sorted_unique(predicted), a = sorted_unique(actual);
   PrecisionRecall out;
   out.predicted = static_cast<int64_t>(p.size());
   out.actual = static_cast<int64_t>(a.size());
-  for (ExpertKey k : p) out.correct += a.count(k) ? 1 : 0;
+  for (size_t i = 0, j = 0; i < p.size() && j < a.size();) {
+    if (p[i] < a[j]) ++i;
+    else if (a[j] < p[i]) ++j;
+    else ++out.correct, ++i, ++j;
+  }
   return out;
 }
 

@@ -149,13 +149,26 @@ void OffloadEngine::end_step(int64_t step, const ForwardOutput& output) {
   std::vector<ExpertKey> actual;
   std::vector<at::Tensor> last;  // per layer [1,1,k] on the host
   if (routed) {
-    std::vector<at::Tensor> rows;
-    for (const at::Tensor& ids : output.selected) rows.push_back(ids.select(0, 0).select(0, ids.size(1) - 1));
-    const at::Tensor host = at::stack(rows).to(at::kCPU, at::kLong).contiguous();  // [L,k]
-    const int64_t* p = host.data_ptr<int64_t>();
-    for (int64_t l = 0; l < L; ++l) {
-      last.push_back(host[l].view({1, 1, -1}));
-      for (int64_t i = 0; i < host.size(1); ++i) actual.push_back({static_cast<int32_t>(l), static_cast<int32_t>(p[l * host.size(1) + i])});
+    const bool on_host = std::all_of(output.selected.begin(), output.selected.end(), [](const at::Tensor& ids) {
+      return ids.device().is_cpu() && ids.scalar_type() == at::kLong && ids.is_contiguous() && ids.dim() == 3;
+    });
+    if (on_host) {  // the CPU decode path: read the ids in place, no tensor operations
+      last = output.selected;
+      for (int64_t l = 0; l < L; ++l) {
+        const at::Tensor& ids = output.selected[static_cast<size_t>(l)];
+        const int64_t k = ids.size(2);
+        const int64_t* p = ids.data_ptr<int64_t>() + (ids.size(1) - 1) * k;  // batch 0, last position
+        for (int64_t i = 0; i < k; ++i) actual.push_back({static_cast<int32_t>(l), static_cast<int32_t>(p[i])});
+      }
+    } else {  // one copy to the host for all layers
+      std::vector<at::Tensor> rows;
+      for (const at::Tensor& ids : output.selected) rows.push_back(ids.select(0, 0).select(0, ids.size(1) - 1));
+      const at::Tensor host = at::stack(rows).to(at::kCPU, at::kLong).contiguous();  // [L,k]
+      const int64_t* p = host.data_ptr<int64_t>();
+      for (int64_t l = 0; l < L; ++l) {
+        last.push_back(host[l].view({1, 1, -1}));
+        for (int64_t i = 0; i < host.size(1); ++i) actual.push_back({static_cast<int32_t>(l), static_cast<int32_t>(p[l * host.size(1) + i])});
+      }
     }
   }
   const int64_t K = model_.config().lookahead_steps;
@@ -178,7 +191,6 @@ void OffloadEngine::end_step(int64_t step, const ForwardOutput& output) {
     }
   }
   metrics_.record(std::move(m));
-
   if (!routed) return;
   // The last position's routing is what the next token's prediction builds on; the running
   // frequency (the hot set's and the prefetcher's) learns from decode tokens only (the prefill's

@@ -216,7 +216,7 @@ void ExpertStore::Impl::prefetch(const std::vector<PrefetchRequest>& requests) {
   }
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    prefetch_blocked_ = false;
+    bool queued = false;  // a read was queued: wake a reader (only then; this runs at every layer)
     for (const PrefetchRequest& r : requests) {
       ++stats_.prefetch_requests;
       Unit& u = unit(r.key);
@@ -238,9 +238,13 @@ void ExpertStore::Impl::prefetch(const std::vector<PrefetchRequest>& requests) {
       const PrefetchQueue::PushResult pushed = queue_.push(r);
       if (pushed.superseded) ++stats_.prefetch_cancelled;
       if (pushed.dropped) ++stats_.prefetch_dropped;
+      queued = true;
     }
     pump_copies();
-    wake_readers();
+    if (queued) {
+      prefetch_blocked_ = false;  // a new request may take a slot the waiting ones could not
+      wake_readers();
+    }
   }
 }
 
