@@ -1,4 +1,4 @@
-// Helpers for the tokenizer tests: MiniMind's tokenizer (skipped cleanly when ../shared is absent),
+// Helpers for the tokenizer tests: MiniMind's tokenizer (tests/data/minimind; a test reports a skip if it is missing),
 // the HF reference fixture, and a small hand-made tokenizer.json that needs no outside file.
 #pragma once
 
@@ -14,7 +14,7 @@
 
 namespace chronos::testing {
 
-inline std::string minimind_dir() { return CHRONOS_SOURCE_DIR "/../shared/data/minimind"; }
+inline std::string minimind_dir() { return CHRONOS_SOURCE_DIR "/tests/data/minimind"; }
 inline bool have_minimind() { return std::filesystem::is_regular_file(minimind_dir() + "/tokenizer.json"); }
 
 #define CHRONOS_REQUIRE_MINIMIND()                                                        \

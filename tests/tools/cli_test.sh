@@ -4,10 +4,11 @@
 set -u
 bin=$1 src=$2
 train=$bin/chronos-train bench=$bin/chronos-bench generate=$bin/chronos-generate
-minimind="$src/../shared/data/minimind/tokenizer.json"
+minimind="$src/tests/data/minimind/tokenizer.json"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 . "$(dirname "$0")/cli_lib.sh"
+[ -f "$minimind" ] || { echo "SKIP: the MiniMind tokenizer fixture is missing ($minimind)"; exit 77; }
 
 printf '{"hidden_size": 64,\n "num_experts": }\n' >"$work/bad.json"
 printf '{"num_experts": 2, "num_experts_per_tok": 3}\n' >"$work/rule.json"
@@ -28,54 +29,53 @@ expect_ok bench_json "$bench" forward --config "$src/configs/tiny.json" --seq-le
 grep -q '"mfu"' "$work/out" && grep -q '"tokens_per_s"' "$work/out" || { fail "bench_json keys"; cat "$work/out"; }
 [ -d "$work/x" ] && fail "a failed run left output behind"
 
-# chronos-generate, on a tiny random model with the MiniMind tokenizer when ../shared is present.
-if [ -f "$minimind" ]; then
-  # A window of 8 tokens, so that 40 generated tokens run far past it.
-  sed 's/"sliding_window_size": [0-9]*/"sliding_window_size": 8/' "$src/configs/tiny.json" >"$work/window8.json"
-  expect_ok init_with_tokenizer "$train" init --config "$work/window8.json" --out "$work/gen" --tokenizer "$minimind" --log-level warn
-  grep -q '"sliding_window_size": 8' "$work/gen/config.json" || fail "window-8 config not applied"
-  args=(--model "$work/gen" --prompt "The cache 里的 experts" --greedy --max-new-tokens 40 --log-level warn)
-  expect_ok generate_cached "$generate" "${args[@]}" --json
-  cp "$work/out" "$work/cached.json"
-  expect_ok generate_recomputed "$generate" "${args[@]}" --json --no-kv-cache
-  python3 - "$work/cached.json" "$work/out" <<'PY' || fail "--no-kv-cache output differs from the cached path"
+# chronos-generate, on a tiny random model with the MiniMind tokenizer.
+# A window of 8 tokens, so that 40 generated tokens run far past it.
+sed 's/"sliding_window_size": [0-9]*/"sliding_window_size": 8/' "$src/configs/tiny.json" >"$work/window8.json"
+expect_ok init_with_tokenizer "$train" init --config "$work/window8.json" --out "$work/gen" --tokenizer "$minimind" --log-level warn
+grep -q '"sliding_window_size": 8' "$work/gen/config.json" || fail "window-8 config not applied"
+args=(--model "$work/gen" --prompt "The cache 里的 experts" --greedy --max-new-tokens 40 --log-level warn)
+expect_ok generate_cached "$generate" "${args[@]}" --json
+cp "$work/out" "$work/cached.json"
+expect_ok generate_recomputed "$generate" "${args[@]}" --json --no-kv-cache
+python3 - "$work/cached.json" "$work/out" <<'PY' || fail "--no-kv-cache output differs from the cached path"
 import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
 sys.exit(0 if a["tokens"] == b["tokens"] and len(a["tokens"]) > 0 else 1)
 PY
-  expect_ok generate_stats "$generate" --model "$work/gen" --prompt "hi" --max-new-tokens 3 --stats --seed 1 --log-level warn
-  grep -q "decode" "$work/err" || fail "--stats printed no figures"
-  head -c 3000 /dev/zero | tr '\0' 'a' | sed 's/a/a b /g' >"$work/long.txt"
-  expect_error generate_prompt_too_long "takes at most" "$generate" --model "$work/gen" --prompt-file "$work/long.txt"
-  expect_error generate_no_tokenizer "no tokenizer.json" "$generate" --model "$work/tiny" --prompt hi
-  expect_error generate_unknown_flag "--temp" "$generate" --model "$work/gen" --prompt hi --temp 3
-  expect_error generate_bad_top_p "top_p" "$generate" --model "$work/gen" --prompt hi --top-p 2
-  # Training: bad data is named by file and line; a good run trains and saves a model directory.
-  printf '{"text": "the quick brown fox"}\n{"text": "jumps over"}\n' >"$work/pre.jsonl"
-  printf '{"text": "fine"}\n{"text": broken\n' >"$work/bad.jsonl"
-  expect_ok pretrain_runs "$train" pretrain --from "$work/gen" --data "$work/pre.jsonl" --out "$work/pre" --steps 2 --batch-size 2 --max-seq-len 8 --log-level warn
-  [ -f "$work/pre/model.safetensors" ] && [ -f "$work/pre/tokenizer.json" ] || fail "pretrain wrote no model"
-  expect_error pretrain_bad_line "$work/bad.jsonl:2: invalid JSON" "$train" pretrain --from "$work/gen" --data "$work/bad.jsonl" --out "$work/x" --steps 2 --batch-size 2 --max-seq-len 8 --log-level warn
-  expect_error pretrain_missing_data "$work/none.jsonl" "$train" pretrain --from "$work/gen" --data "$work/none.jsonl" --out "$work/x" --steps 1 --log-level warn
-  expect_error sft_no_conversations "no 'conversations'" "$train" sft --from "$work/gen" --data "$work/pre.jsonl" --out "$work/x" --steps 1 --log-level warn
-  expect_error pretrain_no_steps "--steps" "$train" pretrain --from "$work/gen" --data "$work/pre.jsonl" --out "$work/x" --log-level warn
-  # chronos-pack: packs the tiny model into a cache that covers every expert once; bad input is one line.
-  pack=$bin/chronos-pack
-  printf '{"text": "the quick brown fox jumps over the lazy dog"}\n{"conversations": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello there"}]}\n{"text": "experts that fire together are stored together"}\n' >"$work/calib.jsonl"
-  : >"$work/empty.jsonl"
-  # chronos-train intent: trains the intent classifier on the model's activation logs, saves it in the model directory.
-  cp -r "$work/gen" "$work/intent"
-  expect_ok intent_runs "$train" intent --model "$work/intent" --data "$work/calib.jsonl" --max-new-tokens 4 --steps 3 --batch-size 2 --val-fraction 0.34 --log-level warn
-  [ -f "$work/intent/intent_classifier.safetensors" ] && [ -f "$work/intent/intent_classifier.json" ] || fail "intent wrote no classifier"
-  grep -q "frequency" "$work/out" || fail "intent printed no baseline figures"
-  expect_error intent_empty_data "$work/empty.jsonl: no prompt records" "$train" intent --model "$work/intent" --data "$work/empty.jsonl"
-  expect_error intent_missing_model "$work/none: not a model directory" "$train" intent --model "$work/none" --data "$work/calib.jsonl"
-  expect_error intent_bad_steps "intent_training.steps" "$train" intent --model "$work/intent" --data "$work/calib.jsonl" --steps 0
-  expect_error intent_bad_flag "--val-fraction" "$train" intent --model "$work/intent" --data "$work/calib.jsonl" --val-fraction lots
-  expect_error intent_bad_record "$work/bad.jsonl:2: invalid JSON" "$train" intent --model "$work/intent" --data "$work/bad.jsonl" --log-level warn
-  expect_ok pack_runs "$pack" --model "$work/gen" --data "$work/calib.jsonl" --cluster-bytes 300K --seq-len 16 --seed 3 --log-level warn
-  grep -q "modularity" "$work/out" || { fail "pack printed no summary"; cat "$work/out"; }
-  python3 - "$work/gen/expert_cache" <<'PY' || fail "pack wrote no valid cache"
+expect_ok generate_stats "$generate" --model "$work/gen" --prompt "hi" --max-new-tokens 3 --stats --seed 1 --log-level warn
+grep -q "decode" "$work/err" || fail "--stats printed no figures"
+head -c 3000 /dev/zero | tr '\0' 'a' | sed 's/a/a b /g' >"$work/long.txt"
+expect_error generate_prompt_too_long "takes at most" "$generate" --model "$work/gen" --prompt-file "$work/long.txt"
+expect_error generate_no_tokenizer "no tokenizer.json" "$generate" --model "$work/tiny" --prompt hi
+expect_error generate_unknown_flag "--temp" "$generate" --model "$work/gen" --prompt hi --temp 3
+expect_error generate_bad_top_p "top_p" "$generate" --model "$work/gen" --prompt hi --top-p 2
+# Training: bad data is named by file and line; a good run trains and saves a model directory.
+printf '{"text": "the quick brown fox"}\n{"text": "jumps over"}\n' >"$work/pre.jsonl"
+printf '{"text": "fine"}\n{"text": broken\n' >"$work/bad.jsonl"
+expect_ok pretrain_runs "$train" pretrain --from "$work/gen" --data "$work/pre.jsonl" --out "$work/pre" --steps 2 --batch-size 2 --max-seq-len 8 --log-level warn
+[ -f "$work/pre/model.safetensors" ] && [ -f "$work/pre/tokenizer.json" ] || fail "pretrain wrote no model"
+expect_error pretrain_bad_line "$work/bad.jsonl:2: invalid JSON" "$train" pretrain --from "$work/gen" --data "$work/bad.jsonl" --out "$work/x" --steps 2 --batch-size 2 --max-seq-len 8 --log-level warn
+expect_error pretrain_missing_data "$work/none.jsonl" "$train" pretrain --from "$work/gen" --data "$work/none.jsonl" --out "$work/x" --steps 1 --log-level warn
+expect_error sft_no_conversations "no 'conversations'" "$train" sft --from "$work/gen" --data "$work/pre.jsonl" --out "$work/x" --steps 1 --log-level warn
+expect_error pretrain_no_steps "--steps" "$train" pretrain --from "$work/gen" --data "$work/pre.jsonl" --out "$work/x" --log-level warn
+# chronos-pack: packs the tiny model into a cache that covers every expert once; bad input is one line.
+pack=$bin/chronos-pack
+printf '{"text": "the quick brown fox jumps over the lazy dog"}\n{"conversations": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello there"}]}\n{"text": "experts that fire together are stored together"}\n' >"$work/calib.jsonl"
+: >"$work/empty.jsonl"
+# chronos-train intent: trains the intent classifier on the model's activation logs, saves it in the model directory.
+cp -r "$work/gen" "$work/intent"
+expect_ok intent_runs "$train" intent --model "$work/intent" --data "$work/calib.jsonl" --max-new-tokens 4 --steps 3 --batch-size 2 --val-fraction 0.34 --log-level warn
+[ -f "$work/intent/intent_classifier.safetensors" ] && [ -f "$work/intent/intent_classifier.json" ] || fail "intent wrote no classifier"
+grep -q "frequency" "$work/out" || fail "intent printed no baseline figures"
+expect_error intent_empty_data "$work/empty.jsonl: no prompt records" "$train" intent --model "$work/intent" --data "$work/empty.jsonl"
+expect_error intent_missing_model "$work/none: not a model directory" "$train" intent --model "$work/none" --data "$work/calib.jsonl"
+expect_error intent_bad_steps "intent_training.steps" "$train" intent --model "$work/intent" --data "$work/calib.jsonl" --steps 0
+expect_error intent_bad_flag "--val-fraction" "$train" intent --model "$work/intent" --data "$work/calib.jsonl" --val-fraction lots
+expect_error intent_bad_record "$work/bad.jsonl:2: invalid JSON" "$train" intent --model "$work/intent" --data "$work/bad.jsonl" --log-level warn
+expect_ok pack_runs "$pack" --model "$work/gen" --data "$work/calib.jsonl" --cluster-bytes 300K --seq-len 16 --seed 3 --log-level warn
+grep -q "modularity" "$work/out" || { fail "pack printed no summary"; cat "$work/out"; }
+python3 - "$work/gen/expert_cache" <<'PY' || fail "pack wrote no valid cache"
 import json, os, sys
 d = sys.argv[1]
 m = json.load(open(os.path.join(d, "cluster_manifest.json")))
@@ -86,52 +86,52 @@ ok = ok and all(os.path.getsize(os.path.join(d, c["file"])) == c["size_bytes"] f
 ok = ok and s["method"] == "louvain" and s["seed"] == 3 and max(s["cluster_bytes"]) <= 300 * 1024 and sum(s["cluster_sizes"]) == 16
 sys.exit(0 if ok else 1)
 PY
-  expect_ok pack_bf16_again "$pack" --model "$work/gen" --data "$work/calib.jsonl" --dtype bf16 --log-level warn
-  grep -q '"dtype": "BF16"' "$work/gen/expert_cache/cluster_manifest.json" || fail "pack --dtype bf16 not applied"
-  expect_error pack_missing_model "$work/none" "$pack" --model "$work/none" --data "$work/calib.jsonl" --out "$work/y"
-  expect_error pack_missing_data "$work/none.jsonl" "$pack" --model "$work/gen" --data "$work/none.jsonl" --out "$work/y"
-  expect_error pack_empty_data "$work/empty.jsonl: no calibration records" "$pack" --model "$work/gen" --data "$work/empty.jsonl" --out "$work/y"
-  expect_error pack_budget_too_small "at least one expert" "$pack" --model "$work/gen" --data "$work/calib.jsonl" --cluster-bytes 64K --out "$work/y"
-  expect_error pack_bad_size "--cluster-bytes" "$pack" --model "$work/gen" --data "$work/calib.jsonl" --cluster-bytes lots --out "$work/y"
-  expect_error pack_foreign_folder "not part of an expert cache" "$pack" --model "$work/gen" --data "$work/calib.jsonl" --out "$work/gen"
-  [ -d "$work/y" ] && fail "a failed pack left output behind"
-  # chronos-generate --offload: under `wait` the greedy tokens equal the resident model's.
-  expect_ok pack_fp32 "$pack" --model "$work/gen" --data "$work/calib.jsonl" --out "$work/cache32" --cluster-bytes 300K --seq-len 16 --log-level warn
-  offload=(--offload "$work/cache32" --compute-budget 25% --ram-budget 50%)
-  expect_ok generate_offload_wait "$generate" "${args[@]}" --json "${offload[@]}"
-  python3 - "$work/cached.json" "$work/out" <<'PY' || fail "--offload --miss-policy wait output differs from the resident model"
+expect_ok pack_bf16_again "$pack" --model "$work/gen" --data "$work/calib.jsonl" --dtype bf16 --log-level warn
+grep -q '"dtype": "BF16"' "$work/gen/expert_cache/cluster_manifest.json" || fail "pack --dtype bf16 not applied"
+expect_error pack_missing_model "$work/none" "$pack" --model "$work/none" --data "$work/calib.jsonl" --out "$work/y"
+expect_error pack_missing_data "$work/none.jsonl" "$pack" --model "$work/gen" --data "$work/none.jsonl" --out "$work/y"
+expect_error pack_empty_data "$work/empty.jsonl: no calibration records" "$pack" --model "$work/gen" --data "$work/empty.jsonl" --out "$work/y"
+expect_error pack_budget_too_small "at least one expert" "$pack" --model "$work/gen" --data "$work/calib.jsonl" --cluster-bytes 64K --out "$work/y"
+expect_error pack_bad_size "--cluster-bytes" "$pack" --model "$work/gen" --data "$work/calib.jsonl" --cluster-bytes lots --out "$work/y"
+expect_error pack_foreign_folder "not part of an expert cache" "$pack" --model "$work/gen" --data "$work/calib.jsonl" --out "$work/gen"
+[ -d "$work/y" ] && fail "a failed pack left output behind"
+# chronos-generate --offload: under `wait` the greedy tokens equal the resident model's.
+expect_ok pack_fp32 "$pack" --model "$work/gen" --data "$work/calib.jsonl" --out "$work/cache32" --cluster-bytes 300K --seq-len 16 --log-level warn
+offload=(--offload "$work/cache32" --compute-budget 25% --ram-budget 50%)
+expect_ok generate_offload_wait "$generate" "${args[@]}" --json "${offload[@]}"
+python3 - "$work/cached.json" "$work/out" <<'PY' || fail "--offload --miss-policy wait output differs from the resident model"
 import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
 o = b["stats"]["offload"]
 sys.exit(0 if a["tokens"] == b["tokens"] and o["requests"] > 0 and o["fallbacks"] == 0 and o["compute_high_water_mb"] > 0 else 1)
 PY
-  # int8 / int4 expert caches: quantized at pack time, computed from the quantized bytes.
-  for q in int8 int4; do
-    expect_ok "pack_$q" "$pack" --model "$work/gen" --data "$work/calib.jsonl" --out "$work/cache_$q" --dtype "$q" --seq-len 16 --log-level warn
-    grep -q "\"dtype\": \"${q^^}_B32\"" "$work/cache_$q/cluster_manifest.json" || fail "pack --dtype $q not applied"
-    expect_ok "generate_offload_$q" "$generate" "${args[@]}" --json --offload "$work/cache_$q" --compute-budget 25% --ram-budget 50%
-  done
-  expect_error pack_bad_dtype "--dtype: unknown expert storage 'int3'" "$pack" --model "$work/gen" --data "$work/calib.jsonl" --out "$work/y" --dtype int3
-  # chronos-train eval: held-out CE per group, resident and from the int8 / int4 caches, in one run.
-  printf '{"text": "the lazy dog", "domain": "en"}\n{"text": "fox and dog", "domain": "en"}\n{"text": "der Hund", "domain": "de"}\n' >"$work/heldout.jsonl"
-  expect_ok eval_runs "$train" eval --model "$work/gen" --data "$work/heldout.jsonl" --expert-cache "$work/cache_int8" --expert-cache "$work/cache_int4" --json --log-level warn
-  python3 - "$work/out" <<'PY' || fail "eval JSON lacks a run, a group or a finite cross-entropy"
+# int8 / int4 expert caches: quantized at pack time, computed from the quantized bytes.
+for q in int8 int4; do
+  expect_ok "pack_$q" "$pack" --model "$work/gen" --data "$work/calib.jsonl" --out "$work/cache_$q" --dtype "$q" --seq-len 16 --log-level warn
+  grep -q "\"dtype\": \"${q^^}_B32\"" "$work/cache_$q/cluster_manifest.json" || fail "pack --dtype $q not applied"
+  expect_ok "generate_offload_$q" "$generate" "${args[@]}" --json --offload "$work/cache_$q" --compute-budget 25% --ram-budget 50%
+done
+expect_error pack_bad_dtype "--dtype: unknown expert storage 'int3'" "$pack" --model "$work/gen" --data "$work/calib.jsonl" --out "$work/y" --dtype int3
+# chronos-train eval: held-out CE per group, resident and from the int8 / int4 caches, in one run.
+printf '{"text": "the lazy dog", "domain": "en"}\n{"text": "fox and dog", "domain": "en"}\n{"text": "der Hund", "domain": "de"}\n' >"$work/heldout.jsonl"
+expect_ok eval_runs "$train" eval --model "$work/gen" --data "$work/heldout.jsonl" --expert-cache "$work/cache_int8" --expert-cache "$work/cache_int4" --json --log-level warn
+python3 - "$work/out" <<'PY' || fail "eval JSON lacks a run, a group or a finite cross-entropy"
 import json, math, sys
 o = json.load(open(sys.argv[1]))["runs"]
 ok = set(o) == {"resident", "cache_int8 (int8)", "cache_int4 (int4)"}
 ok = ok and all(set(r["groups"]) == {"en", "de"} and r["total"]["records"] == 3 and math.isfinite(r["total"]["cross_entropy"]) for r in o.values())
 sys.exit(0 if ok else 1)
 PY
-  expect_error eval_missing_data "$work/none.jsonl: evaluation data not found" "$train" eval --model "$work/gen" --data "$work/none.jsonl"
-  expect_error eval_bad_record "$work/bad.jsonl:2" "$train" eval --model "$work/gen" --data "$work/bad.jsonl" --log-level warn
-  expect_error eval_not_a_cache "not an expert cache" "$train" eval --model "$work/gen" --data "$work/heldout.jsonl" --expert-cache "$work/none"
-  expect_ok generate_offload_fallback "$generate" --model "$work/gen" --prompt "hi" --max-new-tokens 5 --stats "${offload[@]}" --miss-policy fallback --log-level warn
-  grep -q "hit rate" "$work/err" || fail "--offload --stats printed no hit rate"
-  # --predict: prediction only moves experts earlier; under wait the greedy tokens do not change.
-  expect_ok generate_predict_none "$generate" "${args[@]}" --json "${offload[@]}" --predict none
-  cp "$work/out" "$work/predict_none.json"
-  expect_ok generate_predict_both "$generate" "${args[@]}" --json "${offload[@]}" --predict both --metrics-jsonl "$work/metrics.jsonl"
-  python3 - "$work/predict_none.json" "$work/out" "$work/metrics.jsonl" <<'PY' || fail "--predict none and both differ, or --metrics-jsonl is wrong"
+expect_error eval_missing_data "$work/none.jsonl: evaluation data not found" "$train" eval --model "$work/gen" --data "$work/none.jsonl"
+expect_error eval_bad_record "$work/bad.jsonl:2" "$train" eval --model "$work/gen" --data "$work/bad.jsonl" --log-level warn
+expect_error eval_not_a_cache "not an expert cache" "$train" eval --model "$work/gen" --data "$work/heldout.jsonl" --expert-cache "$work/none"
+expect_ok generate_offload_fallback "$generate" --model "$work/gen" --prompt "hi" --max-new-tokens 5 --stats "${offload[@]}" --miss-policy fallback --log-level warn
+grep -q "hit rate" "$work/err" || fail "--offload --stats printed no hit rate"
+# --predict: prediction only moves experts earlier; under wait the greedy tokens do not change.
+expect_ok generate_predict_none "$generate" "${args[@]}" --json "${offload[@]}" --predict none
+cp "$work/out" "$work/predict_none.json"
+expect_ok generate_predict_both "$generate" "${args[@]}" --json "${offload[@]}" --predict both --metrics-jsonl "$work/metrics.jsonl"
+python3 - "$work/predict_none.json" "$work/out" "$work/metrics.jsonl" <<'PY' || fail "--predict none and both differ, or --metrics-jsonl is wrong"
 import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
 lines = [json.loads(l) for l in open(sys.argv[3])]
@@ -140,12 +140,12 @@ ok = a["tokens"] == b["tokens"] and len(lines) == len(b["tokens"]) and all(keys 
 ok = ok and [l["step"] for l in lines] == list(range(len(lines))) and b["stats"]["offload"]["predict"] == "both"
 sys.exit(0 if ok else 1)
 PY
-  expect_ok generate_predict_stats "$generate" --model "$work/gen" --prompt "hi" --max-new-tokens 5 --stats "${offload[@]}" --predict lookahead --log-level warn
-  grep -q "lookahead@t+1 recall" "$work/err" || fail "--offload --stats printed no lookahead recall"
-  # chronos-bench offload: every mode in one run; under wait every fp32 mode reproduces the resident tokens
-  # (the int8 / int4 ones compute with other weights).
-  expect_ok bench_offload "$bench" offload --model "$work/gen" --prompts "$work/calib.jsonl" --max-new-tokens 4 --json --log-level warn
-  python3 - "$work/out" <<'PY' || fail "bench offload JSON lacks a mode or a key, or wait changed the tokens"
+expect_ok generate_predict_stats "$generate" --model "$work/gen" --prompt "hi" --max-new-tokens 5 --stats "${offload[@]}" --predict lookahead --log-level warn
+grep -q "lookahead@t+1 recall" "$work/err" || fail "--offload --stats printed no lookahead recall"
+# chronos-bench offload: every mode in one run; under wait every fp32 mode reproduces the resident tokens
+# (the int8 / int4 ones compute with other weights).
+expect_ok bench_offload "$bench" offload --model "$work/gen" --prompts "$work/calib.jsonl" --max-new-tokens 4 --json --log-level warn
+python3 - "$work/out" <<'PY' || fail "bench offload JSON lacks a mode or a key, or wait changed the tokens"
 import json, sys
 o = json.load(open(sys.argv[1]))
 modes = o["modes"]
@@ -157,28 +157,27 @@ ok = ok and "lookahead_recall_t1" in o and o["setup"]["prompts"] == 3 and len(o[
 ok = ok and o["best_predictive_mode"] in modes and set(o["dd_direct_mb_per_s"]) == {"expert_cache", "expert_cache_int8", "expert_cache_int4"}
 sys.exit(0 if ok else 1)
 PY
-  # Under fallback it teacher-forces the resident tokens; a model without a cache is packed first.
-  mkdir -p "$work/benchpack" && cp "$work/gen"/*.json "$work/gen/model.safetensors" "$work/benchpack/"
-  expect_ok bench_offload_fallback "$bench" offload --model "$work/benchpack" --prompts "$work/calib.jsonl" --max-new-tokens 4 --miss-policy fallback --modes reactive --log-level warn
-  grep -q "greedy agreement" "$work/out" && grep -q "| reactive |" "$work/out" || fail "bench offload --miss-policy fallback printed no agreement table"
-  [ -f "$work/benchpack/expert_cache/cluster_manifest.json" ] || fail "bench offload did not pack the missing cache"
-  expect_error bench_offload_bad_mode "--modes" "$bench" offload --model "$work/gen" --prompts "$work/calib.jsonl" --modes fast
-  expect_error bench_offload_missing_prompts "$work/none.jsonl" "$bench" offload --model "$work/gen" --prompts "$work/none.jsonl"
-  expect_error bench_offload_bad_prompts "$work/bad.jsonl:2" "$bench" offload --model "$work/gen" --prompts "$work/bad.jsonl" --log-level warn
-  expect_error offload_bad_predict "--predict" "$generate" --model "$work/gen" --prompt hi --offload "$work/cache32" --predict sometimes
-  expect_error offload_missing_cache "$work/none/cluster_manifest.json" "$generate" --model "$work/gen" --prompt hi --offload "$work/none"
-  expect_error offload_bad_budget "--ram-budget" "$generate" --model "$work/gen" --prompt hi --offload "$work/cache32" --ram-budget lots
-  expect_error offload_tiny_budget "compute" "$generate" --model "$work/gen" --prompt hi --offload "$work/cache32" --compute-budget 1K
-  expect_error offload_bad_policy "sometimes" "$generate" --model "$work/gen" --prompt hi --offload "$work/cache32" --miss-policy sometimes
-  sed 's/"num_experts": [0-9]*/"num_experts": 8/' "$work/window8.json" >"$work/experts8.json"
-  expect_ok init_experts8 "$train" init --config "$work/experts8.json" --out "$work/gen8" --tokenizer "$minimind" --log-level warn
-  expect_ok pack_experts8 "$pack" --model "$work/gen8" --data "$work/calib.jsonl" --out "$work/cache8" --seq-len 16 --log-level warn
-  expect_error offload_other_model "num_experts is 8" "$generate" --model "$work/gen" --prompt hi --offload "$work/cache8"
-  truncate -s -4096 "$work/cache32/cluster_000.ctsr"
-  expect_error offload_truncated "cluster_000.ctsr" "$generate" --model "$work/gen" --prompt hi --offload "$work/cache32"
-  printf '{"hidden_size": 64,,}' >"$work/gen/config.json"
-  expect_error generate_bad_config "$work/gen/config.json:1:" "$generate" --model "$work/gen" --prompt hi
-fi
+# Under fallback it teacher-forces the resident tokens; a model without a cache is packed first.
+mkdir -p "$work/benchpack" && cp "$work/gen"/*.json "$work/gen/model.safetensors" "$work/benchpack/"
+expect_ok bench_offload_fallback "$bench" offload --model "$work/benchpack" --prompts "$work/calib.jsonl" --max-new-tokens 4 --miss-policy fallback --modes reactive --log-level warn
+grep -q "greedy agreement" "$work/out" && grep -q "| reactive |" "$work/out" || fail "bench offload --miss-policy fallback printed no agreement table"
+[ -f "$work/benchpack/expert_cache/cluster_manifest.json" ] || fail "bench offload did not pack the missing cache"
+expect_error bench_offload_bad_mode "--modes" "$bench" offload --model "$work/gen" --prompts "$work/calib.jsonl" --modes fast
+expect_error bench_offload_missing_prompts "$work/none.jsonl" "$bench" offload --model "$work/gen" --prompts "$work/none.jsonl"
+expect_error bench_offload_bad_prompts "$work/bad.jsonl:2" "$bench" offload --model "$work/gen" --prompts "$work/bad.jsonl" --log-level warn
+expect_error offload_bad_predict "--predict" "$generate" --model "$work/gen" --prompt hi --offload "$work/cache32" --predict sometimes
+expect_error offload_missing_cache "$work/none/cluster_manifest.json" "$generate" --model "$work/gen" --prompt hi --offload "$work/none"
+expect_error offload_bad_budget "--ram-budget" "$generate" --model "$work/gen" --prompt hi --offload "$work/cache32" --ram-budget lots
+expect_error offload_tiny_budget "compute" "$generate" --model "$work/gen" --prompt hi --offload "$work/cache32" --compute-budget 1K
+expect_error offload_bad_policy "sometimes" "$generate" --model "$work/gen" --prompt hi --offload "$work/cache32" --miss-policy sometimes
+sed 's/"num_experts": [0-9]*/"num_experts": 8/' "$work/window8.json" >"$work/experts8.json"
+expect_ok init_experts8 "$train" init --config "$work/experts8.json" --out "$work/gen8" --tokenizer "$minimind" --log-level warn
+expect_ok pack_experts8 "$pack" --model "$work/gen8" --data "$work/calib.jsonl" --out "$work/cache8" --seq-len 16 --log-level warn
+expect_error offload_other_model "num_experts is 8" "$generate" --model "$work/gen" --prompt hi --offload "$work/cache8"
+truncate -s -4096 "$work/cache32/cluster_000.ctsr"
+expect_error offload_truncated "cluster_000.ctsr" "$generate" --model "$work/gen" --prompt hi --offload "$work/cache32"
+printf '{"hidden_size": 64,,}' >"$work/gen/config.json"
+expect_error generate_bad_config "$work/gen/config.json:1:" "$generate" --model "$work/gen" --prompt hi
 
 echo "$passed passed, $failures failed"
 [ $failures -eq 0 ]

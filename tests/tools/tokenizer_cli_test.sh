@@ -46,12 +46,10 @@ for key in mb_per_s tokens_per_s tokens bytes chars_per_token; do
 done
 expect_error bench_missing_text "$work/none.txt" "$bench" tokenizer --tokenizer "$work/tok" --text "$work/none.txt"
 
-# MiniMind's tokenizer, when ../shared is there: the ids of spec training.md §1.
-minimind="$src/../shared/data/minimind"
-if [ -f "$minimind/tokenizer.json" ]; then
-  printf '<|im_start|>assistant\n' | "$tokenize" --tokenizer "$minimind" >"$work/out" 2>&1
-  [ "$(cat "$work/out")" = "1 1388 570 811" ] && passed=$((passed + 1)) || fail "MiniMind ids: $(cat "$work/out")"
-fi
+# MiniMind's tokenizer (tests/data/minimind): the ids Hugging Face tokenizers gives.
+minimind="$src/tests/data/minimind"
+printf '<|im_start|>assistant\n' | "$tokenize" --tokenizer "$minimind" >"$work/out" 2>&1
+[ "$(cat "$work/out")" = "1 1388 570 811" ] && passed=$((passed + 1)) || fail "MiniMind ids: $(cat "$work/out")"
 
 echo "$passed passed, $failures failed"
 [ $failures -eq 0 ]

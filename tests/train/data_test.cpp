@@ -11,7 +11,7 @@
 namespace chronos {
 namespace {
 
-const std::string kMiniMind = std::string(CHRONOS_SOURCE_DIR) + "/../shared/data/minimind/tokenizer.json";
+const std::string kMiniMind = std::string(CHRONOS_SOURCE_DIR) + "/tests/data/minimind/tokenizer.json";
 
 class DataTest : public ::testing::Test {
  protected:

@@ -23,7 +23,7 @@ namespace chronos {
 namespace {
 
 namespace fs = std::filesystem;
-const std::string kMiniMind = std::string(CHRONOS_SOURCE_DIR) + "/../shared/data/minimind/tokenizer.json";
+const std::string kMiniMind = std::string(CHRONOS_SOURCE_DIR) + "/tests/data/minimind/tokenizer.json";
 
 // Spec training.md §11 style corpora: seeded word salads over a small vocabulary.
 const std::vector<std::string> kWords = {"the", "quick", "brown", "fox", "machine", "learning", "model", "expert", "router",
