@@ -14,6 +14,7 @@
 
 #include "chronos/model/attention.h"
 #include "model/cpu_kernels.h"
+#include "model/work_pool.h"
 
 namespace chronos {
 namespace {
@@ -110,7 +111,7 @@ at::Tensor MLAttentionImpl::forward_one_token(const at::Tensor& x, AttentionCont
   const float* Wv = v_proj->weight.data_ptr<float>();       // [kv_heads * D, C]
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   std::vector<float> out(static_cast<size_t>(heads_ * D));
-  at::parallel_for(0, heads_, 1, [&](int64_t first, int64_t last) {
+  cpu::parallel_chunks(heads_, 1, [&](int64_t first, int64_t last) {
     std::vector<float> absorbed(C), scores(T), mixed(C);
     for (int64_t h = first; h < last; ++h) {
       const int64_t g = h / rep;
@@ -163,7 +164,7 @@ at::Tensor WindowAttentionImpl::forward_one_token(const at::Tensor& x, Attention
   const float* V = values.data_ptr<float>();  // [T, kv_heads, D]
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   std::vector<float> out(static_cast<size_t>(heads_ * D), 0.0f);
-  at::parallel_for(0, heads_, 1, [&](int64_t first, int64_t last) {
+  cpu::parallel_chunks(heads_, 1, [&](int64_t first, int64_t last) {
     std::vector<float> scores(T - first_key);
     for (int64_t h = first; h < last; ++h) {
       const int64_t g = h / rep;

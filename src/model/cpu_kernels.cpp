@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "model/work_pool.h"
+
 // One clone per instruction set, picked once at load time (GCC/Clang ifunc): the generic vectors
 // below become zmm, ymm or xmm code.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -166,14 +168,14 @@ bool gemv_applies(const at::Tensor& x, const at::Tensor& weight) {
 void gemv(const float* weight, const float* x, float* y, int64_t out, int64_t in) {
   constexpr int64_t kMinChunkBytes = 128 << 10;
   const int64_t grain = std::max<int64_t>(4, kMinChunkBytes / (static_cast<int64_t>(sizeof(float)) * std::max<int64_t>(in, 1)));
-  at::parallel_for(0, out, grain, [&](int64_t first, int64_t last) { gemv_rows(weight, x, y, in, first, last); });
+  parallel_chunks(out, grain, [&](int64_t first, int64_t last) { gemv_rows(weight, x, y, in, first, last); });
 }
 
 void swiglu_accumulate(const std::vector<SwigluTerm>& terms, const float* x, float* y, int64_t hidden, int64_t intermediate) {
   const int64_t count = static_cast<int64_t>(terms.size());
   std::vector<float> h(static_cast<size_t>(count * intermediate));
   // Rows of every gate and up projection, split over the threads; then rows of every down projection.
-  at::parallel_for(0, count * intermediate, 64, [&](int64_t first, int64_t last) {
+  parallel_chunks(count * intermediate, 64, [&](int64_t first, int64_t last) {
     for (int64_t i = first; i < last; ++i) {
       const SwigluTerm& t = terms[static_cast<size_t>(i / intermediate)];
       const int64_t r = i % intermediate;
@@ -181,7 +183,7 @@ void swiglu_accumulate(const std::vector<SwigluTerm>& terms, const float* x, flo
       h[static_cast<size_t>(i)] = g / (1.0f + std::exp(-g)) * row_dot(t.quant, t.up, r, x, hidden);
     }
   });
-  at::parallel_for(0, hidden, 16, [&](int64_t first, int64_t last) {
+  parallel_chunks(hidden, 16, [&](int64_t first, int64_t last) {
     for (int64_t o = first; o < last; ++o) {
       float sum = 0;
       for (int64_t t = 0; t < count; ++t) {

@@ -1,7 +1,7 @@
 // Batch-1 CPU kernels for decoding. One token's forward reads every weight it uses once, so decode
 // speed is the speed weights stream from memory. OpenBLAS sgemv streamed 17-35 GB/s where a reduction
 // read 40-68, and ran on threads of its own beside LibTorch's OpenMP ones. These kernels stream rows
-// with wide FMAs and split them over the ATen (OpenMP) threads: 36-43 GB/s on the same weights.
+// with wide FMAs and split them over the work pool (work_pool.h): 36-43 GB/s on the same weights.
 #pragma once
 
 #include <ATen/Tensor.h>
@@ -26,7 +26,7 @@ bool is_plain_float(const at::Tensor& t);
 // input of `in` values, and nothing that needs a gradient.
 bool gemv_applies(const at::Tensor& x, const at::Tensor& weight);
 
-// y[out] = W[out, in] x[in] for row-major W. Rows are split over the ATen threads in chunks large
+// y[out] = W[out, in] x[in] for row-major W. Rows are split over the threads in chunks large
 // enough (>= 128 KiB of weights) that waking a thread pays for itself.
 void gemv(const float* weight, const float* x, float* y, int64_t out, int64_t in);
 

@@ -1,15 +1,20 @@
 // chronos-bench decode: batch-1 decode with the KV cache, tokens/s against the memory-bandwidth
-// bound (weight bytes read per token / memory bandwidth measured in the same run).
+// bound (weight bytes read per token / memory bandwidth measured in the same run). --busy-cores N
+// runs N busy loops at the same priority during each decode run: a machine that runs other things.
 #include <ATen/ATen.h>
 #include <torch/utils.h>
 
+#include <atomic>
 #include <iomanip>
 #include <iostream>
 #include <memory>
+#include <thread>
+#include <vector>
 
 #include "chronos-bench/bench_common.h"
 #include "chronos-bench/modes.h"
 #include "chronos/core/backend.h"
+#include "chronos/core/error.h"
 #include "chronos/core/timing.h"
 #include "chronos/model/flops.h"
 #include "chronos/runtime/generation.h"
@@ -23,7 +28,30 @@ struct DecodeFlags {
   int64_t prompt_tokens = 128;
   int64_t new_tokens = 256;
   uint64_t seed = 0;
+  int busy_cores = 0;
   CommonFlags common;
+};
+
+// N threads that spin until destroyed, each keeping one core busy at the default priority.
+class BusyLoad {
+ public:
+  explicit BusyLoad(int cores) {
+    for (int i = 0; i < cores; ++i)
+      threads_.emplace_back([this] {
+        volatile uint64_t sink = 0;
+        while (!stop_.load(std::memory_order_relaxed)) sink = sink + 1;
+      });
+  }
+  ~BusyLoad() {
+    stop_ = true;
+    for (std::thread& t : threads_) t.join();
+  }
+  BusyLoad(const BusyLoad&) = delete;
+  BusyLoad& operator=(const BusyLoad&) = delete;
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
 };
 
 struct Bandwidth {
@@ -89,8 +117,11 @@ int run_decode(const DecodeFlags& flags) {
   const double bytes = decode_weight_bytes(config, static_cast<double>(c10::elementSize(rt.dtype)));
   std::vector<double> decode_rates, prefill_rates, ttft, reads, copies, ratios, copy_ratios;
   for (int i = 0; i < flags.common.repeat; ++i) {
-    const Bandwidth bandwidth = measure_bandwidth(rt, probe, 5);
-    const GenerationResult r = generate(*model, prompt, options);
+    const Bandwidth bandwidth = measure_bandwidth(rt, probe, 5);  // on a quiet machine
+    const GenerationResult r = [&] {
+      const BusyLoad load(flags.busy_cores);
+      return generate(*model, prompt, options);
+    }();
     decode_rates.push_back(r.stats.decode_tokens_per_s());
     prefill_rates.push_back(r.stats.prefill_tokens_per_s());
     ttft.push_back(r.stats.time_to_first_token);
@@ -109,6 +140,7 @@ int run_decode(const DecodeFlags& flags) {
                            {"device", rt.device.str()},
                            {"dtype", flags.common.runtime.dtype},
                            {"threads", rt.threads},
+                           {"busy_cores", flags.busy_cores},
                            {"blas", probe_backend().blas},
                            {"prompt_tokens", flags.prompt_tokens},
                            {"new_tokens", flags.new_tokens},
@@ -131,7 +163,7 @@ int run_decode(const DecodeFlags& flags) {
   }
   std::cout << std::fixed << std::setprecision(3) << "decode  " << source << "  prompt " << flags.prompt_tokens << " + "
             << flags.new_tokens << " new tokens, batch 1 (" << rt.device.str() << ", " << flags.common.runtime.dtype << ", "
-            << rt.threads << " threads)\n"
+            << rt.threads << " threads" << (flags.busy_cores > 0 ? cat(", ", flags.busy_cores, " busy cores beside it") : "") << ")\n"
             << "  tokens_per_s        " << tokens_per_s << "  (" << 1e3 / tokens_per_s << " ms/token, median of "
             << flags.common.repeat << ")\n"
             << "  prefill tokens/s    " << median(prefill_rates) << ", time to first token " << median(ttft) * 1e3 << " ms\n"
@@ -154,6 +186,8 @@ tools::Subcommand add_decode_mode(CLI::App& app) {
   cmd->add_option("--prompt-tokens", flags->prompt_tokens, "Prompt length")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--new-tokens", flags->new_tokens, "Tokens to generate")->capture_default_str()->check(CLI::Range(2, 1 << 20));
   cmd->add_option("--seed", flags->seed, "Seed for weights and prompt")->capture_default_str();
+  cmd->add_option("--busy-cores", flags->busy_cores, "Busy loops at the same priority beside each decode run (a busy machine)")
+      ->capture_default_str()->check(CLI::Range(0, 256));
   add_common_flags(*cmd, flags->common);
   cmd->get_option("--repeat")->default_val(5);
   cmd->get_option("--warmup")->default_val(1);
