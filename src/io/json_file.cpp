@@ -1,19 +1,13 @@
 #include "chronos/io/json_file.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "chronos/core/error.h"
 #include "chronos/io/atomic_file.h"
+#include "chronos/io/regular_file.h"
 
 namespace chronos {
 
 nlohmann::json read_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(cat(path, ": cannot open"));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  const std::string text = buffer.str();
+  const std::string text = read_regular_file(path);
   try {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {

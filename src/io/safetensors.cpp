@@ -12,6 +12,7 @@
 
 #include "chronos/core/error.h"
 #include "chronos/io/atomic_file.h"
+#include "chronos/io/regular_file.h"
 
 namespace chronos {
 
@@ -61,12 +62,11 @@ st::DType from_scalar_type(c10::ScalarType type) {
 }
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path), mapping_(std::make_shared<Mapping>()) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw IoError(cat(path, ": cannot open (", std::strerror(errno), ")"));
+  const int fd = open_regular_file(path);
   struct stat info {};
-  if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+  if (fstat(fd, &info) != 0) {
     ::close(fd);
-    throw IoError(cat(path, ": not a regular file"));
+    throw IoError(cat(path, ": cannot stat (", std::strerror(errno), ")"));
   }
   const auto file_size = static_cast<uint64_t>(info.st_size);
   if (file_size < 8) {

@@ -13,6 +13,7 @@
 
 #include "chronos/core/error.h"
 #include "chronos/io/json_file.h"
+#include "chronos/io/regular_file.h"
 #include "chronos/io/safetensors.h"
 #include "chronos/io/safetensors_header.h"
 #include "chronos/model/config.h"
@@ -89,8 +90,7 @@ ExpertRange read_range(const Reader& r, const nlohmann::json& j, const std::stri
 
 // Reads a whole file through XXH3 in large chunks.
 uint64_t file_checksum(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw IoError(cat("cannot open cluster file ", path, ": ", std::strerror(errno)));
+  const int fd = open_regular_file(path);
   std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(), XXH3_freeState);
   XXH3_64bits_reset(state.get());
   std::vector<char> buffer(8 << 20);

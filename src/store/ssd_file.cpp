@@ -13,12 +13,12 @@
 
 #include "chronos/core/error.h"
 #include "chronos/core/log.h"
+#include "chronos/io/regular_file.h"
 
 namespace chronos {
 
 SsdFile::SsdFile(std::string path, Mode mode) : path_(std::move(path)) {
-  buffered_fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-  if (buffered_fd_ < 0) throw IoError(cat("cannot open cluster file ", path_, ": ", std::strerror(errno)));
+  buffered_fd_ = open_regular_file(path_);
   struct stat st {};
   if (::fstat(buffered_fd_, &st) != 0) {
     const int err = errno;

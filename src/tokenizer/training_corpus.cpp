@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include "chronos/core/error.h"
+#include "chronos/io/regular_file.h"
 
 namespace chronos {
 namespace {
@@ -66,6 +67,7 @@ std::optional<std::string> record_text(const json& record, const std::string& te
 
 TrainingCorpusStats read_training_corpus(const std::string& path, const TrainingCorpusOptions& options,
                                          const std::function<void(std::string_view)>& on_text) {
+  require_regular_file(path);  // a FIFO would block the stream's open
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IoError(cat(path, ": cannot open the corpus"));
   TrainingCorpusStats stats;

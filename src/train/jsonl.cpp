@@ -9,12 +9,12 @@
 #include <random>
 
 #include "chronos/core/error.h"
+#include "chronos/io/regular_file.h"
 
 namespace chronos {
 
 JsonlFile::JsonlFile(std::string path) : path_(std::move(path)) {
-  fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd_ < 0) throw IoError(cat(path_, ": cannot open (", std::strerror(errno), ")"));
+  fd_ = open_regular_file(path_);
   std::vector<char> buffer(1 << 20);
   uint64_t offset = 0, start = 0;
   int64_t line = 1;

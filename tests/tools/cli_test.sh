@@ -20,6 +20,8 @@ expect_error malformed_config "$work/bad.json:2:" "$train" init --config "$work/
 expect_error broken_rule "num_experts_per_tok" "$train" init --config "$work/rule.json" --out "$work/x"
 expect_error wrong_type "key 'hidden_size' must be an integer" "$train" init --config "$work/type.json" --out "$work/x"
 expect_error missing_config "$work/none.json" "$train" init --config "$work/none.json" --out "$work/x"
+mkfifo "$work/fifo.json"  # no writer: a plain open() would block forever
+expect_error fifo_config "$work/fifo.json: is a FIFO" "$train" init --config "$work/fifo.json" --out "$work/x"
 expect_error unknown_flag "--bogus" "$train" init --config "$src/configs/tiny.json" --out "$work/x" --bogus
 expect_error bad_device "--device" "$train" init --config "$src/configs/tiny.json" --out "$work/x" --device tpu
 expect_error no_subcommand "subcommand" "$train"
@@ -47,6 +49,7 @@ expect_ok generate_stats "$generate" --model "$work/gen" --prompt "hi" --max-new
 grep -q "decode" "$work/err" || fail "--stats printed no figures"
 head -c 3000 /dev/zero | tr '\0' 'a' | sed 's/a/a b /g' >"$work/long.txt"
 expect_error generate_prompt_too_long "takes at most" "$generate" --model "$work/gen" --prompt-file "$work/long.txt"
+expect_error generate_prompt_fifo "$work/fifo.json: is a FIFO" "$generate" --model "$work/gen" --prompt-file "$work/fifo.json"
 expect_error generate_no_tokenizer "no tokenizer.json" "$generate" --model "$work/tiny" --prompt hi
 expect_error generate_unknown_flag "--temp" "$generate" --model "$work/gen" --prompt hi --temp 3
 expect_error generate_bad_top_p "top_p" "$generate" --model "$work/gen" --prompt hi --top-p 2

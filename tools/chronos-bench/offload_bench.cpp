@@ -30,10 +30,11 @@
 #include "chronos-bench/modes.h"
 #include "chronos/core/error.h"
 #include "chronos/core/log.h"
+#include "chronos/io/regular_file.h"
 #include "chronos/model/pretrained.h"
+#include "chronos/routing/intent_classifier.h"
 #include "chronos/runtime/generation.h"
 #include "chronos/runtime/offload_engine.h"
-#include "chronos/routing/intent_classifier.h"
 #include "chronos/store/pack.h"
 #include "chronos/store/routing_trace.h"
 #include "chronos/tokenizer/tokenizer.h"
@@ -171,6 +172,7 @@ nlohmann::json mode_json(const ModeTotals& t, bool teacher_forced) {
 }
 
 std::vector<std::vector<int64_t>> read_prompts(const OffloadBenchFlags& flags, const Tokenizer& tokenizer) {
+  require_regular_file(flags.prompts);  // a FIFO would block the stream's open
   std::ifstream in(flags.prompts);
   if (!in) throw IoError(cat(flags.prompts, ": cannot open the prompts file"));
   std::vector<std::vector<int64_t>> prompts;

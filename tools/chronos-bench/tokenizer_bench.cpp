@@ -2,16 +2,15 @@
 // an empty word cache (reported as cold); the median of the repeats after the warm-up is the figure.
 #include <nlohmann/json.hpp>
 
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <memory>
-#include <sstream>
 
 #include "chronos-bench/bench_common.h"
 #include "chronos-bench/modes.h"
 #include "chronos/core/error.h"
 #include "chronos/core/timing.h"
+#include "chronos/io/regular_file.h"
 #include "chronos/tokenizer/tokenizer.h"
 
 namespace chronos::bench {
@@ -23,13 +22,7 @@ struct TokenizerFlags {
   CommonFlags common;
 };
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(cat(path, ": cannot open the text file"));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
+std::string read_text(const std::string& path) { return read_regular_file(path); }
 
 int64_t count_characters(const std::string& text) {
   int64_t n = 0;

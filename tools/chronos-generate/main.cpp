@@ -7,10 +7,10 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
-#include <sstream>
 
 #include "chronos/core/error.h"
 #include "chronos/core/log.h"
+#include "chronos/io/regular_file.h"
 #include "chronos/model/pretrained.h"
 #include "chronos/routing/intent_classifier.h"
 #include "chronos/runtime/generation.h"
@@ -91,11 +91,7 @@ class StopStringPrinter {
 };
 
 std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(cat(path, ": cannot open the prompt file"));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
+  return read_regular_file(path);
 }
 
 nlohmann::json stats_json(const GenerationStats& s) {
