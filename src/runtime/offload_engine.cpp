@@ -147,7 +147,7 @@ void OffloadEngine::end_step(int64_t step, const ForwardOutput& output) {
   const int64_t L = model_.config().num_hidden_layers;
   const bool routed = output.selected.size() == static_cast<size_t>(L);
   std::vector<ExpertKey> actual;
-  std::vector<at::Tensor> last;  // per layer [1,1,k] on the host
+  std::vector<at::Tensor> last;  // per layer, on the host: [1,S,k] (its last position counts) or [1,1,k]
   if (routed) {
     const bool on_host = std::all_of(output.selected.begin(), output.selected.end(), [](const at::Tensor& ids) {
       return ids.device().is_cpu() && ids.scalar_type() == at::kLong && ids.is_contiguous() && ids.dim() == 3;
@@ -191,6 +191,7 @@ void OffloadEngine::end_step(int64_t step, const ForwardOutput& output) {
     }
   }
   metrics_.record(std::move(m));
+
   if (!routed) return;
   // The last position's routing is what the next token's prediction builds on; the running
   // frequency (the hot set's and the prefetcher's) learns from decode tokens only (the prefill's

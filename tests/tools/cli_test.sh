@@ -96,6 +96,7 @@ expect_error pack_missing_data "$work/none.jsonl" "$pack" --model "$work/gen" --
 expect_error pack_empty_data "$work/empty.jsonl: no calibration records" "$pack" --model "$work/gen" --data "$work/empty.jsonl" --out "$work/y"
 expect_error pack_budget_too_small "at least one expert" "$pack" --model "$work/gen" --data "$work/calib.jsonl" --cluster-bytes 64K --out "$work/y"
 expect_error pack_bad_size "--cluster-bytes" "$pack" --model "$work/gen" --data "$work/calib.jsonl" --cluster-bytes lots --out "$work/y"
+expect_error pack_percent_size "is a percentage" "$pack" --model "$work/gen" --data "$work/calib.jsonl" --cluster-bytes 25% --out "$work/y"
 expect_error pack_foreign_folder "not part of an expert cache" "$pack" --model "$work/gen" --data "$work/calib.jsonl" --out "$work/gen"
 [ -d "$work/y" ] && fail "a failed pack left output behind"
 # chronos-generate --offload: under `wait` the greedy tokens equal the resident model's.

@@ -1,7 +1,6 @@
 // chronos-pack: packs a model's routed experts into an expert cache (cluster_NNN.ctsr files and
 // cluster_manifest.json) grouped by how often they are routed to together on calibration text.
 
-#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <iomanip>
@@ -16,6 +15,7 @@
 #include "chronos/io/safetensors.h"
 #include "chronos/model/config.h"
 #include "chronos/model/pretrained.h"
+#include "chronos/store/offload_config.h"
 #include "chronos/store/pack.h"
 #include "chronos/store/routing_trace.h"
 #include "chronos/tokenizer/tokenizer.h"
@@ -45,25 +45,12 @@ struct Flags {
   tools::RuntimeFlags runtime;
 };
 
-// "4096", "512K", "64M", "1.5G", "2GiB": bytes with binary multiples; throws InvalidArgument otherwise.
-uint64_t parse_size(const std::string& text) {
-  size_t end = 0;
-  double value = 0;
-  try {
-    value = std::stod(text, &end);
-  } catch (const std::exception&) {
-    end = 0;
-  }
-  std::string unit = text.substr(end);
-  for (char& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  double scale = 0;
-  if (unit.empty() || unit == "B") scale = 1;
-  for (const auto& [prefix, multiple] : {std::pair<const char*, double>{"K", 1024.0}, {"M", 1048576.0}, {"G", 1073741824.0},
-                                         {"T", 1099511627776.0}})
-    if (unit == prefix || unit == std::string(prefix) + "B" || unit == std::string(prefix) + "IB") scale = multiple;
-  if (end == 0 || scale == 0 || !(value > 0) || value * scale > 1.8e19)
-    throw InvalidArgument(cat("--cluster-bytes: '", text, "' is not a size (e.g. 4096, 512K, 64M, 1G)"));
-  return static_cast<uint64_t>(value * scale);
+// "4096", "512K", "64M", "1.5G", "2GiB": the library's byte-size parser, without its percentages
+// (a cluster file's cap is not a share of anything).
+uint64_t parse_cluster_bytes(const std::string& text) {
+  if (text.find('%') != std::string::npos)
+    throw InvalidArgument(cat("--cluster-bytes: '", text, "' is a percentage; give a size such as 4096, 512K, 64M or 1G"));
+  return static_cast<uint64_t>(parse_byte_size(text, 0, "--cluster-bytes"));
 }
 
 // Calibration sequences from JSONL: pretrain records {"text": ...} as [bos] text [eos], chat records
@@ -102,7 +89,7 @@ int run(const Flags& flags) {
   PackOptions options;
   options.out_dir = flags.out.empty() ? (fs::path(flags.model) / "expert_cache").string() : flags.out;
   options.seed = flags.seed;
-  options.cluster_bytes = parse_size(flags.cluster_bytes);
+  options.cluster_bytes = parse_cluster_bytes(flags.cluster_bytes);
   options.window = flags.window;
   try {
     options.storage = flags.dtype == "auto" ? ExpertStorage::dense(stored_expert_dtype(flags.model)) : ExpertStorage::parse(flags.dtype);
