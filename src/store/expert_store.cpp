@@ -44,7 +44,7 @@ ExpertStore::ExpertStore(const OffloadConfig& config, const ModelConfig& model, 
 
 ExpertStore::~ExpertStore() = default;
 
-size_t ExpertStore::max_batch() const { return static_cast<size_t>(std::min<int64_t>(compute_slots(), impl_->num_experts_)); }
+size_t ExpertStore::max_batch() const { return static_cast<size_t>(impl_->max_batch()); }
 const ClusterManifest& ExpertStore::manifest() const { return impl_->manifest_; }
 const OffloadConfig& ExpertStore::config() const { return impl_->config_; }
 int64_t ExpertStore::ram_slots() const { return impl_->host_pool_->count(); }
@@ -263,9 +263,9 @@ std::optional<int32_t> ExpertStore::Impl::take_host_slot(std::optional<Due> inco
   return host_pool_->take();
 }
 
-std::optional<int32_t> ExpertStore::Impl::take_compute_slot(std::optional<Due> incoming) {
+std::optional<int32_t> ExpertStore::Impl::take_compute_slot(std::optional<Due> incoming, bool speculative) {
   if (auto slot = compute_pool_->take()) return slot;
-  const auto victim = choose_victim(*compute_policy_, [this](ExpertKey k) { return compute_evictable(k); }, incoming, false);
+  const auto victim = choose_victim(*compute_policy_, [this](ExpertKey k) { return compute_evictable(k); }, incoming, speculative);
   if (!victim) return std::nullopt;
   drop_compute_copy(*victim);
   ++stats_.evictions_compute;
@@ -315,7 +315,9 @@ void ExpertStore::Impl::queue_copy(ExpertKey key, Requester who) {
 
 bool ExpertStore::Impl::start_copy(ExpertKey key, Requester who) {
   Unit& u = unit(key);
-  const auto slot = take_compute_slot(who == Requester::demand || u.demanded ? std::nullopt : std::optional<Due>(due(key).value_or(Due{INT64_MAX, 0})));
+  // A prefetch's copy of an expert no prediction wants any more takes only unwanted slots.
+  const bool demand = who == Requester::demand || u.demanded;
+  const auto slot = demand ? take_compute_slot(std::nullopt) : take_compute_slot(due(key), !is_wanted(key));
   if (!slot) return false;
   u.compute_slot = *slot;
   u.wants_compute = false;  // the copy is under way
@@ -428,7 +430,7 @@ std::vector<std::optional<ExpertWeights>> ExpertStore::Impl::acquire(int64_t lay
   if (keys.empty()) return result;
   std::unique_lock<std::mutex> lock(mutex_);
   enter_layer(layer);
-  const int64_t batch = std::min<int64_t>(compute_pool_->count(), num_experts_);
+  const int64_t batch = max_batch();
   if (pinned_ + static_cast<int64_t>(keys.size()) > compute_pool_->count())
     throw InvalidArgument(cat("expert store acquire: layer ", layer, " asks for ", keys.size(), " experts while ", pinned_,
                               " are held; at most max_batch() = ", batch, " may be held at once"));
@@ -534,7 +536,7 @@ void ExpertStore::Impl::announce(int64_t layer, const std::vector<int64_t>& expe
   {
     std::lock_guard<std::mutex> lock(mutex_);
     enter_layer(layer);
-    const size_t batch = static_cast<size_t>(std::min<int64_t>(compute_pool_->count(), num_experts_));
+    const size_t batch = static_cast<size_t>(max_batch());
     for (size_t i = 0; i < keys.size(); ++i) {
       // The first batch is what the layer acquires first: bring it to compute; the rest to RAM.
       demand(keys[i], i < batch ? Tier::compute : Tier::ram, /*front=*/false);

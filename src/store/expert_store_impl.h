@@ -3,6 +3,7 @@
 // queue) and expert_store_invariants.cpp. Private to src/store.
 #pragma once
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -75,6 +76,8 @@ struct ExpertStore::Impl final : ReadScheduler {
   Unit& unit(ExpertKey key) { return units_[static_cast<size_t>(key.index(num_experts_))]; }
   const Unit& unit(ExpertKey key) const { return units_[static_cast<size_t>(key.index(num_experts_))]; }
   ExpertKey checked_key(int64_t layer, int64_t expert, const char* what) const;
+  // Experts that may be held at once: the compute slots, at most the experts per layer.
+  int64_t max_batch() const { return std::min<int64_t>(compute_pool_->count(), num_experts_); }
 
   // When the predictions next need `key`; none when no prediction wants it (any more).
   std::optional<Due> due(ExpertKey key) const;
@@ -96,7 +99,7 @@ struct ExpertStore::Impl final : ReadScheduler {
   // (LRU), then, for demand or under PrefetchEviction::deadline, the wanted one due last, if it is
   // due after `incoming`. `speculative` (the rest of a cluster run): unwanted victims only.
   std::optional<int32_t> take_host_slot(std::optional<Due> incoming, bool speculative = false);
-  std::optional<int32_t> take_compute_slot(std::optional<Due> incoming);
+  std::optional<int32_t> take_compute_slot(std::optional<Due> incoming, bool speculative = false);
   std::optional<ExpertKey> choose_victim(const EvictionPolicy& policy, const std::function<bool(ExpertKey)>& evictable,
                                          std::optional<Due> incoming, bool speculative) const;
   bool host_evictable(ExpertKey key) const;
