@@ -12,6 +12,7 @@ packages=(
   libigraph-dev         # Louvain communities for chronos-pack
   libxxhash-dev         # XXH3 checksums of expert cache files
   groff-base            # renders man pages for the corpus builder (quickstart) and its test
+  clang libclang-rt-dev # libFuzzer + ASan/UBSan runtimes: the fuzz targets of tests/fuzz (ctest label fuzz)
 )
 
 missing=()

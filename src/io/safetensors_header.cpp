@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "chronos/core/error.h"
+#include "chronos/io/json_text.h"
 
 namespace chronos::safetensors {
 namespace {
@@ -125,8 +126,12 @@ Header parse_header(const char* json, size_t json_size, uint64_t file_size, cons
   if (header.data_offset > file_size) fail(source, "header runs past the end of the file");
   header.data_size = file_size - header.data_offset;
 
-  nlohmann::json root = nlohmann::json::parse(json, json + json_size, nullptr, /*allow_exceptions=*/false);
-  if (root.is_discarded()) fail(source, "header is not valid JSON");
+  nlohmann::json root;
+  try {
+    root = parse_json(std::string_view(json, json_size), source + " header");
+  } catch (const FormatError& e) {
+    throw FormatError(cat(e.what(), " (the header is not valid JSON)"));
+  }
   if (!root.is_object()) fail(source, "header JSON is not an object");
 
   for (auto it = root.begin(); it != root.end(); ++it) {

@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <torch/nn/init.h>
 
+#include <unistd.h>
+
 #include <cmath>
 
 #include "chronos/core/error.h"
@@ -22,8 +24,24 @@ ChronosModelImpl::ChronosModelImpl(const ModelConfig& c) {
   embed_tokens->weight.uniform_(-bound, bound);
 }
 
+namespace {
+// The modules allocate every parameter in float32 at construction: refuse a config that cannot fit
+// in this machine's memory with one line, before the allocator fails somewhere inside LibTorch.
+void check_allocatable(const ModelConfig& config) {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page_size = ::sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page_size <= 0) return;
+  const double gib = 1024.0 * 1024.0 * 1024.0;
+  const double need = 4.0 * static_cast<double>(count_parameters(config));
+  const double have = static_cast<double>(pages) * static_cast<double>(page_size);
+  if (need > have)
+    throw ConfigError(cat("the config has ", count_parameters(config), " parameters: ", need / gib, " GiB in float32, more than this machine's ",
+                          have / gib, " GiB of memory"));
+}
+}  // namespace
+
 ChronosForCausalLMImpl::ChronosForCausalLMImpl(ModelConfig config) : config_(std::move(config)) {
   config_.validate();
+  check_allocatable(config_);
   model = register_module("model", ChronosModel(config_));
   rope_full_ = std::make_unique<RotaryTable>(config_, config_.resolved_head_dim());
   if (config_.use_hybrid_attention && config_.mla_proper_rope)

@@ -1,6 +1,7 @@
 #include "chronos/model/config.h"
 
 #include <cmath>
+#include <limits>
 #include <set>
 
 #include "chronos/core/error.h"
@@ -81,7 +82,19 @@ struct Reader {
   std::set<std::string>& seen;
 
   [[noreturn]] void wrong(const char* key, const char* expected) const {
-    throw ConfigError(cat(source, ": key '", key, "' must be ", expected, " (got ", json.at(key).dump(), ")"));
+    throw ConfigError(cat(source, ": key '", key, "' must be ", expected, " (got ", describe_json(json.at(key)), ")"));
+  }
+  // An integer (or a float with an integral value, as some exporters write) that fits int64_t;
+  // checked before converting, so 1e300 or 2^64 - 1 cannot wrap.
+  int64_t integer(const char* key, const nlohmann::json& v, const char* expected) const {
+    if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+      wrong(key, "an integer below 2^63");
+    if (v.is_number_integer()) return v.get<int64_t>();
+    if (v.is_number_float()) {
+      const double d = v.get<double>();
+      if (std::floor(d) == d && std::fabs(d) < 9.0e18) return static_cast<int64_t>(d);
+    }
+    wrong(key, expected);
   }
   const nlohmann::json* find(const char* key) {
     auto it = json.find(key);
@@ -93,10 +106,7 @@ struct Reader {
     const auto* v = find(key);
     if (!v) return;
     if (v->is_null() && std::string(key) == "num_key_value_heads") return field = 0, void();
-    if (v->is_number_integer()) return field = v->get<int64_t>(), void();
-    if (v->is_number_float() && std::floor(v->get<double>()) == v->get<double>())
-      return field = static_cast<int64_t>(v->get<double>()), void();
-    wrong(key, "an integer");
+    field = integer(key, *v, "an integer");
   }
   void operator()(const char* key, double& field) {
     const auto* v = find(key);
@@ -125,8 +135,7 @@ struct Reader {
   void operator()(const char* key, std::optional<int64_t>& field) {
     const auto* v = find(key);
     if (!v || v->is_null()) return field.reset(), void();
-    if (!v->is_number_integer()) wrong(key, "an integer or null");
-    field = v->get<int64_t>();
+    field = integer(key, *v, "an integer or null");
   }
 };
 
@@ -171,6 +180,19 @@ void ModelConfig::validate() const {
   auto positive = [](const char* name, int64_t v) {
     if (v <= 0) broken(name, std::to_string(v), "must be > 0");
   };
+  // Upper bounds well above every published model, so that no product of sizes (parameter counts,
+  // allocation sizes, cache shapes) can overflow int64_t.
+  const std::pair<const char*, std::pair<int64_t, int64_t>> bounded[] = {
+      {"hidden_size", {hidden_size, 1 << 16}},           {"num_hidden_layers", {num_hidden_layers, 1 << 12}},
+      {"vocab_size", {vocab_size, 1 << 22}},             {"num_attention_heads", {num_attention_heads, 1 << 12}},
+      {"num_key_value_heads", {num_key_value_heads, 1 << 12}}, {"head_dim", {head_dim, 1 << 12}},
+      {"intermediate_size", {intermediate_size, 1 << 18}}, {"moe_intermediate_size", {moe_intermediate_size, 1 << 18}},
+      {"num_experts", {num_experts, 1 << 14}},           {"num_experts_per_tok", {num_experts_per_tok, 1 << 14}},
+      {"num_shared_experts", {num_shared_experts, 1 << 10}}, {"lookahead_steps", {lookahead_steps, 64}},
+      {"kv_latent_dim", {kv_latent_dim, 1 << 16}},       {"rope_dim", {rope_dim, 1 << 12}},
+      {"max_position_embeddings", {max_position_embeddings, 1 << 24}}, {"sliding_window_size", {sliding_window_size, 1 << 24}}};
+  for (const auto& [name, value_cap] : bounded)
+    if (value_cap.first > value_cap.second) broken(name, std::to_string(value_cap.first), cat("must be <= ", value_cap.second));
   positive("hidden_size", hidden_size);
   positive("num_hidden_layers", num_hidden_layers);
   positive("vocab_size", vocab_size);
@@ -222,6 +244,9 @@ void ModelConfig::validate() const {
            "must be one of on_demand, sync_on_demand, fallback_diagnostic");
   if (storage_format != "safetensors" && storage_format != "pt")
     broken("storage_format", "\"" + storage_format + "\"", "must be \"safetensors\" or \"pt\"");
+  // The bounds above keep count_parameters below 2^62; refuse anything beyond 2^41 (2.2 trillion).
+  if (const int64_t n = count_parameters(*this); n > (int64_t{1} << 41))
+    broken("the config", cat(n, " parameters"), "describes more than 2^41 parameters");
 }
 
 ModelConfig ModelConfig::from_json(const nlohmann::json& json, const std::string& source) {
@@ -231,12 +256,11 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& json, const std::string
   Reader reader{json, source, seen};
   if (json.contains("max_seq_len") && !json.contains("max_position_embeddings")) {
     const auto& v = json.at("max_seq_len");
-    if (!v.is_number_integer()) reader.wrong("max_seq_len", "an integer");
-    config.max_position_embeddings = v.get<int64_t>();
+    config.max_position_embeddings = reader.integer("max_seq_len", v, "an integer");
   }
   visit_fields(config, reader);
   if (auto it = json.find("model_type"); it != json.end() && *it != "chronos" && *it != "minimind")
-    log::warn(cat(source, ": model_type is ", it->dump(), ", reading it as a chronos config"));
+    log::warn(cat(source, ": model_type is ", describe_json(*it), ", reading it as a chronos config"));
   for (auto it = json.begin(); it != json.end(); ++it) {
     if (seen.count(it.key()) || bookkeeping_keys().count(it.key())) continue;
     log::warn(cat(source, ": unknown key '", it.key(), "' kept as is"));

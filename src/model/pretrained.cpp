@@ -8,6 +8,8 @@
 #include <memory>
 #include <set>
 
+#include <xxhash.h>
+
 #include "chronos/core/dtype.h"
 #include "chronos/core/error.h"
 #include "chronos/core/log.h"
@@ -15,6 +17,7 @@
 #include "chronos/io/json_file.h"
 #include "chronos/io/safetensors.h"
 #include "chronos/model/weight_arena.h"
+#include "model/checkpoint_tensors.h"
 
 namespace chronos {
 namespace fs = std::filesystem;
@@ -29,47 +32,6 @@ std::string shape_string(at::IntArrayRef shape) {
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
   return s + "]";
 }
-
-// Every tensor of a checkpoint by name, from one file or from the shards of an index.
-class CheckpointTensors {
- public:
-  explicit CheckpointTensors(const std::string& dir) {
-    const fs::path single = fs::path(dir) / "model.safetensors";
-    const fs::path index = fs::path(dir) / "model.safetensors.index.json";
-    if (fs::exists(single)) {
-      add(single.string());
-    } else if (fs::exists(index)) {
-      const nlohmann::json json = read_json_file(index.string());
-      if (!json.contains("weight_map") || !json["weight_map"].is_object())
-        throw FormatError(cat(index.string(), ": missing object 'weight_map'"));
-      std::set<std::string> shards;
-      for (const auto& [name, file] : json["weight_map"].items()) {
-        if (!file.is_string()) throw FormatError(cat(index.string(), ": weight_map['", name, "'] is not a file name"));
-        shards.insert(file.get<std::string>());
-      }
-      for (const auto& shard : shards) add((fs::path(dir) / shard).string());
-    } else {
-      throw IoError(cat(dir, ": no model.safetensors (or model.safetensors.index.json)"));
-    }
-  }
-
-  bool contains(const std::string& name) const { return where_.count(name) != 0; }
-  const SafetensorsFile& file_of(const std::string& name) const { return *files_[where_.at(name)]; }
-  at::Tensor tensor(const std::string& name) const { return file_of(name).tensor(name); }
-  std::vector<std::string> names() const {
-    std::vector<std::string> out;
-    for (const auto& [name, _] : where_) out.push_back(name);
-    return out;
-  }
-
- private:
-  void add(const std::string& path) {
-    files_.push_back(std::make_unique<SafetensorsFile>(path));
-    for (const auto& name : files_.back()->names()) where_[name] = files_.size() - 1;
-  }
-  std::vector<std::unique_ptr<SafetensorsFile>> files_;
-  std::map<std::string, size_t> where_;
-};
 
 }  // namespace
 
@@ -93,12 +55,55 @@ void save_pretrained(ChronosForCausalLMImpl& model, const std::string& dir) {
 namespace {
 // "model.layers.3.mlp.experts.1.up_proj.weight" (not shared_experts).
 bool is_routed_expert(const std::string& name) { return name.find(".mlp.experts.") != std::string::npos; }
+
+void check_finite(const at::Tensor& param, const std::string& name, const std::string& file) {
+  const int64_t bad = at::logical_not(at::isfinite(param)).sum().item<int64_t>();
+  if (bad == 0) return;
+  const int64_t nan = at::isnan(param).sum().item<int64_t>();
+  throw FormatError(cat(file, ": tensor '", name, "' holds ", nan, " NaN and ", bad - nan,
+                        " infinite values (a damaged or diverged checkpoint; --allow-nonfinite loads it anyway)"));
+}
 }  // namespace
 
-bool is_model_directory(const std::string& dir) { return fs::is_regular_file(fs::path(dir) / "config.json"); }
+std::string expert_weights_fingerprint(const std::string& dir, const ModelConfig& config) {
+  const CheckpointTensors checkpoint(dir);
+  const int64_t units = config.num_hidden_layers * config.num_experts;
+  const int64_t samples = std::min<int64_t>(64, units);
+  std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(), XXH3_freeState);
+  XXH3_64bits_reset(state.get());
+  const auto add = [&](const void* bytes, size_t size) { XXH3_64bits_update(state.get(), bytes, size); };
+  for (int64_t s = 0; s < samples; ++s) {
+    const int64_t unit = s * units / samples;
+    const int64_t layer = unit / config.num_experts, expert = unit % config.num_experts;
+    for (const char* proj : {"gate_proj", "up_proj", "down_proj"}) {
+      const std::string name = cat("model.layers.", layer, ".mlp.experts.", expert, ".", proj, ".weight");
+      if (!checkpoint.contains(name)) throw FormatError(cat(dir, ": checkpoint lacks tensor '", name, "'"));
+      const SafetensorsFile& file = checkpoint.file_of(name);
+      const safetensors::TensorEntry& entry = file.entry(name);
+      const std::string header = cat(name, "|", safetensors::dtype_string(entry.dtype), "|", shape_string(entry.shape));
+      add(header.data(), header.size());
+      const at::Tensor tensor = file.tensor(name);
+      const auto* bytes = static_cast<const unsigned char*>(tensor.data_ptr());
+      const size_t size = tensor.nbytes(), edge = std::min<size_t>(256, size);
+      add(bytes, edge);
+      add(bytes + size - edge, edge);
+    }
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(XXH3_64bits_digest(state.get())));
+  return cat("xxh3_64:", hex);
+}
+
+void require_model_directory(const std::string& dir) {
+  std::error_code ec;
+  const fs::file_status status = fs::status(dir, ec);
+  if (!fs::exists(status)) throw IoError(cat(dir, ": no such model directory"));
+  if (!fs::is_directory(status)) throw IoError(cat(dir, ": not a directory (a model is a folder with config.json and model.safetensors)"));
+  if (!fs::exists(fs::path(dir) / "config.json")) throw IoError(cat(dir, ": not a model directory (no config.json)"));
+}
 
 ChronosForCausalLM load_pretrained(const std::string& dir, const LoadOptions& options) {
-  if (!fs::is_directory(dir)) throw IoError(cat(dir, ": model directory does not exist"));
+  require_model_directory(dir);
   check_compute_dtype(options.device, options.dtype);
   const ModelConfig config = ModelConfig::load((fs::path(dir) / "config.json").string());
   const CheckpointTensors checkpoint(dir);
@@ -130,6 +135,7 @@ ChronosForCausalLM load_pretrained(const std::string& dir, const LoadOptions& op
     if (!at::isFloatingType(value.scalar_type()))
       throw FormatError(cat(checkpoint.file_of(source).path(), ": tensor '", source, "' has non-float dtype ", dtype_name(value.scalar_type())));
     param.copy_(value);
+    if (!options.allow_nonfinite) check_finite(param, source, checkpoint.file_of(source).path());
     used.insert(source);
   }
   if (checkpoint.contains(kLmHead)) used.insert(kLmHead);  // tied: the embedding is authoritative

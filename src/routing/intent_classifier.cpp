@@ -43,7 +43,7 @@ IntentClassifierConfig IntentClassifierConfig::from_json(const nlohmann::json& j
   IntentClassifierConfig config;
   auto read = [&](const char* key, int64_t& field) {
     if (!json.contains(key)) return;
-    if (!json.at(key).is_number_integer()) throw FormatError(cat(source, ": key '", key, "' must be an integer (got ", json.at(key).dump(), ")"));
+    if (!json.at(key).is_number_integer()) throw FormatError(cat(source, ": key '", key, "' must be an integer (got ", describe_json(json.at(key)), ")"));
     field = json.at(key).get<int64_t>();
   };
   read("max_prompt_tokens", config.max_prompt_tokens);

@@ -7,11 +7,13 @@
 
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "chronos/core/error.h"
+#include "chronos/core/log.h"
 #include "chronos/io/json_file.h"
 #include "chronos/io/regular_file.h"
 #include "chronos/io/safetensors.h"
@@ -23,6 +25,11 @@ namespace chronos {
 namespace {
 
 constexpr const char* kManifestName = "cluster_manifest.json";
+// Bounds that keep every count and product of sizes read from a manifest far from overflow: at most
+// 2^20 experts in all (the largest MoEs have ~10^4), widths up to 2^20, so one expert's bytes
+// (3 x H x I x 4) stay below 2^45 and a file offset plus a range below 2^63.
+constexpr int64_t kMaxManifestCount = int64_t{1} << 20;
+constexpr int64_t kMaxManifestWidth = int64_t{1} << 20;
 
 std::string manifest_path(const std::string& dir) { return dir + "/" + kManifestName; }
 
@@ -47,12 +54,16 @@ class Reader {
     if (it == object.end()) fail(field, "is missing");
     return *it;
   }
-  int64_t integer(const nlohmann::json& object, const std::string& key, const std::string& where, int64_t min_value) const {
+  // An integer in [min_value, max_value], checked before any narrowing.
+  int64_t integer(const nlohmann::json& object, const std::string& key, const std::string& where, int64_t min_value,
+                  int64_t max_value = std::numeric_limits<int64_t>::max()) const {
     const nlohmann::json& v = member(object, key, where);
     const std::string field = where.empty() ? key : where + "." + key;
     if (!v.is_number_integer()) fail(field, "must be an integer");
+    if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(max_value))
+      fail(field, cat("must be in [", min_value, ", ", max_value, "] (got ", v.get<uint64_t>(), ")"));
     const int64_t value = v.get<int64_t>();
-    if (value < min_value) fail(field, cat("must be >= ", min_value, " (got ", value, ")"));
+    if (value < min_value || value > max_value) fail(field, cat("must be in [", min_value, ", ", max_value, "] (got ", value, ")"));
     return value;
   }
   std::string string(const nlohmann::json& object, const std::string& key, const std::string& where) const {
@@ -80,10 +91,10 @@ bool safe_file_name(const std::string& name) {
 
 ExpertRange read_range(const Reader& r, const nlohmann::json& j, const std::string& where) {
   ExpertRange range;
-  range.key.layer = static_cast<int32_t>(r.integer(j, "layer", where, 0));
-  range.key.expert = static_cast<int32_t>(r.integer(j, "expert", where, 0));
-  range.offset = static_cast<uint64_t>(r.integer(j, "offset", where, 0));
-  range.length = static_cast<uint64_t>(r.integer(j, "length", where, 1));
+  range.key.layer = static_cast<int32_t>(r.integer(j, "layer", where, 0, kMaxManifestCount - 1));
+  range.key.expert = static_cast<int32_t>(r.integer(j, "expert", where, 0, kMaxManifestCount - 1));
+  range.offset = static_cast<uint64_t>(r.integer(j, "offset", where, 0, int64_t{1} << 60));
+  range.length = static_cast<uint64_t>(r.integer(j, "length", where, 1, int64_t{1} << 50));
   range.checksum = r.checksum(j, "checksum", where);
   return range;
 }
@@ -131,7 +142,10 @@ std::vector<ExpertLocation> index_experts(const ClusterManifest& manifest) {
 
 ClusterManifest read_cluster_manifest(const std::string& dir) {
   const std::string path = manifest_path(dir);
-  const nlohmann::json j = read_json_file(path);
+  return parse_cluster_manifest(read_json_file(path), path);
+}
+
+ClusterManifest parse_cluster_manifest(const nlohmann::json& j, const std::string& path) {
   const Reader r(path);
   if (!j.is_object()) r.fail("(top level)", "must be an object");
 
@@ -142,15 +156,21 @@ ClusterManifest read_cluster_manifest(const std::string& dir) {
   if (m.version != 2) r.fail("version", cat("must be 2 (got ", m.version, ")"));
   const std::string storage = r.string(j, "storage_format", "");
   if (storage != "safetensors") r.fail("storage_format", cat("must be \"safetensors\" (got \"", storage, "\")"));
-  m.num_layers = r.integer(j, "num_layers", "", 1);
-  m.num_experts = r.integer(j, "num_experts", "", 1);
-  m.hidden_size = r.integer(j, "hidden_size", "", 1);
-  m.moe_intermediate_size = r.integer(j, "moe_intermediate_size", "", 1);
+  m.num_layers = r.integer(j, "num_layers", "", 1, kMaxManifestCount);
+  m.num_experts = r.integer(j, "num_experts", "", 1, kMaxManifestCount);
+  if (m.num_layers * m.num_experts > kMaxManifestCount)
+    r.fail("num_experts", cat("times num_layers must be <= ", kMaxManifestCount, " experts (got ", m.num_layers, " x ", m.num_experts, ")"));
+  m.hidden_size = r.integer(j, "hidden_size", "", 1, kMaxManifestWidth);
+  m.moe_intermediate_size = r.integer(j, "moe_intermediate_size", "", 1, kMaxManifestWidth);
   const std::string dtype = r.string(j, "dtype", "");
   try {
     m.storage = ExpertStorage::from_manifest_name(dtype);
   } catch (const InvalidArgument& e) {
     r.fail("dtype", e.what());
+  }
+  if (auto it = j.find("model_fingerprint"); it != j.end()) {
+    if (!it->is_string() || it->get_ref<const std::string&>().empty()) r.fail("model_fingerprint", "must be a non-empty string");
+    m.model_fingerprint = it->get<std::string>();
   }
   const int64_t alignment = r.integer(j, "alignment", "", 1);
   if (static_cast<uint64_t>(alignment) != kExpertAlignment) r.fail("alignment", cat("must be ", kExpertAlignment, " (got ", alignment, ")"));
@@ -163,13 +183,13 @@ ClusterManifest read_cluster_manifest(const std::string& dir) {
   for (size_t c = 0; c < clusters.size(); ++c) {
     const std::string where = cat("clusters[", c, "]");
     ClusterFile cluster;
-    cluster.cluster_id = r.integer(clusters[c], "cluster_id", where, 0);
+    cluster.cluster_id = r.integer(clusters[c], "cluster_id", where, 0, kMaxManifestCount);
     if (!m.clusters.empty() && cluster.cluster_id <= m.clusters.back().cluster_id)
       r.fail(where + ".cluster_id", "must be unique and ascending");
     cluster.file = r.string(clusters[c], "file", where);
     if (!safe_file_name(cluster.file)) r.fail(where + ".file", cat("must be a plain file name (got \"", cluster.file, "\")"));
     if (!files.insert(cluster.file).second) r.fail(where + ".file", cat("names ", cluster.file, " twice"));
-    cluster.size_bytes = static_cast<uint64_t>(r.integer(clusters[c], "size_bytes", where, 1));
+    cluster.size_bytes = static_cast<uint64_t>(r.integer(clusters[c], "size_bytes", where, 1, int64_t{1} << 60));
     cluster.checksum = r.checksum(clusters[c], "checksum", where);
     const nlohmann::json& experts = r.member(clusters[c], "experts", where);
     if (!experts.is_array() || experts.empty()) r.fail(where + ".experts", "must be a non-empty array");
@@ -237,6 +257,7 @@ void write_cluster_manifest(const ClusterManifest& m, const std::string& dir) {
                       {"checksum_algorithm", "xxh3_64"},
                       {"clusters", std::move(clusters)},
                       {"expert_to_cluster", std::move(expert_to_cluster)}};
+  if (!m.model_fingerprint.empty()) j["model_fingerprint"] = m.model_fingerprint;
   write_json_file(manifest_path(dir), j);
 }
 
@@ -250,6 +271,17 @@ void check_manifest_matches(const ClusterManifest& m, const ModelConfig& config,
   mismatch("num_experts", m.num_experts, config.num_experts);
   mismatch("hidden_size", m.hidden_size, config.hidden_size);
   mismatch("moe_intermediate_size", m.moe_intermediate_size, config.resolved_moe_intermediate_size());
+}
+
+void check_manifest_fingerprint(const ClusterManifest& m, const std::string& model_fingerprint, const std::string& dir) {
+  if (m.model_fingerprint.empty()) {
+    log::warn(cat(manifest_path(dir), ": no model_fingerprint (packed by an older chronos-pack), so nothing shows that the cache "
+                  "holds this model's experts; rerun chronos-pack to add one"));
+    return;
+  }
+  if (m.model_fingerprint != model_fingerprint)
+    throw ConfigError(cat(manifest_path(dir), ": model_fingerprint is ", m.model_fingerprint, " but the model's expert weights give ",
+                          model_fingerprint, " (the expert cache was packed from another checkpoint; rerun chronos-pack)"));
 }
 
 void verify_cluster_files(const ClusterManifest& m, const std::string& dir, VerifyLevel level) {

@@ -13,7 +13,7 @@
 namespace chronos {
 
 ClusterManifest write_expert_cache(ChronosForCausalLMImpl& model, const ExpertClusters& clusters, const ExpertStorage& storage,
-                                   const std::string& dir, const PackProgress& progress) {
+                                   const std::string& dir, const PackProgress& progress, const std::string& model_fingerprint) {
   const ModelConfig& config = model.config();
   const int64_t L = config.num_hidden_layers, E = config.num_experts;
   std::vector<int> seen(static_cast<size_t>(L * E), 0);
@@ -41,6 +41,7 @@ ClusterManifest write_expert_cache(ChronosForCausalLMImpl& model, const ExpertCl
   manifest.hidden_size = config.hidden_size;
   manifest.moe_intermediate_size = config.resolved_moe_intermediate_size();
   manifest.storage = storage;
+  manifest.model_fingerprint = model_fingerprint;
   for (size_t c = 0; c < clusters.size(); ++c) {
     std::vector<std::pair<ExpertKey, ExpertWeights>> members;
     for (ExpertKey key : clusters[c]) members.emplace_back(key, model.layer(key.layer).moe->expert_weights(key.expert));

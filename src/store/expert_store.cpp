@@ -7,6 +7,7 @@
 #include "chronos/core/error.h"
 #include "chronos/core/log.h"
 #include "chronos/core/timing.h"
+#include "chronos/model/pretrained.h"
 #include "store/expert_store_impl.h"
 
 namespace chronos {
@@ -97,6 +98,7 @@ ExpertStore::Impl::Impl(const OffloadConfig& config, const ModelConfig& model, C
   const std::string& dir = config_.cache_dir;
   manifest_ = std::move(manifest);
   check_manifest_matches(manifest_, model, dir);
+  if (!config_.model_dir.empty()) check_manifest_fingerprint(manifest_, expert_weights_fingerprint(config_.model_dir, model), dir);
   verify_cluster_files(manifest_, dir, config_.verify);
   where_ = index_experts(manifest_);
   num_layers_ = manifest_.num_layers;

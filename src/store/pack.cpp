@@ -15,6 +15,7 @@
 #include "chronos/io/safetensors.h"
 #include "chronos/model/causal_lm.h"
 #include "chronos/store/coactivation.h"
+#include "model/checkpoint_tensors.h"
 
 namespace fs = std::filesystem;
 
@@ -148,7 +149,7 @@ PackResult pack_expert_cache(ChronosForCausalLMImpl& model, const RoutingTrace& 
   for (const auto& entry : fs::directory_iterator(options.out_dir, ec))
     if (entry.path().filename().string().front() == '.') temporaries.push_back(entry.path());
   for (const auto& path : temporaries) fs::remove(path, ec);
-  result.manifest = write_expert_cache(model, clusters, options.storage, options.out_dir, progress);
+  result.manifest = write_expert_cache(model, clusters, options.storage, options.out_dir, progress, options.model_fingerprint);
   write_json_file((fs::path(options.out_dir) / kSummary).string(), result.summary);
   uint64_t total = 0;
   for (const auto& file : result.manifest.clusters) total += file.size_bytes;
@@ -159,17 +160,10 @@ PackResult pack_expert_cache(ChronosForCausalLMImpl& model, const RoutingTrace& 
 
 c10::ScalarType stored_expert_dtype(const std::string& model_dir) {
   const std::string name = "model.layers.0.mlp.experts.0.gate_proj.weight";
-  fs::path file = fs::path(model_dir) / "model.safetensors";
-  if (!fs::exists(file)) {
-    const fs::path index = fs::path(model_dir) / "model.safetensors.index.json";
-    if (!fs::exists(index)) throw IoError(cat(model_dir, ": no model.safetensors (or model.safetensors.index.json)"));
-    const nlohmann::json json = read_json_file(index.string());
-    if (!json.contains("weight_map") || !json["weight_map"].contains(name) || !json["weight_map"][name].is_string())
-      throw FormatError(cat(index.string(), ": weight_map has no '", name, "'"));
-    file = fs::path(model_dir) / json["weight_map"][name].get<std::string>();
-  }
-  const SafetensorsFile tensors(file.string());
-  return to_scalar_type(tensors.entry(name).dtype, file.string());
+  const CheckpointTensors checkpoint(model_dir);
+  if (!checkpoint.contains(name)) throw FormatError(cat(model_dir, ": checkpoint lacks tensor '", name, "'"));
+  const SafetensorsFile& file = checkpoint.file_of(name);
+  return to_scalar_type(file.entry(name).dtype, file.path());
 }
 
 }  // namespace chronos

@@ -50,7 +50,9 @@ BpeModel::BpeModel(const BpeVocabulary& spec, const std::string& source)
   }
   merges_.reserve(spec.merges.size());
   for (size_t rank = 0; rank < spec.merges.size(); ++rank) {
-    const auto& [left, right] = spec.merges[rank];
+    // Named references, not a structured binding: lambdas may capture those only from C++20.
+    const std::string& left = spec.merges[rank].first;
+    const std::string& right = spec.merges[rank].second;
     auto lookup = [&](const std::string& token) {
       const int32_t* id = by_string.find(token);
       if (!id)

@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "chronos/core/error.h"
+#include "chronos/io/json_text.h"
 
 namespace chronos {
 namespace {
@@ -173,8 +174,8 @@ std::optional<ordered_json> optional_field(const ordered_json& message, const ch
     if (text.empty()) return std::nullopt;  // the data files use "" for "absent"
     if (std::string(key) == "reasoning_content") return *it;
     try {
-      return ordered_json::parse(text);
-    } catch (const ordered_json::parse_error& e) {
+      return parse_ordered_json(text, key);
+    } catch (const FormatError& e) {
       throw InvalidArgument(cat("message ", index, ": ", key, " is a string but not valid JSON (", e.what(), ")"));
     }
   }

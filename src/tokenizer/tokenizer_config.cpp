@@ -50,7 +50,7 @@ TokenizerConfig TokenizerConfig::from_json(const json& doc, const std::string& s
     const std::string& key = it.key();
     const json& v = it.value();
     auto wrong = [&](const char* expected) {
-      return FormatError(cat(source, ": ", key, " must be ", expected, " (got ", v.dump(), ")"));
+      return FormatError(cat(source, ": ", key, " must be ", expected, " (got ", describe_json(v), ")"));
     };
     if (key == "bos_token" || key == "eos_token" || key == "pad_token" || key == "unk_token") {
       // HF writes a token either as text or as an AddedToken object {"content": ...}.

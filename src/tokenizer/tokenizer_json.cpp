@@ -35,12 +35,12 @@ class Reader {
   bool flag(const json& object, const char* key, bool fallback, const std::string& where) const {
     const auto it = object.find(key);
     if (it == object.end() || it->is_null()) return fallback;
-    if (!it->is_boolean()) fail(cat(where, ".", key, " must be true or false (got ", it->dump(), ")"));
+    if (!it->is_boolean()) fail(cat(where, ".", key, " must be true or false (got ", describe_json(*it), ")"));
     return it->get<bool>();
   }
 
   std::string type_of(const json& section, const std::string& where) const {
-    if (!section.is_object()) fail(cat(where, " must be an object or null (got ", section.dump(), ")"));
+    if (!section.is_object()) fail(cat(where, " must be an object or null (got ", describe_json(section), ")"));
     const auto it = section.find("type");
     if (it == section.end() || !it->is_string()) fail(cat(where, " has no \"type\""));
     return it->get<std::string>();
@@ -68,18 +68,18 @@ class Reader {
     if (!section.is_object()) fail("model must be an object");
     const auto type = section.find("type");
     if (type != section.end() && (!type->is_string() || type->get<std::string>() != "BPE"))
-      fail(cat("model type ", type->dump(), " is not supported (Chronos implements only BPE)"));
+      fail(cat("model type ", describe_json(*type), " is not supported (Chronos implements only BPE)"));
     only_keys(section, {"type", "dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix", "fuse_unk",
                         "byte_fallback", "ignore_merges", "vocab", "merges"},
               "model");
     if (const auto d = section.find("dropout"); d != section.end() && !d->is_null()) {
-      if (!d->is_number()) fail(cat("model.dropout must be a number or null (got ", d->dump(), ")"));
-      if (d->get<double>() != 0.0) fail(cat("model.dropout is ", d->dump(), "; BPE dropout is not supported"));
+      if (!d->is_number()) fail(cat("model.dropout must be a number or null (got ", describe_json(*d), ")"));
+      if (d->get<double>() != 0.0) fail(cat("model.dropout is ", describe_json(*d), "; BPE dropout is not supported"));
     }
     for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
       const auto it = section.find(key);
       if (it != section.end() && !it->is_null() && !(it->is_string() && it->get<std::string>().empty()))
-        fail(cat("model.", key, " is ", it->dump(), "; Chronos does not implement subword prefixes or suffixes"));
+        fail(cat("model.", key, " is ", describe_json(*it), "; Chronos does not implement subword prefixes or suffixes"));
     }
     if (flag(section, "byte_fallback", false, "model")) fail("model.byte_fallback is true; Chronos does not implement byte fallback");
 
@@ -87,7 +87,7 @@ class Reader {
     spec.fuse_unk = flag(section, "fuse_unk", false, "model");
     spec.ignore_merges = flag(section, "ignore_merges", false, "model");
     if (const auto u = section.find("unk_token"); u != section.end() && !u->is_null()) {
-      if (!u->is_string()) fail(cat("model.unk_token must be a string or null (got ", u->dump(), ")"));
+      if (!u->is_string()) fail(cat("model.unk_token must be a string or null (got ", describe_json(*u), ")"));
       spec.unk_token = u->get<std::string>();
     }
 
@@ -95,7 +95,7 @@ class Reader {
     if (vocab == section.end() || !vocab->is_object()) fail("model.vocab is missing or not an object");
     spec.vocab.reserve(vocab->size());
     for (auto it = vocab->begin(); it != vocab->end(); ++it) {
-      if (!it->is_number_integer()) fail(cat("model.vocab['", it.key(), "'] must be an integer id (got ", it->dump(), ")"));
+      if (!it->is_number_integer()) fail(cat("model.vocab['", it.key(), "'] must be an integer id (got ", describe_json(*it), ")"));
       const int64_t id = it->get<int64_t>();
       if (id < 0 || id > INT32_MAX) fail(cat("model.vocab['", it.key(), "'] = ", id, " is not a valid id"));
       spec.vocab.emplace_back(it.key(), static_cast<TokenId>(id));
@@ -112,12 +112,12 @@ class Reader {
         const std::string& s = m.get_ref<const std::string&>();
         const size_t space = s.find(' ');
         if (space == std::string::npos || s.find(' ', space + 1) != std::string::npos)
-          fail(cat("model.merges[", i, "] = ", m.dump(), " is not two tokens separated by one space"));
+          fail(cat("model.merges[", i, "] = ", describe_json(m), " is not two tokens separated by one space"));
         spec.merges.emplace_back(s.substr(0, space), s.substr(space + 1));
       } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
         spec.merges.emplace_back(m[0].get<std::string>(), m[1].get<std::string>());
       } else {
-        fail(cat("model.merges[", i, "] must be \"a b\" or [\"a\", \"b\"] (got ", m.dump(), ")"));
+        fail(cat("model.merges[", i, "] must be \"a b\" or [\"a\", \"b\"] (got ", describe_json(m), ")"));
       }
     }
     return spec;

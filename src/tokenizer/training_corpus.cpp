@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include "chronos/core/error.h"
+#include "chronos/io/json_text.h"
 #include "chronos/io/regular_file.h"
 
 namespace chronos {
@@ -78,14 +79,7 @@ TrainingCorpusStats read_training_corpus(const std::string& path, const Training
     if (line.find_first_not_of(" \t\r\n") == std::string::npos) continue;
     if (options.max_lines > 0 && stats.records >= options.max_lines) break;
     ++stats.records;
-    json record;
-    try {
-      record = json::parse(line);
-    } catch (const json::parse_error& e) {
-      std::string what = e.what();
-      if (const auto pos = what.find("syntax error"); pos != std::string::npos) what = what.substr(pos);
-      throw FormatError(cat(path, ":", line_number, ": invalid JSON: ", what));
-    }
+    const json record = parse_json(line, path, static_cast<size_t>(line_number));
     if (!record.is_object()) throw FormatError(cat(path, ":", line_number, ": expected a JSON object, got ", record.type_name()));
     const auto text = record_text(record, options.text_field);
     if (!text) {

@@ -72,18 +72,35 @@ std::optional<std::string> latest_checkpoint(const std::string& dir) {
 TrainerState read_trainer_state(const std::string& checkpoint) {
   const std::string path = (fs::path(checkpoint) / "trainer_state.json").string();
   const nlohmann::json json = read_json_file(path);
-  try {
-    TrainerState s;
-    s.stage = json.at("stage").get<std::string>();
-    s.step = json.at("step").get<int64_t>();
-    s.total_steps = json.at("total_steps").get<int64_t>();
-    s.seed = json.at("seed").get<uint64_t>();
-    s.data = json.at("data");
-    s.metrics = json.value("metrics", nlohmann::json::object());
-    return s;
-  } catch (const nlohmann::json::exception& e) {
-    throw FormatError(cat(path, ": ", e.what()));
-  }
+  const auto field = [&](const char* key) -> const nlohmann::json& {
+    if (!json.is_object()) throw FormatError(cat(path, ": expected a JSON object"));
+    const auto it = json.find(key);
+    if (it == json.end()) throw FormatError(cat(path, ": field '", key, "' is missing"));
+    return *it;
+  };
+  const auto count = [&](const char* key, int64_t min_value) {
+    const nlohmann::json& v = field(key);
+    if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > (uint64_t{1} << 62)) || v.get<int64_t>() < min_value)
+      throw FormatError(cat(path, ": field '", key, "' must be an integer >= ", min_value, " (got ", describe_json(v), ")"));
+    return v.get<int64_t>();
+  };
+  TrainerState s;
+  const nlohmann::json& stage = field("stage");
+  if (!stage.is_string() || stage.get_ref<const std::string&>().empty())
+    throw FormatError(cat(path, ": field 'stage' must be a stage name (got ", describe_json(stage), ")"));
+  s.stage = stage.get<std::string>();
+  s.step = count("step", 0);
+  s.total_steps = count("total_steps", 1);
+  if (s.step > s.total_steps)
+    throw FormatError(cat(path, ": step ", s.step, " is past total_steps ", s.total_steps, " (the file was changed by hand?)"));
+  const nlohmann::json& seed = field("seed");
+  if (!seed.is_number_unsigned() && !(seed.is_number_integer() && seed.get<int64_t>() >= 0))
+    throw FormatError(cat(path, ": field 'seed' must be a non-negative integer (got ", describe_json(seed), ")"));
+  s.seed = seed.get<uint64_t>();
+  s.data = field("data");
+  if (!s.data.is_object()) throw FormatError(cat(path, ": field 'data' must be an object (got ", describe_json(s.data), ")"));
+  s.metrics = json.contains("metrics") ? json.at("metrics") : nlohmann::json::object();
+  return s;
 }
 
 void restore_optimizer_and_rng(const std::string& checkpoint, ChronosForCausalLMImpl& model, torch::optim::AdamW& optimizer) {

@@ -3,8 +3,10 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "chronos/core/error.h"
+#include "chronos/io/json_text.h"
 #include "chronos/tokenizer/chat_template.h"
 #include "chronos/tokenizer/training_corpus.h"
 
@@ -125,7 +127,7 @@ std::pair<std::vector<int64_t>, std::string> ExampleEncoder::prompt(const nlohma
   std::string user;
   if (messages) {
     for (const auto& m : *messages)
-      if (m.is_object() && m.value("role", "") == "user" && m.contains("content") && m["content"].is_string()) {
+      if (m.is_object() && m.contains("role") && m["role"] == "user" && m.contains("content") && m["content"].is_string()) {
         user = m["content"].get<std::string>();
         break;
       }
@@ -152,12 +154,27 @@ nlohmann::json cursor_to_json(const DataCursor& c) {
   return {{"epoch", c.epoch}, {"position", c.position}, {"bad_records", c.bad_records}};
 }
 
+namespace {
+// data.<key> of trainer_state.json as a count; nullopt when absent.
+std::optional<int64_t> state_count(const nlohmann::json& state, const char* key) {
+  if (!state.is_object()) throw FormatError("trainer_state.json: data must be an object");
+  const auto it = state.find(key);
+  if (it == state.end()) return std::nullopt;
+  if (!it->is_number_integer() || (it->is_number_unsigned() && it->get<uint64_t>() > (uint64_t{1} << 62)) || it->get<int64_t>() < 0)
+    throw FormatError(cat("trainer_state.json: data.", key, " must be a non-negative integer (got ", describe_json(*it), ")"));
+  return it->get<int64_t>();
+}
+}  // namespace
+
+int64_t optional_state_count(const nlohmann::json& state, const char* key) { return state_count(state, key).value_or(0); }
+
 DataCursor cursor_from_json(const nlohmann::json& json) {
-  try {
-    return {json.at("epoch").get<int64_t>(), json.at("position").get<int64_t>(), json.at("bad_records").get<int64_t>()};
-  } catch (const nlohmann::json::exception& e) {
-    throw FormatError(cat("trainer_state.json: bad data cursor (", e.what(), ")"));
-  }
+  const auto count = [&](const char* key) {
+    const std::optional<int64_t> value = state_count(json, key);
+    if (!value) throw FormatError(cat("trainer_state.json: data.", key, " is missing"));
+    return *value;
+  };
+  return {count("epoch"), count("position"), count("bad_records")};
 }
 
 RecordStream::RecordStream(const std::string& path, uint64_t seed, bool shuffle, bool skip_bad_lines)
@@ -176,6 +193,9 @@ void RecordStream::start_epoch() {
 }
 
 void RecordStream::seek(const DataCursor& cursor) {
+  if (cursor.epoch < 0 || cursor.position < 0 || cursor.bad_records < 0 || cursor.position > static_cast<int64_t>(records()))
+    throw FormatError(cat("trainer_state.json: the data cursor (epoch ", cursor.epoch, ", position ", cursor.position, ") does not fit the ",
+                          records(), " records of ", path(), " (a checkpoint for other data?)"));
   cursor_ = cursor;
   start_epoch();
 }

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "chronos/core/error.h"
+#include "chronos/io/json_text.h"
 #include "chronos/io/regular_file.h"
 
 namespace chronos {
@@ -68,9 +69,7 @@ std::string JsonlFile::text(size_t record) const {
 
 nlohmann::json JsonlFile::parse(size_t record) const {
   const std::string line = text(record);
-  nlohmann::json value = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (value.is_discarded()) throw FormatError(cat(where(record), ": invalid JSON"));
-  return value;
+  return parse_json(line, path_, line_numbers_.at(record));
 }
 
 std::string JsonlFile::where(size_t record) const { return cat(path_, ":", line_numbers_.at(record)); }

@@ -1,5 +1,7 @@
 #include "chronos/train/lm_stages.h"
 
+#include <algorithm>
+
 #include <ATen/ATen.h>
 
 #include "chronos/core/error.h"
@@ -56,7 +58,8 @@ PretrainStage::PretrainStage(const Tokenizer& tokenizer, const EncoderOptions& e
     : options_(std::move(options)),
       encoder_(tokenizer, encoder),
       records_(options_.data_path, options_.seed, /*shuffle=*/true, options_.skip_bad_lines),
-      packed_(records_, encoder_) {}
+      packed_(records_, encoder_),
+      vocab_size_(static_cast<int64_t>(tokenizer.vocab_size())) {}
 
 MicroStep PretrainStage::micro_step(ChronosForCausalLMImpl& model) {
   std::vector<Example> examples;
@@ -82,7 +85,15 @@ nlohmann::json PretrainStage::data_state() const {
 
 void PretrainStage::restore_data_state(const nlohmann::json& state) {
   records_.seek(cursor_from_json(state));
-  packed_.set_carry(state.value("carry", std::vector<int64_t>{}));
+  std::vector<int64_t> carry;
+  if (const auto it = state.find("carry"); it != state.end()) {
+    const bool ids = it->is_array() && std::all_of(it->begin(), it->end(), [&](const nlohmann::json& id) {
+      return id.is_number_integer() && id.get<int64_t>() >= 0 && id.get<int64_t>() < vocab_size_;
+    });
+    if (!ids) throw FormatError(cat("trainer_state.json: data.carry must be a list of token ids below ", vocab_size_));
+    carry = it->get<std::vector<int64_t>>();
+  }
+  packed_.set_carry(std::move(carry));
 }
 
 // ---- SFT ----
@@ -111,7 +122,7 @@ nlohmann::json SftStage::data_state() const {
 
 void SftStage::restore_data_state(const nlohmann::json& state) {
   records_.seek(cursor_from_json(state));
-  without_targets_ = state.value("without_targets", int64_t{0});
+  without_targets_ = optional_state_count(state, "without_targets");
 }
 
 }  // namespace chronos

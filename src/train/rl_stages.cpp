@@ -195,7 +195,7 @@ nlohmann::json DistillStage::data_state() const {
 
 void DistillStage::restore_data_state(const nlohmann::json& state) {
   records_.seek(cursor_from_json(state));
-  without_targets_ = state.value("without_targets", int64_t{0});
+  without_targets_ = optional_state_count(state, "without_targets");
 }
 
 }  // namespace chronos

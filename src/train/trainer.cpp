@@ -5,15 +5,16 @@
 #include <unistd.h>
 
 #include <cmath>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <memory>
 #include <sstream>
 
 #include "chronos/core/autocast.h"
 #include "chronos/core/error.h"
 #include "chronos/core/log.h"
 #include "chronos/core/timing.h"
+#include "chronos/io/append_file.h"
 #include "chronos/io/atomic_file.h"
 #include "chronos/model/causal_lm.h"
 #include "chronos/model/pretrained.h"
@@ -73,11 +74,8 @@ TrainingSummary run_training(ChronosForCausalLMImpl& model, TrainingStage& stage
     log::info(cat("resumed ", o.resume_checkpoint, " at step ", state.step, " of ", total_steps));
   }
 
-  std::ofstream jsonl;
-  if (!o.log_jsonl.empty()) {
-    jsonl.open(o.log_jsonl, std::ios::app);
-    if (!jsonl) throw IoError(cat(o.log_jsonl, ": cannot open for writing"));
-  }
+  std::unique_ptr<AppendFile> jsonl;
+  if (!o.log_jsonl.empty()) jsonl = std::make_unique<AppendFile>(o.log_jsonl, AppendFile::Mode::append);
   const bool tty = isatty(STDERR_FILENO);
   std::vector<at::Tensor> params;
   for (const auto& p : model.parameters())
@@ -147,7 +145,7 @@ TrainingSummary run_training(ChronosForCausalLMImpl& model, TrainingStage& stage
         }
       }
       state.metrics = line;
-      if (jsonl) jsonl << line.dump() << std::endl;
+      if (jsonl) jsonl->write_line(line.dump());
       std::ostringstream text;
       text << std::fixed << std::setprecision(4) << stage.name() << " step " << step << "/" << total_steps << "  loss " << loss_value
            << "  lr " << std::setprecision(2) << std::scientific << lr << std::fixed << std::setprecision(0) << "  " << tokens_per_s
@@ -168,6 +166,7 @@ TrainingSummary run_training(ChronosForCausalLMImpl& model, TrainingStage& stage
     }
   }
   if (tty) std::cerr << "\n";
+  if (jsonl) jsonl->close();
   summary.steps = state.step;
   summary.seconds = clock.seconds();
   summary.finished = state.step >= total_steps;

@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <limits>
 
 #include "chronos/core/error.h"
+#include "chronos/model/causal_lm.h"
 #include "support/temp_dir.h"
 #include "support/tiny_config.h"
 
@@ -68,6 +70,43 @@ TEST(ModelConfig, WrongTypeNamesTheKey) {
     FAIL();
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("cfg.json: key 'hidden_size' must be an integer"), std::string::npos) << e.what();
+  }
+}
+
+// Sizes are checked before they are converted or multiplied: nothing wraps, nothing over-allocates.
+TEST(ModelConfig, HugeNumbersAreRefusedNotWrapped) {
+  const auto expect_config_error = [](const nlohmann::json& json, const std::string& fragment) {
+    try {
+      ModelConfig::from_json(json, "cfg.json").validate();
+      FAIL() << "accepted " << json.dump();
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  };
+  expect_config_error({{"num_hidden_layers", int64_t{1} << 62}}, "num_hidden_layers must be <= 4096");
+  expect_config_error({{"num_hidden_layers", std::numeric_limits<uint64_t>::max()}}, "key 'num_hidden_layers' must be an integer below 2^63");
+  expect_config_error({{"hidden_size", 1e300}}, "key 'hidden_size' must be an integer");
+  expect_config_error({{"vocab_size", 1 << 30}}, "vocab_size must be <= ");
+  // Each size within its bound, the product beyond 2^41 parameters.
+  expect_config_error({{"hidden_size", 1 << 16}, {"num_hidden_layers", 1 << 12}, {"num_attention_heads", 64}, {"num_key_value_heads", 64},
+                       {"num_experts", 1 << 12}, {"moe_intermediate_size", 1 << 14}},
+                      "describes more than 2^41 parameters");
+}
+
+// A config that validates but whose parameters cannot fit in this machine's memory is refused
+// before anything is allocated, in one line.
+TEST(ModelConfig, UnallocatableModelIsRefusedBeforeAllocating) {
+  ModelConfig c = testing::tiny_config();
+  c.vocab_size = 1 << 22;
+  c.hidden_size = 1 << 15;
+  c.num_attention_heads = 64;
+  c.num_key_value_heads = 64;
+  ASSERT_NO_THROW(c.validate());
+  try {
+    ChronosForCausalLM model(c);
+    FAIL() << "a model of " << count_parameters(c) << " parameters was built";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("more than this machine's"), std::string::npos) << e.what();
   }
 }
 

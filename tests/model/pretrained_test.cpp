@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <limits>
 
 #include "chronos/core/error.h"
 #include "chronos/io/json_file.h"
@@ -146,8 +147,36 @@ TEST_F(PretrainedFixture, MissingTensorIsNamed) {
   expect_error(dir.path(), {"lacks tensor 'model.norm.weight'"});
 }
 
+// Shard names read from the index are confined to the model folder.
+TEST_F(PretrainedFixture, EscapingShardNamesAreRefused) {
+  save_pretrained(*model, dir.file("real"));
+  fs::create_directories(dir.file("m"));
+  config.save(dir.file("m/config.json"));
+  for (const std::string shard : {"../real/model.safetensors", "/etc/passwd", "a/../../real/model.safetensors", ""}) {
+    write_json_file(dir.file("m/model.safetensors.index.json"), {{"weight_map", {{"model.norm.weight", shard}}}});
+    expect_error(dir.file("m"), {"model.safetensors.index.json", "not a path inside the model directory"});
+  }
+}
+
+// NaN or Inf in a weight is reported at load, naming the tensor; allow_nonfinite loads it anyway.
+TEST_F(PretrainedFixture, NonFiniteWeightsAreRefusedUnlessAllowed) {
+  auto tensors = reference_state_dict(*model);
+  for (auto& [name, t] : tensors)
+    if (name == "model.norm.weight") {
+      t = t.clone();
+      t[0] = std::numeric_limits<float>::quiet_NaN();
+      t[1] = std::numeric_limits<float>::infinity();
+    }
+  config.save(dir.file("config.json"));
+  save_safetensors(dir.file("model.safetensors"), tensors);
+  expect_error(dir.path(), {"model.safetensors", "'model.norm.weight' holds 1 NaN and 1 infinite values", "--allow-nonfinite"});
+  LoadOptions options;
+  options.allow_nonfinite = true;
+  EXPECT_NO_THROW(load_pretrained(dir.path(), options));
+}
+
 TEST_F(PretrainedFixture, MalformedFilesGiveOneClearError) {
-  expect_error(dir.file("absent"), {"does not exist"});
+  expect_error(dir.file("absent"), {"absent: no such model directory"});
   save_pretrained(*model, dir.path());
   testing::write_bytes(dir.file("config.json"), "{\"hidden_size\": 64,,}");
   expect_error(dir.path(), {"config.json:1:"});

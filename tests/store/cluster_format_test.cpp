@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "chronos/core/error.h"
 #include "chronos/io/json_file.h"
@@ -11,6 +12,7 @@
 #include "chronos/model/causal_lm.h"
 #include "chronos/model/decoder_layer.h"
 #include "chronos/model/moe.h"
+#include "chronos/model/pretrained.h"
 #include "chronos/store/cluster_file.h"
 #include "chronos/store/cluster_manifest.h"
 #include "chronos/store/expert_cache_writer.h"
@@ -219,6 +221,45 @@ TEST_F(ClusterFormatTest, MalformedManifestFieldsAreNamed) {
   pack();
   edit_manifest([](nlohmann::json& j) { j["clusters"][0]["size_bytes"] = 4096; });
   expect_error([&] { read_cluster_manifest(dir); }, {"past the file size"});
+}
+
+// Counts are checked before they are narrowed or multiplied: a layer of 2^32 must not wrap to 0,
+// 2^62 layers must not size an allocation, and 2^64 - 1 must not read as -1.
+TEST_F(ClusterFormatTest, HugeCountsAreRefusedBeforeNarrowing) {
+  pack();
+  edit_manifest([](nlohmann::json& j) { j["clusters"][0]["experts"][0]["layer"] = int64_t{1} << 32; });
+  expect_error([&] { read_cluster_manifest(dir); }, {"clusters[0].experts[0].layer", "must be in [0, 1048575]"});
+  pack();
+  edit_manifest([](nlohmann::json& j) { j["num_layers"] = int64_t{1} << 62; });
+  expect_error([&] { read_cluster_manifest(dir); }, {"num_layers", "must be in [1, 1048576]"});
+  pack();
+  edit_manifest([](nlohmann::json& j) {
+    j["num_layers"] = 1 << 15;
+    j["num_experts"] = 1 << 15;
+  });
+  expect_error([&] { read_cluster_manifest(dir); }, {"num_experts", "times num_layers"});
+  pack();
+  edit_manifest([](nlohmann::json& j) { j["clusters"][0]["size_bytes"] = std::numeric_limits<uint64_t>::max(); });
+  expect_error([&] { read_cluster_manifest(dir); }, {"clusters[0].size_bytes", "must be in [1, "});
+}
+
+// A cache carries the fingerprint of the checkpoint it was packed from; another checkpoint of the
+// same shapes is told apart.
+TEST_F(ClusterFormatTest, FingerprintTellsCheckpointsApart) {
+  save_pretrained(*model, tmp.file("a"));
+  at::manual_seed(1);
+  ChronosForCausalLM other(config);
+  save_pretrained(*other, tmp.file("b"));
+  const std::string a = expert_weights_fingerprint(tmp.file("a"), config);
+  const std::string b = expert_weights_fingerprint(tmp.file("b"), config);
+  EXPECT_EQ(a.rfind("xxh3_64:", 0), 0u) << a;
+  EXPECT_NE(a, b);
+  EXPECT_EQ(a, expert_weights_fingerprint(tmp.file("a"), config));
+  write_expert_cache(*model, two_clusters(config), ExpertStorage{}, dir, {}, a);
+  const ClusterManifest m = read_cluster_manifest(dir);
+  EXPECT_EQ(m.model_fingerprint, a);
+  EXPECT_NO_THROW(check_manifest_fingerprint(m, a, dir));
+  expect_error([&] { check_manifest_fingerprint(m, b, dir); }, {"cluster_manifest.json", "packed from another checkpoint"});
 }
 
 }  // namespace

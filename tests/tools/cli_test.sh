@@ -52,13 +52,13 @@ expect_error generate_prompt_too_long "takes at most" "$generate" --model "$work
 expect_error generate_prompt_fifo "$work/fifo.json: is a FIFO" "$generate" --model "$work/gen" --prompt-file "$work/fifo.json"
 expect_error generate_no_tokenizer "no tokenizer.json" "$generate" --model "$work/tiny" --prompt hi
 expect_error generate_unknown_flag "--temp" "$generate" --model "$work/gen" --prompt hi --temp 3
-expect_error generate_bad_top_p "top_p" "$generate" --model "$work/gen" --prompt hi --top-p 2
+expect_error generate_bad_top_p "--top-p: must be in (0, 1] (got 2)" "$generate" --model "$work/gen" --prompt hi --top-p 2
 # Training: bad data is named by file and line; a good run trains and saves a model directory.
 printf '{"text": "the quick brown fox"}\n{"text": "jumps over"}\n' >"$work/pre.jsonl"
 printf '{"text": "fine"}\n{"text": broken\n' >"$work/bad.jsonl"
 expect_ok pretrain_runs "$train" pretrain --from "$work/gen" --data "$work/pre.jsonl" --out "$work/pre" --steps 2 --batch-size 2 --max-seq-len 8 --log-level warn
 [ -f "$work/pre/model.safetensors" ] && [ -f "$work/pre/tokenizer.json" ] || fail "pretrain wrote no model"
-expect_error pretrain_bad_line "$work/bad.jsonl:2: invalid JSON" "$train" pretrain --from "$work/gen" --data "$work/bad.jsonl" --out "$work/x" --steps 2 --batch-size 2 --max-seq-len 8 --log-level warn
+expect_error pretrain_bad_line "$work/bad.jsonl:2:10: invalid JSON" "$train" pretrain --from "$work/gen" --data "$work/bad.jsonl" --out "$work/x" --steps 2 --batch-size 2 --max-seq-len 8 --log-level warn
 expect_error pretrain_missing_data "$work/none.jsonl" "$train" pretrain --from "$work/gen" --data "$work/none.jsonl" --out "$work/x" --steps 1 --log-level warn
 expect_error sft_no_conversations "no 'conversations'" "$train" sft --from "$work/gen" --data "$work/pre.jsonl" --out "$work/x" --steps 1 --log-level warn
 expect_error pretrain_no_steps "--steps" "$train" pretrain --from "$work/gen" --data "$work/pre.jsonl" --out "$work/x" --log-level warn
@@ -72,10 +72,10 @@ expect_ok intent_runs "$train" intent --model "$work/intent" --data "$work/calib
 [ -f "$work/intent/intent_classifier.safetensors" ] && [ -f "$work/intent/intent_classifier.json" ] || fail "intent wrote no classifier"
 grep -q "frequency" "$work/out" || fail "intent printed no baseline figures"
 expect_error intent_empty_data "$work/empty.jsonl: no prompt records" "$train" intent --model "$work/intent" --data "$work/empty.jsonl"
-expect_error intent_missing_model "$work/none: not a model directory" "$train" intent --model "$work/none" --data "$work/calib.jsonl"
-expect_error intent_bad_steps "intent_training.steps" "$train" intent --model "$work/intent" --data "$work/calib.jsonl" --steps 0
+expect_error intent_missing_model "$work/none: no such model directory" "$train" intent --model "$work/none" --data "$work/calib.jsonl"
+expect_error intent_bad_steps "--steps: must be > 0 (got 0)" "$train" intent --model "$work/intent" --data "$work/calib.jsonl" --steps 0
 expect_error intent_bad_flag "--val-fraction" "$train" intent --model "$work/intent" --data "$work/calib.jsonl" --val-fraction lots
-expect_error intent_bad_record "$work/bad.jsonl:2: invalid JSON" "$train" intent --model "$work/intent" --data "$work/bad.jsonl" --log-level warn
+expect_error intent_bad_record "$work/bad.jsonl:2:10: invalid JSON" "$train" intent --model "$work/intent" --data "$work/bad.jsonl" --log-level warn
 expect_ok pack_runs "$pack" --model "$work/gen" --data "$work/calib.jsonl" --cluster-bytes 300K --seq-len 16 --seed 3 --log-level warn
 grep -q "modularity" "$work/out" || { fail "pack printed no summary"; cat "$work/out"; }
 python3 - "$work/gen/expert_cache" <<'PY' || fail "pack wrote no valid cache"
@@ -178,6 +178,42 @@ sed 's/"num_experts": [0-9]*/"num_experts": 8/' "$work/window8.json" >"$work/exp
 expect_ok init_experts8 "$train" init --config "$work/experts8.json" --out "$work/gen8" --tokenizer "$minimind" --log-level warn
 expect_ok pack_experts8 "$pack" --model "$work/gen8" --data "$work/calib.jsonl" --out "$work/cache8" --seq-len 16 --log-level warn
 expect_error offload_other_model "num_experts is 8" "$generate" --model "$work/gen" --prompt hi --offload "$work/cache8"
+
+# Hostile input, one case per class (tests/fuzz covers the parsers more widely).
+# A cache packed from another checkpoint of the same shapes is refused by its fingerprint.
+expect_ok init_same_shapes "$train" init --config "$work/window8.json" --out "$work/gen_b" --tokenizer "$minimind" --seed 2 --log-level warn
+expect_error offload_other_weights "packed from another checkpoint" "$generate" --model "$work/gen_b" --prompt hi --offload "$work/cache32"
+# Nesting is bounded at parse time: 100k levels of '[' give one line, not a stack overflow.
+python3 -c 'print("{\"hidden_size\": " + "[" * 100000 + "]" * 100000 + "}")' >"$work/deep.json"
+expect_error deep_config "nests deeper than 128" "$train" init --config "$work/deep.json" --out "$work/x"
+python3 -c 'print("{\"text\": " + "[" * 100000 + "]" * 100000 + "}")' >"$work/deep.jsonl"
+expect_error deep_record "$work/deep.jsonl:1:" "$train" pretrain --from "$work/gen" --data "$work/deep.jsonl" --out "$work/x" --steps 2 --batch-size 2 --max-seq-len 8 --log-level warn
+# Shard names are confined to the model folder.
+mkdir -p "$work/escape" && cp "$work/gen/config.json" "$work/gen/tokenizer.json" "$work/escape/"
+printf '{"weight_map": {"model.embed_tokens.weight": "../gen/model.safetensors"}}\n' >"$work/escape/model.safetensors.index.json"
+expect_error escaping_shard "not a path inside the model directory" "$generate" --model "$work/escape" --prompt hi
+# Nonsense flag values are refused with one short line (not replaced by a default, not 300 digits).
+stage=(pretrain --from "$work/gen" --data "$work/pre.jsonl" --out "$work/x" --log-level warn)
+expect_error negative_batch "--batch-size: must be > 0" "$train" "${stage[@]}" --steps 2 --batch-size -3
+expect_error zero_steps "--steps: must be > 0" "$train" "${stage[@]}" --steps 0
+expect_error huge_steps "--steps: must be at most" "$train" "${stage[@]}" --steps 1e30
+expect_error negative_lr "--lr: must be > 0" "$train" "${stage[@]}" --steps 2 --lr -1
+expect_error negative_clip "--grad-clip" "$train" "${stage[@]}" --steps 2 --grad-clip -1
+expect_error seq_beyond_context "beyond the model's context of 512" "$train" "${stage[@]}" --steps 2 --max-seq-len 100000
+expect_error infinite_temperature "--temperature: must be a finite number" "$generate" --model "$work/gen" --prompt hi --temperature inf
+expect_error thousands_of_threads "--threads" "$generate" --model "$work/gen" --prompt hi --threads 5000
+[ "$(wc -c <"$work/err")" -lt 200 ] || fail "thousands_of_threads: the message is $(wc -c <"$work/err") bytes long"
+expect_error negative_ssd_ms "--ssd-ms" "$generate" --model "$work/gen" --prompt hi --offload "$work/cache32" --ssd-ms -1
+[ "$(wc -c <"$work/err")" -lt 200 ] || fail "negative_ssd_ms: the message is $(wc -c <"$work/err") bytes long"
+expect_error budget_beyond_cache "is more than the" "$generate" --model "$work/gen" --prompt hi --offload "$work/cache32" --ram-budget 1T
+# The message names the real cause: a missing model folder is not a missing tokenizer.
+expect_error missing_model "$work/nowhere: no such model directory" "$generate" --model "$work/nowhere" --prompt hi
+# Writes are checked: a log or an output on a full disk fails the run.
+if [ -w /dev/full ]; then
+  expect_error log_full_disk "/dev/full: write failed" "$train" "${stage[@]}" --steps 2 --batch-size 2 --max-seq-len 8 --log-every 1 --log-jsonl /dev/full
+  expect_error stdout_full_disk "cannot write to standard output" sh -c "exec \"\$0\" \"\$@\" >/dev/full" "$generate" --model "$work/gen" --prompt hi --max-new-tokens 2 --greedy --json --log-level warn
+fi
+
 truncate -s -4096 "$work/cache32/cluster_000.ctsr"
 expect_error offload_truncated "cluster_000.ctsr" "$generate" --model "$work/gen" --prompt hi --offload "$work/cache32"
 printf '{"hidden_size": 64,,}' >"$work/gen/config.json"

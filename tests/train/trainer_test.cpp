@@ -4,6 +4,8 @@
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <functional>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -138,7 +140,7 @@ TEST_F(TrainerTest, PretrainLossFalls) {
   EXPECT_EQ(s.steps, 30);
   auto [first, last] = ce_start_end(dir.file("pre.jsonl"), 5);
   EXPECT_LT(last, first - 1.0) << "CE " << first << " -> " << last;
-  EXPECT_TRUE(is_model_directory(dir.file("pre")));
+  EXPECT_NO_THROW(require_model_directory(dir.file("pre")));
   EXPECT_NO_THROW(load_pretrained(dir.file("pre")));
 }
 
@@ -202,6 +204,55 @@ TEST_F(TrainerTest, KeepsTheNewestCheckpoints) {
   const TrainerState state = read_trainer_state(dir.file("ckpt/checkpoints/step_00000006"));
   EXPECT_EQ(state.step, 6);
   EXPECT_EQ(state.stage, "pretrain");
+}
+
+// A trainer_state.json edited by hand (or damaged) is refused with the field at fault, never
+// resumed at a nonsense step or data position.
+TEST_F(TrainerTest, TamperedTrainerStateIsRefused) {
+  ChronosForCausalLM model = fresh_model();
+  PretrainStage stage(*tokenizer, {16, 1, 2}, stage_options("pretrain.jsonl"));
+  TrainerOptions o = options("tamper", 2);
+  o.save_every = 2;
+  run_training(*model, stage, o);
+  const std::string checkpoint = dir.file("tamper/checkpoints/step_00000002");
+  const std::string path = checkpoint + "/trainer_state.json";
+  const nlohmann::json good = read_json_file(path);
+  const auto expect_refused = [&](const std::function<void(nlohmann::json&)>& edit, const std::string& fragment, bool at_resume) {
+    nlohmann::json state = good;
+    edit(state);
+    write_json_file(path, state);
+    try {
+      if (!at_resume) {
+        read_trainer_state(checkpoint);
+      } else {
+        PretrainStage again(*tokenizer, {16, 1, 2}, stage_options("pretrain.jsonl"));
+        TrainerOptions resume = options("tamper", 2);
+        resume.resume_checkpoint = checkpoint;
+        run_training(*model, again, resume);
+      }
+      FAIL() << "accepted " << state.dump();
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  };
+  expect_refused([](nlohmann::json& s) { s["step"] = 99; }, "step 99 is past total_steps 2", false);
+  expect_refused([](nlohmann::json& s) { s["step"] = -1; }, "field 'step' must be an integer >= 0", false);
+  expect_refused([](nlohmann::json& s) { s["total_steps"] = "many"; }, "field 'total_steps' must be an integer >= 1", false);
+  expect_refused([](nlohmann::json& s) { s.erase("seed"); }, "field 'seed' is missing", false);
+  expect_refused([](nlohmann::json& s) { s["data"]["position"] = 1 << 30; }, "does not fit the 64 records", true);
+  expect_refused([](nlohmann::json& s) { s["data"]["epoch"] = -4; }, "data.epoch must be a non-negative integer", true);
+  expect_refused([](nlohmann::json& s) { s["data"]["carry"] = {1, 2, 1 << 30}; }, "data.carry must be a list of token ids below 6400", true);
+}
+
+// A log that cannot be written ends the run with an error instead of a silently truncated file.
+TEST_F(TrainerTest, UnwritableLogFailsTheRun) {
+  if (::access("/dev/full", W_OK) != 0) GTEST_SKIP() << "no /dev/full";
+  ChronosForCausalLM model = fresh_model();
+  PretrainStage stage(*tokenizer, {16, 1, 2}, stage_options("pretrain.jsonl"));
+  TrainerOptions o = options("full", 2);
+  o.log_every = 1;
+  o.log_jsonl = "/dev/full";
+  EXPECT_THROW(run_training(*model, stage, o), IoError);
 }
 
 TEST_F(TrainerTest, DpoAndOrpoMarginsRise) {

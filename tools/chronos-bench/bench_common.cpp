@@ -11,13 +11,14 @@
 #include "chronos/core/timing.h"
 #include "chronos/model/weight_arena.h"
 #include "chronos/model/pretrained.h"
+#include "common/flag_checks.h"
 
 namespace chronos::bench {
 
 void add_common_flags(CLI::App& cmd, CommonFlags& flags) {
-  cmd.add_option("--warmup", flags.warmup, "Untimed warm-up iterations")->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd.add_option("--repeat", flags.repeat, "Timed iterations (the median is reported)")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd.add_option("--matmul-size", flags.matmul_size, "Side of the square matmul used as the peak reference")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd.add_option("--warmup", flags.warmup, "Untimed warm-up iterations")->capture_default_str()->check(tools::non_negative());
+  cmd.add_option("--repeat", flags.repeat, "Timed iterations (the median is reported)")->capture_default_str()->check(tools::positive());
+  cmd.add_option("--matmul-size", flags.matmul_size, "Side of the square matmul used as the peak reference")->capture_default_str()->check(tools::positive());
   cmd.add_flag("--json", flags.json, "Print one JSON object instead of text");
   tools::add_runtime_flags(cmd, flags.runtime);
 }
@@ -49,7 +50,7 @@ double measure_matmul_flops(const tools::Runtime& rt, int n, int warmup, int rep
 ChronosForCausalLM load_bench_model(const std::string& config, const std::string& model, const tools::Runtime& rt, uint64_t seed) {
   if (config.empty() == model.empty()) throw InvalidArgument("give exactly one of --config or --model");
   at::manual_seed(static_cast<int64_t>(seed));
-  if (!model.empty()) return load_pretrained(model, LoadOptions{rt.device, rt.dtype});
+  if (!model.empty()) return load_pretrained(model, tools::load_options(rt, rt.dtype));
   ChronosForCausalLM fresh(ModelConfig::load(config));
   fresh->to(rt.device, rt.dtype);
   if (rt.device.is_cpu()) gather_weights_in_huge_pages(*fresh);  // as load_pretrained does

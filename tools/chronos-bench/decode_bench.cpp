@@ -18,6 +18,7 @@
 #include "chronos/core/timing.h"
 #include "chronos/model/flops.h"
 #include "chronos/runtime/generation.h"
+#include "common/flag_checks.h"
 
 namespace chronos::bench {
 namespace {
@@ -183,11 +184,11 @@ tools::Subcommand add_decode_mode(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("decode", "Batch-1 decode with the KV cache: tokens/s against the memory-bandwidth bound");
   auto* config = cmd->add_option("--config", flags->config, "Model config JSON (random weights)");
   cmd->add_option("--model", flags->model, "Model directory (its weights)")->excludes(config);
-  cmd->add_option("--prompt-tokens", flags->prompt_tokens, "Prompt length")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--new-tokens", flags->new_tokens, "Tokens to generate")->capture_default_str()->check(CLI::Range(2, 1 << 20));
+  cmd->add_option("--prompt-tokens", flags->prompt_tokens, "Prompt length")->capture_default_str()->check(tools::positive());
+  cmd->add_option("--new-tokens", flags->new_tokens, "Tokens to generate")->capture_default_str()->check(tools::number_in(2, 1 << 20, "in [2, 1048576]"));
   cmd->add_option("--seed", flags->seed, "Seed for weights and prompt")->capture_default_str();
   cmd->add_option("--busy-cores", flags->busy_cores, "Busy loops at the same priority beside each decode run (a busy machine)")
-      ->capture_default_str()->check(CLI::Range(0, 256));
+      ->capture_default_str()->check(tools::number_in(0, 256, "in [0, 256]"));
   add_common_flags(*cmd, flags->common);
   cmd->get_option("--repeat")->default_val(5);
   cmd->get_option("--warmup")->default_val(1);

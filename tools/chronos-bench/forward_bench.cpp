@@ -13,6 +13,7 @@
 #include "chronos/model/causal_lm.h"
 #include "chronos/model/config.h"
 #include "chronos/model/flops.h"
+#include "common/flag_checks.h"
 
 namespace chronos::bench {
 namespace {
@@ -80,8 +81,8 @@ tools::Subcommand add_forward_mode(CLI::App& app) {
   CLI::App* fwd = app.add_subcommand("forward", "Prefill forward pass: tokens/s and model FLOPs utilisation");
   auto* config = fwd->add_option("--config", flags->config, "Model config JSON (random weights)");
   fwd->add_option("--model", flags->model, "Model directory (its weights)")->excludes(config);
-  fwd->add_option("--seq-len", flags->seq_len, "Tokens per sequence")->capture_default_str()->check(CLI::PositiveNumber);
-  fwd->add_option("--batch", flags->batch, "Sequences per forward")->capture_default_str()->check(CLI::PositiveNumber);
+  fwd->add_option("--seq-len", flags->seq_len, "Tokens per sequence")->capture_default_str()->check(tools::positive());
+  fwd->add_option("--batch", flags->batch, "Sequences per forward")->capture_default_str()->check(tools::positive());
   fwd->add_option("--seed", flags->seed, "Seed for weights and inputs")->capture_default_str();
   add_common_flags(*fwd, flags->common);
   return {fwd, [flags] { return run_forward(*flags); }};

@@ -18,6 +18,7 @@
 #include "chronos/store/cluster_file.h"
 #include "chronos/store/expert_store.h"
 #include "chronos/store/offload_config.h"
+#include "common/flag_checks.h"
 
 namespace fs = std::filesystem;
 
@@ -154,10 +155,10 @@ tools::Subcommand add_io_mode(CLI::App& app) {
   cmd->add_option("--dir", flags->dir, "New folder for the synthetic cluster file, on the disk to measure (removed unless --keep)")
       ->capture_default_str();
   cmd->add_option("--size", flags->size, "Size of the cluster file (K/M/G suffixes)")->capture_default_str();
-  cmd->add_option("--hidden", flags->hidden, "Expert hidden size H")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--intermediate", flags->intermediate, "Expert intermediate size I")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--io-threads", flags->io_threads, "Store reader threads")->capture_default_str()->check(CLI::Range(1, 64));
-  cmd->add_option("--repeat", flags->repeat, "Passes of each reader")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--hidden", flags->hidden, "Expert hidden size H")->capture_default_str()->check(tools::positive());
+  cmd->add_option("--intermediate", flags->intermediate, "Expert intermediate size I")->capture_default_str()->check(tools::positive());
+  cmd->add_option("--io-threads", flags->io_threads, "Store reader threads")->capture_default_str()->check(tools::number_in(1, 64, "in [1, 64]"));
+  cmd->add_option("--repeat", flags->repeat, "Passes of each reader")->capture_default_str()->check(tools::positive());
   cmd->add_flag("--keep", flags->keep, "Keep the cluster file");
   cmd->add_flag("--json", flags->json, "Print one JSON object");
   cmd->add_option("--log-level", flags->log_level, "trace, debug, info, warn, error or off");

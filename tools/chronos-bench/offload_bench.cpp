@@ -30,6 +30,7 @@
 #include "chronos-bench/modes.h"
 #include "chronos/core/error.h"
 #include "chronos/core/log.h"
+#include "chronos/io/json_text.h"
 #include "chronos/io/regular_file.h"
 #include "chronos/model/pretrained.h"
 #include "chronos/routing/intent_classifier.h"
@@ -39,6 +40,7 @@
 #include "chronos/store/routing_trace.h"
 #include "chronos/tokenizer/tokenizer.h"
 #include "chronos/train/intent_data.h"
+#include "common/flag_checks.h"
 #include "common/offload_flags.h"
 #include "common/progress_line.h"
 #include "common/runtime_flags.h"
@@ -180,12 +182,7 @@ std::vector<std::vector<int64_t>> read_prompts(const OffloadBenchFlags& flags, c
   for (int64_t number = 1; std::getline(in, line); ++number) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = cat(flags.prompts, ":", number);
-    nlohmann::json record;
-    try {
-      record = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      throw FormatError(cat(where, ": not valid JSON (", e.what(), ")"));
-    }
+    const nlohmann::json record = parse_json(line, flags.prompts, static_cast<size_t>(number));
     std::vector<int64_t> ids = intent_prompt_ids(tokenizer, record, where, flags.max_prompt_tokens);
     if (ids.empty()) throw FormatError(cat(where, ": the prompt encodes to no tokens"));
     prompts.push_back(std::move(ids));
@@ -219,7 +216,7 @@ std::string ensure_expert_cache(const OffloadBenchFlags& flags, const std::vecto
   const std::string dir = (fs::path(flags.model) / name).string();
   if (fs::exists(fs::path(dir) / "cluster_manifest.json")) return dir;
   log::info(cat("chronos-bench offload: ", flags.model, " has no ", name, "; packing it, calibrated on the prompts"));
-  ChronosForCausalLM model = load_pretrained(flags.model, LoadOptions{rt.device, c10::kFloat});
+  ChronosForCausalLM model = load_pretrained(flags.model, tools::load_options(rt, c10::kFloat));
   PackOptions options;
   options.out_dir = dir;
   options.storage = storage.empty() ? ExpertStorage::dense(stored_expert_dtype(flags.model)) : ExpertStorage::parse(storage);
@@ -336,7 +333,7 @@ class OffloadBench {
   }
 
   ModeTotals run_resident(bool teacher_forced) {
-    ChronosForCausalLM model = load_pretrained(flags_.model, LoadOptions{rt_.device, rt_.dtype});
+    ChronosForCausalLM model = load_pretrained(flags_.model, tools::load_options(rt_, rt_.dtype));
     model->eval();
     generate(*model, prompts_[0], GenerationOptions{4});  // warm-up: first-call allocations
     tools::ProgressLine progress;
@@ -359,7 +356,7 @@ class OffloadBench {
   }
 
   ModeTotals run_offloaded(const std::string& mode, const std::string& cache, bool teacher_forced) {
-    LoadOptions load{rt_.device, rt_.dtype};
+    LoadOptions load = tools::load_options(rt_, rt_.dtype);
     load.skip_routed_experts = true;
     ChronosForCausalLM model = load_pretrained(flags_.model, load);
     model->eval();
@@ -373,11 +370,11 @@ class OffloadBench {
     offload.verify = "size";  // the bench opens the cache once per mode; checksums are still checked on every read
     if (name.protect) offload.prefetch_eviction = "protect";
     {  // warm-up on a store of its own, so each mode starts with a cold RAM tier
-      const std::unique_ptr<ExpertStore> store = tools::open_expert_store(offload, cache, model->config(), rt_);
+      const std::unique_ptr<ExpertStore> store = tools::open_expert_store(offload, cache, flags_.model, model->config(), rt_);
       OffloadEngine engine(*model, *store, config, classifier ? classifier->get() : nullptr);
       engine.generate(prompts_[0], GenerationOptions{4});
     }
-    const std::unique_ptr<ExpertStore> store = tools::open_expert_store(offload, cache, model->config(), rt_);
+    const std::unique_ptr<ExpertStore> store = tools::open_expert_store(offload, cache, flags_.model, model->config(), rt_);
     if (store_line_.empty()) store_line_ = tools::describe_store(*store);
     OffloadEngine engine(*model, *store, config, classifier ? classifier->get() : nullptr);
     tools::ProgressLine progress;
@@ -468,6 +465,7 @@ int run_offload(const OffloadBenchFlags& flags) {
   const std::vector<std::string> modes = parse_modes(flags.modes);
   parse_miss_policy(flags.offload.miss_policy);  // a bad value fails before any work
   const ModelConfig config = ModelConfig::load((fs::path(flags.model) / "config.json").string());
+  require_model_directory(flags.model);
   const std::string tokenizer_path = (fs::path(flags.model) / "tokenizer.json").string();
   if (!fs::is_regular_file(tokenizer_path)) throw IoError(cat(flags.model, ": the model directory has no tokenizer.json"));
   const Tokenizer tokenizer = Tokenizer::from_file(tokenizer_path);
@@ -491,10 +489,10 @@ tools::Subcommand add_offload_mode(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("offload", "Decode from offloaded experts: resident vs reactive vs lookahead vs lookahead + intent");
   cmd->add_option("--model", flags->model, "Model directory (its expert_cache is packed first when missing)")->required();
   cmd->add_option("--prompts", flags->prompts, "JSONL prompts: {\"text\": ...} or chat records ({\"conversations\": [...]})")->required();
-  cmd->add_option("--max-new-tokens", flags->max_new_tokens, "Greedy tokens generated per prompt")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--max-new-tokens", flags->max_new_tokens, "Greedy tokens generated per prompt")->capture_default_str()->check(tools::positive());
   cmd->add_option("--max-prompt-tokens", flags->max_prompt_tokens, "Keep the last this many tokens of each prompt")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--num-prompts", flags->num_prompts, "Use the first N prompts (0: all)")->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(tools::positive());
+  cmd->add_option("--num-prompts", flags->num_prompts, "Use the first N prompts (0: all)")->capture_default_str()->check(tools::non_negative());
   cmd->add_option("--modes", flags->modes, "Comma-separated modes to run")->capture_default_str();
   cmd->add_flag("--json", flags->json, "Print one JSON object instead of the table");
   tools::add_offload_flags(*cmd, flags->offload, /*with_cache_flag=*/false);

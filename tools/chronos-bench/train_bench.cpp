@@ -16,6 +16,7 @@
 #include "chronos/train/chronos_losses.h"
 #include "chronos/train/optimizer.h"
 #include "chronos/train/sequence_log_probs.h"
+#include "common/flag_checks.h"
 
 namespace chronos::bench {
 namespace {
@@ -90,8 +91,8 @@ tools::Subcommand add_train_mode(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("train", "Training step (forward + regulariser + backward + AdamW): tokens/s and MFU");
   auto* config = cmd->add_option("--config", flags->config, "Model config JSON (random weights)");
   cmd->add_option("--model", flags->model, "Model directory (its weights)")->excludes(config);
-  cmd->add_option("--seq-len", flags->seq_len, "Tokens per sequence")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--batch", flags->batch, "Sequences per step")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--seq-len", flags->seq_len, "Tokens per sequence")->capture_default_str()->check(tools::positive());
+  cmd->add_option("--batch", flags->batch, "Sequences per step")->capture_default_str()->check(tools::positive());
   cmd->add_option("--seed", flags->seed, "Seed for weights and inputs")->capture_default_str();
   add_common_flags(*cmd, flags->common);
   cmd->get_option("--repeat")->default_val(3);

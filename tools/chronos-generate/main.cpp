@@ -10,6 +10,7 @@
 
 #include "chronos/core/error.h"
 #include "chronos/core/log.h"
+#include "chronos/io/append_file.h"
 #include "chronos/io/regular_file.h"
 #include "chronos/model/pretrained.h"
 #include "chronos/routing/intent_classifier.h"
@@ -18,6 +19,7 @@
 #include "chronos/tokenizer/chat_template.h"
 #include "chronos/tokenizer/stream_decoder.h"
 #include "chronos/tokenizer/tokenizer.h"
+#include "common/flag_checks.h"
 #include "common/offload_flags.h"
 #include "common/runtime_flags.h"
 #include "common/tool_main.h"
@@ -128,6 +130,7 @@ struct Session {
   const Tokenizer& tokenizer;
   ExpertStore* store = nullptr;  // routed experts come from here when --offload is given
   OffloadEngine* engine = nullptr;  // the predictive decode over `store`
+  AppendFile* metrics = nullptr;    // --metrics-jsonl: one line per generated token
   std::vector<ChatMessage> history;
 
   // Runs one generation for `user_text`; prints as it goes unless --json.
@@ -164,11 +167,8 @@ struct Session {
       return true;
     };
     const GenerationResult result = engine ? engine->generate(prompt, options, on_token) : generate(model, prompt, options, on_token);
-    if (engine && !flags.metrics_jsonl.empty()) {
-      std::ofstream out(flags.metrics_jsonl, std::ios::app);
-      if (!out) throw IoError(cat(flags.metrics_jsonl, ": cannot open the metrics file"));
-      for (const TokenMetrics& t : engine->metrics().tokens()) out << to_json_line(t) << "\n";
-    }
+    if (engine && metrics)
+      for (const TokenMetrics& t : engine->metrics().tokens()) metrics->write_line(to_json_line(t));
     if (!stopped_by_string) printer.finish(decoder.flush());
     const std::string stop_reason = stopped_by_string ? "stop_string" : result.stop_reason;
     if (flags.chat) history.push_back({"assistant", printer.text(), std::nullopt, {}});
@@ -238,11 +238,12 @@ struct Session {
 int run(const Flags& flags) {
   const tools::Runtime rt = tools::apply_runtime_flags(flags.runtime);
   if (!flags.prompt.empty() && !flags.prompt_file.empty()) throw InvalidArgument("give --prompt or --prompt-file, not both");
+  require_model_directory(flags.model);
   const std::string tokenizer_path = flags.tokenizer.empty() ? (fs::path(flags.model) / "tokenizer.json").string() : flags.tokenizer;
   if (!fs::is_regular_file(tokenizer_path))
     throw IoError(cat(flags.model, ": the model directory has no tokenizer.json (give --tokenizer FILE)"));
   const Tokenizer tokenizer = Tokenizer::from_file(tokenizer_path);
-  LoadOptions load{rt.device, rt.dtype};
+  LoadOptions load = tools::load_options(rt, rt.dtype);
   load.skip_routed_experts = !flags.offload.cache_dir.empty();
   ChronosForCausalLM model = load_pretrained(flags.model, load);
   if (tokenizer.vocab_size() > model->config().vocab_size)
@@ -251,8 +252,9 @@ int run(const Flags& flags) {
   std::unique_ptr<ExpertStore> store;
   std::optional<IntentClassifier> classifier;
   std::unique_ptr<OffloadEngine> engine;
+  std::unique_ptr<AppendFile> metrics;
   if (!flags.offload.cache_dir.empty()) {
-    store = tools::open_expert_store(flags.offload, flags.offload.cache_dir, model->config(), rt);
+    store = tools::open_expert_store(flags.offload, flags.offload.cache_dir, flags.model, model->config(), rt);
     log::info(tools::describe_store(*store));
     OffloadEngineConfig engine_config;
     engine_config.predict = parse_predict_mode(flags.predict);
@@ -262,17 +264,23 @@ int run(const Flags& flags) {
         log::info(cat(flags.model, " has no intent classifier: the prefill hot set comes from the running expert frequency"));
     }
     engine = std::make_unique<OffloadEngine>(*model, *store, engine_config, classifier ? classifier->get() : nullptr);
-    if (!flags.metrics_jsonl.empty()) std::ofstream(flags.metrics_jsonl, std::ios::trunc);
+    if (!flags.metrics_jsonl.empty()) metrics = std::make_unique<AppendFile>(flags.metrics_jsonl, AppendFile::Mode::truncate);
   }
-  Session session{flags, *model, tokenizer, store.get(), engine.get(), {}};
+  Session session{flags, *model, tokenizer, store.get(), engine.get(), metrics.get(), {}};
 
-  if (!flags.prompt.empty()) return session.answer(flags.prompt);
-  if (!flags.prompt_file.empty()) return session.answer(read_file(flags.prompt_file));
-  if (!isatty(STDIN_FILENO)) throw InvalidArgument("no prompt: give --prompt TEXT or --prompt-file FILE (or run on a terminal for a REPL)");
-  std::cerr << "chronos-generate: " << flags.model << (flags.chat ? " (chat)" : "") << "; an empty line or Ctrl-D ends" << std::endl;
-  std::string line;
-  while (std::cout << "> " << std::flush, std::getline(std::cin, line) && !line.empty()) session.answer(line);
-  return 0;
+  int status = 0;
+  if (!flags.prompt.empty()) {
+    status = session.answer(flags.prompt);
+  } else if (!flags.prompt_file.empty()) {
+    status = session.answer(read_file(flags.prompt_file));
+  } else {
+    if (!isatty(STDIN_FILENO)) throw InvalidArgument("no prompt: give --prompt TEXT or --prompt-file FILE (or run on a terminal for a REPL)");
+    std::cerr << "chronos-generate: " << flags.model << (flags.chat ? " (chat)" : "") << "; an empty line or Ctrl-D ends" << std::endl;
+    std::string line;
+    while (std::cout << "> " << std::flush, std::getline(std::cin, line) && !line.empty()) session.answer(line);
+  }
+  if (metrics) metrics->close();  // a metrics file that could not be written fails the run
+  return status;
 }
 
 }  // namespace
@@ -288,14 +296,14 @@ int main(int argc, char** argv) {
     app.add_option("--prompt-file", flags.prompt_file, "File holding the prompt");
     app.add_flag("--chat", flags.chat, "Wrap the prompt in the chat template (user turn + generation prompt)");
     app.add_option("--system", flags.system, "System message for --chat");
-    app.add_option("--max-new-tokens", flags.max_new_tokens, "Most tokens to generate")->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--max-new-tokens", flags.max_new_tokens, "Most tokens to generate")->capture_default_str()->check(tools::positive());
     app.add_flag("--greedy", flags.sampling.greedy, "Greedy decoding (argmax)");
-    app.add_option("--temperature", flags.sampling.temperature, "Sampling temperature")->capture_default_str();
-    app.add_option("--top-k", flags.sampling.top_k, "Keep the k most likely tokens (0 = off)")->capture_default_str();
-    app.add_option("--top-p", flags.sampling.top_p, "Nucleus sampling mass (1 = off)")->capture_default_str();
-    app.add_option("--min-p", flags.sampling.min_p, "Drop tokens below min-p x the top probability (0 = off)")->capture_default_str();
+    app.add_option("--temperature", flags.sampling.temperature, "Sampling temperature")->capture_default_str()->check(tools::positive(1e3));
+    app.add_option("--top-k", flags.sampling.top_k, "Keep the k most likely tokens (0 = off)")->capture_default_str()->check(tools::non_negative(1 << 24));
+    app.add_option("--top-p", flags.sampling.top_p, "Nucleus sampling mass (1 = off)")->capture_default_str()->check(tools::number_in(1e-9, 1, "in (0, 1]"));
+    app.add_option("--min-p", flags.sampling.min_p, "Drop tokens below min-p x the top probability (0 = off)")->capture_default_str()->check(tools::number_in(0, 1, "in [0, 1]"));
     app.add_option("--repetition-penalty", flags.sampling.repetition_penalty, "Penalty for tokens already in the context (1 = off)")
-        ->capture_default_str();
+        ->capture_default_str()->check(tools::positive(1e3));
     app.add_option("--seed", flags.sampling.seed, "Seed for sampling")->capture_default_str();
     app.add_option("--stop", flags.stops, "Stop when this string is generated (repeatable)");
     app.add_flag("--no-kv-cache", flags.no_kv_cache, "Recompute the whole sequence at every step (verification)");

@@ -21,6 +21,7 @@
 #include "chronos/tokenizer/tokenizer.h"
 #include "chronos/train/data.h"
 #include "chronos/train/jsonl.h"
+#include "common/flag_checks.h"
 #include "common/runtime_flags.h"
 #include "common/progress_line.h"
 #include "common/tool_main.h"
@@ -82,7 +83,7 @@ std::vector<std::vector<int64_t>> read_calibration(const std::string& path, cons
 int run(const Flags& flags) {
   const Stopwatch total_watch;
   const tools::Runtime rt = tools::apply_runtime_flags(flags.runtime);
-  if (!is_model_directory(flags.model)) throw IoError(cat(flags.model, ": not a model directory (no config.json)"));
+  require_model_directory(flags.model);
   const ModelConfig config = ModelConfig::load((fs::path(flags.model) / "config.json").string());
   if (!config.use_moe) throw ConfigError(cat(flags.model, "/config.json: use_moe is false, the model has no routed experts to pack"));
 
@@ -91,6 +92,7 @@ int run(const Flags& flags) {
   options.seed = flags.seed;
   options.cluster_bytes = parse_cluster_bytes(flags.cluster_bytes);
   options.window = flags.window;
+  options.model_fingerprint = expert_weights_fingerprint(flags.model, config);
   try {
     options.storage = flags.dtype == "auto" ? ExpertStorage::dense(stored_expert_dtype(flags.model)) : ExpertStorage::parse(flags.dtype);
   } catch (const InvalidArgument& e) {
@@ -112,7 +114,7 @@ int run(const Flags& flags) {
     throw ConfigError(cat(tokenizer_path, ": ", tokenizer.vocab_size(), " tokens do not fit the model's vocab_size ", config.vocab_size));
   const std::vector<std::vector<int64_t>> sequences = read_calibration(flags.data, tokenizer, config, flags.seq_len, flags.max_tokens);
 
-  ChronosForCausalLM model = load_pretrained(flags.model, LoadOptions{rt.device, c10::kFloat});
+  ChronosForCausalLM model = load_pretrained(flags.model, tools::load_options(rt, c10::kFloat));
   log::info(cat("chronos-pack: model ", flags.model, " (", config.num_hidden_layers, " layers x ", config.num_experts, " experts, top-",
                 config.num_experts_per_tok, "), data ", flags.data, " (", sequences.size(), " sequences), out ", options.out_dir,
                 ", dtype ", options.storage.name(), ", cluster_bytes ", options.cluster_bytes, ", window ", options.window, ", seed ",
@@ -151,7 +153,7 @@ int main(int argc, char** argv) {
     app.add_option("--data", flags.data, "Calibration JSONL: {\"text\": ...} or {\"conversations\": [...]} records")->required();
     app.add_option("--out", flags.out, "Cache folder (default: MODEL/expert_cache); new, empty or an earlier cache");
     app.add_option("--tokenizer", flags.tokenizer, "tokenizer.json to use instead of the model directory's");
-    app.add_option("--max-tokens", flags.max_tokens, "Most calibration tokens to route")->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--max-tokens", flags.max_tokens, "Most calibration tokens to route")->capture_default_str()->check(tools::positive());
     app.add_option("--seed", flags.seed, "Seed of the Louvain clustering")->capture_default_str();
     app.add_option("--cluster-bytes", flags.cluster_bytes, "Most expert bytes per cluster file (K/M/G suffixes, binary)")->capture_default_str();
     app.add_option("--dtype", flags.dtype, "Storage: auto (as the model stores its weights), fp32, fp16, bf16, or int8 / int4 (blocks of 32 weights with an fp16 scale, "
@@ -159,11 +161,11 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--window", flags.window, "Adjacent tokens paired at each layer in the co-activation graph")
         ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
+        ->check(tools::non_negative());
     app.add_option("--seq-len", flags.seq_len, "Tokens per calibration sequence (longer records are cut)")
         ->capture_default_str()
-        ->check(CLI::PositiveNumber);
-    app.add_option("--batch", flags.batch, "Sequences per forward pass")->capture_default_str()->check(CLI::PositiveNumber);
+        ->check(tools::positive());
+    app.add_option("--batch", flags.batch, "Sequences per forward pass")->capture_default_str()->check(tools::positive());
     tools::add_runtime_flags(app, flags.runtime, /*with_dtype=*/false);
     if (auto code = tools::parse_command_line(app, argc, argv, "chronos-pack")) return *code;
     return run(flags);

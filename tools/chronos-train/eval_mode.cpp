@@ -14,6 +14,7 @@
 #include "chronos/model/pretrained.h"
 #include "chronos/store/expert_store.h"
 #include "chronos/tokenizer/tokenizer.h"
+#include "common/flag_checks.h"
 #include "common/runtime_flags.h"
 
 namespace fs = std::filesystem;
@@ -42,10 +43,12 @@ nlohmann::json report_json(const PerplexityReport& r) {
 
 // Experts from `cache` for every layer, all of them held in RAM, `wait` policy: the cache's stored
 // values, nothing else changed.
-std::unique_ptr<ExpertStore> open_whole_cache(const std::string& cache, const ModelConfig& config, const tools::Runtime& rt) {
+std::unique_ptr<ExpertStore> open_whole_cache(const std::string& cache, const std::string& model_dir, const ModelConfig& config,
+                                              const tools::Runtime& rt) {
   ClusterManifest manifest = read_cluster_manifest(cache);
   OffloadConfig offload;
   offload.cache_dir = cache;
+  offload.model_dir = model_dir;
   offload.ram_budget_bytes = static_cast<int64_t>(manifest.total_expert_bytes() + 2 * kExpertAlignment * manifest.num_layers * manifest.num_experts);
   offload.compute_budget_bytes = static_cast<int64_t>(manifest.compute_expert_bytes(rt.dtype)) * manifest.num_layers * manifest.num_experts;
   offload.device = rt.device;
@@ -56,20 +59,23 @@ std::unique_ptr<ExpertStore> open_whole_cache(const std::string& cache, const Mo
 int run_eval(EvalFlags f) {
   const tools::Runtime rt = tools::apply_runtime_flags(f.runtime);
   f.options.validate();
-  if (!fs::is_regular_file(fs::path(f.model) / "config.json")) throw IoError(cat(f.model, ": not a model directory (no config.json)"));
+  require_model_directory(f.model);
   const std::string tokenizer_path = (fs::path(f.model) / "tokenizer.json").string();
   if (!fs::is_regular_file(tokenizer_path)) throw IoError(cat(f.model, ": no tokenizer.json in the model directory"));
   if (!fs::is_regular_file(f.data)) throw IoError(cat(f.data, ": evaluation data not found"));
   for (const std::string& cache : f.caches)
     if (!fs::is_regular_file(fs::path(cache) / "cluster_manifest.json")) throw IoError(cat(cache, ": not an expert cache (no cluster_manifest.json)"));
   const Tokenizer tokenizer = Tokenizer::from_file(tokenizer_path);
-  ChronosForCausalLM model = load_pretrained(f.model, LoadOptions{rt.device, rt.dtype});
+  ChronosForCausalLM model = load_pretrained(f.model, tools::load_options(rt, rt.dtype));
+  if (f.options.max_seq_len > model->config().max_position_embeddings)
+    throw InvalidArgument(cat("--max-seq-len ", f.options.max_seq_len, " is beyond the model's context of ",
+                              model->config().max_position_embeddings, " tokens (max_position_embeddings)"));
 
   std::vector<std::pair<std::string, PerplexityReport>> runs;
   runs.emplace_back("resident", evaluate_perplexity(*model, tokenizer, f.data, f.options));
   log::info(cat("resident: ", runs.back().second.total.records, " records, cross-entropy ", runs.back().second.total.cross_entropy()));
   for (const std::string& cache : f.caches) {
-    const std::unique_ptr<ExpertStore> store = open_whole_cache(cache, model->config(), rt);
+    const std::unique_ptr<ExpertStore> store = open_whole_cache(cache, f.model, model->config(), rt);
     PerplexityOptions options = f.options;
     options.expert_source = store.get();
     const std::string name = cat(fs::path(cache).filename().string(), " (", store->manifest().storage.name(), ")");
@@ -116,9 +122,9 @@ tools::Subcommand add_eval_mode(CLI::App& app) {
   cmd->add_option("--data", f.data, "Held-out JSONL ({\"text\": ..., \"domain\": ...} records)")->required();
   cmd->add_option("--expert-cache", f.caches, "Also score with the routed experts from this expert cache (repeatable; e.g. int8 / int4 packs)");
   cmd->add_option("--group-by", f.options.group_key, "String field that groups the records (\"\": one group)")->capture_default_str();
-  cmd->add_option("--max-seq-len", f.options.max_seq_len, "Tokens scored per record ([bos] and [eos] included)")->capture_default_str();
-  cmd->add_option("--batch-size", f.options.batch_size, "Records per forward")->capture_default_str();
-  cmd->add_option("--max-records", f.options.max_records, "Score the first N records (0: all)")->capture_default_str();
+  cmd->add_option("--max-seq-len", f.options.max_seq_len, "Tokens scored per record ([bos] and [eos] included)")->capture_default_str()->check(tools::positive(1 << 24));
+  cmd->add_option("--batch-size", f.options.batch_size, "Records per forward")->capture_default_str()->check(tools::positive(1 << 16));
+  cmd->add_option("--max-records", f.options.max_records, "Score the first N records (0: all)")->capture_default_str()->check(tools::non_negative(1e12));
   cmd->add_flag("--json", f.json, "Print one JSON object instead of the table");
   tools::add_runtime_flags(*cmd, f.runtime);
   return {cmd, [flags] { return run_eval(*flags); }};

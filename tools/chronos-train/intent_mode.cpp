@@ -17,6 +17,7 @@
 #include "chronos/train/intent_data.h"
 #include "chronos/train/intent_training.h"
 #include "chronos/train/jsonl.h"
+#include "common/flag_checks.h"
 #include "common/runtime_flags.h"
 
 namespace fs = std::filesystem;
@@ -43,7 +44,7 @@ int run_intent(IntentFlags f) {
   const tools::Runtime rt = tools::apply_runtime_flags(f.runtime);
   if (f.max_new_tokens <= 0) throw InvalidArgument(cat("--max-new-tokens must be > 0 (got ", f.max_new_tokens, ")"));
   f.training.validate();
-  if (!fs::is_regular_file(fs::path(f.model) / "config.json")) throw IoError(cat(f.model, ": not a model directory (no config.json)"));
+  require_model_directory(f.model);
   const std::string tokenizer_path = (fs::path(f.model) / "tokenizer.json").string();
   if (!fs::is_regular_file(tokenizer_path)) throw IoError(cat(f.model, ": no tokenizer.json in the model directory"));
   if (!fs::is_regular_file(f.data)) throw IoError(cat(f.data, ": prompt data not found"));
@@ -51,7 +52,7 @@ int run_intent(IntentFlags f) {
   JsonlFile file(f.data);
   if (file.size() == 0) throw FormatError(cat(f.data, ": no prompt records"));
   const Tokenizer tokenizer = Tokenizer::from_file(tokenizer_path);
-  ChronosForCausalLM model = load_pretrained(f.model, LoadOptions{rt.device, c10::kFloat});
+  ChronosForCausalLM model = load_pretrained(f.model, tools::load_options(rt, c10::kFloat));
   const ModelConfig& config = model->config();
   const int64_t max_prompt = config.max_position_embeddings - f.max_new_tokens;
   if (max_prompt <= 0)
@@ -104,17 +105,17 @@ tools::Subcommand add_intent_mode(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("intent", "Train the intent classifier (prompt -> experts decode will use) and save it in the model directory");
   cmd->add_option("--model", f.model, "Model directory (the classifier is saved into it)")->required();
   cmd->add_option("--data", f.data, "Prompts (JSONL: {\"text\": ...} or {\"conversations\": [...]})")->required();
-  cmd->add_option("--max-new-tokens", f.max_new_tokens, "Tokens generated per prompt for the activation log")->capture_default_str();
-  cmd->add_option("--max-prompts", f.max_prompts, "Use at most the first N prompts (0 = all)")->capture_default_str();
+  cmd->add_option("--max-new-tokens", f.max_new_tokens, "Tokens generated per prompt for the activation log")->capture_default_str()->check(tools::positive(1 << 16));
+  cmd->add_option("--max-prompts", f.max_prompts, "Use at most the first N prompts (0 = all)")->capture_default_str()->check(tools::non_negative(1e9));
   cmd->add_flag("--sample", f.sample, "Sample the continuations (seeded) instead of greedy decoding");
-  cmd->add_option("--steps", f.training.steps, "Optimizer steps")->capture_default_str();
-  cmd->add_option("--lr", f.training.lr, "AdamW learning rate")->capture_default_str();
-  cmd->add_option("--batch-size", f.training.batch_size, "Prompts per step")->capture_default_str();
+  cmd->add_option("--steps", f.training.steps, "Optimizer steps")->capture_default_str()->check(tools::positive(1e9));
+  cmd->add_option("--lr", f.training.lr, "AdamW learning rate")->capture_default_str()->check(tools::positive(10));
+  cmd->add_option("--batch-size", f.training.batch_size, "Prompts per step")->capture_default_str()->check(tools::positive(1 << 16));
   cmd->add_option("--seed", f.training.seed, "Seed for the split, order, weights and sampling")->capture_default_str();
-  cmd->add_option("--val-fraction", f.training.val_fraction, "Share of prompts held out for validation")->capture_default_str();
-  cmd->add_option("--threshold", f.training.threshold, "Probability above which an expert counts as predicted")->capture_default_str();
-  cmd->add_option("--embed-dim", f.classifier.embed_dim, "Classifier embedding width")->capture_default_str();
-  cmd->add_option("--hidden-size", f.classifier.hidden_size, "Classifier MLP width")->capture_default_str();
+  cmd->add_option("--val-fraction", f.training.val_fraction, "Share of prompts held out for validation")->capture_default_str()->check(tools::number_in(0, 0.9, "in [0, 0.9]"));
+  cmd->add_option("--threshold", f.training.threshold, "Probability above which an expert counts as predicted")->capture_default_str()->check(tools::number_in(0, 1, "in [0, 1]"));
+  cmd->add_option("--embed-dim", f.classifier.embed_dim, "Classifier embedding width")->capture_default_str()->check(tools::positive(1 << 16));
+  cmd->add_option("--hidden-size", f.classifier.hidden_size, "Classifier MLP width")->capture_default_str()->check(tools::positive(1 << 16));
   tools::add_runtime_flags(*cmd, f.runtime, /*with_dtype=*/false);
   return {cmd, [flags] { return run_intent(*flags); }};
 }

@@ -15,6 +15,7 @@
 #include "chronos/train/preference_stages.h"
 #include "chronos/train/rl_stages.h"
 #include "chronos/train/trainer.h"
+#include "common/flag_checks.h"
 #include "common/runtime_flags.h"
 
 namespace fs = std::filesystem;
@@ -66,29 +67,29 @@ void add_stage_flags(CLI::App& cmd, StageFlags& f) {
   cmd.add_option("--data", f.data, "Training data (JSONL)")->required();
   cmd.add_option("--out", f.out, "Output model directory (checkpoints go to OUT/checkpoints)")->required();
   cmd.add_option("--tokenizer", f.tokenizer, "tokenizer.json (default: the one in --from / the resumed checkpoint)");
-  cmd.add_option("--steps", f.steps, "Optimizer steps of the whole run (the schedule is built from it)");
-  cmd.add_option("--epochs", f.epochs, "Passes over the data, when --steps is not given");
-  cmd.add_option("--batch-size", f.batch_size, cat("Sequences per micro-batch (default ", d.batch_size, ")"));
-  cmd.add_option("--grad-accum", f.grad_accum, cat("Micro-batches per optimizer step (default ", d.grad_accum, ")"));
-  cmd.add_option("--max-seq-len", f.max_seq_len, cat("Tokens per sequence (default ", d.max_seq_len, ")"));
-  cmd.add_option("--lr", f.lr, cat("Peak learning rate (default ", d.lr, ")"));
-  cmd.add_option("--grad-clip", f.grad_clip, "Global gradient-norm clip (0 = off)")->capture_default_str();
+  cmd.add_option("--steps", f.steps, "Optimizer steps of the whole run (the schedule is built from it)")->check(tools::positive(1e9));
+  cmd.add_option("--epochs", f.epochs, "Passes over the data, when --steps is not given")->check(tools::positive(1e6));
+  cmd.add_option("--batch-size", f.batch_size, cat("Sequences per micro-batch (default ", d.batch_size, ")"))->check(tools::positive(1 << 16));
+  cmd.add_option("--grad-accum", f.grad_accum, cat("Micro-batches per optimizer step (default ", d.grad_accum, ")"))->check(tools::positive(1 << 16));
+  cmd.add_option("--max-seq-len", f.max_seq_len, cat("Tokens per sequence (default ", d.max_seq_len, ")"))->check(tools::positive(1 << 24));
+  cmd.add_option("--lr", f.lr, cat("Peak learning rate (default ", d.lr, ")"))->check(tools::positive(10));
+  cmd.add_option("--grad-clip", f.grad_clip, "Global gradient-norm clip (0 = off)")->capture_default_str()->check(tools::non_negative(1e6));
   cmd.add_option("--seed", f.seed, "Seed for data order, dropout and expert-miss simulation")->capture_default_str();
-  cmd.add_option("--save-every", f.save_every, "Checkpoint every N optimizer steps (0 = only the final model)")->capture_default_str();
-  cmd.add_option("--keep", f.keep, "Checkpoints to keep")->capture_default_str();
-  cmd.add_option("--stop-at", f.stop_at, "End after step N as a crash would (for resume tests)");
+  cmd.add_option("--save-every", f.save_every, "Checkpoint every N optimizer steps (0 = only the final model)")->capture_default_str()->check(tools::non_negative(1e9));
+  cmd.add_option("--keep", f.keep, "Checkpoints to keep")->capture_default_str()->check(tools::non_negative(1e6));
+  cmd.add_option("--stop-at", f.stop_at, "End after step N as a crash would (for resume tests)")->check(tools::non_negative(1e9));
   cmd.add_option("--resume", f.resume, "Continue from the newest checkpoint under this run folder");
   cmd.add_option("--log-jsonl", f.log_jsonl, "Append one JSON line per log step to this file");
-  cmd.add_option("--log-every", f.log_every, "Optimizer steps between log lines")->capture_default_str();
+  cmd.add_option("--log-every", f.log_every, "Optimizer steps between log lines")->capture_default_str()->check(tools::positive(1e9));
   cmd.add_flag("--skip-bad-lines", f.skip_bad_lines, "Skip and count malformed records instead of stopping");
-  cmd.add_option("--fallback-mask-prob", f.fallback_mask_prob, "Simulated expert-miss rate while training");
-  cmd.add_option("--lambda-balance", f.lambda_balance, "Load-balance weight");
-  cmd.add_option("--lambda-temporal", f.lambda_temporal, "Temporal smoothness weight");
-  cmd.add_option("--lambda-locality", f.lambda_locality, "Router locality weight");
-  cmd.add_option("--lambda-lookahead", f.lambda_lookahead, "Lookahead soft-CE weight (0 also turns off top-k and union)");
-  cmd.add_option("--lambda-lookahead-topk", f.lambda_lookahead_topk, "Lookahead top-k hit weight");
-  cmd.add_option("--lambda-lookahead-union", f.lambda_lookahead_union, "Lookahead union recall weight");
-  cmd.add_option("--lambda-anchor", f.lambda_anchor, "Router KL anchor weight (stage default otherwise)");
+  cmd.add_option("--fallback-mask-prob", f.fallback_mask_prob, "Simulated expert-miss rate while training")->check(tools::number_in(0, 1, "in [0, 1]"));
+  cmd.add_option("--lambda-balance", f.lambda_balance, "Load-balance weight")->check(tools::non_negative(1e6));
+  cmd.add_option("--lambda-temporal", f.lambda_temporal, "Temporal smoothness weight")->check(tools::non_negative(1e6));
+  cmd.add_option("--lambda-locality", f.lambda_locality, "Router locality weight")->check(tools::non_negative(1e6));
+  cmd.add_option("--lambda-lookahead", f.lambda_lookahead, "Lookahead soft-CE weight (0 also turns off top-k and union)")->check(tools::non_negative(1e6));
+  cmd.add_option("--lambda-lookahead-topk", f.lambda_lookahead_topk, "Lookahead top-k hit weight")->check(tools::non_negative(1e6));
+  cmd.add_option("--lambda-lookahead-union", f.lambda_lookahead_union, "Lookahead union recall weight")->check(tools::non_negative(1e6));
+  cmd.add_option("--lambda-anchor", f.lambda_anchor, "Router KL anchor weight (stage default otherwise)")->check(tools::non_negative(1e6));
   tools::add_runtime_flags(cmd, f.runtime);
 }
 
@@ -131,10 +132,10 @@ int run_stage(StageFlags f) {
   std::string start;
   if (checkpoint) {
     start = *checkpoint;
-    model = load_pretrained(start, LoadOptions{rt.device, c10::kFloat});
+    model = load_pretrained(start, tools::load_options(rt, c10::kFloat));
   } else if (!f.from.empty()) {
     start = f.from;
-    model = load_pretrained(start, LoadOptions{rt.device, c10::kFloat});
+    model = load_pretrained(start, tools::load_options(rt, c10::kFloat));
   } else if (!f.config.empty()) {
     start = f.config;
     model = ChronosForCausalLM(ModelConfig::load(f.config));
@@ -153,6 +154,9 @@ int run_stage(StageFlags f) {
   if (tokenizer.vocab_size() > model->config().vocab_size)
     throw ConfigError(cat(tokenizer_path, ": ", tokenizer.vocab_size(), " tokens do not fit the model's vocab_size ", model->config().vocab_size));
 
+  if (f.max_seq_len > model->config().max_position_embeddings)
+    throw InvalidArgument(cat("--max-seq-len ", f.max_seq_len, " is beyond the model's context of ", model->config().max_position_embeddings,
+                              " tokens (max_position_embeddings)"));
   const RouterLossWeights weights = stage_weights(f, model->config());
   LmStageOptions options{f.data, f.batch_size, f.seed, f.skip_bad_lines, weights};
   const EncoderOptions encoder{f.max_seq_len, static_cast<TokenId>(model->config().bos_token_id),
@@ -165,7 +169,7 @@ int run_stage(StageFlags f) {
     std::shared_ptr<ChronosForCausalLMImpl> reference;
     if (weights.router_anchor > 0 || f.stage == TrainStage::Dpo || f.stage == TrainStage::Grpo) {
       if (f.from.empty()) throw InvalidArgument("this stage needs the starting model as its reference: give --from DIR (also when resuming)");
-      reference = load_pretrained(f.from, LoadOptions{rt.device, c10::kFloat}).ptr();
+      reference = load_pretrained(f.from, tools::load_options(rt, c10::kFloat)).ptr();
       for (auto& p : reference->parameters()) p.requires_grad_(false);
     }
     if (f.stage == TrainStage::Sft) {
@@ -188,7 +192,7 @@ int run_stage(StageFlags f) {
       stage = std::make_unique<GrpoStage>(tokenizer, encoder, grpo, reference, make_reward(f.reward));
     } else {
       if (f.teacher.empty()) throw InvalidArgument("distill needs --teacher DIR");
-      std::shared_ptr<ChronosForCausalLMImpl> teacher = load_pretrained(f.teacher, LoadOptions{rt.device, c10::kFloat}).ptr();
+      std::shared_ptr<ChronosForCausalLMImpl> teacher = load_pretrained(f.teacher, tools::load_options(rt, c10::kFloat)).ptr();
       for (auto& p : teacher->parameters()) p.requires_grad_(false);
       if (teacher->config().vocab_size != model->config().vocab_size)
         throw ConfigError(cat(f.teacher, ": the teacher's vocab_size ", teacher->config().vocab_size, " differs from the student's ",
@@ -236,21 +240,21 @@ tools::Subcommand add_lm_stage(CLI::App& app, TrainStage stage, const char* help
   cmd->add_option("--from", flags->from, "Starting model directory");
   if (stage == TrainStage::Pretrain) cmd->add_option("--config", flags->config, "Model config JSON for a fresh model");
   if (stage == TrainStage::Dpo || stage == TrainStage::Orpo)
-    cmd->add_option("--beta", flags->beta, "Inverse temperature of the preference loss (default 0.1)");
-  if (stage == TrainStage::Orpo) cmd->add_option("--lambda-or", flags->lambda_or, "Weight of the odds-ratio term")->capture_default_str();
+    cmd->add_option("--beta", flags->beta, "Inverse temperature of the preference loss (default 0.1)")->check(tools::non_negative(1e3));
+  if (stage == TrainStage::Orpo) cmd->add_option("--lambda-or", flags->lambda_or, "Weight of the odds-ratio term")->capture_default_str()->check(tools::non_negative(1e6));
   if (stage == TrainStage::Grpo) {
     cmd->add_option("--reward", flags->reward, "toy, or model:DIR (a Chronos model's log-likelihood of the answer)")->capture_default_str();
-    cmd->add_option("--group-size", flags->group_size, "Rollouts per prompt")->capture_default_str();
-    cmd->add_option("--max-gen-len", flags->max_gen_len, "Tokens per rollout")->capture_default_str();
-    cmd->add_option("--temperature", flags->temperature, "Rollout sampling temperature (default 1.0)");
-    cmd->add_option("--beta", flags->beta, "Weight of the k3 KL to the starting model (default 0.04)");
-    cmd->add_option("--clip-eps", flags->clip_eps, "PPO ratio clip")->capture_default_str();
+    cmd->add_option("--group-size", flags->group_size, "Rollouts per prompt")->capture_default_str()->check(tools::number_in(2, 1024, "in [2, 1024] (advantages compare the rollouts of a group)"));
+    cmd->add_option("--max-gen-len", flags->max_gen_len, "Tokens per rollout")->capture_default_str()->check(tools::positive(1 << 16));
+    cmd->add_option("--temperature", flags->temperature, "Rollout sampling temperature (default 1.0)")->check(tools::positive(1e3));
+    cmd->add_option("--beta", flags->beta, "Weight of the k3 KL to the starting model (default 0.04)")->check(tools::non_negative(1e3));
+    cmd->add_option("--clip-eps", flags->clip_eps, "PPO ratio clip")->capture_default_str()->check(tools::number_in(1e-6, 1, "in (0, 1]"));
     cmd->add_option("--policy-objective", flags->policy_objective, "clip (PPO clipped ratio) or reinforce")->capture_default_str();
   }
   if (stage == TrainStage::Distill) {
     cmd->add_option("--teacher", flags->teacher, "Teacher model directory (same tokenizer, any size)")->required();
-    cmd->add_option("--alpha", flags->alpha, "Weight of the KD term (CE gets 1 - alpha)")->capture_default_str();
-    cmd->add_option("--temperature", flags->temperature, "Distillation temperature (default 4.0)");
+    cmd->add_option("--alpha", flags->alpha, "Weight of the KD term (CE gets 1 - alpha)")->capture_default_str()->check(tools::number_in(0, 1, "in [0, 1]"));
+    cmd->add_option("--temperature", flags->temperature, "Distillation temperature (default 4.0)")->check(tools::positive(1e3));
   }
   return {cmd, [flags] { return run_stage(*flags); }};
 }

@@ -13,6 +13,7 @@
 #include "chronos/tokenizer/special_tokens.h"
 #include "chronos/tokenizer/tokenizer_config.h"
 #include "chronos/tokenizer/training_corpus.h"
+#include "common/flag_checks.h"
 #include "common/progress_line.h"
 
 namespace fs = std::filesystem;
@@ -86,10 +87,10 @@ tools::Subcommand add_tokenizer_mode(CLI::App& app) {
   cmd->add_option("--out", flags->out, "Output folder for tokenizer.json and tokenizer_config.json")->required();
   cmd->add_option("--vocab-size", flags->vocab_size, "Vocabulary size: 36 added tokens + 256 bytes + merges")
       ->capture_default_str()
-      ->check(CLI::Range(int64_t(292), int64_t(1) << 24));
-  cmd->add_option("--min-frequency", flags->min_frequency, "Never merge a pair seen fewer times")->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->check(tools::number_in(292, 1 << 24, "in [292, 16777216]"));
+  cmd->add_option("--min-frequency", flags->min_frequency, "Never merge a pair seen fewer times")->capture_default_str()->check(tools::non_negative());
   cmd->add_option("--text-field", flags->text_field, "Field holding the text (default: detect text|content|..., then conversations)");
-  cmd->add_option("--max-lines", flags->max_lines, "Read only the first N records (0: all)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--max-lines", flags->max_lines, "Read only the first N records (0: all)")->capture_default_str()->check(tools::non_negative());
   cmd->add_option("--log-level", flags->log_level, "trace, debug, info, warn, error or off (default: CHRONOS_LOG_LEVEL or info)");
   return {cmd, [flags] { return run_tokenizer(*flags); }};
 }

@@ -31,9 +31,10 @@ struct OffloadFlags {
 void add_offload_flags(CLI::App& app, OffloadFlags& flags, bool with_cache_flag = true);
 
 // Resolves the budgets (percentages of the routed experts' bytes: the cache's bytes for RAM, the
-// compute dtype's for the compute tier) and opens the store over `cache_dir`.
-std::unique_ptr<ExpertStore> open_expert_store(const OffloadFlags& flags, const std::string& cache_dir, const ModelConfig& model,
-                                               const Runtime& runtime);
+// compute dtype's for the compute tier) and opens the store over `cache_dir`, checking that the
+// cache was packed from the checkpoint in `model_dir`.
+std::unique_ptr<ExpertStore> open_expert_store(const OffloadFlags& flags, const std::string& cache_dir, const std::string& model_dir,
+                                               const ModelConfig& model, const Runtime& runtime);
 
 // One line: budgets in MiB and slots, the miss policy, the throttle.
 std::string describe_store(const ExpertStore& store);

@@ -1,3 +1,4 @@
+#include "common/flag_checks.h"
 #include "common/runtime_flags.h"
 
 #include "chronos/core/backend.h"
@@ -8,9 +9,18 @@ namespace chronos::tools {
 
 void add_runtime_flags(CLI::App& app, RuntimeFlags& flags, bool with_dtype) {
   app.add_option("--device", flags.device, "Compute device: auto, cpu, cuda, cuda:N or mps")->capture_default_str();
-  app.add_option("--threads", flags.threads, "Intra-op CPU threads (0 = all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--threads", flags.threads, "Intra-op CPU threads (0 = all cores)")->capture_default_str()->check(thread_count());
   if (with_dtype) app.add_option("--dtype", flags.dtype, "Compute dtype: fp32, bf16 or fp16 (where the device supports it)")->capture_default_str();
   app.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error or off (default: CHRONOS_LOG_LEVEL or info)");
+  app.add_flag("--allow-nonfinite", flags.allow_nonfinite, "Load model weights even when they hold NaN or Inf (refused by default)");
+}
+
+LoadOptions load_options(const Runtime& runtime, c10::ScalarType dtype) {
+  LoadOptions options;
+  options.device = runtime.device;
+  options.dtype = dtype;
+  options.allow_nonfinite = runtime.allow_nonfinite;
+  return options;
 }
 
 Runtime apply_runtime_flags(const RuntimeFlags& flags) {
@@ -18,6 +28,7 @@ Runtime apply_runtime_flags(const RuntimeFlags& flags) {
   if (!flags.log_level.empty()) log::set_level(log::parse_level(flags.log_level));
   Runtime runtime;
   runtime.threads = configure_threads(flags.threads);
+  runtime.allow_nonfinite = flags.allow_nonfinite;
   runtime.device = choose_device(flags.device);
   runtime.dtype = parse_float_dtype(flags.dtype);
   check_compute_dtype(runtime.device, runtime.dtype);

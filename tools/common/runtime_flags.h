@@ -1,4 +1,4 @@
-// Flags every tool shares: --device, --threads, --dtype, --log-level; applied in one place.
+// Flags every tool shares: --device, --threads, --dtype, --log-level, --allow-nonfinite; applied in one place.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -7,6 +7,8 @@
 
 #include <string>
 
+#include "chronos/model/pretrained.h"
+
 namespace chronos::tools {
 
 struct RuntimeFlags {
@@ -14,16 +16,21 @@ struct RuntimeFlags {
   int threads = 0;  // 0: all cores
   std::string dtype = "fp32";
   std::string log_level;  // empty: CHRONOS_LOG_LEVEL or info
+  bool allow_nonfinite = false;
 };
 
 struct Runtime {
   c10::Device device = c10::Device(c10::kCPU);
   c10::ScalarType dtype = c10::kFloat;
   int threads = 1;
+  bool allow_nonfinite = false;  // load weights holding NaN or Inf
 };
 
 // Adds the flags to `app` (or a subcommand).
 void add_runtime_flags(CLI::App& app, RuntimeFlags& flags, bool with_dtype = true);
+
+// How the tool loads a model directory: onto the runtime's device, in `dtype`.
+LoadOptions load_options(const Runtime& runtime, c10::ScalarType dtype);
 
 // Applies log level and threads, resolves the device and dtype; logs the backend summary at debug level.
 Runtime apply_runtime_flags(const RuntimeFlags& flags);

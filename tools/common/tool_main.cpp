@@ -31,7 +31,11 @@ void configure_openmp_waiting(char** argv) {
 
 int run_tool(const char* tool, const std::function<int()>& body) {
   try {
-    return body();
+    const int status = body();
+    // Output that did not reach its destination (a full disk, a closed pipe) is a failed run.
+    std::cout.flush();
+    if (!std::cout) throw IoError("cannot write to standard output (disk full or pipe closed?)");
+    return status;
   } catch (const Error& e) {
     std::cerr << tool << ": error: " << e.what() << std::endl;
   } catch (const c10::Error& e) {

@@ -19,7 +19,8 @@ namespace chronos::tools {
 // Call first thing in main.
 void configure_openmp_waiting(char** argv);
 
-// Runs body(); chronos::Error and other exceptions print "<tool>: error: <what>" and return 1.
+// Runs body(); chronos::Error and other exceptions print "<tool>: error: <what>" and return 1, as
+// does standard output that could not be written.
 int run_tool(const char* tool, const std::function<int()>& body);
 
 // Parses the command line. Returns an exit code when the program should stop now: 0 after

@@ -23,6 +23,8 @@ struct LoadOptions {
   bool skip_routed_experts = false;
   // CPU weights in one huge-page allocation (model/weight_arena.h): decoding streams them faster.
   bool huge_pages = true;
+  // Load weights holding NaN or Inf. Off: such a tensor is refused at load, naming it.
+  bool allow_nonfinite = false;
 };
 
 // The reference state dict: every parameter by its reference name, plus lm_head.weight (a copy of
@@ -36,7 +38,14 @@ void save_pretrained(ChronosForCausalLMImpl& model, const std::string& dir);
 // fp32/fp16/bf16 weights, and sharded checkpoints.
 ChronosForCausalLM load_pretrained(const std::string& dir, const LoadOptions& options = {});
 
-// True when dir holds a config.json.
-bool is_model_directory(const std::string& dir);
+// A fingerprint of a model directory's routed expert weights ("xxh3_64:<16 hex digits>"): the names,
+// dtypes, shapes and first and last 256 bytes of gate, up and down of up to 64 experts spread over
+// all layers. Reads a few pages per sampled tensor; two checkpoints of the same shapes but other
+// weights differ in it. chronos-pack writes it into the cache's manifest, the expert store checks it.
+std::string expert_weights_fingerprint(const std::string& dir, const ModelConfig& config);
+
+// Throws IoError naming `dir` and the real cause when it does not exist, is not a folder, or holds
+// no config.json. Tools call it first, so a mistyped path is not reported as a missing tokenizer.
+void require_model_directory(const std::string& dir);
 
 }  // namespace chronos

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <c10/core/ScalarType.h>
+#include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
 #include <string>
@@ -47,6 +48,8 @@ struct ClusterManifest {
   int64_t moe_intermediate_size = 0;    // I
   ExpertStorage storage;                // how every expert weight is stored (fp32/fp16/bf16, int8/int4 blocks)
   std::vector<ClusterFile> clusters;    // sorted by cluster_id
+  // expert_weights_fingerprint of the checkpoint packed; empty in caches packed before it existed.
+  std::string model_fingerprint;
 
   // Bytes of one expert's three weights as stored.
   uint64_t expert_bytes() const;
@@ -61,6 +64,8 @@ struct ClusterManifest {
 // in exactly one cluster, ranges aligned, inside their file and not overlapping. Throws FormatError
 // naming the manifest and the field at fault, IoError when it is missing.
 ClusterManifest read_cluster_manifest(const std::string& dir);
+// The same checks on a parsed manifest; `path` names it in messages.
+ClusterManifest parse_cluster_manifest(const nlohmann::json& manifest, const std::string& path);
 
 // Writes dir/cluster_manifest.json atomically (with the spec §1.2 fields: version, num_experts,
 // num_layers, storage_format, clusters and expert_to_cluster, plus ranges and checksums).
@@ -69,6 +74,11 @@ void write_cluster_manifest(const ClusterManifest& manifest, const std::string& 
 // Throws ConfigError when the manifest does not describe this model's routed experts
 // (layers, experts, hidden and intermediate sizes), naming the manifest and the mismatch.
 void check_manifest_matches(const ClusterManifest& manifest, const ModelConfig& config, const std::string& dir);
+
+// Throws ConfigError when the manifest's model_fingerprint is not `model_fingerprint` (the cache was
+// packed from another checkpoint of the same shapes). A manifest without one is accepted with a
+// warning (packed before fingerprints existed).
+void check_manifest_fingerprint(const ClusterManifest& manifest, const std::string& model_fingerprint, const std::string& dir);
 
 enum class VerifyLevel {
   size,      // each file exists with the recorded size and a header that matches the manifest's ranges

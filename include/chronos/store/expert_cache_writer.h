@@ -23,8 +23,10 @@ using PackProgress = std::function<void(size_t done, size_t total)>;
 
 // Writes dir/cluster_NNN.ctsr for each cluster (members in the given order, ids 0..n-1) and then
 // dir/cluster_manifest.json; creates dir. Throws InvalidArgument when the clusters are not a
-// partition of the model's routed experts. Returns the manifest written.
+// partition of the model's routed experts. `model_fingerprint` (expert_weights_fingerprint of the
+// checkpoint the model was loaded from) goes into the manifest. Returns the manifest written.
 ClusterManifest write_expert_cache(ChronosForCausalLMImpl& model, const ExpertClusters& clusters, const ExpertStorage& storage,
-                                   const std::string& dir, const PackProgress& progress = {});
+                                   const std::string& dir, const PackProgress& progress = {},
+                                   const std::string& model_fingerprint = {});
 
 }  // namespace chronos

@@ -51,6 +51,9 @@ struct SsdThrottle {
 
 struct OffloadConfig {
   std::string cache_dir;                    // folder holding cluster_manifest.json and the cluster files
+  // The model folder whose experts the cache must hold: its expert_weights_fingerprint is checked
+  // against the manifest's at open. Empty skips the check (stores built in tests).
+  std::string model_dir;
   int64_t ram_budget_bytes = 0;             // host slot pool (WARM tier); at least one expert's read range
   int64_t compute_budget_bytes = 0;         // compute slot pool (HOT tier); at least one expert in compute_dtype
   MissPolicy miss_policy = MissPolicy::wait;  // what acquire() does for experts that are not HOT

@@ -26,6 +26,7 @@ struct PackOptions {
   ExpertStorage storage;                   // how the weights are stored: fp32, fp16, bf16, int8 or int4
   int64_t window = 4;                      // adjacent tokens paired at each layer (CoactivationOptions::window)
   double resolution = 1.0;                 // Louvain resolution
+  std::string model_fingerprint;           // expert_weights_fingerprint of the model's folder, for the manifest
 
   // Throws ConfigError naming the field (empty out_dir, cluster_bytes 0, window < 0, resolution <= 0,
   // a storage dtype that is not fp32/fp16/bf16).

@@ -81,9 +81,11 @@ struct DataCursor {
 };
 
 // A cursor as checkpoints store it ({"epoch", "position", "bad_records"}), and back; throws
-// FormatError when a field is missing.
+// FormatError when a field is missing or not a non-negative integer.
 nlohmann::json cursor_to_json(const DataCursor& cursor);
 DataCursor cursor_from_json(const nlohmann::json& json);
+// A stage's own count in its data state (0 when absent); FormatError when not a non-negative integer.
+int64_t optional_state_count(const nlohmann::json& state, const char* key);
 
 // Records of a JSONL file in a per-epoch seeded order, with bad-record handling.
 class RecordStream {

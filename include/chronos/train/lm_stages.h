@@ -39,6 +39,7 @@ class PretrainStage : public TrainingStage {
   ExampleEncoder encoder_;
   RecordStream records_;
   PackedTextStream packed_;
+  int64_t vocab_size_;  // bound of the token ids a resumed carry may hold
 };
 
 class SftStage : public TrainingStage {
