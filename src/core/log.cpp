@@ -3,7 +3,6 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include <cstdlib>
 #include <mutex>
 
 #include "chronos/core/error.h"
@@ -48,16 +47,6 @@ Level parse_level(const std::string& name) {
 }
 
 void set_level(Level level) { logger().set_level(to_spdlog(level)); }
-
-void init_from_env() {
-  if (const char* env = std::getenv("CHRONOS_LOG_LEVEL")) {
-    try {
-      set_level(parse_level(env));
-    } catch (const Error& e) {
-      throw ConfigError(cat("CHRONOS_LOG_LEVEL: ", e.what()));
-    }
-  }
-}
 
 void trace(const std::string& message) { logger().trace(message); }
 void debug(const std::string& message) { logger().debug(message); }

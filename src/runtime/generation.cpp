@@ -24,8 +24,17 @@ int64_t peak_rss_bytes() {
   return 0;
 }
 
+void GenerationOptions::validate() const {
+  if (max_new_tokens < 0) throw ConfigError(cat("generation.max_new_tokens must be >= 0 (got ", max_new_tokens, ")"));
+  if (max_context < 0) throw ConfigError(cat("generation.max_context must be >= 0, 0 = the model's (got ", max_context, ")"));
+  for (const int64_t id : stop_ids)
+    if (id < 0) throw ConfigError(cat("generation.stop_ids holds ", id, "; token ids are >= 0"));
+  sampling.validate();
+}
+
 GenerationResult generate(ChronosForCausalLMImpl& model, const std::vector<int64_t>& prompt, const GenerationOptions& options,
                           const TokenCallback& on_token) {
+  options.validate();
   if (prompt.empty()) throw InvalidArgument("generate: the prompt is empty");
   const int64_t context = options.max_context > 0 ? options.max_context : model.config().max_position_embeddings;
   const int64_t prompt_len = static_cast<int64_t>(prompt.size());

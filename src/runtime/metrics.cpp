@@ -45,13 +45,14 @@ PrecisionRecall compare_expert_sets(const std::vector<ExpertKey>& predicted, con
 }
 
 void TokenMetrics::set_store_delta(const StoreStats& before, const StoreStats& after) {
-  hits = after.hits - before.hits;
-  warm = after.warm_hits - before.warm_hits;
-  cold = after.cold_misses - before.cold_misses;
-  fallbacks = after.fallbacks - before.fallbacks;
-  stall_ms = (after.stall_seconds - before.stall_seconds) * 1e3;
-  ssd_bytes = after.ssd_bytes - before.ssd_bytes;
-  copy_bytes = after.copy_bytes - before.copy_bytes;
+  const StoreStats step = after - before;
+  hits = step.hits;
+  warm = step.warm_hits;
+  cold = step.cold_misses;
+  fallbacks = step.fallbacks;
+  stall_ms = step.stall_seconds * 1e3;
+  ssd_bytes = step.ssd_bytes;
+  copy_bytes = step.copy_bytes;
 }
 
 MetricsSummary MetricsBus::summary() const {

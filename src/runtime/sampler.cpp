@@ -10,11 +10,12 @@
 namespace chronos {
 
 void SamplingOptions::validate() const {
-  if (!(temperature > 0)) throw ConfigError(cat("temperature must be > 0 (got ", temperature, "); use greedy decoding for 0"));
+  if (!(temperature > 0) || !std::isfinite(temperature))
+    throw ConfigError(cat("temperature must be a finite number > 0 (got ", temperature, "); use greedy decoding for 0"));
   if (top_k < 0) throw ConfigError(cat("top_k must be >= 0 (got ", top_k, ")"));
   if (!(top_p > 0 && top_p <= 1)) throw ConfigError(cat("top_p must be in (0, 1] (got ", top_p, ")"));
   if (!(min_p >= 0 && min_p < 1)) throw ConfigError(cat("min_p must be in [0, 1) (got ", min_p, ")"));
-  if (!(repetition_penalty > 0)) throw ConfigError(cat("repetition_penalty must be > 0 (got ", repetition_penalty, ")"));
+  if (!(repetition_penalty > 0) || !std::isfinite(repetition_penalty)) throw ConfigError(cat("repetition_penalty must be > 0 (got ", repetition_penalty, ")"));
 }
 
 Sampler::Sampler(SamplingOptions options) : options_(options), generator_(at::make_generator<at::CPUGeneratorImpl>(options.seed)) {

@@ -89,7 +89,6 @@ void ExpertStore::reset_stats() {
 ExpertStore::Impl::Impl(const OffloadConfig& config, const ModelConfig& model, ClusterManifest manifest, std::unique_ptr<TransferEngine> engine)
     : config_(config), queue_(static_cast<size_t>(std::max<int64_t>(config.prefetch_queue_capacity, 1))) {
   config_.validate();
-  config_.throttle = SsdThrottle::from_env(config_.throttle);
   if (!model.use_moe) throw ConfigError("expert store: the model has no routed experts (use_moe is false)");
   check_compute_dtype(config_.device, config_.compute_dtype);
   if (engine && engine->device().type() != config_.device.type())

@@ -50,6 +50,7 @@ bool ExpertStore::Impl::make_read_job(ExpertKey key, bool whole_cluster, Request
     u.state = ExpertState::reading;
     u.read_event = std::make_shared<HostReadyEvent>();
     ++reads_in_flight_;
+    stats_.most_experts_reading = std::max(stats_.most_experts_reading, reads_in_flight_);
     return ReadTarget{range.key, host_pool_->data(s), range.length, range.read_length(), range.checksum};
   };
   const auto readable = [&](const ExpertRange& range) {

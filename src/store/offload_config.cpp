@@ -2,32 +2,11 @@
 
 #include <cctype>
 #include <cmath>
-#include <cstdlib>
 
 #include "chronos/core/error.h"
 #include "chronos/store/eviction_policy.h"
 
 namespace chronos {
-namespace {
-
-// Parses a finite, non-negative number from the whole of `text`.
-bool parse_non_negative(const std::string& text, double& value) {
-  if (text.empty()) return false;
-  char* end = nullptr;
-  value = std::strtod(text.c_str(), &end);
-  return end == text.c_str() + text.size() && std::isfinite(value) && value >= 0;
-}
-
-void apply_env(const char* name, double& field) {
-  const char* raw = std::getenv(name);
-  if (raw == nullptr || *raw == '\0') return;
-  double value = 0;
-  if (!parse_non_negative(raw, value))
-    throw ConfigError(cat(name, " must be a non-negative number (got '", raw, "')"));
-  field = value;
-}
-
-}  // namespace
 
 MissPolicy parse_miss_policy(const std::string& name) {
   if (name == "wait") return MissPolicy::wait;
@@ -44,12 +23,6 @@ PrefetchEviction parse_prefetch_eviction(const std::string& name) {
 }
 
 std::string to_string(PrefetchEviction policy) { return policy == PrefetchEviction::deadline ? "deadline" : "protect"; }
-
-SsdThrottle SsdThrottle::from_env(SsdThrottle base) {
-  apply_env("CHRONOS_SIM_SSD_MS", base.latency_ms);
-  apply_env("CHRONOS_SIM_SSD_MBPS", base.mbps);
-  return base;
-}
 
 void SsdThrottle::validate(const std::string& what) const {
   if (!std::isfinite(latency_ms) || latency_ms < 0)

@@ -41,10 +41,25 @@ void clear_gradients(const std::vector<at::Tensor>& params) {
 
 }  // namespace
 
+void TrainerOptions::validate() const {
+  const auto rule = [](bool ok, const char* field, const std::string& text) {
+    if (!ok) throw ConfigError(cat("trainer.", field, " ", text));
+  };
+  rule(!out_dir.empty(), "out_dir", "must name the output folder");
+  rule(steps >= 0 && epochs >= 0, "steps", cat("and epochs must be >= 0 (got ", steps, " and ", epochs, ")"));
+  rule(steps > 0 || epochs > 0, "steps", "or epochs must be > 0");
+  rule(grad_accum >= 1, "grad_accum", cat("must be >= 1 (got ", grad_accum, ")"));
+  rule(std::isfinite(grad_clip) && grad_clip >= 0, "grad_clip", cat("must be >= 0, 0 = off (got ", grad_clip, ")"));
+  rule(save_every >= 0, "save_every", cat("must be >= 0 (got ", save_every, ")"));
+  rule(keep >= 0, "keep", cat("must be >= 0 (got ", keep, ")"));
+  rule(stop_at >= 0, "stop_at", cat("must be >= 0 (got ", stop_at, ")"));
+  rule(log_every >= 1, "log_every", cat("must be >= 1 (got ", log_every, ")"));
+  rule(max_bad_steps >= 1, "max_bad_steps", cat("must be >= 1 (got ", max_bad_steps, ")"));
+  rule(std::isfinite(adamw.lr) && adamw.lr > 0, "adamw.lr", cat("must be a finite number > 0 (got ", adamw.lr, ")"));
+}
+
 TrainingSummary run_training(ChronosForCausalLMImpl& model, TrainingStage& stage, const TrainerOptions& o) {
-  if (o.out_dir.empty()) throw InvalidArgument("--out is required");
-  if (o.grad_accum < 1) throw InvalidArgument(cat("--grad-accum must be >= 1 (got ", o.grad_accum, ")"));
-  if (o.steps <= 0 && o.epochs <= 0) throw InvalidArgument("give --steps N or --epochs N");
+  o.validate();
   make_directories(o.out_dir);
 
   // The schedule counts optimizer steps; with --epochs the last window may be partial.

@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "chronos/core/error.h"
 #include "support/tiny_config.h"
 
@@ -21,6 +23,27 @@ struct GenerationFixture : ::testing::Test {
   ChronosForCausalLM model{nullptr};
   std::vector<int64_t> prompt;
 };
+
+TEST(GenerationOptions, ValidateNamesTheField) {
+  const auto expect_field = [](const GenerationOptions& o, const std::string& fragment) {
+    try {
+      o.validate();
+      FAIL() << "accepted";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  };
+  EXPECT_NO_THROW(GenerationOptions{}.validate());
+  GenerationOptions o;
+  o.max_new_tokens = -1;
+  expect_field(o, "generation.max_new_tokens");
+  o = {};
+  o.stop_ids = {2, -5};
+  expect_field(o, "generation.stop_ids holds -5");
+  o = {};
+  o.sampling.temperature = std::numeric_limits<double>::infinity();
+  expect_field(o, "temperature must be a finite number");
+}
 
 TEST_F(GenerationFixture, CachedGreedyEqualsRecomputeFarPastTheWindow) {
   GenerationOptions o;

@@ -458,7 +458,7 @@ TEST(ExpertStore, AnnounceStartsEveryReadAtOnce) {
   store.acquire(3, {0, 1, 2, 3});
   store.release(3);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  EXPECT_LT(seconds, 0.35);  // four reads in parallel, not 4 x 100 ms
+  EXPECT_EQ(store.stats().most_experts_reading, 4);  // four reads in parallel, not one after the other
   EXPECT_GE(seconds, 0.1);
 }
 
@@ -667,8 +667,8 @@ TEST(ExpertStore, DestructorJoinsWithWorkQueuedAndThrottled) {
   StoreFixture f;
   OffloadConfig config = f.offload(0.25, 0.5);
   config.io_threads = 2;
-  config.throttle.latency_ms = 5000;
-  const auto start = std::chrono::steady_clock::now();
+  // A destructor that waited for these throttled reads would run into the test's timeout.
+  config.throttle.latency_ms = 3600e3;
   {
     ExpertStore store(config, f.config);
     std::vector<PrefetchRequest> all;
@@ -677,7 +677,6 @@ TEST(ExpertStore, DestructorJoinsWithWorkQueuedAndThrottled) {
     store.prefetch(all);
     ASSERT_TRUE(eventually([&] { return store.state({0, 0}) == ExpertState::reading; }));
   }
-  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 3.0);
 }
 
 }  // namespace

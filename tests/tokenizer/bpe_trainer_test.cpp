@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <chrono>
 #include <random>
 
 #include "chronos/core/error.h"
@@ -149,10 +148,11 @@ TEST(BpeTrainer, ConfigRules) {
   EXPECT_THROW(BpeTrainer{config}, ConfigError);
 }
 
-TEST(BpeTrainer, TrainsAFewHundredKilobytesQuickly) {
+// Its speed is chronos-bench's business; here: a corpus of a few hundred kilobytes trains to the
+// requested size with progress reports, and the tokenizer round-trips it.
+TEST(BpeTrainer, TrainsAFewHundredKilobytes) {
   const std::string text = corpus(6000, 5);
   ASSERT_GT(text.size(), 250000u);
-  const auto start = std::chrono::steady_clock::now();
   BpeTrainer trainer(chronos_config(4000));
   for (size_t pos = 0; pos < text.size(); pos += 4096) trainer.add_text(std::string_view(text).substr(pos, 4096));
   int calls = 0;
@@ -160,9 +160,7 @@ TEST(BpeTrainer, TrainsAFewHundredKilobytesQuickly) {
     EXPECT_LE(done, target);
     ++calls;
   });
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_GT(calls, 0);
-  EXPECT_LT(seconds, 10.0);
   EXPECT_EQ(t.decode(t.encode(text)), text);
 }
 

@@ -107,7 +107,7 @@ python3 - "$work/cached.json" "$work/out" <<'PY' || fail "--offload --miss-polic
 import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
 o = b["stats"]["offload"]
-sys.exit(0 if a["tokens"] == b["tokens"] and o["requests"] > 0 and o["fallbacks"] == 0 and o["compute_high_water_mb"] > 0 else 1)
+sys.exit(0 if a["tokens"] == b["tokens"] and o["uses"] > 0 and o["fallbacks"] == 0 and o["compute_high_water_mb"] > 0 else 1)
 PY
 # int8 / int4 expert caches: quantized at pack time, computed from the quantized bytes.
 for q in int8 int4; do
@@ -206,6 +206,10 @@ expect_error thousands_of_threads "--threads" "$generate" --model "$work/gen" --
 expect_error negative_ssd_ms "--ssd-ms" "$generate" --model "$work/gen" --prompt hi --offload "$work/cache32" --ssd-ms -1
 [ "$(wc -c <"$work/err")" -lt 200 ] || fail "negative_ssd_ms: the message is $(wc -c <"$work/err") bytes long"
 expect_error budget_beyond_cache "is more than the" "$generate" --model "$work/gen" --prompt hi --offload "$work/cache32" --ram-budget 1T
+# The simulated SSD from the environment (read by the tools, not the library).
+expect_ok sim_ssd_env env CHRONOS_SIM_SSD_MS=2.5 CHRONOS_SIM_SSD_MBPS=800 "$generate" --model "$work/gen" --prompt hi --max-new-tokens 2 --greedy --offload "$work/cache32" --log-level info
+grep -q "simulated SSD 2.5 ms + 800.0 MB/s" "$work/err" || fail "sim_ssd_env: the environment's throttle was not applied"
+expect_error sim_ssd_env_bad "CHRONOS_SIM_SSD_MS must be a non-negative number (got 'fast')" env CHRONOS_SIM_SSD_MS=fast "$generate" --model "$work/gen" --prompt hi --offload "$work/cache32"
 # The message names the real cause: a missing model folder is not a missing tokenizer.
 expect_error missing_model "$work/nowhere: no such model directory" "$generate" --model "$work/nowhere" --prompt hi
 # Writes are checked: a log or an output on a full disk fails the run.

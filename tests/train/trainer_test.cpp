@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <cmath>
 #include <functional>
 #include <unistd.h>
 
@@ -242,6 +243,27 @@ TEST_F(TrainerTest, TamperedTrainerStateIsRefused) {
   expect_refused([](nlohmann::json& s) { s["data"]["position"] = 1 << 30; }, "does not fit the 64 records", true);
   expect_refused([](nlohmann::json& s) { s["data"]["epoch"] = -4; }, "data.epoch must be a non-negative integer", true);
   expect_refused([](nlohmann::json& s) { s["data"]["carry"] = {1, 2, 1 << 30}; }, "data.carry must be a list of token ids below 6400", true);
+}
+
+TEST(TrainerOptions, ValidateNamesTheField) {
+  const auto expect_field = [](const std::function<void(TrainerOptions&)>& edit, const std::string& fragment) {
+    TrainerOptions o;
+    o.out_dir = "out";
+    o.steps = 10;
+    edit(o);
+    try {
+      o.validate();
+      FAIL() << "accepted";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  };
+  expect_field([](TrainerOptions& o) { o.out_dir.clear(); }, "trainer.out_dir");
+  expect_field([](TrainerOptions& o) { o.steps = 0; }, "trainer.steps or epochs must be > 0");
+  expect_field([](TrainerOptions& o) { o.grad_accum = 0; }, "trainer.grad_accum must be >= 1 (got 0)");
+  expect_field([](TrainerOptions& o) { o.grad_clip = -1; }, "trainer.grad_clip");
+  expect_field([](TrainerOptions& o) { o.adamw.lr = std::nan(""); }, "trainer.adamw.lr");
+  expect_field([](TrainerOptions& o) { o.log_every = 0; }, "trainer.log_every");
 }
 
 // A log that cannot be written ends the run with an error instead of a silently truncated file.

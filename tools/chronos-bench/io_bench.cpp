@@ -18,6 +18,7 @@
 #include "chronos/store/cluster_file.h"
 #include "chronos/store/expert_store.h"
 #include "chronos/store/offload_config.h"
+#include "common/environment.h"
 #include "common/flag_checks.h"
 
 namespace fs = std::filesystem;
@@ -92,7 +93,7 @@ double store_bytes_per_second(const IoFlags& flags, const ClusterManifest& manif
 }
 
 int run_io(const IoFlags& flags) {
-  log::init_from_env();
+  tools::apply_log_level_from_env();
   if (!flags.log_level.empty()) log::set_level(log::parse_level(flags.log_level));
   if (fs::exists(flags.dir)) throw InvalidArgument(cat("--dir ", flags.dir, " exists; give a new folder (the bench creates and removes it)"));
   const int64_t target = parse_byte_size(flags.size, 0, "--size");

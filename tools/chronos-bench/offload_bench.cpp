@@ -108,37 +108,19 @@ struct ModeTotals {
   double logprob_sum = 0;
 };
 
-void add_stats(StoreStats& total, const StoreStats& s) {
-  total.hits += s.hits;
-  total.warm_hits += s.warm_hits;
-  total.cold_misses += s.cold_misses;
-  total.fallbacks += s.fallbacks;
-  total.io_errors += s.io_errors;
-  total.ssd_bytes += s.ssd_bytes;
-  total.copy_bytes += s.copy_bytes;
-  total.stall_seconds += s.stall_seconds;
-}
-
 nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
 nlohmann::json mode_json(const ModeTotals& t, bool teacher_forced) {
-  const double per_token = t.generated > 0 ? 1.0 / static_cast<double>(t.generated) : 0;
-  const int64_t uses = t.store.hits + t.store.warm_hits + t.store.cold_misses;
-  nlohmann::json m = {
+  // The store's counters (rates, per generated token) and the bench's own figures beside them.
+  nlohmann::json m = to_json(t.store, std::max<int64_t>(1, t.generated));
+  m.update(nlohmann::json{
       {"tokens_per_s", t.decode_seconds > 0 ? t.decode_tokens / t.decode_seconds : 0},
-      {"hit_rate", uses > 0 ? static_cast<double>(t.store.hits) / uses : 1.0},
-      {"warm_rate", uses > 0 ? static_cast<double>(t.store.warm_hits) / uses : 0.0},
-      {"cold_rate", uses > 0 ? static_cast<double>(t.store.cold_misses) / uses : 0.0},
-      {"stall_ms_per_token", t.store.stall_seconds * 1e3 * per_token},
-      {"ssd_mb_per_token", static_cast<double>(t.store.ssd_bytes) / 1e6 * per_token},
-      {"copied_mb_per_token", static_cast<double>(t.store.copy_bytes) / 1e6 * per_token},
-      {"fallbacks_per_token", static_cast<double>(t.store.fallbacks) * per_token},
       {"ttft_ms", t.prompts > 0 ? t.ttft_seconds * 1e3 / t.prompts : 0},
       {"generated_tokens", t.generated},
       {"prompts", t.prompts},
       {"prefill_misses_per_prompt", t.prompts > 0 ? static_cast<double>(t.prefill_misses) / t.prompts : 0.0},
       {"prefill_hit_rate", t.prefill_uses > 0 ? 1.0 - static_cast<double>(t.prefill_misses) / t.prefill_uses : 1.0},
-      {"decode_hit_rate", t.decode_uses > 0 ? static_cast<double>(t.decode_hits) / t.decode_uses : 1.0}};
+      {"decode_hit_rate", t.decode_uses > 0 ? static_cast<double>(t.decode_hits) / t.decode_uses : 1.0}});
   if (teacher_forced) {
     m["greedy_agreement"] = t.forced > 0 ? static_cast<double>(t.agree) / t.forced : 1.0;
     m["perplexity"] = t.forced > 0 ? std::exp(-t.logprob_sum / t.forced) : 0.0;
@@ -163,6 +145,7 @@ nlohmann::json mode_json(const ModeTotals& t, bool teacher_forced) {
     }
     m["prefetch_lead_ms"] = t.lead_tokens > 0 ? t.lead_ms_sum / t.lead_tokens : 0.0;
     // Experts not in RAM when their layer came, per generated token, by why (TokenMetrics).
+    const double per_token = t.generated > 0 ? 1.0 / static_cast<double>(t.generated) : 0;
     m["misses_per_token"] = {{"late", t.late * per_token}, {"not_started", t.not_started * per_token},
                              {"unpredicted", t.unpredicted * per_token}};
     // The same over the decode steps only, per decode step.
@@ -383,7 +366,7 @@ class OffloadBench {
       store->reset_stats();
       const GenerationResult r = engine.generate(prompts_[i], options(i, teacher_forced));
       account(t, i, r, teacher_forced);
-      add_stats(t.store, store->stats());
+      t.store += store->stats();
       const MetricsSummary m = engine.metrics().summary();
       pool(t.lookahead, m.lookahead);
       pool(t.router, m.router);

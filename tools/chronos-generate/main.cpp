@@ -105,25 +105,6 @@ nlohmann::json stats_json(const GenerationStats& s) {
           {"peak_memory_mb", static_cast<double>(s.peak_rss_bytes) / (1 << 20)}};
 }
 
-// The expert store's counters for one generation, per generated token (prefill included).
-nlohmann::json offload_json(const StoreStats& s, int64_t tokens) {
-  const int64_t requests = s.hits + s.warm_hits + s.cold_misses;
-  const double per_token = 1.0 / static_cast<double>(std::max<int64_t>(1, tokens));
-  return {{"hit_rate", requests > 0 ? static_cast<double>(s.hits) / requests : 1.0},
-          {"requests", requests},
-          {"hits", s.hits},
-          {"misses", s.warm_hits + s.cold_misses},
-          {"warm_misses", s.warm_hits},
-          {"cold_misses", s.cold_misses},
-          {"fallbacks", s.fallbacks},
-          {"io_errors", s.io_errors},
-          {"stall_ms_per_token", s.stall_seconds * 1e3 * per_token},
-          {"ssd_mb_per_token", static_cast<double>(s.ssd_bytes) / 1e6 * per_token},
-          {"copied_mb_per_token", static_cast<double>(s.copy_bytes) / 1e6 * per_token},
-          {"ram_high_water_mb", static_cast<double>(s.ram_high_water_bytes) / 1e6},
-          {"compute_high_water_mb", static_cast<double>(s.compute_high_water_bytes) / 1e6}};
-}
-
 struct Session {
   const Flags& flags;
   ChronosForCausalLMImpl& model;
@@ -173,7 +154,7 @@ struct Session {
     const std::string stop_reason = stopped_by_string ? "stop_string" : result.stop_reason;
     if (flags.chat) history.push_back({"assistant", printer.text(), std::nullopt, {}});
     nlohmann::json offload;
-    if (store) offload = offload_json(store->stats(), result.stats.generated_tokens);
+    if (store) offload = to_json(store->stats(), std::max<int64_t>(1, result.stats.generated_tokens));  // per token: prefill included
     if (engine) {
       const MetricsSummary m = engine->metrics().summary();
       auto number = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
@@ -215,7 +196,8 @@ struct Session {
                 << " MiB" << std::endl;
       if (store)
         std::cerr << std::setprecision(2) << "[stats] offload: hit rate " << offload["hit_rate"].get<double>() * 100 << "% of "
-                  << offload["requests"] << " expert uses, " << offload["misses"] << " misses (" << offload["cold_misses"]
+                  << offload["uses"] << " expert uses, " << offload["warm_hits"].get<int64_t>() + offload["cold_misses"].get<int64_t>()
+                  << " misses (" << offload["cold_misses"]
                   << " from SSD), " << offload["fallbacks"] << " fallbacks; per generated token (prefill included): stall "
                   << offload["stall_ms_per_token"].get<double>() << " ms, SSD " << offload["ssd_mb_per_token"].get<double>()
                   << " MB, copied " << offload["copied_mb_per_token"].get<double>() << " MB" << std::endl;

@@ -14,6 +14,7 @@
 #include "chronos/core/log.h"
 #include "chronos/tokenizer/tokenizer.h"
 #include "chronos/tokenizer/utf8.h"
+#include "common/environment.h"
 #include "common/tool_main.h"
 
 namespace {
@@ -56,7 +57,7 @@ std::vector<TokenId> parse_ids(const std::string& line, int64_t line_number) {
 }
 
 int run(const Flags& flags) {
-  log::init_from_env();
+  tools::apply_log_level_from_env();
   if (!flags.log_level.empty()) log::set_level(log::parse_level(flags.log_level));
   const Tokenizer tokenizer = Tokenizer::from_file(flags.tokenizer);
   // Interactive use wants each answer at once; a pipe is faster with buffered output.

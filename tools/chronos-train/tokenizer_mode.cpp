@@ -13,6 +13,7 @@
 #include "chronos/tokenizer/special_tokens.h"
 #include "chronos/tokenizer/tokenizer_config.h"
 #include "chronos/tokenizer/training_corpus.h"
+#include "common/environment.h"
 #include "common/flag_checks.h"
 #include "common/progress_line.h"
 
@@ -32,7 +33,7 @@ struct TokenizerFlags {
 };
 
 int run_tokenizer(const TokenizerFlags& flags) {
-  log::init_from_env();
+  tools::apply_log_level_from_env();
   if (!flags.log_level.empty()) log::set_level(log::parse_level(flags.log_level));
   const Stopwatch total;
 

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "chronos/core/error.h"
+#include "common/environment.h"
 
 namespace chronos::tools {
 
@@ -75,7 +76,7 @@ std::unique_ptr<ExpertStore> open_expert_store(const OffloadFlags& flags, const 
   check_budgets(config, manifest, compute_total);
   config.miss_policy = parse_miss_policy(flags.miss_policy);
   config.io_threads = flags.io_threads;
-  config.throttle = SsdThrottle::from_env({flags.ssd_ms, flags.ssd_mbps});
+  config.throttle = ssd_throttle_from_env({flags.ssd_ms, flags.ssd_mbps});
   if (flags.verify == "size") {
     config.verify = VerifyLevel::size;
   } else if (flags.verify != "checksum") {

@@ -1,3 +1,4 @@
+#include "common/environment.h"
 #include "common/flag_checks.h"
 #include "common/runtime_flags.h"
 
@@ -24,7 +25,7 @@ LoadOptions load_options(const Runtime& runtime, c10::ScalarType dtype) {
 }
 
 Runtime apply_runtime_flags(const RuntimeFlags& flags) {
-  log::init_from_env();
+  tools::apply_log_level_from_env();
   if (!flags.log_level.empty()) log::set_level(log::parse_level(flags.log_level));
   Runtime runtime;
   runtime.threads = configure_threads(flags.threads);

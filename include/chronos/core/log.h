@@ -1,5 +1,5 @@
 // Logging front-end. spdlog does the work inside the library; callers pass finished strings
-// (build them with chronos::cat). The level comes from set_level() or CHRONOS_LOG_LEVEL.
+// (build them with chronos::cat). The level comes from set_level() (the tools apply CHRONOS_LOG_LEVEL).
 #pragma once
 
 #include <string>
@@ -11,8 +11,6 @@ enum class Level { trace, debug, info, warn, error, off };
 // Parses "trace|debug|info|warn|error|off"; throws InvalidArgument otherwise.
 Level parse_level(const std::string& name);
 void set_level(Level level);
-// Applies CHRONOS_LOG_LEVEL when set (called once by every tool at start).
-void init_from_env();
 
 void trace(const std::string& message);
 void debug(const std::string& message);

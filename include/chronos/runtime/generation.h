@@ -41,6 +41,10 @@ struct GenerationOptions {
   // picks (its pick goes to GenerationResult::sampled), and generation ends after the last one.
   std::vector<int64_t> forced_tokens;
   bool record_logprobs = false;  // GenerationResult::logprobs (one more host sync per step)
+
+  // Throws ConfigError naming the field: negative max_new_tokens or max_context, a negative stop
+  // id, and SamplingOptions::validate's rules.
+  void validate() const;
 };
 
 struct GenerationStats {

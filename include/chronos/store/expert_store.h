@@ -40,6 +40,7 @@
 #include "chronos/store/cluster_manifest.h"
 #include "chronos/store/offload_config.h"
 #include "chronos/store/prefetch_queue.h"
+#include "chronos/store/store_stats.h"
 #include "chronos/store/transfer_engine.h"
 
 namespace chronos {
@@ -49,27 +50,6 @@ const char* to_string(ExpertState state);
 
 // Counters since open (or reset_stats). Hits, misses, stalls and fallbacks are recorded in acquire(),
 // at the point of use.
-struct StoreStats {
-  int64_t hits = 0;                   // requested experts that were HOT at use
-  int64_t warm_hits = 0;              // WARM or COPYING at use (a copy, no SSD read, on the critical path)
-  int64_t cold_misses = 0;            // COLD or READING at use
-  int64_t fallbacks = 0;              // answered unavailable (miss policy fallback)
-  int64_t io_errors = 0;              // failed reads: short read, EIO, checksum mismatch
-  int64_t ssd_reads = 0;              // positional reads issued (one per expert or per run of a cluster)
-  int64_t ssd_bytes = 0;              // bytes read from the cluster files
-  int64_t copies = 0;                 // host -> compute copies completed
-  int64_t copy_bytes = 0;             // their source bytes (what crosses PCIe on a GPU)
-  int64_t prefetch_requests = 0;      // requests passed to prefetch()
-  int64_t prefetch_deduplicated = 0;  // dropped: already HOT/WARM or in flight toward the same or a higher tier
-  int64_t prefetch_cancelled = 0;     // superseded by a newer request, or stale at begin_step()
-  int64_t prefetch_dropped = 0;       // dropped from a full queue (the least urgent)
-  int64_t evictions_ram = 0;          // host slots taken from a WARM expert
-  int64_t evictions_compute = 0;      // compute slots taken from a HOT expert
-  double stall_seconds = 0;           // time acquire() spent waiting
-  int64_t ram_high_water_bytes = 0;     // most host slot bytes in use at once (<= ram budget)
-  int64_t compute_high_water_bytes = 0; // most compute slot bytes in use at once (<= compute budget)
-};
-
 class ExpertStore : public ExpertSource {
  public:
   // Reads the manifest, checks it against the model, verifies the cluster files (config.verify),

@@ -42,9 +42,6 @@ struct SsdThrottle {
   double mbps = 0;        // bandwidth cap in MB/s (10^6 bytes per second); 0 = off
 
   bool enabled() const { return latency_ms > 0 || mbps > 0; }
-  // `base` with CHRONOS_SIM_SSD_MS (latency) and CHRONOS_SIM_SSD_MBPS (bandwidth) applied where set
-  // and non-empty; a value that is not a non-negative number throws ConfigError naming the variable.
-  static SsdThrottle from_env(SsdThrottle base);
   // Throws ConfigError naming `what`.latency_ms / .mbps when negative or not finite.
   void validate(const std::string& what = "throttle") const;
 };
@@ -58,7 +55,7 @@ struct OffloadConfig {
   int64_t compute_budget_bytes = 0;         // compute slot pool (HOT tier); at least one expert in compute_dtype
   MissPolicy miss_policy = MissPolicy::wait;  // what acquire() does for experts that are not HOT
   int io_threads = 4;                       // SSD reader threads, 1..64
-  SsdThrottle throttle;                     // simulated SSD; CHRONOS_SIM_SSD_MS / _MBPS override when set
+  SsdThrottle throttle;                     // simulated SSD (tests, benchmarks); off by default
   VerifyLevel verify = VerifyLevel::checksum;  // open-time check of the cluster files (reads are always checksummed)
   std::string eviction = "lru";             // eviction policy of both tiers (eviction_policy.h)
   PrefetchEviction prefetch_eviction = PrefetchEviction::deadline;  // may a prefetch evict a wanted expert due later

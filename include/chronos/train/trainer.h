@@ -21,7 +21,7 @@ struct TrainerOptions {
   int64_t steps = 0;              // optimizer steps of the whole run (the schedule's T); 0: from epochs
   int64_t epochs = 0;             // with steps == 0: passes over the data
   int64_t grad_accum = 1;         // micro-batches per optimizer step
-  double grad_clip = 1.0;         // global gradient-norm clip (<= 0: off)
+  double grad_clip = 1.0;         // global gradient-norm clip (0: off)
   uint64_t seed = 42;
   int64_t save_every = 0;         // checkpoint every N optimizer steps (0: none)
   int64_t keep = 3;               // checkpoints kept
@@ -32,6 +32,11 @@ struct TrainerOptions {
   std::string resume_checkpoint;  // continue from this checkpoint folder ("" = fresh)
   AdamWSettings adamw;            // adamw.lr is the peak learning rate
   c10::ScalarType autocast = c10::kBFloat16;  // CUDA matmul dtype under autocast (kFloat: off); no effect elsewhere
+
+  // Throws ConfigError naming the field ("trainer.grad_accum must be >= 1 (got 0)"): an empty
+  // out_dir, neither steps nor epochs, negative counts, a non-finite or negative clip, a learning
+  // rate that is not a finite positive number.
+  void validate() const;
 };
 
 struct TrainingSummary {
