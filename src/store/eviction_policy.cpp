@@ -1,4 +1,4 @@
-#include "chronos/store/eviction_policy.h"
+#include "store/eviction_policy.h"
 
 #include "chronos/core/error.h"
 

@@ -15,11 +15,11 @@
 #include <unordered_map>
 #include <vector>
 
-#include "chronos/store/eviction_policy.h"
 #include "chronos/store/expert_store.h"
-#include "chronos/store/io_pool.h"
 #include "chronos/store/ready_event.h"
-#include "chronos/store/slot_pool.h"
+#include "store/eviction_policy.h"
+#include "store/io_pool.h"
+#include "store/slot_pool.h"
 
 namespace chronos {
 

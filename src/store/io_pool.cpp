@@ -1,4 +1,4 @@
-#include "chronos/store/io_pool.h"
+#include "store/io_pool.h"
 
 #include <xxhash.h>
 

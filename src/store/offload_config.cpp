@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "chronos/core/error.h"
-#include "chronos/store/eviction_policy.h"
+#include "store/eviction_policy.h"
 
 namespace chronos {
 

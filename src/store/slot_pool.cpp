@@ -1,4 +1,4 @@
-#include "chronos/store/slot_pool.h"
+#include "store/slot_pool.h"
 
 #include <ATen/ATen.h>
 

@@ -1,4 +1,4 @@
-#include "chronos/store/ssd_file.h"
+#include "store/ssd_file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -1,9 +1,9 @@
-#include "chronos/store/eviction_policy.h"
+#include "store/eviction_policy.h"
 
 #include <gtest/gtest.h>
 
 #include "chronos/core/error.h"
-#include "chronos/store/slot_pool.h"
+#include "store/slot_pool.h"
 
 namespace chronos {
 namespace {

@@ -1,5 +1,5 @@
 // SSD reads: O_DIRECT with its buffered fallback, short reads, checksums, and the throttle.
-#include "chronos/store/io_pool.h"
+#include "store/io_pool.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

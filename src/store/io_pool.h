@@ -16,7 +16,7 @@
 
 #include "chronos/store/expert_key.h"
 #include "chronos/store/offload_config.h"
-#include "chronos/store/ssd_file.h"
+#include "store/ssd_file.h"
 
 namespace chronos {
 
