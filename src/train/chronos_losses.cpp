@@ -300,7 +300,7 @@ RouterLossTerms chronos_router_losses(const RouterLossInputs& in, const RouterLo
   }
   if (q.defined()) require_lookahead(q, lookahead_teacher, "chronos_router_losses");
   const int64_t K = q.defined() ? q.size(2) - 1 : 0;
-  // Top and union are nested under lambda_lookahead > 0 (spec §5 gating).
+  // Top and union are nested under lambda_lookahead > 0 (the reference's gating; docs/training_losses.md).
   const bool lookahead_on = sequence && K > 0 && (w.lookahead > 0 || compute_all);
   const bool nested = sequence && K > 0 && w.lookahead > 0;
   add(terms.lookahead, terms.lookahead_active, w.lookahead, lookahead_on,

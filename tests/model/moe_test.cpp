@@ -10,7 +10,7 @@
 namespace chronos {
 namespace {
 
-// The formula of spec/model.md §5, one token at a time.
+// The routed-expert formula of docs/architecture.md, one token at a time.
 at::Tensor naive_moe(MoEImpl& moe, const ModelConfig& c, const at::Tensor& x, const std::vector<bool>& available) {
   const at::Tensor flat = x.reshape({-1, x.size(-1)});
   std::vector<at::Tensor> rows;

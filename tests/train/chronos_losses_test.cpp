@@ -98,7 +98,7 @@ TEST(LoadBalance, HandValueAndMaskedValue) {
   EXPECT_NEAR(load_balance_value(probs, selected, real({1, 0}, 1, 2)).item<double>(), 1.6, 1e-12);
 }
 
-TEST(LoadBalance, UniformRouterGivesK) {  // spec §13
+TEST(LoadBalance, UniformRouterGivesK) {  // a check the reference states
   const int64_t E = 4, k = 2;
   const at::Tensor probs = at::full({2, 5, E}, 1.0 / E, at::kDouble);
   at::manual_seed(3);
@@ -106,7 +106,7 @@ TEST(LoadBalance, UniformRouterGivesK) {  // spec §13
   EXPECT_NEAR(load_balance_value(probs, selected).item<double>(), static_cast<double>(k), 1e-12);
 }
 
-TEST(LoadBalance, ModelWithUniformGateReportsKPerLayer) {  // spec §13, through the model
+TEST(LoadBalance, ModelWithUniformGateReportsKPerLayer) {  // a check of the reference's, through the model
   at::manual_seed(0);
   ModelConfig c = testing::tiny_config();
   ChronosForCausalLM model(c);

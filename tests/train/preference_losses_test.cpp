@@ -19,7 +19,7 @@ at::Tensor vec(std::vector<double> v) { return at::tensor(v, at::kDouble); }
 
 // ---- DPO ----
 
-TEST(DpoLoss, IsLn2WhenPolicyEqualsReference) {  // spec §13
+TEST(DpoLoss, IsLn2WhenPolicyEqualsReference) {  // a check the reference states
   const at::Tensor chosen = vec({-10.0, -3.5}), rejected = vec({-20.0, -1.0});
   const DpoOutput out = dpo_loss(chosen, rejected, chosen, rejected, DpoConfig{});
   EXPECT_NEAR(out.loss.item<double>(), std::log(2.0), 1e-12);
@@ -36,7 +36,7 @@ TEST(DpoLoss, HandValueRewardsAndAccuracy) {
   EXPECT_EQ(out.reward_accuracy.item<double>(), 1.0);
 }
 
-TEST(DpoLoss, StartsAtLn2OnATinyModelWithDropoutOff) {  // spec §13, B8: same weights, eval mode
+TEST(DpoLoss, StartsAtLn2OnATinyModelWithDropoutOff) {  // a check of the reference's, B8: same weights, eval mode
   at::manual_seed(8);
   ChronosForCausalLM policy(testing::tiny_config());
   policy->eval();

@@ -19,13 +19,13 @@ std::string join(const std::vector<std::string>& words, size_t count, size_t fro
   return text;
 }
 
-TEST(ToyReward, EmptyResponseIsMinusOne) {  // spec §13
+TEST(ToyReward, EmptyResponseIsMinusOne) {  // a check the reference states
   ToyReward reward;
   EXPECT_EQ(reward.score("prompt", ""), -1.0f);
   EXPECT_EQ(reward.score("prompt", " \n\t "), -1.0f);
 }
 
-TEST(ToyReward, TwentyFourDistinctToyWordsScoreTwo) {  // spec §13
+TEST(ToyReward, TwentyFourDistinctToyWordsScoreTwo) {  // a check the reference states
   ToyReward reward;
   EXPECT_FLOAT_EQ(reward.score("prompt", join(ToyReward::vocabulary(), 24, 10)), 2.0f);
 }

@@ -48,7 +48,7 @@ TEST(GroupAdvantages, RowsAreIndependentGroups) {
 
 // ---- k3 KL ----
 
-TEST(K3Kl, ZeroWhenPolicyEqualsReference) {  // spec §13
+TEST(K3Kl, ZeroWhenPolicyEqualsReference) {  // a check the reference states
   at::manual_seed(9);
   const at::Tensor lp = -at::rand({3, 5}, at::kDouble) * 4;
   EXPECT_EQ(k3_kl(lp, lp, at::ones({3, 5})).item<double>(), 0.0);
