@@ -94,14 +94,16 @@ TEST(ModelConfig, HugeNumbersAreRefusedNotWrapped) {
 }
 
 // A config that validates but whose parameters cannot fit in this machine's memory is refused
-// before anything is allocated, in one line.
+// before anything is allocated, in one line. Over a trillion parameters (4 TB in float32): more than
+// any machine this runs on, so the test cannot pass by allocating.
 TEST(ModelConfig, UnallocatableModelIsRefusedBeforeAllocating) {
   ModelConfig c = testing::tiny_config();
   c.vocab_size = 1 << 22;
-  c.hidden_size = 1 << 15;
+  c.hidden_size = 1 << 16;
   c.num_attention_heads = 64;
   c.num_key_value_heads = 64;
   ASSERT_NO_THROW(c.validate());
+  ASSERT_GT(count_parameters(c), int64_t{1} << 38);
   try {
     ChronosForCausalLM model(c);
     FAIL() << "a model of " << count_parameters(c) << " parameters was built";

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "chronos/store/expert_key.h"
-#include "chronos/store/expert_store.h"
+#include "chronos/store/store_stats.h"
 
 namespace chronos {
 

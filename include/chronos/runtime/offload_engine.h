@@ -30,6 +30,7 @@
 #include "chronos/routing/prefill_scheduler.h"
 #include "chronos/runtime/generation.h"
 #include "chronos/runtime/metrics.h"
+#include "chronos/store/expert_store.h"
 
 namespace chronos {
 
