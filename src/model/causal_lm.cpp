@@ -18,7 +18,7 @@ ChronosModelImpl::ChronosModelImpl(const ModelConfig& c) {
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) layers->push_back(DecoderLayer(c, l));
   norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
   lookahead_router = register_module("lookahead_router", LookaheadRouter(c));
-  // The tied lm_head's init wins in the reference: U(-1/sqrt(H), 1/sqrt(H)) [§8].
+  // The tied lm_head's init wins in the reference: U(-1/sqrt(H), 1/sqrt(H)).
   torch::NoGradGuard no_grad;
   const double bound = 1.0 / std::sqrt(static_cast<double>(c.hidden_size));
   embed_tokens->weight.uniform_(-bound, bound);

@@ -1,5 +1,5 @@
 // The expert store's two fixed slot pools, allocated once when the store opens and never resized
-// (spec/runtime.md §9.1-2): the host pool (WARM tier) holds experts as read from the cluster file,
+// (docs/offload.md "Expert store"): the host pool (WARM tier) holds experts as read from the cluster file,
 // one 4 KiB-aligned slot of ExpertRange::read_length bytes each; the compute pool (HOT tier) holds
 // gate|up|down contiguously in the compute dtype on the compute device. The slot count is the
 // budget divided by the slot size, so a pool can never exceed its budget; the pools also track

@@ -16,7 +16,7 @@ namespace {
 
 using testing::minimind;
 
-// Spec training.md §1, "useful encodings".
+// The reference tokenizer's "useful encodings".
 TEST(MiniMindTokenizer, SpecEncodings) {
   CHRONOS_REQUIRE_MINIMIND();
   EXPECT_EQ(minimind().encode("<|im_start|>assistant\n"), (std::vector<TokenId>{1, 1388, 570, 811, 234}));

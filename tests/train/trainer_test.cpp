@@ -28,7 +28,7 @@ namespace {
 namespace fs = std::filesystem;
 const std::string kMiniMind = std::string(CHRONOS_SOURCE_DIR) + "/tests/data/minimind/tokenizer.json";
 
-// Spec training.md §11 style corpora: seeded word salads over a small vocabulary.
+// Corpora in the style of the reference's tests: seeded word salads over a small vocabulary.
 const std::vector<std::string> kWords = {"the", "quick", "brown", "fox", "machine", "learning", "model", "expert", "router",
                                          "cluster", "memory", "cache", "prefetch", "latency", "tensor", "token"};
 

@@ -1,4 +1,4 @@
-// The two attention kinds of the hybrid decoder (spec/model.md §4): MLA on even layers, sliding-window
+// The two attention kinds of the hybrid decoder (docs/architecture.md): MLA on even layers, sliding-window
 // (or, when use_hybrid_attention is false, plain GQA without a window) on odd layers.
 #pragma once
 

@@ -1,5 +1,5 @@
 // Scaled dot-product attention shared by the MLA and window layers, with GQA head grouping
-// (query head j reads KV head j / n_rep) and the masks of spec/model.md §4 done correctly:
+// (query head j reads KV head j / n_rep) and the masks of the Python reference done correctly (docs/architecture.md):
 // bottom-right causal with absolute positions [Q4], an optional band of W keys [Q3], key padding.
 #pragma once
 

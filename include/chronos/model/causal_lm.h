@@ -1,4 +1,4 @@
-// The Chronos decoder (spec/model.md §2) and its causal-LM head. Parameter names follow the
+// The Chronos decoder (docs/architecture.md) and its causal-LM head. Parameter names follow the
 // reference state dict: model.embed_tokens, model.layers.{l}..., model.norm, model.lookahead_router;
 // lm_head is tied to the embedding and is not a separate parameter.
 #pragma once
@@ -30,7 +30,7 @@ struct ForwardOptions {
   ExpertSource* expert_source = nullptr;  // null: the model's own expert parameters
   // Optional: called with lookahead_probs ([B,S,K+1,E], or [B,S,K+1,L,E] per layer) as soon as the LookaheadRouter has run on
   // block 0's output, before block 1, so a caller can start fetching experts for later tokens
-  // while blocks 1..L-1 compute (spec/runtime.md §9.5). Unset: nothing changes.
+  // while blocks 1..L-1 compute (docs/offload.md "Predictive decode"). Unset: nothing changes.
   std::function<void(const at::Tensor& lookahead_probs)> on_lookahead;
   // Optional: called by every MoE layer with (layer, its input [B,S,H]) before it routes, so a caller
   // can predict the experts of the next layers from it while this one computes. Unset: nothing changes.

@@ -2,7 +2,7 @@
 // Per layer and forward call, the MoE layer routes its tokens, then asks the source once for the
 // experts that at least one token chose. The source answers, per expert, with its weights on the
 // compute device (waiting for them if its policy says so) or with nothing, in which case the
-// layer applies soft gating (spec/model.md §5). The model never sees how experts are stored.
+// layer applies soft gating (docs/architecture.md). The model never sees how experts are stored.
 // Without a source (the default: training, fully resident inference) a layer uses its own parameters.
 #pragma once
 

@@ -1,4 +1,4 @@
-// LookaheadRouter (spec/model.md §6): after block 0, predicts for every position t the routing of
+// LookaheadRouter (docs/architecture.md): after block 0, predicts for every position t the routing of
 // tokens t+1..t+K. Linear(H, H/4) -> SiLU -> Linear(H/4, (K+1) x E), step-major, softmax over E: one
 // layer-averaged distribution per step (the reference's shape). With lookahead_per_layer the last
 // projection has (K+1) x L x E outputs, step-major then layer, and each layer's E are a distribution

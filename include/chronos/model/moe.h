@@ -1,4 +1,4 @@
-// Mixture-of-experts feed-forward (spec/model.md §5): softmax router over E experts, top-k with
+// Mixture-of-experts feed-forward (docs/architecture.md): softmax router over E experts, top-k with
 // renormalised weights, SwiGLU experts, always-on shared experts, and soft gating: the weight of a
 // routed expert that is unavailable moves onto the shared output, y = sum_hit w F_e(x) + (1 + sum_miss w) s(x).
 // Tokens are grouped by expert once per call (one sort, one gather, one scatter); the only host

@@ -1,5 +1,5 @@
 // Model directories (DESIGN.md "Formats"): config.json + model.safetensors (or shards with
-// model.safetensors.index.json) with the reference tensor names of spec/model.md §9, so the Python
+// model.safetensors.index.json) with the Python reference's tensor names (docs/formats.md), so the Python
 // reference and transformers read them. Writes are atomic; every malformed input raises a chronos
 // error naming the file and the tensor.
 #pragma once

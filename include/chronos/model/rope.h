@@ -1,4 +1,4 @@
-// Rotary position tables and their application (spec/model.md §3). A table holds cos/sin for
+// Rotary position tables and their application (docs/architecture.md). A table holds cos/sin for
 // positions 0..length-1 over `width` columns (frequencies repeated twice, half-split layout); it
 // grows on demand, and YaRN is decided once from the configured maximum [Q12].
 #pragma once

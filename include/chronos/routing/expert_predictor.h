@@ -3,7 +3,7 @@
 // (layer, expert) that fits the store's two budgets: the most likely `compute_slots` pairs for the
 // compute tier, the next ones for RAM, compute + RAM together at most `ram_slots` (a HOT expert
 // is read through a host slot first). The reference's predictor took one global id set for every
-// layer and an ad-hoc threshold (spec/runtime.md §5.1); this one ranks (layer, expert) pairs.
+// layer and an ad-hoc threshold; this one ranks (layer, expert) pairs.
 #pragma once
 
 #include <ATen/ATen.h>

@@ -4,7 +4,7 @@
 // LM's: the LM's is H-wide and trained for another job; a narrow one keeps the classifier small and
 // cheap to run at prefill) -> masked mean pooling over the real tokens -> LayerNorm -> MLP -> L*E logits.
 // Padding (mask 0) is kept out of the pooling, so padding never changes a prediction.
-// The reference has an untrained, unused classifier with an MSE target (spec/runtime.md §5.1); this one
+// The reference has an untrained, unused classifier with an MSE target; this one
 // is trained on real activation logs with a multi-label loss (train/intent_training.h).
 // Files in the model directory: intent_classifier.safetensors (parameters by name) and
 // intent_classifier.json (the config).

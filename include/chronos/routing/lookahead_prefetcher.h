@@ -1,8 +1,8 @@
-// Per-token lookahead prefetch (docs/offload.md "Predictive decode", spec/runtime.md §5.3, §9.5).
+// Per-token lookahead prefetch (docs/offload.md "Predictive decode").
 // Right after block 0 of step t, it predicts which (layer, expert) pairs steps t+1..t+K will use
 // and turns them into prefetch requests with deadlines. Three signals, per layer l and offset j:
 //  - the LookaheadRouter: its `router_top_k` most likely experts at or above `router_floor`, scored by
-//    their probability. A layer-averaged router (lookahead_probs [B,S,K+1,E], spec/model.md §6) gives
+//    their probability. A layer-averaged router (lookahead_probs [B,S,K+1,E]) gives
 //    one distribution over ids for all layers, so its ids are predicted in every layer; a per-layer
 //    one ([B,S,K+1,L,E], ModelConfig::lookahead_per_layer) gives each layer's own;
 //  - recency: the experts layer l used for the last `history` decode tokens (routing persists

@@ -1,4 +1,4 @@
-// MetricsBus (docs/offload.md "Predictive decode", spec/runtime.md §9.7): one record per generated
+// MetricsBus (docs/offload.md "Predictive decode"): one record per generated
 // token of an offloaded decode, measured at the point of use: experts HOT / WARM / COLD when the MoE
 // layer asked for them, fallbacks, stall time, bytes read from SSD and copied (store counter deltas
 // over the step), the lead time of prefetches that were used, and the lookahead prediction's recall

@@ -67,7 +67,7 @@ ClusterManifest read_cluster_manifest(const std::string& dir);
 // The same checks on a parsed manifest; `path` names it in messages.
 ClusterManifest parse_cluster_manifest(const nlohmann::json& manifest, const std::string& path);
 
-// Writes dir/cluster_manifest.json atomically (with the spec §1.2 fields: version, num_experts,
+// Writes dir/cluster_manifest.json atomically (with the reference's fields: version, num_experts,
 // num_layers, storage_format, clusters and expert_to_cluster, plus ranges and checksums).
 void write_cluster_manifest(const ClusterManifest& manifest, const std::string& dir);
 

@@ -1,5 +1,5 @@
 // The identity of one cached unit in the expert store: one routed expert of one MoE layer
-// (spec/runtime.md §9: the store keys by (layer, expert), not by a global expert id).
+// (docs/offload.md: the store keys by (layer, expert), not by a global expert id).
 #pragma once
 
 #include <cstddef>

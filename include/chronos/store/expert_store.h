@@ -1,4 +1,4 @@
-// ExpertStore: the offload ExpertSource (docs/offload.md "Expert store", spec/runtime.md §2-3, §9).
+// ExpertStore: the offload ExpertSource (docs/offload.md "Expert store").
 // Tiers: SSD (the cluster files) -> host RAM (a fixed pool of 4 KiB-aligned slots with its own
 // byte budget) -> compute (a fixed pool of gate|up|down slots in the compute dtype, with its own
 // budget; on the CPU that pool is ordinary memory). Each (layer, expert) moves

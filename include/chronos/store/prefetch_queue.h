@@ -1,5 +1,5 @@
-// The store's queue of prefetch requests (spec/runtime.md §9.3, replacing the reference's FIFO of
-// depth 8 that dropped the most urgent item first, §3). Ordered by (deadline step, layer,
+// The store's queue of prefetch requests (docs/offload.md "Expert store", replacing the reference's FIFO of
+// depth 8 that dropped the most urgent item first). Ordered by (deadline step, layer,
 // -probability), then by arrival: within a step an earlier layer's expert is needed sooner. At most one request per expert: a new request for a queued expert supersedes
 // the old one. Bounded: when full, the least urgent request is dropped, never the most urgent
 // one. Dedup against the store's states and in-flight work is the store's job (it knows them).

@@ -1,4 +1,4 @@
-// The Chronos/MiniMind chat template (spec training.md §2), rendered in C++ (no Jinja):
+// The Chronos/MiniMind chat template (docs/tokenizer.md "Chat template"), rendered in C++ (no Jinja):
 //   system (first message)  <|im_start|>system\n{content}<|im_end|>\n
 //   user, later system      <|im_start|>{role}\n{content}<|im_end|>\n
 //   assistant               <|im_start|>assistant\n<think>\n{R}\n</think>\n\n{C}[tool calls]<|im_end|>\n
@@ -42,7 +42,7 @@ std::string render_chat(const std::vector<ChatMessage>& messages, const std::vec
                         const ChatTemplateOptions& options = {});
 
 // A conversation as the data files hold it: [{"role": ..., "content": ..., "reasoning_content": ...,
-// "tool_calls": ..., "tools": ...}, ...]. An empty string means absent (spec §3); tool_calls and tools
+// "tool_calls": ..., "tools": ...}, ...]. An empty string means absent; tool_calls and tools
 // may be JSON text. Tool calls may be {"name", "arguments"} or {"function": {"name", "arguments"}}.
 // The tools of the first message (when it is a system message) go to `tools`.
 struct ChatConversation {

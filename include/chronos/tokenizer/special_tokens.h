@@ -1,4 +1,4 @@
-// The added tokens of the Chronos vocabulary, shared with MiniMind (spec training.md §1): ids 0..35,
+// The added tokens of the Chronos vocabulary, shared with MiniMind (docs/tokenizer.md "Added tokens"): ids 0..35,
 // registered before any merge. Ids 0..20 are special (dropped by skip-special decoding); the tool,
 // think and buffer tokens 21..35 decode as text.
 #pragma once

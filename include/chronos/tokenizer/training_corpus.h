@@ -24,10 +24,10 @@ struct TrainingCorpusStats {
 };
 
 // The text of one record. With a field name: that field when it is a non-empty string. Otherwise
-// (spec training.md §3, pretrain): the first non-empty of text|content|story|passage|document|article;
+// (as the reference's pretrain data reader): the first non-empty of text|content|story|passage|document|article;
 // else a pair instruction+output, instruction+response, prompt+response, prompt+completion,
 // input+output, question+answer, query+answer (trimmed, joined by "\n"); else the non-empty contents
-// of "conversations" or "messages" joined by "\n" (the tokenizer recipe of §1); else nullopt.
+// of "conversations" or "messages" joined by "\n" (the reference's tokenizer recipe); else nullopt.
 std::optional<std::string> record_text(const nlohmann::json& record, const std::string& text_field = "");
 
 // Reads `path` and hands the text of each record to `on_text`. Throws IoError when the file cannot

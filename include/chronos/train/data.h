@@ -1,4 +1,4 @@
-// Training examples from JSONL records, per stage (spec training.md §3): pretrain text packed into
+// Training examples from JSONL records, per stage (docs/cli.md): pretrain text packed into
 // fixed-length sequences, SFT/distill conversations with assistant-only labels, DPO/ORPO chosen and
 // rejected conversations, GRPO prompts; and batches with padding masks that also keep padding out of
 // every router regulariser. Records stream from disk in a seeded order (JsonlFile), so files larger

@@ -1,4 +1,4 @@
-// Knowledge distillation of stage 6 (spec/training.md §6; Hinton, Vinyals, Dean 2015): forward
+// Knowledge distillation of stage 6 (docs/training_losses.md; Hinton, Vinyals, Dean 2015): forward
 // KL(teacher || student) of temperature-softened distributions, scaled by T^2, mixed with the
 // student's CE. Only logits are compared, so teacher and student may differ in hidden size, depth
 // or experts; they must share the tokenizer (same vocabulary size).

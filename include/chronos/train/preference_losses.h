@@ -1,4 +1,4 @@
-// Preference objectives of stages 3 and 4 (spec/training.md §6): DPO (Rafailov et al. 2023) and
+// Preference objectives of stages 3 and 4 (docs/training_losses.md): DPO (Rafailov et al. 2023) and
 // ORPO (Hong et al. 2024). Inputs are per-sequence log-probabilities from sequence_log_probs.h;
 // pair i is (chosen_i, rejected_i). All outputs are fp32 (fp64 for fp64 inputs).
 #pragma once
@@ -21,7 +21,7 @@ struct DpoOutput {
 };
 
 // DPO on summed sequence log-probabilities (SequenceLogProbs::sum), each [B]. The reference terms
-// are constants (detached). With policy == reference the loss is ln 2 (spec §13).
+// are constants (detached). With policy == reference the loss is ln 2.
 DpoOutput dpo_loss(const at::Tensor& policy_chosen, const at::Tensor& policy_rejected,
                    const at::Tensor& reference_chosen, const at::Tensor& reference_rejected, const DpoConfig& config);
 

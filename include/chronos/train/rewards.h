@@ -1,4 +1,4 @@
-// Rewards of the GRPO stage (spec/training.md §6). A reward scores decoded text, so it does not
+// Rewards of the GRPO stage (docs/training_losses.md). A reward scores decoded text, so it does not
 // depend on the tokenizer: the training loop decodes the response (skipping special tokens) and
 // passes strings. Model-based rewards implement the same interface.
 #pragma once
@@ -31,7 +31,7 @@ class ToyReward final : public RewardFunction {
   float score(const std::string& prompt, const std::string& response) override;
   std::string name() const override { return "toy"; }
 
-  // The toy vocabulary of spec §11 (the 54 pretrain words minus jumps, over, lazy, dog, prefill, adam).
+  // The toy vocabulary of the reference's tests (the 54 pretrain words minus jumps, over, lazy, dog, prefill, adam).
   static const std::vector<std::string>& vocabulary();
   // Python str.split(): runs of whitespace (ASCII and the Unicode spaces Python counts) separate
   // words; no empty words.

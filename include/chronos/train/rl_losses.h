@@ -1,4 +1,4 @@
-// GRPO objective of stage 5 (spec/training.md §6; Shao et al. 2024, DeepSeekMath): group-relative
+// GRPO objective of stage 5 (docs/training_losses.md; Shao et al. 2024, DeepSeekMath): group-relative
 // advantages, the k3 KL estimator against the frozen reference, and the policy loss, either the
 // reference's plain advantage-weighted log-likelihood or the PPO clipped-ratio surrogate.
 //
@@ -12,7 +12,7 @@
 namespace chronos {
 
 struct GroupAdvantageOptions {
-  // Std of the group: Bessel-corrected (n-1), as spec step 2 and DeepSeekMath/TRL use; false gives
+  // Std of the group: Bessel-corrected (n-1), as the reference, DeepSeekMath and TRL use; false gives
   // the biased (n) std of minimind. Either way a group of one (std undefined) or a group whose
   // rewards are all equal (std <= eps) gets advantage 0, never NaN or a blown-up value (B4).
   bool unbiased_std = true;
