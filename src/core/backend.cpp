@@ -108,20 +108,20 @@ c10::Device choose_device(const std::string& request) {
       index = std::stoi(request.substr(colon + 1), &used);
       if (used != request.size() - colon - 1 || index < 0) throw std::invalid_argument("index");
     } catch (const std::exception&) {
-      throw InvalidArgument(cat("--device '", request, "': bad device index"));
+      throw InvalidArgument(cat("device '", request, "': bad device index"));
     }
   }
   if (kind == "cuda") {
     if (!has("cuda", index))
-      throw InvalidArgument(cat("--device ", request, ": no such CUDA device (",
+      throw InvalidArgument(cat("device ", request, ": no such CUDA device (",
                                 info.cuda_built ? "CUDA build, none visible" : "this LibTorch has no CUDA", ")"));
     return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
   }
   if (kind == "mps") {
-    if (!has("mps", 0)) throw InvalidArgument("--device mps: this LibTorch has no MPS support");
+    if (!has("mps", 0)) throw InvalidArgument("device mps: this LibTorch has no MPS support");
     return c10::Device(c10::kMPS);
   }
-  throw InvalidArgument(cat("--device '", request, "': expected auto, cpu, cuda, cuda:N or mps"));
+  throw InvalidArgument(cat("device '", request, "': expected auto, cpu, cuda, cuda:N or mps"));
 }
 
 int configure_threads(int threads) {

@@ -27,7 +27,7 @@ void check_compute_dtype(const c10::Device& device, c10::ScalarType type) {
     throw InvalidArgument(cat("compute dtype ", dtype_name(type), " is not a floating type the model supports"));
   // LibTorch before 2.1 has no fp16 matmul on the CPU ("addmm_impl_cpu_" not implemented for 'Half').
   if (device.is_cpu() && type == c10::kHalf && (TORCH_VERSION_MAJOR < 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR < 1)))
-    throw InvalidArgument(cat("--dtype fp16 is not supported on the CPU by LibTorch ", TORCH_VERSION,
+    throw InvalidArgument(cat("dtype fp16 is not supported on the CPU by LibTorch ", TORCH_VERSION,
                               " (use fp32 or bf16; fp16 weights are converted on load)"));
 }
 

@@ -61,7 +61,7 @@ void check_finite(const at::Tensor& param, const std::string& name, const std::s
   if (bad == 0) return;
   const int64_t nan = at::isnan(param).sum().item<int64_t>();
   throw FormatError(cat(file, ": tensor '", name, "' holds ", nan, " NaN and ", bad - nan,
-                        " infinite values (a damaged or diverged checkpoint; --allow-nonfinite loads it anyway)"));
+                        " infinite values (a damaged or diverged checkpoint; LoadOptions::allow_nonfinite loads it anyway)"));
 }
 }  // namespace
 

@@ -29,6 +29,8 @@ void GenerationOptions::validate() const {
   if (max_context < 0) throw ConfigError(cat("generation.max_context must be >= 0, 0 = the model's (got ", max_context, ")"));
   for (const int64_t id : stop_ids)
     if (id < 0) throw ConfigError(cat("generation.stop_ids holds ", id, "; token ids are >= 0"));
+  for (const std::string& stop : stop_strings)
+    if (stop.empty()) throw ConfigError("generation.stop_strings holds an empty string");
   sampling.validate();
 }
 

@@ -14,7 +14,7 @@ PredictMode parse_predict_mode(const std::string& name) {
   if (name == "lookahead") return PredictMode::lookahead;
   if (name == "intent") return PredictMode::intent;
   if (name == "both") return PredictMode::both;
-  throw InvalidArgument(cat("--predict: expected none, lookahead, intent or both (got \"", name, "\")"));
+  throw InvalidArgument(cat("predict mode: expected none, lookahead, intent or both (got \"", name, "\")"));
 }
 
 std::string to_string(PredictMode mode) {

@@ -107,7 +107,7 @@ ExpertStore::Impl::Impl(const OffloadConfig& config, const ModelConfig& model, C
   if (quantized && !(config_.device.is_cpu() && config_.zero_copy))
     throw ConfigError(cat(dir, "/cluster_manifest.json: ", manifest_.storage.name(), " experts are computed in place from host RAM on the CPU (",
                           config_.device.is_cpu() ? "offload.zero_copy is off" : "a GPU compute tier for quantized experts is not built yet",
-                          "); repack with chronos-pack --dtype fp32, fp16 or bf16"));
+                          "); repack the expert cache as fp32, fp16 or bf16"));
   const uint64_t host_slot = manifest_.clusters.front().experts.front().read_length();
   const uint64_t compute_slot = manifest_.compute_expert_bytes(config_.compute_dtype);
   if (static_cast<uint64_t>(config_.ram_budget_bytes) < host_slot)

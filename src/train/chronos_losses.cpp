@@ -109,18 +109,6 @@ TrainStage parse_train_stage(const std::string& name) {
   throw ConfigError(cat("stage must be one of pretrain, sft, dpo, orpo, grpo, distill (got '", name, "')"));
 }
 
-StageRegulariserDefaults stage_regulariser_defaults(TrainStage stage) {
-  switch (stage) {
-    case TrainStage::Pretrain: return {0.0, 0.08};
-    case TrainStage::Sft: return {0.01, 0.04};
-    case TrainStage::Dpo: return {0.10, 0.02};
-    case TrainStage::Orpo: return {0.10, 0.02};
-    case TrainStage::Grpo: return {0.10, 0.02};
-    case TrainStage::Distill: return {0.05, 0.02};
-  }
-  throw ConfigError("stage_regulariser_defaults: unknown stage");
-}
-
 RouterLossInputs RouterLossInputs::from_forward(const ForwardOutput& out, int64_t top_k, const at::Tensor& mask) {
   RouterLossInputs in;
   in.router_probs = out.router_probs;

@@ -210,7 +210,7 @@ std::vector<Example> next_supervised_batch(RecordStream& records, const ExampleE
       examples.push_back(std::move(e));
       misses_in_a_row = 0;
     } else if (++dropped, ++misses_in_a_row >= static_cast<int64_t>(records.records())) {
-      throw FormatError(cat(records.path(), ": no record has a supervised assistant token within --max-seq-len ",
+      throw FormatError(cat(records.path(), ": no record has a supervised assistant token within max_seq_len ",
                             encoder.options().max_seq_len));
     }
   }

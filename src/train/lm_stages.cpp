@@ -68,7 +68,7 @@ MicroStep PretrainStage::micro_step(ChronosForCausalLMImpl& model) {
 }
 
 int64_t PretrainStage::micro_batches_per_epoch() {
-  log::info(cat(options_.data_path, ": counting tokens for --epochs"));
+  log::info(cat(options_.data_path, ": counting tokens to size the epochs"));
   RecordStream pass(options_.data_path, options_.seed, /*shuffle=*/false, options_.skip_bad_lines);
   int64_t tokens = 0;
   for (size_t i = 0; i < pass.records(); ++i)

@@ -13,7 +13,7 @@ PreferenceStage::PreferenceStage(const Tokenizer& tokenizer, const EncoderOption
       encoder_(tokenizer, encoder),
       records_(options_.data.data_path, options_.data.seed, /*shuffle=*/true, options_.data.skip_bad_lines),
       reference_(std::move(reference)) {
-  if (!options_.orpo && !reference_) throw InvalidArgument("dpo needs the frozen reference model (--from DIR)");
+  if (!options_.orpo && !reference_) throw InvalidArgument("dpo needs the frozen reference model (the starting model)");
   options_.dpo.validate();
   options_.orpo_config.validate();
 }
@@ -27,7 +27,7 @@ MicroStep PreferenceStage::micro_step(ChronosForCausalLMImpl& model) {
     PreferenceExample pair = records_.next([&](const nlohmann::json& r, const std::string& w) { return encoder_.preference(r, w); });
     if (!pair.chosen.has_targets() || !pair.rejected.has_targets()) {  // an answer truncated away (B9)
       if (++misses_in_a_row >= static_cast<int64_t>(records_.records()))
-        throw FormatError(cat(options_.data.data_path, ": no pair keeps both answers within --max-seq-len ", encoder_.options().max_seq_len));
+        throw FormatError(cat(options_.data.data_path, ": no pair keeps both answers within max_seq_len ", encoder_.options().max_seq_len));
       continue;
     }
     misses_in_a_row = 0;

@@ -42,7 +42,7 @@ float ModelReward::score(const std::string& prompt, const std::string& response)
 std::unique_ptr<RewardFunction> make_reward(const std::string& spec) {
   if (spec == "toy" || spec.empty()) return std::make_unique<ToyReward>();
   if (spec.rfind("model:", 0) == 0 && spec.size() > 6) return std::make_unique<ModelReward>(spec.substr(6));
-  throw InvalidArgument(cat("--reward '", spec, "': expected toy or model:DIR"));
+  throw InvalidArgument(cat("reward '", spec, "': expected toy or model:DIR"));
 }
 
 // ---- GRPO ----
@@ -55,9 +55,9 @@ GrpoStage::GrpoStage(const Tokenizer& tokenizer, const EncoderOptions& encoder, 
       records_(options_.data.data_path, options_.data.seed, /*shuffle=*/true, options_.data.skip_bad_lines),
       reference_(std::move(reference)),
       reward_(std::move(reward)) {
-  if (!reference_) throw InvalidArgument("grpo needs the frozen reference model (--from DIR)");
-  if (options_.group_size < 2) throw InvalidArgument(cat("--group-size must be >= 2 (got ", options_.group_size, ")"));
-  if (!(options_.temperature > 0)) throw InvalidArgument(cat("--temperature must be > 0 (got ", options_.temperature, ")"));
+  if (!reference_) throw InvalidArgument("grpo needs the frozen reference model (the starting model)");
+  if (options_.group_size < 2) throw InvalidArgument(cat("grpo.group_size must be >= 2 (got ", options_.group_size, ")"));
+  if (!(options_.temperature > 0)) throw InvalidArgument(cat("grpo.temperature must be > 0 (got ", options_.temperature, ")"));
   options_.loss.validate();
 }
 
@@ -154,7 +154,7 @@ DistillStage::DistillStage(const Tokenizer& tokenizer, const EncoderOptions& enc
       records_(options_.data_path, options_.seed, /*shuffle=*/true, options_.skip_bad_lines),
       teacher_(std::move(teacher)),
       reference_(std::move(reference)) {
-  if (!teacher_) throw InvalidArgument("distill needs a teacher (--teacher DIR)");
+  if (!teacher_) throw InvalidArgument("distill needs a teacher model");
   config_.validate();
 }
 

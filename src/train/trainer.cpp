@@ -2,11 +2,9 @@
 
 #include <ATen/ATen.h>
 #include <torch/nn/utils/clip_grad.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <iomanip>
-#include <iostream>
 #include <memory>
 #include <sstream>
 
@@ -41,6 +39,14 @@ void clear_gradients(const std::vector<at::Tensor>& params) {
 
 }  // namespace
 
+std::string describe(const TrainingProgress& p) {
+  std::ostringstream text;
+  text << std::fixed << std::setprecision(4) << p.stage << " step " << p.step << "/" << p.total_steps << "  loss " << p.loss << "  lr "
+       << std::setprecision(2) << std::scientific << p.lr << std::fixed << std::setprecision(0) << "  " << p.tokens_per_s
+       << " tok/s  ETA " << eta_text(p.eta_seconds);
+  return text.str();
+}
+
 void TrainerOptions::validate() const {
   const auto rule = [](bool ok, const char* field, const std::string& text) {
     if (!ok) throw ConfigError(cat("trainer.", field, " ", text));
@@ -66,7 +72,7 @@ TrainingSummary run_training(ChronosForCausalLMImpl& model, TrainingStage& stage
   int64_t total_micro = 0, total_steps = o.steps;
   if (o.steps <= 0) {
     const int64_t per_epoch = stage.micro_batches_per_epoch();
-    if (per_epoch <= 0) throw InvalidArgument(cat(stage.name(), ": --epochs needs a dataset of known size; give --steps"));
+    if (per_epoch <= 0) throw InvalidArgument(cat(stage.name(), ": trainer.epochs needs a dataset of known size; set trainer.steps"));
     total_micro = o.epochs * per_epoch;
     total_steps = (total_micro + o.grad_accum - 1) / o.grad_accum;
   }
@@ -82,7 +88,7 @@ TrainingSummary run_training(ChronosForCausalLMImpl& model, TrainingStage& stage
     if (saved.stage != stage.name())
       throw InvalidArgument(cat(o.resume_checkpoint, ": a ", saved.stage, " checkpoint cannot resume a ", stage.name(), " run"));
     if (saved.total_steps != total_steps)
-      log::warn(cat("resuming a run planned for ", saved.total_steps, " steps with --steps ", total_steps, ": the schedule changes"));
+      log::warn(cat("resuming a run planned for ", saved.total_steps, " steps as a run of ", total_steps, " steps: the schedule changes"));
     restore_optimizer_and_rng(o.resume_checkpoint, model, *optimizer);
     stage.restore_data_state(saved.data);
     state.step = saved.step;
@@ -91,7 +97,6 @@ TrainingSummary run_training(ChronosForCausalLMImpl& model, TrainingStage& stage
 
   std::unique_ptr<AppendFile> jsonl;
   if (!o.log_jsonl.empty()) jsonl = std::make_unique<AppendFile>(o.log_jsonl, AppendFile::Mode::append);
-  const bool tty = isatty(STDERR_FILENO);
   std::vector<at::Tensor> params;
   for (const auto& p : model.parameters())
     if (p.requires_grad()) params.push_back(p);
@@ -132,7 +137,7 @@ TrainingSummary run_training(ChronosForCausalLMImpl& model, TrainingStage& stage
       ++summary.skipped_steps;
       log::warn(cat("step ", step, ": non-finite ", std::isfinite(loss_value) ? "gradient" : "loss", "; update skipped"));
       if (++bad_in_row >= o.max_bad_steps)
-        throw Error(cat("stopping: ", bad_in_row, " non-finite steps in a row (lower --lr, check the data)"));
+        throw Error(cat("stopping: ", bad_in_row, " non-finite steps in a row (lower the learning rate, check the data)"));
     } else {
       bad_in_row = 0;
       optimizer->step();
@@ -161,14 +166,11 @@ TrainingSummary run_training(ChronosForCausalLMImpl& model, TrainingStage& stage
       }
       state.metrics = line;
       if (jsonl) jsonl->write_line(line.dump());
-      std::ostringstream text;
-      text << std::fixed << std::setprecision(4) << stage.name() << " step " << step << "/" << total_steps << "  loss " << loss_value
-           << "  lr " << std::setprecision(2) << std::scientific << lr << std::fixed << std::setprecision(0) << "  " << tokens_per_s
-           << " tok/s  ETA " << eta_text(eta);
-      if (tty) {
-        std::cerr << "\r\033[K" << text.str() << std::flush;
+      const TrainingProgress progress{stage.name(), step, total_steps, loss_value, lr, tokens_per_s, eta};
+      if (o.on_progress) {
+        o.on_progress(progress);
       } else {
-        log::info(text.str());
+        log::info(describe(progress));
       }
       tokens_since_log = 0;
       log_clock.reset();
@@ -176,11 +178,13 @@ TrainingSummary run_training(ChronosForCausalLMImpl& model, TrainingStage& stage
     if (o.save_every > 0 && step % o.save_every == 0) {
       state.data = stage.data_state();
       const std::string where = save_checkpoint(o.out_dir, model, *optimizer, state, o.keep);
-      if (tty) std::cerr << "\n";
-      log::info(cat("checkpoint ", where));
+      if (o.on_checkpoint) {
+        o.on_checkpoint(where);
+      } else {
+        log::info(cat("checkpoint ", where));
+      }
     }
   }
-  if (tty) std::cerr << "\n";
   if (jsonl) jsonl->close();
   summary.steps = state.step;
   summary.seconds = clock.seconds();

@@ -61,7 +61,20 @@ TEST(ModelConfig, AliasesAndNulls) {
                                                {"hidden_size", 384}, {"cluster_manifest_path", nullptr}});
   EXPECT_EQ(c.max_position_embeddings, 512);
   EXPECT_EQ(c.resolved_kv_heads(), 6);
-  EXPECT_FALSE(c.cluster_manifest_path.has_value());
+  EXPECT_TRUE(c.extra.at("cluster_manifest_path").is_null());
+}
+
+// The reference's runtime keys are kept as they were and never refused: nothing here reads them.
+TEST(ModelConfig, ReferenceOnlyKeysAreKeptAndIgnored) {
+  const ModelConfig c = ModelConfig::from_json({{"flash_attn", false}, {"offload_miss_policy_default", "maybe"},
+                                               {"storage_format", "gguf"}, {"vram_budget_gb", 2.5}});
+  EXPECT_NO_THROW(c.validate());
+  const nlohmann::json back = c.to_json();
+  EXPECT_EQ(back["flash_attn"], false);
+  EXPECT_EQ(back["offload_miss_policy_default"], "maybe");
+  EXPECT_EQ(back["storage_format"], "gguf");
+  EXPECT_EQ(back["vram_budget_gb"], 2.5);
+  EXPECT_FALSE(testing::tiny_config().to_json().contains("flash_attn"));
 }
 
 TEST(ModelConfig, WrongTypeNamesTheKey) {
@@ -114,7 +127,7 @@ TEST(ModelConfig, UnallocatableModelIsRefusedBeforeAllocating) {
 
 TEST(ModelConfig, JsonRoundTrip) {
   ModelConfig c = testing::tiny_config();
-  c.cluster_manifest_path = "expert_cache/cluster_manifest.json";
+  c.extra["cluster_manifest_path"] = "expert_cache/cluster_manifest.json";
   c.mla_proper_rope = true;
   const ModelConfig back = ModelConfig::from_json(c.to_json());
   EXPECT_EQ(back.to_json(), c.to_json());
@@ -196,9 +209,7 @@ INSTANTIATE_TEST_SUITE_P(
         Rule{"sliding_window_size", [](ModelConfig& c) { c.sliding_window_size = 0; }},
         Rule{"fallback_mask_prob", [](ModelConfig& c) { c.fallback_mask_prob = 1.5; }},
         Rule{"lambda_temporal", [](ModelConfig& c) { c.lambda_temporal = -1; }},
-        Rule{"router_aux_loss_coef", [](ModelConfig& c) { c.router_aux_loss_coef = -1; }},
-        Rule{"offload_miss_policy_default", [](ModelConfig& c) { c.offload_miss_policy_default = "maybe"; }},
-        Rule{"storage_format", [](ModelConfig& c) { c.storage_format = "gguf"; }}));
+        Rule{"router_aux_loss_coef", [](ModelConfig& c) { c.router_aux_loss_coef = -1; }}));
 
 }  // namespace
 }  // namespace chronos

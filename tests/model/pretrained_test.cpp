@@ -169,7 +169,7 @@ TEST_F(PretrainedFixture, NonFiniteWeightsAreRefusedUnlessAllowed) {
     }
   config.save(dir.file("config.json"));
   save_safetensors(dir.file("model.safetensors"), tensors);
-  expect_error(dir.path(), {"model.safetensors", "'model.norm.weight' holds 1 NaN and 1 infinite values", "--allow-nonfinite"});
+  expect_error(dir.path(), {"model.safetensors", "'model.norm.weight' holds 1 NaN and 1 infinite values", "allow_nonfinite"});
   LoadOptions options;
   options.allow_nonfinite = true;
   EXPECT_NO_THROW(load_pretrained(dir.path(), options));

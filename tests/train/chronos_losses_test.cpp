@@ -9,6 +9,7 @@
 #include "chronos/core/error.h"
 #include "chronos/model/causal_lm.h"
 #include "chronos/model/config.h"
+#include "chronos/train/stage_recipe.h"
 #include "support/tiny_config.h"
 #include "train/gradient_check.h"
 
@@ -467,13 +468,13 @@ TEST(RouterLossWeights, ValidateRejectsNegativeOrNonFinite) {
   EXPECT_THROW(w.validate(), ConfigError);
 }
 
-TEST(StageRegulariserDefaults, TableOfSpecSection5_3) {
+TEST(StageDefaults, RegulariserColumnsMatchTheReference) {
   const std::vector<std::tuple<TrainStage, double, double>> table = {
       {TrainStage::Pretrain, 0.0, 0.08}, {TrainStage::Sft, 0.01, 0.04},  {TrainStage::Dpo, 0.10, 0.02},
       {TrainStage::Orpo, 0.10, 0.02},    {TrainStage::Grpo, 0.10, 0.02}, {TrainStage::Distill, 0.05, 0.02}};
   for (const auto& [stage, anchor, fallback] : table) {
-    EXPECT_EQ(stage_regulariser_defaults(stage).router_anchor, anchor) << train_stage_name(stage);
-    EXPECT_EQ(stage_regulariser_defaults(stage).fallback_mask_prob, fallback) << train_stage_name(stage);
+    EXPECT_EQ(stage_defaults(stage).router_anchor, anchor) << train_stage_name(stage);
+    EXPECT_EQ(stage_defaults(stage).fallback_mask_prob, fallback) << train_stage_name(stage);
     EXPECT_EQ(parse_train_stage(train_stage_name(stage)), stage);
   }
   EXPECT_THROW(parse_train_stage("ppo"), ConfigError);

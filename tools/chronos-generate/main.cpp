@@ -16,8 +16,8 @@
 #include "chronos/routing/intent_classifier.h"
 #include "chronos/runtime/generation.h"
 #include "chronos/runtime/offload_engine.h"
+#include "chronos/runtime/text_stream.h"
 #include "chronos/tokenizer/chat_template.h"
-#include "chronos/tokenizer/stream_decoder.h"
 #include "chronos/tokenizer/tokenizer.h"
 #include "common/flag_checks.h"
 #include "common/offload_flags.h"
@@ -46,50 +46,6 @@ struct Flags {
   tools::OffloadFlags offload;
   std::string predict = "both";  // --predict none|lookahead|intent|both (with --offload)
   std::string metrics_jsonl;     // --metrics-jsonl FILE: one JSON line per generated token (with --offload)
-};
-
-// Prints generated text as it streams, holding back only what could still become a stop string.
-class StopStringPrinter {
- public:
-  StopStringPrinter(std::vector<std::string> stops, bool echo) : stops_(std::move(stops)), echo_(echo) {}
-
-  // Adds decoded text; returns false once a stop string is complete (the text before it is kept).
-  bool add(const std::string& piece) {
-    pending_ += piece;
-    for (const auto& stop : stops_) {
-      if (auto at = pending_.find(stop); at != std::string::npos) {
-        emit(pending_.substr(0, at));
-        pending_.clear();
-        return false;
-      }
-    }
-    size_t hold = 0;  // longest suffix of pending_ that starts some stop string
-    for (const auto& stop : stops_)
-      for (size_t n = std::min(stop.size() - 1, pending_.size()); n > hold; --n)
-        if (pending_.compare(pending_.size() - n, n, stop, 0, n) == 0) {
-          hold = n;
-          break;
-        }
-    emit(pending_.substr(0, pending_.size() - hold));
-    pending_.erase(0, pending_.size() - hold);
-    return true;
-  }
-  void finish(const std::string& tail) {
-    pending_ += tail;
-    emit(pending_);
-    pending_.clear();
-  }
-  const std::string& text() const { return text_; }
-
- private:
-  void emit(const std::string& s) {
-    if (s.empty()) return;
-    text_ += s;
-    if (echo_) std::cout << s << std::flush;
-  }
-  std::vector<std::string> stops_;
-  bool echo_;
-  std::string pending_, text_;
 };
 
 std::string read_file(const std::string& path) {
@@ -136,23 +92,20 @@ struct Session {
     options.expert_source = store;
     if (store) store->reset_stats();
 
-    StreamDecoder decoder(tokenizer, /*skip_special=*/true);
-    StopStringPrinter printer(flags.stops, /*echo=*/!flags.json);
-    bool stopped_by_string = false;
+    options.stop_strings = flags.stops;
+    TextStream stream(tokenizer, options);
     const TokenCallback on_token = [&](int64_t token) {
-      if (std::find(options.stop_ids.begin(), options.stop_ids.end(), token) != options.stop_ids.end()) return true;
-      if (!printer.add(decoder.push(static_cast<TokenId>(token)))) {
-        stopped_by_string = true;
-        return false;
-      }
-      return true;
+      const bool go_on = stream.push(token);
+      if (!flags.json) std::cout << stream.take() << std::flush;
+      return go_on;
     };
     const GenerationResult result = engine ? engine->generate(prompt, options, on_token) : generate(model, prompt, options, on_token);
     if (engine && metrics)
       for (const TokenMetrics& t : engine->metrics().tokens()) metrics->write_line(to_json_line(t));
-    if (!stopped_by_string) printer.finish(decoder.flush());
-    const std::string stop_reason = stopped_by_string ? "stop_string" : result.stop_reason;
-    if (flags.chat) history.push_back({"assistant", printer.text(), std::nullopt, {}});
+    stream.finish();
+    if (!flags.json) std::cout << stream.take();
+    const std::string stop_reason = stream.stop_reason(result);
+    if (flags.chat) history.push_back({"assistant", stream.text(), std::nullopt, {}});
     nlohmann::json offload;
     if (store) offload = to_json(store->stats(), std::max<int64_t>(1, result.stats.generated_tokens));  // per token: prefill included
     if (engine) {
@@ -179,7 +132,7 @@ struct Session {
     }
 
     if (flags.json) {
-      nlohmann::json out = {{"prompt", user_text},       {"text", printer.text()},
+      nlohmann::json out = {{"prompt", user_text},       {"text", stream.text()},
                             {"tokens", result.tokens},    {"stop_reason", stop_reason},
                             {"stats", stats_json(result.stats)}};
       if (store) out["stats"]["offload"] = offload;
@@ -294,12 +247,12 @@ int main(int argc, char** argv) {
     tools::add_runtime_flags(app, flags.runtime);
     tools::add_offload_flags(app, flags.offload);
     app.add_option("--predict", flags.predict, "With --offload: which predictors fetch experts ahead: none, lookahead, intent or both")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(CLI::IsMember({"none", "lookahead", "intent", "both"}));
     app.add_option("--metrics-jsonl", flags.metrics_jsonl, "With --offload: write one JSON line of expert metrics per generated token");
     if (auto code = tools::parse_command_line(app, argc, argv, "chronos-generate")) return *code;
     for (const auto& s : flags.stops)
       if (s.empty()) throw InvalidArgument("--stop: empty stop string");
-    parse_predict_mode(flags.predict);  // a bad value fails before the model loads
     return run(flags);
   });
 }

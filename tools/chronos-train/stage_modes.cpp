@@ -11,11 +11,10 @@
 #include "chronos/model/pretrained.h"
 #include "chronos/tokenizer/tokenizer.h"
 #include "chronos/train/checkpoint.h"
-#include "chronos/train/lm_stages.h"
-#include "chronos/train/preference_stages.h"
-#include "chronos/train/rl_stages.h"
+#include "chronos/train/stage_recipe.h"
 #include "chronos/train/trainer.h"
 #include "common/flag_checks.h"
+#include "common/progress_line.h"
 #include "common/runtime_flags.h"
 
 namespace fs = std::filesystem;
@@ -26,45 +25,21 @@ namespace {
 // Flags of every stage. Optional values stay unset so that the stage default or the checkpoint's
 // value applies.
 struct StageFlags {
-  TrainStage stage = TrainStage::Pretrain;
-  std::string data, out, from, config, tokenizer, resume, log_jsonl;
+  StageRecipe recipe;  // stage, data, seed, skip_bad_lines and the stage-specific knobs
+  std::string out, from, config, tokenizer, resume, log_jsonl;
   int64_t steps = 0, epochs = 0, batch_size = 0, grad_accum = 0, max_seq_len = 0, save_every = 0, keep = 3, stop_at = 0,
           log_every = 10;
   double lr = 0, grad_clip = 1.0;
-  uint64_t seed = 42;
-  bool skip_bad_lines = false;
-  std::optional<double> fallback_mask_prob, lambda_balance, lambda_temporal, lambda_locality, lambda_lookahead,
-      lambda_lookahead_topk, lambda_lookahead_union, lambda_anchor;
-  std::optional<double> beta;  // DPO / ORPO (0.1), GRPO KL weight (0.04)
-  double lambda_or = 0.1;      // ORPO
-  std::string reward = "toy";  // GRPO
-  int64_t group_size = 4, max_gen_len = 24;
-  std::optional<double> temperature;  // GRPO rollouts (1.0) / distillation (4.0)
-  double clip_eps = 0.2;
-  std::string policy_objective = "clip";
-  std::string teacher;  // distillation
-  double alpha = 0.7;
+  std::optional<double> fallback_mask_prob;
+  RouterWeightOverrides lambdas;
+  std::string policy_objective = "clip";  // GRPO
+  std::string teacher;                    // distillation
   tools::RuntimeFlags runtime;
 };
 
-struct StageDefaults {
-  double lr;
-  int64_t batch_size, grad_accum, max_seq_len;
-};
-
-StageDefaults defaults_for(TrainStage stage) {
-  switch (stage) {
-    case TrainStage::Pretrain: return {5e-4, 16, 8, 512};
-    case TrainStage::Sft: return {5e-5, 2, 1, 128};
-    case TrainStage::Distill: return {5e-5, 2, 1, 96};
-    case TrainStage::Grpo: return {5e-6, 1, 1, 96};  // one prompt x --group-size rollouts per micro-step
-    default: return {5e-6, 2, 1, 128};
-  }
-}
-
 void add_stage_flags(CLI::App& cmd, StageFlags& f) {
-  const StageDefaults d = defaults_for(f.stage);
-  cmd.add_option("--data", f.data, "Training data (JSONL)")->required();
+  const StageDefaults& d = stage_defaults(f.recipe.stage);
+  cmd.add_option("--data", f.recipe.data, "Training data (JSONL)")->required();
   cmd.add_option("--out", f.out, "Output model directory (checkpoints go to OUT/checkpoints)")->required();
   cmd.add_option("--tokenizer", f.tokenizer, "tokenizer.json (default: the one in --from / the resumed checkpoint)");
   cmd.add_option("--steps", f.steps, "Optimizer steps of the whole run (the schedule is built from it)")->check(tools::positive(1e9));
@@ -74,52 +49,44 @@ void add_stage_flags(CLI::App& cmd, StageFlags& f) {
   cmd.add_option("--max-seq-len", f.max_seq_len, cat("Tokens per sequence (default ", d.max_seq_len, ")"))->check(tools::positive(1 << 24));
   cmd.add_option("--lr", f.lr, cat("Peak learning rate (default ", d.lr, ")"))->check(tools::positive(10));
   cmd.add_option("--grad-clip", f.grad_clip, "Global gradient-norm clip (0 = off)")->capture_default_str()->check(tools::non_negative(1e6));
-  cmd.add_option("--seed", f.seed, "Seed for data order, dropout and expert-miss simulation")->capture_default_str();
+  cmd.add_option("--seed", f.recipe.seed, "Seed for data order, dropout and expert-miss simulation")->capture_default_str();
   cmd.add_option("--save-every", f.save_every, "Checkpoint every N optimizer steps (0 = only the final model)")->capture_default_str()->check(tools::non_negative(1e9));
   cmd.add_option("--keep", f.keep, "Checkpoints to keep")->capture_default_str()->check(tools::non_negative(1e6));
   cmd.add_option("--stop-at", f.stop_at, "End after step N as a crash would (for resume tests)")->check(tools::non_negative(1e9));
   cmd.add_option("--resume", f.resume, "Continue from the newest checkpoint under this run folder");
   cmd.add_option("--log-jsonl", f.log_jsonl, "Append one JSON line per log step to this file");
   cmd.add_option("--log-every", f.log_every, "Optimizer steps between log lines")->capture_default_str()->check(tools::positive(1e9));
-  cmd.add_flag("--skip-bad-lines", f.skip_bad_lines, "Skip and count malformed records instead of stopping");
-  cmd.add_option("--fallback-mask-prob", f.fallback_mask_prob, "Simulated expert-miss rate while training")->check(tools::number_in(0, 1, "in [0, 1]"));
-  cmd.add_option("--lambda-balance", f.lambda_balance, "Load-balance weight")->check(tools::non_negative(1e6));
-  cmd.add_option("--lambda-temporal", f.lambda_temporal, "Temporal smoothness weight")->check(tools::non_negative(1e6));
-  cmd.add_option("--lambda-locality", f.lambda_locality, "Router locality weight")->check(tools::non_negative(1e6));
-  cmd.add_option("--lambda-lookahead", f.lambda_lookahead, "Lookahead soft-CE weight (0 also turns off top-k and union)")->check(tools::non_negative(1e6));
-  cmd.add_option("--lambda-lookahead-topk", f.lambda_lookahead_topk, "Lookahead top-k hit weight")->check(tools::non_negative(1e6));
-  cmd.add_option("--lambda-lookahead-union", f.lambda_lookahead_union, "Lookahead union recall weight")->check(tools::non_negative(1e6));
-  cmd.add_option("--lambda-anchor", f.lambda_anchor, "Router KL anchor weight (stage default otherwise)")->check(tools::non_negative(1e6));
+  cmd.add_flag("--skip-bad-lines", f.recipe.skip_bad_lines, "Skip and count malformed records instead of stopping");
+  cmd.add_option("--fallback-mask-prob", f.fallback_mask_prob, cat("Simulated expert-miss rate while training (default ", d.fallback_mask_prob, ")"))->check(tools::number_in(0, 1, "in [0, 1]"));
+  cmd.add_option("--lambda-balance", f.lambdas.balance, "Load-balance weight")->check(tools::non_negative(1e6));
+  cmd.add_option("--lambda-temporal", f.lambdas.temporal, "Temporal smoothness weight")->check(tools::non_negative(1e6));
+  cmd.add_option("--lambda-locality", f.lambdas.locality, "Router locality weight")->check(tools::non_negative(1e6));
+  cmd.add_option("--lambda-lookahead", f.lambdas.lookahead, "Lookahead soft-CE weight (0 also turns off top-k and union)")->check(tools::non_negative(1e6));
+  cmd.add_option("--lambda-lookahead-topk", f.lambdas.lookahead_topk, "Lookahead top-k hit weight")->check(tools::non_negative(1e6));
+  cmd.add_option("--lambda-lookahead-union", f.lambdas.lookahead_union, "Lookahead union recall weight")->check(tools::non_negative(1e6));
+  cmd.add_option("--lambda-anchor", f.lambdas.anchor, cat("Router KL anchor weight (default ", d.router_anchor, ")"))->check(tools::non_negative(1e6));
   tools::add_runtime_flags(cmd, f.runtime);
 }
 
-RouterLossWeights stage_weights(const StageFlags& f, const ModelConfig& config) {
-  RouterLossWeights w = RouterLossWeights::from_config(config);
-  w.router_anchor = stage_regulariser_defaults(f.stage).router_anchor;
-  auto set = [](double& field, const std::optional<double>& flag) {
-    if (flag) field = *flag;
-  };
-  set(w.balance, f.lambda_balance);
-  set(w.temporal, f.lambda_temporal);
-  set(w.router_locality, f.lambda_locality);
-  set(w.lookahead, f.lambda_lookahead);
-  set(w.lookahead_topk, f.lambda_lookahead_topk);
-  set(w.lookahead_union, f.lambda_lookahead_union);
-  set(w.router_anchor, f.lambda_anchor);
-  w.validate();
-  return w;
+// A model that only gives targets (reference, teacher): loaded in fp32 with gradients off.
+std::shared_ptr<ChronosForCausalLMImpl> load_frozen(const std::string& dir, const tools::Runtime& rt) {
+  std::shared_ptr<ChronosForCausalLMImpl> model = load_pretrained(dir, tools::load_options(rt, c10::kFloat)).ptr();
+  for (auto& p : model->parameters()) p.requires_grad_(false);
+  return model;
 }
 
 int run_stage(StageFlags f) {
   const tools::Runtime rt = tools::apply_runtime_flags(f.runtime);
-  const StageDefaults d = defaults_for(f.stage);
+  StageRecipe& recipe = f.recipe;
+  const StageDefaults& d = stage_defaults(recipe.stage);
   if (f.batch_size <= 0) f.batch_size = d.batch_size;
   if (f.grad_accum <= 0) f.grad_accum = d.grad_accum;
   if (f.max_seq_len <= 0) f.max_seq_len = d.max_seq_len;
   if (f.lr <= 0) f.lr = d.lr;
+  recipe.batch_size = f.batch_size;
   if (f.steps <= 0 && f.epochs <= 0) throw InvalidArgument("give --steps N or --epochs N");
-  if (!f.data.empty() && !fs::is_regular_file(f.data)) throw IoError(cat(f.data, ": training data not found"));
-  const std::string stage_name = train_stage_name(f.stage);
+  if (!fs::is_regular_file(recipe.data)) throw IoError(cat(recipe.data, ": training data not found"));
+  const std::string stage_name = train_stage_name(recipe.stage);
 
   // The starting weights: the checkpoint being resumed, else --from, else (pretrain) a fresh --config model.
   std::optional<std::string> checkpoint;
@@ -127,7 +94,7 @@ int run_stage(StageFlags f) {
     checkpoint = latest_checkpoint(f.resume);
     if (!checkpoint) throw IoError(cat(f.resume, ": no checkpoint to resume (expected ", f.resume, "/checkpoints/step_*)"));
   }
-  torch::manual_seed(f.seed);
+  torch::manual_seed(recipe.seed);
   ChronosForCausalLM model{nullptr};
   std::string start;
   if (checkpoint) {
@@ -141,9 +108,9 @@ int run_stage(StageFlags f) {
     model = ChronosForCausalLM(ModelConfig::load(f.config));
     model->to(rt.device);
   } else {
-    throw InvalidArgument(f.stage == TrainStage::Pretrain ? "give --config FILE (a fresh model) or --from DIR" : "give --from DIR (the starting model)");
+    throw InvalidArgument(recipe.stage == TrainStage::Pretrain ? "give --config FILE (a fresh model) or --from DIR" : "give --from DIR (the starting model)");
   }
-  model->set_fallback_mask_prob(f.fallback_mask_prob.value_or(stage_regulariser_defaults(f.stage).fallback_mask_prob));
+  model->set_fallback_mask_prob(f.fallback_mask_prob.value_or(d.fallback_mask_prob));
 
   std::string tokenizer_path = f.tokenizer;
   for (const std::string& dir : {f.from, checkpoint.value_or("")})
@@ -157,49 +124,19 @@ int run_stage(StageFlags f) {
   if (f.max_seq_len > model->config().max_position_embeddings)
     throw InvalidArgument(cat("--max-seq-len ", f.max_seq_len, " is beyond the model's context of ", model->config().max_position_embeddings,
                               " tokens (max_position_embeddings)"));
-  const RouterLossWeights weights = stage_weights(f, model->config());
-  LmStageOptions options{f.data, f.batch_size, f.seed, f.skip_bad_lines, weights};
+  recipe.weights = stage_router_weights(recipe.stage, model->config(), f.lambdas);
+  recipe.objective = parse_policy_objective(f.policy_objective);
   const EncoderOptions encoder{f.max_seq_len, static_cast<TokenId>(model->config().bos_token_id),
                                static_cast<TokenId>(model->config().eos_token_id)};
-  std::unique_ptr<TrainingStage> stage;
-  if (f.stage == TrainStage::Pretrain) {
-    stage = std::make_unique<PretrainStage>(tokenizer, encoder, options);
-  } else {
-    // The frozen starting model: DPO's reference, and the router anchor's target on the same batch.
-    std::shared_ptr<ChronosForCausalLMImpl> reference;
-    if (weights.router_anchor > 0 || f.stage == TrainStage::Dpo || f.stage == TrainStage::Grpo) {
-      if (f.from.empty()) throw InvalidArgument("this stage needs the starting model as its reference: give --from DIR (also when resuming)");
-      reference = load_pretrained(f.from, tools::load_options(rt, c10::kFloat)).ptr();
-      for (auto& p : reference->parameters()) p.requires_grad_(false);
-    }
-    if (f.stage == TrainStage::Sft) {
-      stage = std::make_unique<SftStage>(tokenizer, encoder, options, reference);
-    } else if (f.stage == TrainStage::Dpo || f.stage == TrainStage::Orpo) {
-      const double beta = f.beta.value_or(0.1);
-      PreferenceStageOptions preference{options, f.stage == TrainStage::Orpo, DpoConfig{beta}, OrpoConfig{beta, f.lambda_or}};
-      stage = std::make_unique<PreferenceStage>(tokenizer, encoder, preference, reference);
-    } else if (f.stage == TrainStage::Grpo) {
-      if (f.policy_objective != "clip" && f.policy_objective != "reinforce")
-        throw InvalidArgument(cat("--policy-objective '", f.policy_objective, "': expected clip or reinforce"));
-      GrpoStageOptions grpo;
-      grpo.data = options;
-      grpo.group_size = f.group_size;
-      grpo.max_new_tokens = f.max_gen_len;
-      grpo.temperature = f.temperature.value_or(1.0);
-      grpo.loss.beta = f.beta.value_or(0.04);
-      grpo.loss.clip_eps = f.clip_eps;
-      grpo.loss.objective = f.policy_objective == "clip" ? PolicyObjective::ClippedRatio : PolicyObjective::Reinforce;
-      stage = std::make_unique<GrpoStage>(tokenizer, encoder, grpo, reference, make_reward(f.reward));
-    } else {
-      if (f.teacher.empty()) throw InvalidArgument("distill needs --teacher DIR");
-      std::shared_ptr<ChronosForCausalLMImpl> teacher = load_pretrained(f.teacher, tools::load_options(rt, c10::kFloat)).ptr();
-      for (auto& p : teacher->parameters()) p.requires_grad_(false);
-      if (teacher->config().vocab_size != model->config().vocab_size)
-        throw ConfigError(cat(f.teacher, ": the teacher's vocab_size ", teacher->config().vocab_size, " differs from the student's ",
-                              model->config().vocab_size, " (they must share a tokenizer)"));
-      stage = std::make_unique<DistillStage>(tokenizer, encoder, options, DistillConfig{f.temperature.value_or(4.0), f.alpha}, teacher, reference);
-    }
+  // The frozen starting model: DPO's and GRPO's reference, and the router anchor's target on the same batch.
+  std::shared_ptr<ChronosForCausalLMImpl> reference, teacher;
+  if (recipe.stage != TrainStage::Pretrain && stage_needs_reference(recipe)) {
+    if (f.from.empty()) throw InvalidArgument("this stage needs the starting model as its reference: give --from DIR (also when resuming)");
+    reference = load_frozen(f.from, rt);
   }
+  if (recipe.stage == TrainStage::Distill) teacher = load_frozen(f.teacher, rt);
+  const std::unique_ptr<TrainingStage> stage =
+      make_training_stage(recipe, tokenizer, encoder, model->config().vocab_size, reference, teacher);
 
   TrainerOptions trainer;
   trainer.out_dir = f.out;
@@ -207,7 +144,7 @@ int run_stage(StageFlags f) {
   trainer.epochs = f.epochs;
   trainer.grad_accum = f.grad_accum;
   trainer.grad_clip = f.grad_clip;
-  trainer.seed = f.seed;
+  trainer.seed = recipe.seed;
   trainer.save_every = f.save_every;
   trainer.keep = f.keep;
   trainer.stop_at = f.stop_at;
@@ -217,9 +154,16 @@ int run_stage(StageFlags f) {
   trainer.adamw.lr = f.lr;
   // fp32 master weights everywhere; on CUDA the matmuls run under bf16 autocast (fp16 would need loss scaling).
   trainer.autocast = rt.device.is_cuda() ? c10::kBFloat16 : c10::kFloat;
-  log::info(cat(stage_name, " from ", start, " on ", f.data, ": batch ", f.batch_size, " x ", f.max_seq_len, " tokens, grad-accum ",
-                f.grad_accum, ", lr ", f.lr, ", seed ", f.seed, ", threads ", rt.threads));
+  log::info(cat(stage_name, " from ", start, " on ", recipe.data, ": batch ", f.batch_size, " x ", f.max_seq_len, " tokens, grad-accum ",
+                f.grad_accum, ", lr ", f.lr, ", seed ", recipe.seed, ", threads ", rt.threads));
+  tools::ProgressLine progress;
+  trainer.on_progress = [&](const TrainingProgress& p) { progress.show(describe(p)); };
+  trainer.on_checkpoint = [&](const std::string& dir) {
+    progress.done();
+    log::info(cat("checkpoint ", dir));
+  };
   const TrainingSummary summary = run_training(*model, *stage, trainer);
+  progress.done();
   if (summary.finished) {
     std::error_code ec;
     fs::copy_file(tokenizer_path, fs::path(f.out) / "tokenizer.json", fs::copy_options::overwrite_existing, ec);
@@ -234,27 +178,27 @@ int run_stage(StageFlags f) {
 
 tools::Subcommand add_lm_stage(CLI::App& app, TrainStage stage, const char* help) {
   auto flags = std::make_shared<StageFlags>();
-  flags->stage = stage;
+  flags->recipe.stage = stage;
   CLI::App* cmd = app.add_subcommand(train_stage_name(stage), help);
   add_stage_flags(*cmd, *flags);
   cmd->add_option("--from", flags->from, "Starting model directory");
   if (stage == TrainStage::Pretrain) cmd->add_option("--config", flags->config, "Model config JSON for a fresh model");
   if (stage == TrainStage::Dpo || stage == TrainStage::Orpo)
-    cmd->add_option("--beta", flags->beta, "Inverse temperature of the preference loss (default 0.1)")->check(tools::non_negative(1e3));
-  if (stage == TrainStage::Orpo) cmd->add_option("--lambda-or", flags->lambda_or, "Weight of the odds-ratio term")->capture_default_str()->check(tools::non_negative(1e6));
+    cmd->add_option("--beta", flags->recipe.beta, cat("Inverse temperature of the preference loss (default ", stage_defaults(stage).beta, ")"))->check(tools::non_negative(1e3));
+  if (stage == TrainStage::Orpo) cmd->add_option("--lambda-or", flags->recipe.lambda_or, "Weight of the odds-ratio term")->capture_default_str()->check(tools::non_negative(1e6));
   if (stage == TrainStage::Grpo) {
-    cmd->add_option("--reward", flags->reward, "toy, or model:DIR (a Chronos model's log-likelihood of the answer)")->capture_default_str();
-    cmd->add_option("--group-size", flags->group_size, "Rollouts per prompt")->capture_default_str()->check(tools::number_in(2, 1024, "in [2, 1024] (advantages compare the rollouts of a group)"));
-    cmd->add_option("--max-gen-len", flags->max_gen_len, "Tokens per rollout")->capture_default_str()->check(tools::positive(1 << 16));
-    cmd->add_option("--temperature", flags->temperature, "Rollout sampling temperature (default 1.0)")->check(tools::positive(1e3));
-    cmd->add_option("--beta", flags->beta, "Weight of the k3 KL to the starting model (default 0.04)")->check(tools::non_negative(1e3));
-    cmd->add_option("--clip-eps", flags->clip_eps, "PPO ratio clip")->capture_default_str()->check(tools::number_in(1e-6, 1, "in (0, 1]"));
-    cmd->add_option("--policy-objective", flags->policy_objective, "clip (PPO clipped ratio) or reinforce")->capture_default_str();
+    cmd->add_option("--reward", flags->recipe.reward, "toy, or model:DIR (a Chronos model's log-likelihood of the answer)")->capture_default_str();
+    cmd->add_option("--group-size", flags->recipe.group_size, "Rollouts per prompt")->capture_default_str()->check(tools::number_in(2, 1024, "in [2, 1024] (advantages compare the rollouts of a group)"));
+    cmd->add_option("--max-gen-len", flags->recipe.max_new_tokens, "Tokens per rollout")->capture_default_str()->check(tools::positive(1 << 16));
+    cmd->add_option("--temperature", flags->recipe.temperature, cat("Rollout sampling temperature (default ", stage_defaults(stage).temperature, ")"))->check(tools::positive(1e3));
+    cmd->add_option("--beta", flags->recipe.beta, cat("Weight of the k3 KL to the starting model (default ", stage_defaults(stage).beta, ")"))->check(tools::non_negative(1e3));
+    cmd->add_option("--clip-eps", flags->recipe.clip_eps, "PPO ratio clip")->capture_default_str()->check(tools::number_in(1e-6, 1, "in (0, 1]"));
+    cmd->add_option("--policy-objective", flags->policy_objective, "clip (PPO clipped ratio) or reinforce")->capture_default_str()->check(CLI::IsMember({"clip", "reinforce"}));
   }
   if (stage == TrainStage::Distill) {
     cmd->add_option("--teacher", flags->teacher, "Teacher model directory (same tokenizer, any size)")->required();
-    cmd->add_option("--alpha", flags->alpha, "Weight of the KD term (CE gets 1 - alpha)")->capture_default_str()->check(tools::number_in(0, 1, "in [0, 1]"));
-    cmd->add_option("--temperature", flags->temperature, "Distillation temperature (default 4.0)")->check(tools::positive(1e3));
+    cmd->add_option("--alpha", flags->recipe.alpha, "Weight of the KD term (CE gets 1 - alpha)")->capture_default_str()->check(tools::number_in(0, 1, "in [0, 1]"));
+    cmd->add_option("--temperature", flags->recipe.temperature, cat("Distillation temperature (default ", stage_defaults(stage).temperature, ")"))->check(tools::positive(1e3));
   }
   return {cmd, [flags] { return run_stage(*flags); }};
 }

@@ -30,6 +30,16 @@ void ProgressLine::update(const char* what, int64_t done, int64_t total, const c
   }
 }
 
+void ProgressLine::show(const std::string& line) {
+  if (tty_) {
+    std::fprintf(stderr, "\r\033[K%s", line.c_str());
+    std::fflush(stderr);
+    shown_ = true;
+  } else {
+    log::info(line);
+  }
+}
+
 void ProgressLine::done() {
   if (shown_) std::fprintf(stderr, "\n");
   shown_ = false;

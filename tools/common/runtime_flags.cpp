@@ -3,6 +3,7 @@
 #include "common/runtime_flags.h"
 
 #include "chronos/core/backend.h"
+#include "chronos/core/error.h"
 #include "chronos/core/dtype.h"
 #include "chronos/core/log.h"
 
@@ -30,9 +31,20 @@ Runtime apply_runtime_flags(const RuntimeFlags& flags) {
   Runtime runtime;
   runtime.threads = configure_threads(flags.threads);
   runtime.allow_nonfinite = flags.allow_nonfinite;
-  runtime.device = choose_device(flags.device);
-  runtime.dtype = parse_float_dtype(flags.dtype);
-  check_compute_dtype(runtime.device, runtime.dtype);
+  // The library names the value; the message says which flag carried it.
+  const auto with_flag = [](const char* flag, auto&& step) {
+    try {
+      return step();
+    } catch (const InvalidArgument& e) {
+      throw InvalidArgument(cat(flag, ": ", e.what()));
+    }
+  };
+  runtime.device = with_flag("--device", [&] { return choose_device(flags.device); });
+  runtime.dtype = with_flag("--dtype", [&] { return parse_float_dtype(flags.dtype); });
+  with_flag("--dtype", [&] {
+    check_compute_dtype(runtime.device, runtime.dtype);
+    return 0;
+  });
   log::debug(describe(probe_backend()));
   return runtime;
 }

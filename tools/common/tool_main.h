@@ -15,7 +15,9 @@ namespace chronos::tools {
 // (2 cores: prefill throughput halved, decoding 2.5x slower). The OpenMP build of OpenBLAS, which
 // tools/setup_deps.sh installs, shares LibTorch's threads: there the default policy is kept, because
 // the decode kernels fork threads per projection and a sleeping worker takes tens of microseconds to
-// wake. libgomp reads the variable when it loads, so it cannot be set from inside the process.
+// wake. libgomp reads the variable in its own constructor, before any constructor of libchronos or
+// of the tool runs, and a setenv from the executable's .preinit_array is lost when libc sets up
+// environ (tried with glibc 2.36): re-executing is the one order-independent way (docs/cli.md).
 // Call first thing in main.
 void configure_openmp_waiting(char** argv);
 

@@ -1,5 +1,6 @@
-// ModelConfig: every key of the Chronos config.json (spec/model.md §1), with defaults, derived
-// sizes, JSON load/save and validation. Runtime-only keys are carried so a round trip keeps them.
+// ModelConfig: every key of the Chronos config.json (docs/formats.md), with defaults, derived
+// sizes, JSON load/save and validation. Keys the reference writes for its own runtime (flash_attn,
+// vram_budget_gb, offload_miss_policy_default, ...) mean nothing here: they stay in `extra` for the round trip.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -27,7 +28,6 @@ struct ModelConfig {
   bool inference_rope_scaling = false;     // YaRN (factor 16 over 2048) when the configured maximum exceeds 2048
   bool tie_word_embeddings = true;         // lm_head shares the embedding matrix (the only supported layout)
   double dropout = 0.1;                    // p of every dropout (training only)
-  bool flash_attn = true;                  // allows a fused attention kernel where the backend has one
   int64_t bos_token_id = 1;
   int64_t eos_token_id = 2;
   // ---- mixture of experts ----
@@ -55,18 +55,9 @@ struct ModelConfig {
   double lambda_lookahead_union = 0.05;
   double lambda_router_locality = 0.02;
   double lambda_router_anchor = 0.0;
-  // ---- runtime only (no effect on the maths) ----
-  double vram_budget_gb = 4.0;
-  int64_t prefetch_depth = 2;
-  double pinned_memory_max_fraction = 0.25;
-  std::string storage_format = "safetensors";
-  std::optional<std::string> cluster_manifest_path;
-  std::string offload_miss_policy_default = "on_demand";
-  std::optional<int64_t> recommended_resident_experts;
-  std::optional<int64_t> offload_working_set_experts;
   // ---- bookkeeping ----
   std::string torch_dtype = "float32";     // dtype the weights were saved in (informational)
-  nlohmann::json extra = nlohmann::json::object();  // unknown keys, kept for the round trip
+  nlohmann::json extra = nlohmann::json::object();  // unknown and reference-only keys, kept for the round trip
 
   // Resolved sizes (derivations applied).
   int64_t resolved_head_dim() const;
@@ -82,7 +73,8 @@ struct ModelConfig {
   // Throws ConfigError naming the field, the value and the rule for the first broken rule.
   void validate() const;
 
-  // Missing keys take defaults; unknown keys go to `extra` with a warning; wrong types throw
+  // Missing keys take defaults; unknown keys go to `extra` (with a warning unless the reference
+  // writes them); wrong types throw
   // ConfigError naming the key. `source` names the file in messages.
   static ModelConfig from_json(const nlohmann::json& json, const std::string& source = "config");
   nlohmann::json to_json() const;  // HF style, model_type "chronos", resolved sizes written out

@@ -32,6 +32,9 @@ class DecodeObserver {
 struct GenerationOptions {
   int64_t max_new_tokens = 256;    // upper bound on generated tokens
   std::vector<int64_t> stop_ids;   // generation ends after producing one of these (e.g. EOS)
+  // Generation ends once the text contains one of these (non-empty). Ids carry no text, so these
+  // are applied by a TextStream (runtime/text_stream.h) fed from the TokenCallback.
+  std::vector<std::string> stop_strings;
   bool use_kv_cache = true;        // false: recompute the full sequence every step
   int64_t max_context = 0;         // > 0: total tokens allowed (prompt + generated); 0: max_position_embeddings
   SamplingOptions sampling;
@@ -43,7 +46,7 @@ struct GenerationOptions {
   bool record_logprobs = false;  // GenerationResult::logprobs (one more host sync per step)
 
   // Throws ConfigError naming the field: negative max_new_tokens or max_context, a negative stop
-  // id, and SamplingOptions::validate's rules.
+  // id, an empty stop string, and SamplingOptions::validate's rules.
   void validate() const;
 };
 

@@ -1,8 +1,8 @@
-// The shared Chronos router regulariser of every training stage (spec/training.md §5, model.md §7):
+// The shared Chronos router regulariser of every training stage (docs/training_losses.md):
 // load balance, temporal smoothness, router locality, the three lookahead terms and the router KL
 // anchor. Pure tensor functions: no I/O, no model, no optimiser.
 //
-// Differences from the Python reference (spec/training.md §12), all on purpose:
+// Differences from the Python reference (docs/training_losses.md), all on purpose:
 //  * B6/Q9: an optional token mask [B,S] (1 = real token) keeps padding out of every term. A pair
 //    term (t-1,t) or (t,t+j) counts only when both positions are real; every masked mean divides by
 //    the number of valid positions clamped to >= 1, so an all-padding batch gives 0, never NaN.
@@ -46,13 +46,6 @@ const char* train_stage_name(TrainStage stage);
 // Inverse of train_stage_name; throws ConfigError listing the valid names.
 TrainStage parse_train_stage(const std::string& name);
 
-// Per-stage defaults of spec/training.md §5.3 (the other lambdas are inherited from the checkpoint).
-struct StageRegulariserDefaults {
-  double router_anchor;       // lambda_router_anchor: 0 / 0.01 / 0.10 / 0.10 / 0.10 / 0.05
-  double fallback_mask_prob;  // simulated expert-miss rate: 0.08 / 0.04 / 0.02 / 0.02 / 0.02 / 0.02
-};
-StageRegulariserDefaults stage_regulariser_defaults(TrainStage stage);
-
 // What the regulariser reads from one forward pass.
 struct RouterLossInputs {
   std::vector<at::Tensor> router_probs;  // per MoE layer [B,S,E] softmax probabilities, with autograd
@@ -88,7 +81,7 @@ struct RouterLossTerms {
        lookahead_topk_active = false, lookahead_union_active = false, anchor_active = false;
 };
 
-// The regulariser with the gating of spec/training.md §5:
+// The regulariser with the gating of the reference:
 //   balance  when lambda_balance > 0;
 //   temporal, locality (each by its lambda) only when S > 1;
 //   lookahead, topk, union only when S > 1, lookahead probabilities are given, K > 0 and

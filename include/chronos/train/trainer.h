@@ -1,12 +1,13 @@
 // The training loop shared by every stage: AdamW with decay groups, warmup + cosine over optimizer
 // steps, gradient accumulation (a trailing partial window is applied, scaled by its own size),
 // gradient clipping, a guard against non-finite losses (skip and count; stop after N in a row),
-// checkpoints every N steps with exact resume, a progress line on a terminal and JSON lines for plots.
+// checkpoints every N steps with exact resume, progress reports through a callback and JSON lines for plots.
 #pragma once
 
 #include <c10/core/ScalarType.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "chronos/train/optimizer.h"
@@ -15,6 +16,16 @@
 namespace chronos {
 
 class ChronosForCausalLMImpl;
+
+// One log step of a run, for a progress display.
+struct TrainingProgress {
+  std::string stage;
+  int64_t step = 0, total_steps = 0;
+  double loss = 0, lr = 0, tokens_per_s = 0;
+  double eta_seconds = 0;  // at the pace so far
+};
+// "pretrain step 10/100  loss 2.3456  lr 5.00e-04  1234 tok/s  ETA 1m02s"
+std::string describe(const TrainingProgress& progress);
 
 struct TrainerOptions {
   std::string out_dir;            // final model directory; checkpoints go to out_dir/checkpoints
@@ -32,6 +43,9 @@ struct TrainerOptions {
   std::string resume_checkpoint;  // continue from this checkpoint folder ("" = fresh)
   AdamWSettings adamw;            // adamw.lr is the peak learning rate
   c10::ScalarType autocast = c10::kBFloat16;  // CUDA matmul dtype under autocast (kFloat: off); no effect elsewhere
+  // Called on every log step and after every checkpoint; unset: each is an info log line.
+  std::function<void(const TrainingProgress&)> on_progress;
+  std::function<void(const std::string& checkpoint_dir)> on_checkpoint;
 
   // Throws ConfigError naming the field ("trainer.grad_accum must be >= 1 (got 0)"): an empty
   // out_dir, neither steps nor epochs, negative counts, a non-finite or negative clip, a learning

@@ -1,0 +1,57 @@
+#include "chronos/runtime/text_stream.h"
+
+#include <algorithm>
+
+namespace chronos {
+
+TextStream::TextStream(const Tokenizer& tokenizer, const GenerationOptions& options)
+    : decoder_(tokenizer, /*skip_special=*/true), stop_ids_(options.stop_ids), stop_strings_(options.stop_strings) {
+  options.validate();
+}
+
+bool TextStream::push(int64_t token) {
+  if (stopped_) return false;
+  if (std::find(stop_ids_.begin(), stop_ids_.end(), token) != stop_ids_.end()) return true;
+  add(decoder_.push(static_cast<TokenId>(token)));
+  return !stopped_;
+}
+
+void TextStream::finish() {
+  if (stopped_) return;
+  add(decoder_.flush());
+  if (!stopped_) release(held_.size());
+}
+
+std::string TextStream::take() {
+  std::string fresh = text_.substr(taken_);
+  taken_ = text_.size();
+  return fresh;
+}
+
+void TextStream::add(const std::string& piece) {
+  held_ += piece;
+  // The earliest complete stop string wins, wherever it starts.
+  size_t first = std::string::npos;
+  for (const std::string& stop : stop_strings_) first = std::min(first, held_.find(stop));
+  if (first != std::string::npos) {
+    release(first);
+    held_.clear();
+    stopped_ = true;
+    return;
+  }
+  size_t hold = 0;  // the longest suffix of held_ that begins some stop string
+  for (const std::string& stop : stop_strings_)
+    for (size_t n = std::min(stop.size() - 1, held_.size()); n > hold; --n)
+      if (held_.compare(held_.size() - n, n, stop, 0, n) == 0) {
+        hold = n;
+        break;
+      }
+  release(held_.size() - hold);
+}
+
+void TextStream::release(size_t bytes) {
+  text_.append(held_, 0, bytes);
+  held_.erase(0, bytes);
+}
+
+}  // namespace chronos
