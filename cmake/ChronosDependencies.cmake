@@ -34,3 +34,13 @@ pkg_check_modules(XXHASH QUIET IMPORTED_TARGET libxxhash)
 if(NOT XXHASH_FOUND)
   message(FATAL_ERROR "chronos: xxHash not found; install libxxhash-dev (tools/setup_deps.sh does)")
 endif()
+# The tokenizer: PCRE2 (with its JIT) for the Split and Replace regexes of tokenizer.json, utf8proc
+# for Unicode normalization, case mapping and categories.
+pkg_check_modules(PCRE2 QUIET IMPORTED_TARGET libpcre2-8)
+if(NOT PCRE2_FOUND)
+  message(FATAL_ERROR "chronos: PCRE2 not found; install libpcre2-dev (tools/setup_deps.sh does)")
+endif()
+pkg_check_modules(UTF8PROC QUIET IMPORTED_TARGET libutf8proc)
+if(NOT UTF8PROC_FOUND)
+  message(FATAL_ERROR "chronos: utf8proc not found; install libutf8proc-dev (tools/setup_deps.sh does)")
+endif()

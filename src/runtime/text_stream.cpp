@@ -4,14 +4,19 @@
 
 namespace chronos {
 
-TextStream::TextStream(const Tokenizer& tokenizer, const GenerationOptions& options)
-    : decoder_(tokenizer, /*skip_special=*/true), stop_ids_(options.stop_ids), stop_strings_(options.stop_strings) {
+TextStream::TextStream(const Tokenizer& tokenizer, const GenerationOptions& options, bool show_added_tokens)
+    : tokenizer_(tokenizer),
+      show_added_(show_added_tokens),
+      decoder_(tokenizer, /*skip_special=*/!show_added_tokens),
+      stop_ids_(options.stop_ids),
+      stop_strings_(options.stop_strings) {
   options.validate();
 }
 
 bool TextStream::push(int64_t token) {
   if (stopped_) return false;
   if (std::find(stop_ids_.begin(), stop_ids_.end(), token) != stop_ids_.end()) return true;
+  if (!show_added_ && tokenizer_.is_added(static_cast<TokenId>(token))) return true;
   add(decoder_.push(static_cast<TokenId>(token)));
   return !stopped_;
 }

@@ -84,11 +84,12 @@ void BpeTrainer::add_text(std::string_view text) {
     config_.pre_tokenizer.split(segment, pieces);
     for (std::string_view piece : pieces) ++state_->words[std::string(piece)];
   };
-  size_t pos = 0, start, length;
-  TokenId id;
-  while (!state_->added.empty() && state_->added.find(text, pos, start, length, id)) {
-    count_segment(text.substr(pos, start - pos));
-    pos = start + length;
+  std::vector<tokenizer_detail::AddedTokenMatch> matches;
+  state_->added.find_all(text, matches);
+  size_t pos = 0;
+  for (const auto& m : matches) {
+    count_segment(text.substr(pos, m.start - pos));
+    pos = m.end;
   }
   count_segment(text.substr(pos));
 }

@@ -35,7 +35,8 @@ inline const nlohmann::json& hf_reference() {
 
 // A tokenizer.json with the 256 byte symbols (ids 0..255 in byte order), the merges
 // "Ġ t" -> "Ġt", "h e" -> "he", "Ġt he" -> "Ġthe", and two added tokens: <s> (id 261, special)
-// and <x> (id 262, not special).
+// and <x> (id 262, not special). The added tokens are in the vocabulary too, at those ids, as HF
+// assigns an added token its vocabulary id (ids 259 and 260 stay unused).
 inline nlohmann::json small_tokenizer_json() {
   nlohmann::json vocab = nlohmann::json::object();
   for (int b = 0; b < 256; ++b) vocab[bytes_to_symbols(std::string(1, static_cast<char>(b)))] = b;
@@ -43,6 +44,7 @@ inline nlohmann::json small_tokenizer_json() {
   vocab["he"] = 257;
   vocab["Ġthe"] = 258;
   vocab["<s>"] = 261;
+  vocab["<x>"] = 262;
   return {
       {"version", "1.0"},
       {"truncation", nullptr},

@@ -45,6 +45,9 @@ import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
 sys.exit(0 if a["tokens"] == b["tokens"] and len(a["tokens"]) > 0 else 1)
 PY
+# --chat uses the model directory's Jinja chat template (init copied MiniMind's tokenizer_config.json).
+expect_ok generate_chat "$generate" --model "$work/gen" --prompt "hi" --chat --greedy --max-new-tokens 3 --log-level info
+grep -q "chat template: the chat_template of $work/gen/tokenizer_config.json" "$work/err" || { fail "--chat did not use the model's template"; cat "$work/err"; }
 expect_ok generate_stats "$generate" --model "$work/gen" --prompt "hi" --max-new-tokens 3 --stats --seed 1 --log-level warn
 grep -q "decode" "$work/err" || fail "--stats printed no figures"
 head -c 3000 /dev/zero | tr '\0' 'a' | sed 's/a/a b /g' >"$work/long.txt"

@@ -38,7 +38,7 @@ expect_error tokenize_bad_id "stdin:2: 'x' is not a token id" bash -c "printf '1
 expect_error tokenize_unknown_id "token id 400 is not in the vocabulary" bash -c "echo 400 | '$tokenize' --tokenizer '$work/tok' --decode"
 expect_error tokenize_missing "$work/none.json" "$tokenize" --tokenizer "$work/none.json"
 printf '{"model": {"type": "WordPiece", "vocab": {}}}' >"$work/wordpiece.json"
-expect_error tokenize_unsupported "model type \"WordPiece\" is not supported" "$tokenize" --tokenizer "$work/wordpiece.json"
+expect_error tokenize_unsupported "model.type \"WordPiece\" is not supported" "$tokenize" --tokenizer "$work/wordpiece.json"
 
 expect_ok bench_json "$bench" tokenizer --tokenizer "$work/tok" --text "$work/text.txt" --repeat 2 --warmup 1 --json --log-level warn
 for key in mb_per_s tokens_per_s tokens bytes chars_per_token; do
@@ -50,6 +50,26 @@ expect_error bench_missing_text "$work/none.txt" "$bench" tokenizer --tokenizer 
 minimind="$src/tests/data/minimind"
 printf '<|im_start|>assistant\n' | "$tokenize" --tokenizer "$minimind" >"$work/out" 2>&1
 [ "$(cat "$work/out")" = "1 1388 570 811" ] && passed=$((passed + 1)) || fail "MiniMind ids: $(cat "$work/out")"
+
+# Chat templates: the Jinja chat_template of the tokenizer_config.json beside the tokenizer.
+printf '[{"role": "user", "content": "what is lookahead prefetch"}, {"role": "assistant", "content": "router cache expert"}]' >"$work/chat.json"
+printf '<|im_start|>user\nwhat is lookahead prefetch<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\nrouter cache expert<|im_end|>\n' >"$work/expected"
+"$tokenize" --tokenizer "$minimind/tokenizer.json" --chat "$work/chat.json" >"$work/out" 2>"$work/err" || fail "tokenize --chat: $(cat "$work/err")"
+cmp -s "$work/out" "$work/expected" && passed=$((passed + 1)) || fail "chat rendering: $(cat "$work/out")"
+"$tokenize" --tokenizer "$minimind" --chat "$work/chat.json" --add-generation-prompt --ids >"$work/out" 2>"$work/err" || fail "tokenize --chat --ids"
+[ "$(cut -d' ' -f1 "$work/out")" = "1" ] && [ "$(awk '{print $NF}' "$work/out")" != "2" ] && passed=$((passed + 1)) || fail "chat ids: $(cat "$work/out")"
+mkdir -p "$work/mixtral"
+cp "$minimind/tokenizer.json" "$work/mixtral/"
+python3 -c 'import json,sys; json.dump({"bos_token": "<|im_start|>", "eos_token": "<|im_end|>", "chat_template": open(sys.argv[1]).read()}, open(sys.argv[2], "w"))' \
+  "$src/tests/data/chat/mixtral_instruct.jinja" "$work/mixtral/tokenizer_config.json"
+printf '[{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]' >"$work/twice.json"
+expect_error chat_refused "the template refused its input: Conversation roles must alternate" "$tokenize" --tokenizer "$work/mixtral" --chat "$work/twice.json"
+printf '{"messages": 3}' >"$work/notalist.json"
+expect_error chat_not_a_list "$work/notalist.json: \"messages\" must be a list" "$tokenize" --tokenizer "$minimind" --chat "$work/notalist.json"
+printf '[{"role": "user",' >"$work/badchat.json"
+expect_error chat_bad_json "$work/badchat.json:1:" "$tokenize" --tokenizer "$minimind" --chat "$work/badchat.json"
+printf '{"chat_template": "{%% if x %%}never closed"}' >"$work/mixtral/tokenizer_config.json"
+expect_error chat_bad_template "tokenizer_config.json chat_template:1: {% if %} is never closed" "$tokenize" --tokenizer "$work/mixtral" --chat "$work/chat.json"
 
 echo "$passed passed, $failures failed"
 [ $failures -eq 0 ]

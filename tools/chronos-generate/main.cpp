@@ -2,6 +2,7 @@
 // chat template, sampling controls, stop strings, statistics, a REPL on a terminal, and --json.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -17,7 +18,7 @@
 #include "chronos/runtime/generation.h"
 #include "chronos/runtime/offload_engine.h"
 #include "chronos/runtime/text_stream.h"
-#include "chronos/tokenizer/chat_template.h"
+#include "chronos/tokenizer/chat_formatter.h"
 #include "chronos/tokenizer/tokenizer.h"
 #include "common/flag_checks.h"
 #include "common/offload_flags.h"
@@ -36,6 +37,7 @@ struct Flags {
   std::string prompt_file;
   std::string system;
   bool chat = false;
+  bool show_special = false;
   bool no_kv_cache = false;
   bool stats = false;
   bool json = false;
@@ -68,17 +70,16 @@ struct Session {
   ExpertStore* store = nullptr;  // routed experts come from here when --offload is given
   OffloadEngine* engine = nullptr;  // the predictive decode over `store`
   AppendFile* metrics = nullptr;    // --metrics-jsonl: one line per generated token
-  std::vector<ChatMessage> history;
+  const ChatFormatter& chat;        // the model's chat template, or the built-in one
+  nlohmann::ordered_json history = nlohmann::ordered_json::array();
 
   // Runs one generation for `user_text`; prints as it goes unless --json.
   int answer(const std::string& user_text) {
     std::string prompt_text = user_text;
     if (flags.chat) {
-      if (history.empty() && !flags.system.empty()) history.push_back({"system", flags.system, std::nullopt, {}});
-      history.push_back({"user", user_text, std::nullopt, {}});
-      ChatTemplateOptions options;
-      options.add_generation_prompt = true;
-      prompt_text = render_chat(history, {}, options);
+      if (history.empty() && !flags.system.empty()) history.push_back({{"role", "system"}, {"content", flags.system}});
+      history.push_back({{"role", "user"}, {"content", user_text}});
+      prompt_text = chat.render(history, /*add_generation_prompt=*/true);
     }
     const std::vector<TokenId> ids32 = tokenizer.encode(prompt_text);
     const std::vector<int64_t> prompt(ids32.begin(), ids32.end());
@@ -93,19 +94,27 @@ struct Session {
     if (store) store->reset_stats();
 
     options.stop_strings = flags.stops;
-    TextStream stream(tokenizer, options);
+    TextStream stream(tokenizer, options, flags.show_special);
+    // A chat reply is printed from its first visible character: the blank lines a model emits after
+    // the template's empty think block are not part of the answer.
+    bool started = !flags.chat;
+    const auto print = [&](std::string piece) {
+      if (!started) piece.erase(0, std::min(piece.size(), piece.find_first_not_of(" \t\r\n")));
+      started = started || !piece.empty();
+      std::cout << piece << std::flush;
+    };
     const TokenCallback on_token = [&](int64_t token) {
       const bool go_on = stream.push(token);
-      if (!flags.json) std::cout << stream.take() << std::flush;
+      if (!flags.json) print(stream.take());
       return go_on;
     };
     const GenerationResult result = engine ? engine->generate(prompt, options, on_token) : generate(model, prompt, options, on_token);
     if (engine && metrics)
       for (const TokenMetrics& t : engine->metrics().tokens()) metrics->write_line(to_json_line(t));
     stream.finish();
-    if (!flags.json) std::cout << stream.take();
+    if (!flags.json) print(stream.take());
     const std::string stop_reason = stream.stop_reason(result);
-    if (flags.chat) history.push_back({"assistant", stream.text(), std::nullopt, {}});
+    if (flags.chat) history.push_back({{"role", "assistant"}, {"content", stream.text()}});
     nlohmann::json offload;
     if (store) offload = to_json(store->stats(), std::max<int64_t>(1, result.stats.generated_tokens));  // per token: prefill included
     if (engine) {
@@ -201,7 +210,9 @@ int run(const Flags& flags) {
     engine = std::make_unique<OffloadEngine>(*model, *store, engine_config, classifier ? classifier->get() : nullptr);
     if (!flags.metrics_jsonl.empty()) metrics = std::make_unique<AppendFile>(flags.metrics_jsonl, AppendFile::Mode::truncate);
   }
-  Session session{flags, *model, tokenizer, store.get(), engine.get(), metrics.get(), {}};
+  const ChatFormatter chat = flags.chat ? ChatFormatter::for_tokenizer(tokenizer_path) : ChatFormatter();
+  if (flags.chat) log::info(cat("chat template: ", chat.description()));
+  Session session{flags, *model, tokenizer, store.get(), engine.get(), metrics.get(), chat};
 
   int status = 0;
   if (!flags.prompt.empty()) {
@@ -229,7 +240,10 @@ int main(int argc, char** argv) {
     app.add_option("--tokenizer", flags.tokenizer, "tokenizer.json to use instead of the model directory's");
     app.add_option("--prompt", flags.prompt, "Prompt text");
     app.add_option("--prompt-file", flags.prompt_file, "File holding the prompt");
-    app.add_flag("--chat", flags.chat, "Wrap the prompt in the chat template (user turn + generation prompt)");
+    app.add_flag("--chat", flags.chat,
+                 "Wrap the prompt in the chat template (user turn + generation prompt): the tokenizer_config.json chat_template "
+                 "beside the tokenizer, else the built-in one");
+    app.add_flag("--show-special", flags.show_special, "Print added tokens (<think>, <|im_end|>, ...) in the generated text");
     app.add_option("--system", flags.system, "System message for --chat");
     app.add_option("--max-new-tokens", flags.max_new_tokens, "Most tokens to generate")->capture_default_str()->check(tools::positive());
     app.add_flag("--greedy", flags.sampling.greedy, "Greedy decoding (argmax)");

@@ -2,6 +2,7 @@
 //   encode (default): each stdin line (without its newline) -> its ids, space-separated
 //   --decode:         each line of ids (space- or comma-separated) -> the text they decode to
 //   --json:           one JSON object per line instead ({"text", "ids"}), for scripts
+//   --chat FILE:      a JSON list of messages rendered with the chat template beside the tokenizer
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -12,6 +13,9 @@
 
 #include "chronos/core/error.h"
 #include "chronos/core/log.h"
+#include "chronos/io/json_text.h"
+#include "chronos/io/regular_file.h"
+#include "chronos/tokenizer/chat_formatter.h"
 #include "chronos/tokenizer/tokenizer.h"
 #include "chronos/tokenizer/utf8.h"
 #include "common/environment.h"
@@ -27,6 +31,10 @@ struct Flags {
   bool json = false;
   bool skip_special = false;
   bool plain = false;
+  bool add_special = false;
+  std::string chat;
+  bool add_generation_prompt = false;
+  bool ids = false;
   std::string log_level;
 };
 
@@ -56,10 +64,39 @@ std::vector<TokenId> parse_ids(const std::string& line, int64_t line_number) {
   return ids;
 }
 
+// --chat: the conversation in FILE (a list of messages, or {"messages": [...], "tools": [...]}) as
+// the prompt text the model's chat template makes of it, or its ids.
+int render_chat_file(const Flags& flags, const Tokenizer& tokenizer) {
+  const nlohmann::ordered_json doc = parse_ordered_json(read_regular_file(flags.chat), flags.chat);
+  nlohmann::ordered_json messages = doc, tools = nullptr;
+  if (doc.is_object()) {
+    if (!doc.contains("messages")) throw FormatError(cat(flags.chat, ": expected a list of messages or an object with \"messages\""));
+    messages = doc["messages"];
+    if (doc.contains("tools")) tools = doc["tools"];
+  }
+  if (!messages.is_array()) throw FormatError(cat(flags.chat, ": \"messages\" must be a list"));
+  const ChatFormatter formatter = ChatFormatter::for_tokenizer(flags.tokenizer);
+  std::string text;
+  try {
+    text = formatter.render(messages, flags.add_generation_prompt, tools);
+  } catch (const InvalidArgument& e) {
+    throw InvalidArgument(cat(flags.chat, ": ", e.what()));
+  }
+  if (!flags.ids) {
+    std::cout << text;
+    return 0;
+  }
+  const std::vector<TokenId> ids = tokenizer.encode(text);
+  for (size_t i = 0; i < ids.size(); ++i) std::cout << (i ? " " : "") << ids[i];
+  std::cout << '\n';
+  return 0;
+}
+
 int run(const Flags& flags) {
   tools::apply_log_level_from_env();
   if (!flags.log_level.empty()) log::set_level(log::parse_level(flags.log_level));
   const Tokenizer tokenizer = Tokenizer::from_file(flags.tokenizer);
+  if (!flags.chat.empty()) return render_chat_file(flags, tokenizer);
   // Interactive use wants each answer at once; a pipe is faster with buffered output.
   const bool interactive = isatty(STDIN_FILENO) != 0;
   std::string line;
@@ -77,7 +114,7 @@ int run(const Flags& flags) {
       if (flags.json) std::cout << nlohmann::json{{"ids", ids}, {"text", to_valid_utf8(text)}}.dump() << '\n';
       else std::cout << text << '\n';
     } else {
-      const std::vector<TokenId> ids = tokenizer.encode(line, !flags.plain);
+      const std::vector<TokenId> ids = tokenizer.encode(line, !flags.plain, flags.add_special);
       if (flags.json) {
         std::cout << nlohmann::json{{"text", to_valid_utf8(line)}, {"ids", ids}}.dump() << '\n';
       } else {
@@ -102,6 +139,14 @@ int main(int argc, char** argv) {
     app.add_flag("--json", flags.json, "Print one JSON object per line: {\"text\", \"ids\"}");
     app.add_flag("--skip-special", flags.skip_special, "With --decode: leave special tokens out")->needs(decode);
     app.add_flag("--plain", flags.plain, "Encode added tokens in the text as plain text (no <|im_start|> ids)")->excludes(decode);
+    app.add_flag("--add-special", flags.add_special, "Add the tokenizer's post-processor tokens (e.g. Llama's <s>), as HF does by default")
+        ->excludes(decode);
+    CLI::Option* chat = app.add_option("--chat", flags.chat,
+                                       "Render this JSON list of messages with the chat template of the tokenizer_config.json beside "
+                                       "the tokenizer (the built-in template without one) and print the text")
+                            ->excludes(decode);
+    app.add_flag("--add-generation-prompt", flags.add_generation_prompt, "With --chat: end with the assistant's turn opening")->needs(chat);
+    app.add_flag("--ids", flags.ids, "With --chat: print the rendered text's ids instead of the text")->needs(chat);
     app.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error or off (default: CHRONOS_LOG_LEVEL or info)");
     if (auto code = chronos::tools::parse_command_line(app, argc, argv, "chronos-tokenize")) return *code;
     return run(flags);

@@ -1,5 +1,6 @@
 // Generated ids as text while they come: the tokens are decoded incrementally (always whole UTF-8
-// characters, special tokens skipped), and text is released only once it can no longer be the start
+// characters; added tokens such as <think> or <|im_end|> left out unless shown), and text is released
+// only once it can no longer be the start
 // of one of GenerationOptions::stop_strings. A completed stop string ends the generation; the text
 // before it is kept, the stop string and whatever followed it in the same token are dropped.
 // chronos-generate prints what take() returns; a server sends it as the next streamed delta.
@@ -17,9 +18,10 @@ namespace chronos {
 
 class TextStream {
  public:
-  // Reads options.stop_ids (their ids are not decoded) and options.stop_strings. `tokenizer` must
+  // Reads options.stop_ids (their ids are not decoded) and options.stop_strings. With
+  // `show_added_tokens` the added tokens (special or not) are part of the text. `tokenizer` must
   // outlive the stream.
-  TextStream(const Tokenizer& tokenizer, const GenerationOptions& options);
+  TextStream(const Tokenizer& tokenizer, const GenerationOptions& options, bool show_added_tokens = false);
 
   // For generate()'s TokenCallback: false once a stop string is complete.
   bool push(int64_t token);
@@ -38,6 +40,8 @@ class TextStream {
   void add(const std::string& piece);
   void release(size_t bytes);
 
+  const Tokenizer& tokenizer_;
+  bool show_added_;
   StreamDecoder decoder_;
   std::vector<int64_t> stop_ids_;
   std::vector<std::string> stop_strings_;
