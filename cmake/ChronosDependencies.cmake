@@ -26,21 +26,17 @@ endif()
 # pkg-config rather than igraph's CMake package: Debian's names the static dependencies
 # (libarpack.so, ...) whose -dev packages libigraph-dev does not pull in.
 find_package(PkgConfig REQUIRED)
-pkg_check_modules(IGRAPH QUIET IMPORTED_TARGET igraph>=0.10)
-if(NOT IGRAPH_FOUND)
-  message(FATAL_ERROR "chronos: igraph >= 0.10 not found; install libigraph-dev (tools/setup_deps.sh does)")
-endif()
-pkg_check_modules(XXHASH QUIET IMPORTED_TARGET libxxhash)
-if(NOT XXHASH_FOUND)
-  message(FATAL_ERROR "chronos: xxHash not found; install libxxhash-dev (tools/setup_deps.sh does)")
-endif()
+# chronos_require_pkg(PREFIX MODULE WHAT DEBIAN_PACKAGE): PkgConfig::PREFIX and PREFIX_LIBRARIES, or one
+# clear error. A macro, so the PREFIX_* variables land in the caller's scope.
+macro(chronos_require_pkg prefix module what package)
+  pkg_check_modules(${prefix} QUIET IMPORTED_TARGET ${module})
+  if(NOT ${prefix}_FOUND)
+    message(FATAL_ERROR "chronos: ${what} not found; install ${package} (tools/setup_deps.sh does)")
+  endif()
+endmacro()
+chronos_require_pkg(IGRAPH "igraph>=0.10" "igraph >= 0.10" libigraph-dev)
+chronos_require_pkg(XXHASH libxxhash xxHash libxxhash-dev)
 # The tokenizer: PCRE2 (with its JIT) for the Split and Replace regexes of tokenizer.json, utf8proc
 # for Unicode normalization, case mapping and categories.
-pkg_check_modules(PCRE2 QUIET IMPORTED_TARGET libpcre2-8)
-if(NOT PCRE2_FOUND)
-  message(FATAL_ERROR "chronos: PCRE2 not found; install libpcre2-dev (tools/setup_deps.sh does)")
-endif()
-pkg_check_modules(UTF8PROC QUIET IMPORTED_TARGET libutf8proc)
-if(NOT UTF8PROC_FOUND)
-  message(FATAL_ERROR "chronos: utf8proc not found; install libutf8proc-dev (tools/setup_deps.sh does)")
-endif()
+chronos_require_pkg(PCRE2 libpcre2-8 PCRE2 libpcre2-dev)
+chronos_require_pkg(UTF8PROC libutf8proc utf8proc libutf8proc-dev)

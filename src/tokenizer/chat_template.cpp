@@ -6,6 +6,7 @@
 
 #include "chronos/core/error.h"
 #include "chronos/io/json_text.h"
+#include "tokenizer/json_string.h"
 
 namespace chronos {
 namespace {
@@ -34,30 +35,6 @@ std::string before_first(const std::string& s, const std::string& sep) {
 std::string after_last(const std::string& s, const std::string& sep) {
   const size_t p = s.rfind(sep);
   return p == std::string::npos ? s : s.substr(p + sep.size());
-}
-
-void append_python_string(std::string& out, const std::string& s) {
-  out.push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out.push_back('"');
 }
 
 // Python's float repr: the shortest digits that read back to the same double, in positional
@@ -113,7 +90,7 @@ void append_python_json(std::string& out, const ordered_json& v) {
     case ordered_json::value_t::number_integer: out += std::to_string(v.get<int64_t>()); break;
     case ordered_json::value_t::number_unsigned: out += std::to_string(v.get<uint64_t>()); break;
     case ordered_json::value_t::number_float: append_python_float(out, v.get<double>()); break;
-    case ordered_json::value_t::string: append_python_string(out, v.get_ref<const std::string&>()); break;
+    case ordered_json::value_t::string: tokenizer_detail::append_json_string(out, v.get_ref<const std::string&>()); break;
     case ordered_json::value_t::array: {
       out.push_back('[');
       bool first = true;
@@ -131,7 +108,7 @@ void append_python_json(std::string& out, const ordered_json& v) {
       for (auto it = v.begin(); it != v.end(); ++it) {
         if (!first) out += ", ";
         first = false;
-        append_python_string(out, it.key());
+        tokenizer_detail::append_json_string(out, it.key());
         out += ": ";
         append_python_json(out, it.value());
       }

@@ -41,12 +41,7 @@ Decoder::Decoder(const nlohmann::json& section, const JsonReader& reader) {
 void Decoder::add(const nlohmann::json& section, const JsonReader& r, const std::string& where) {
   const std::string type = r.type_of(section, where);
   Step step;
-  if (type == "Sequence") {
-    r.only_keys(section, {"type", "decoders"}, where);
-    const nlohmann::json& list = r.array(section, "decoders", where);
-    for (size_t i = 0; i < list.size(); ++i) add(list[i], r, cat(where, ".decoders[", i, "]"));
-    return;
-  }
+  if (r.sequence(section, type, "decoders", where, [&](const nlohmann::json& item, const std::string& path) { add(item, r, path); })) return;
   if (type == "ByteLevel") {
     r.only_keys(section, {"type", "add_prefix_space", "trim_offsets", "use_regex"}, where);
     for (const char* key : {"add_prefix_space", "trim_offsets", "use_regex"}) r.flag(section, key, true, where);

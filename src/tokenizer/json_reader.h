@@ -63,6 +63,17 @@ class JsonReader {
     return *it;
   }
 
+  // For a {"type": "Sequence", KEY: [...]} section, calls add(item, "WHERE.KEY[i]") for each item and
+  // returns true; returns false for any other type.
+  template <class Add>
+  bool sequence(const nlohmann::json& section, const std::string& type, const char* key, const std::string& where, Add add) const {
+    if (type != "Sequence") return false;
+    only_keys(section, {"type", key}, where);
+    const nlohmann::json& list = array(section, key, where);
+    for (size_t i = 0; i < list.size(); ++i) add(list[i], cat(where, ".", key, "[", i, "]"));
+    return true;
+  }
+
   std::string type_of(const nlohmann::json& section, const std::string& where) const {
     if (!section.is_object()) fail(cat(where, " must be an object or null (got ", describe_json(section), ")"));
     const auto it = section.find("type");

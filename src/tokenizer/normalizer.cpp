@@ -20,12 +20,7 @@ Normalizer::Normalizer(const nlohmann::json& section, const JsonReader& reader) 
 void Normalizer::add(const nlohmann::json& section, const JsonReader& r, const std::string& where) {
   const std::string type = r.type_of(section, where);
   Step step;
-  if (type == "Sequence") {
-    r.only_keys(section, {"type", "normalizers"}, where);
-    const nlohmann::json& list = r.array(section, "normalizers", where);
-    for (size_t i = 0; i < list.size(); ++i) add(list[i], r, cat(where, ".normalizers[", i, "]"));
-    return;
-  }
+  if (r.sequence(section, type, "normalizers", where, [&](const nlohmann::json& item, const std::string& path) { add(item, r, path); })) return;
   if (type == "NFC" || type == "NFD" || type == "NFKC" || type == "NFKD") {
     r.only_keys(section, {"type"}, where);
     step.form = type == "NFC" ? NormalForm::nfc : type == "NFD" ? NormalForm::nfd : type == "NFKC" ? NormalForm::nfkc : NormalForm::nfkd;

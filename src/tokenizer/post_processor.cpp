@@ -28,12 +28,7 @@ std::pair<size_t, size_t> space_runs(const std::string& token) {
 void PostProcessor::add(const nlohmann::json& section, const JsonReader& r, const std::string& where, const IdLookup& id_of) {
   const std::string type = r.type_of(section, where);
   Step step;
-  if (type == "Sequence") {
-    r.only_keys(section, {"type", "processors"}, where);
-    const nlohmann::json& list = r.array(section, "processors", where);
-    for (size_t i = 0; i < list.size(); ++i) add(list[i], r, cat(where, ".processors[", i, "]"), id_of);
-    return;
-  }
+  if (r.sequence(section, type, "processors", where, [&](const nlohmann::json& item, const std::string& path) { add(item, r, path, id_of); })) return;
   if (type == "ByteLevel") {
     r.only_keys(section, {"type", "add_prefix_space", "trim_offsets", "use_regex"}, where);
     step.kind = Step::Kind::byte_level;

@@ -130,12 +130,7 @@ PreTokenizerSteps::PreTokenizerSteps(const nlohmann::json& section, const JsonRe
 void PreTokenizerSteps::add(const nlohmann::json& section, const JsonReader& r, const std::string& where) {
   const std::string type = r.type_of(section, where);
   Step step;
-  if (type == "Sequence") {
-    r.only_keys(section, {"type", "pretokenizers"}, where);
-    const nlohmann::json& list = r.array(section, "pretokenizers", where);
-    for (size_t i = 0; i < list.size(); ++i) add(list[i], r, cat(where, ".pretokenizers[", i, "]"));
-    return;
-  }
+  if (r.sequence(section, type, "pretokenizers", where, [&](const nlohmann::json& item, const std::string& path) { add(item, r, path); })) return;
   if (type == "Split") {
     r.only_keys(section, {"type", "pattern", "behavior", "invert"}, where);
     if (!section.contains("pattern")) r.fail(cat(where, ".pattern is missing"));

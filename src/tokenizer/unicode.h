@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 namespace chronos::tokenizer_detail {
 
@@ -64,6 +65,20 @@ inline size_t utf8_step(const unsigned char* p, size_t n, char32_t& cp, bool& ok
   ok = false;
   cp = 0xFFFD;
   return 1;
+}
+
+// Calls f(code point, ok, start, length) for each character of `s`; a byte that does not start a
+// well-formed character is a character of its own with ok false (see utf8_step).
+template <class F>
+void for_each_char(std::string_view s, F f) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  for (size_t i = 0; i < s.size();) {
+    char32_t cp;
+    bool ok;
+    const size_t n = utf8_step(p + i, s.size() - i, cp, ok);
+    f(cp, ok, i, n);
+    i += n;
+  }
 }
 
 // Appends the UTF-8 encoding of cp (a valid scalar value).

@@ -8,10 +8,13 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "tokenizer/json_string.h"
 #include "tokenizer/unicode.h"
 
 namespace chronos::jinja {
 namespace {
+
+using tokenizer_detail::append_json_string;
 
 ValuePtr make(Type type) {
   auto v = std::make_shared<Value>();
@@ -31,56 +34,26 @@ bool is_array_index(const std::string& key) {
   return v < 4294967295ull;
 }
 
-void append_json_string(std::string& out, const std::string& s) {
-  out.push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out.push_back('"');
-}
-
 // ensure_ascii: every UTF-16 unit from U+007F up as \uXXXX (astral characters as surrogate pairs).
 std::string ascii_safe(const std::string& json) {
   std::string out;
-  size_t i = 0;
-  const auto* p = reinterpret_cast<const unsigned char*>(json.data());
-  while (i < json.size()) {
-    char32_t cp;
-    bool ok;
-    const size_t n = tokenizer_detail::utf8_step(p + i, json.size() - i, cp, ok);
+  tokenizer_detail::for_each_char(json, [&](char32_t cp, bool ok, size_t start, size_t n) {
     if (!ok || cp < 0x7F) {
-      out.append(json, i, n);
-    } else {
-      auto unit = [&](unsigned v) {
-        char buf[8];
-        std::snprintf(buf, sizeof buf, "\\u%04x", v);
-        out += buf;
-      };
-      if (cp >= 0x10000) {
-        unit(0xD800 + ((cp - 0x10000) >> 10));
-        unit(0xDC00 + ((cp - 0x10000) & 0x3FF));
-      } else {
-        unit(static_cast<unsigned>(cp));
-      }
+      out.append(json, start, n);
+      return;
     }
-    i += n;
-  }
+    auto unit = [&](unsigned v) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", v);
+      out += buf;
+    };
+    if (cp >= 0x10000) {
+      unit(0xD800 + ((cp - 0x10000) >> 10));
+      unit(0xDC00 + ((cp - 0x10000) & 0x3FF));
+    } else {
+      unit(static_cast<unsigned>(cp));
+    }
+  });
   return out;
 }
 
@@ -97,23 +70,16 @@ std::string float_output(double v) {
 std::string map_case(const std::string& s, bool upper) {
   std::string out;
   out.reserve(s.size());
-  size_t i = 0;
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  while (i < s.size()) {
-    char32_t cp;
-    bool ok;
-    const size_t n = tokenizer_detail::utf8_step(p + i, s.size() - i, cp, ok);
+  tokenizer_detail::for_each_char(s, [&](char32_t cp, bool ok, size_t start, size_t n) {
     if (!ok) {
-      out.append(s, i, n);
-    } else {
-      const utf8proc_int32_t mapped = upper ? utf8proc_toupper(static_cast<utf8proc_int32_t>(cp))
-                                            : utf8proc_tolower(static_cast<utf8proc_int32_t>(cp));
-      utf8proc_uint8_t buf[4];
-      const utf8proc_ssize_t len = utf8proc_encode_char(mapped, buf);
-      out.append(reinterpret_cast<const char*>(buf), static_cast<size_t>(len));
+      out.append(s, start, n);
+      return;
     }
-    i += n;
-  }
+    const auto c = static_cast<utf8proc_int32_t>(cp);
+    utf8proc_uint8_t buf[4];
+    const utf8proc_ssize_t len = utf8proc_encode_char(upper ? utf8proc_toupper(c) : utf8proc_tolower(c), buf);
+    out.append(reinterpret_cast<const char*>(buf), static_cast<size_t>(len));
+  });
   return out;
 }
 
@@ -367,28 +333,13 @@ const char* type_name(Type type) {
 
 double utf16_length(const std::string& s) {
   double n = 0;
-  size_t i = 0;
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  while (i < s.size()) {
-    char32_t cp;
-    bool ok;
-    i += tokenizer_detail::utf8_step(p + i, s.size() - i, cp, ok);
-    n += ok && cp >= 0x10000 ? 2 : 1;
-  }
+  tokenizer_detail::for_each_char(s, [&](char32_t cp, bool ok, size_t, size_t) { n += ok && cp >= 0x10000 ? 2 : 1; });
   return n;
 }
 
 std::vector<std::string> code_points(const std::string& s) {
   std::vector<std::string> out;
-  size_t i = 0;
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  while (i < s.size()) {
-    char32_t cp;
-    bool ok;
-    const size_t n = tokenizer_detail::utf8_step(p + i, s.size() - i, cp, ok);
-    out.push_back(s.substr(i, n));
-    i += n;
-  }
+  tokenizer_detail::for_each_char(s, [&](char32_t, bool, size_t start, size_t n) { out.push_back(s.substr(start, n)); });
   return out;
 }
 
