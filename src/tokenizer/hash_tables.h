@@ -34,6 +34,21 @@ inline uint64_t hash_bytes(std::string_view s) {
   return mix64(h ^ tail);
 }
 
+// Rebuilds an open-addressing table whose slots carry their `hash` and a `used` flag at a new
+// power-of-two capacity (linear probing).
+template <class Slot>
+void rehash_slots(std::vector<Slot>& slots, size_t capacity) {
+  std::vector<Slot> old;
+  old.swap(slots);
+  slots.assign(capacity, Slot{});
+  for (const Slot& s : old) {
+    if (!s.used) continue;
+    size_t i = s.hash & (capacity - 1);
+    while (slots[i].used) i = (i + 1) & (capacity - 1);
+    slots[i] = s;
+  }
+}
+
 inline size_t round_up_pow2(size_t n) {
   size_t p = 16;
   while (p < n) p <<= 1;
@@ -131,17 +146,7 @@ class StringIdMap {
     bool used = false;
   };
   std::string_view view(const Slot& s) const { return std::string_view(arena_).substr(s.offset, s.length); }
-  void rehash(size_t capacity) {
-    std::vector<Slot> old;
-    old.swap(slots_);
-    slots_.assign(capacity, Slot{});
-    for (const Slot& s : old) {
-      if (!s.used) continue;
-      size_t i = s.hash & (capacity - 1);
-      while (slots_[i].used) i = (i + 1) & (capacity - 1);
-      slots_[i] = s;
-    }
-  }
+  void rehash(size_t capacity) { rehash_slots(slots_, capacity); }
   std::vector<Slot> slots_;
   std::string arena_;
   size_t size_ = 0;
@@ -192,17 +197,7 @@ class WordCache {
     uint32_t key_offset = 0, key_length = 0, value_offset = 0, value_count = 0;
     bool used = false;
   };
-  void rehash(size_t capacity) {
-    std::vector<Slot> old;
-    old.swap(slots_);
-    slots_.assign(capacity, Slot{});
-    for (const Slot& s : old) {
-      if (!s.used) continue;
-      size_t i = s.hash & (capacity - 1);
-      while (slots_[i].used) i = (i + 1) & (capacity - 1);
-      slots_[i] = s;
-    }
-  }
+  void rehash(size_t capacity) { rehash_slots(slots_, capacity); }
   std::vector<Slot> slots_;
   std::string keys_;
   std::vector<int32_t> ids_;
