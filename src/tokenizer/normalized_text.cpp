@@ -70,14 +70,14 @@ NormalizedText NormalizedText::slice(size_t start, size_t end) const {
   return out;
 }
 
-void NormalizedText::transform(size_t from, size_t to, const std::vector<CharChange>& dest, size_t initial_offset) {
+void NormalizedText::transform(const std::vector<CharChange>& dest) {
   materialize();
-  size_t offset = from;
-  for (size_t k = 0; k < initial_offset && offset < to; ++k) offset += char_length(text_, offset);
+  const size_t to = text_.size();
+  size_t offset = 0;
   std::string text;
   std::vector<std::pair<uint32_t, uint32_t>> align;
-  text.reserve(to - from);
-  align.reserve(to - from);
+  text.reserve(to);
+  align.reserve(to);
   for (const CharChange& d : dest) {
     std::pair<uint32_t, uint32_t> a;
     if (d.change > 0) {
@@ -91,9 +91,8 @@ void NormalizedText::transform(size_t from, size_t to, const std::vector<CharCha
     append_char(text, d.c);
     align.insert(align.end(), text.size() - before, a);
   }
-  text_.replace(from, to - from, text);
-  align_.erase(align_.begin() + static_cast<std::ptrdiff_t>(from), align_.begin() + static_cast<std::ptrdiff_t>(to));
-  align_.insert(align_.begin() + static_cast<std::ptrdiff_t>(from), align.begin(), align.end());
+  text_ = std::move(text);
+  align_ = std::move(align);
 }
 
 void NormalizedText::prepend(std::string_view prefix) {

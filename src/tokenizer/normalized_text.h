@@ -43,8 +43,8 @@ class NormalizedText {
   // Normalized bytes [start, end) as a text of their own (start and end on character boundaries).
   NormalizedText slice(size_t start, size_t end) const;
 
-  // Rewrites normalized bytes [from, to) from `dest`, skipping `initial_offset` old characters first.
-  void transform(size_t from, size_t to, const std::vector<CharChange>& dest, size_t initial_offset = 0);
+  // Rewrites the whole text from `dest` (HF's transform over the full range).
+  void transform(const std::vector<CharChange>& dest);
   // `prefix` before the text, aligned with the first character (nothing when the text is empty).
   void prepend(std::string_view prefix);
   // Each [start, end) of `matches` (sorted, disjoint) replaced by `content`, whose characters take the

@@ -54,7 +54,7 @@ void Normalizer::apply(NormalizedText& text) const {
     switch (step.kind) {
       case Step::Kind::normal_form: {
         std::vector<CharChange> changes;
-        if (normalize(text.text(), step.form, changes)) text.transform(0, text.size(), changes);
+        if (normalize(text.text(), step.form, changes)) text.transform(changes);
         break;
       }
       case Step::Kind::lowercase: {
@@ -81,7 +81,7 @@ void Normalizer::apply(NormalizedText& text) const {
           }
           i += n;
         }
-        if (changed) text.transform(0, text.size(), changes);
+        if (changed) text.transform(changes);
         break;
       }
       case Step::Kind::strip: {

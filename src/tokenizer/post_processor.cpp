@@ -80,13 +80,6 @@ void PostProcessor::add(const nlohmann::json& section, const JsonReader& r, cons
   steps_.push_back(std::move(step));
 }
 
-size_t PostProcessor::added_tokens() const {
-  size_t n = 0;
-  for (const Step& step : steps_)
-    for (const auto& piece : step.pieces) n += piece.size();
-  return n;
-}
-
 void PostProcessor::trim(std::vector<Token>& tokens, bool add_prefix_space, const std::function<std::string(size_t)>& token_string) const {
   size_t index = 0;  // position within the sequence, not counting template tokens
   for (size_t i = 0; i < tokens.size(); ++i) {

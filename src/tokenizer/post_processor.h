@@ -40,8 +40,6 @@ class PostProcessor {
   // special tokens are added only when `add_special_tokens`.
   template <class TokenString>
   void apply(std::vector<Token>& tokens, bool add_special_tokens, TokenString token_string) const;
-  // Ids the template adds to a single sequence when special tokens are added.
-  size_t added_tokens() const;
   const nlohmann::ordered_json& json() const { return json_; }
 
  private:

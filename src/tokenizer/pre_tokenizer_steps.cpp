@@ -162,6 +162,8 @@ void PreTokenizerSteps::add(const nlohmann::json& section, const JsonReader& r, 
     if (section.contains("add_prefix_space") && !r.flag(section, "add_prefix_space", true, where) && scheme != "never")
       r.fail(cat(where, ".add_prefix_space is false but prepend_scheme is not \"never\""));
     step.split_pieces = r.flag(section, "split", true, where);
+    step.space = Pattern::literal(" ");
+    step.replacement_pattern = Pattern::literal(step.replacement);
   } else if (type == "Digits") {
     r.only_keys(section, {"type", "individual_digits"}, where);
     step.kind = Step::Kind::digits;
@@ -214,7 +216,7 @@ void PreTokenizerSteps::apply(const Step& step, std::vector<NormalizedText>& pie
         break;
       }
       case Step::Kind::metaspace: {
-        Pattern::literal(" ").find_all(piece.text(), matches);
+        step.space.find_all(piece.text(), matches);
         piece.replace(matches, step.replacement);
         const bool prepend = step.prepend == Step::Prepend::always || (step.prepend == Step::Prepend::first && piece.original_start() == 0);
         if (prepend && !starts_with(piece.text(), step.replacement)) piece.prepend(step.replacement);
@@ -223,7 +225,7 @@ void PreTokenizerSteps::apply(const Step& step, std::vector<NormalizedText>& pie
           break;
         }
         matches.clear();
-        Pattern::literal(step.replacement).find_all(piece.text(), matches);
+        step.replacement_pattern.find_all(piece.text(), matches);
         split_by_matches(piece, matches, SplitBehavior::merged_with_next, false, next);
         break;
       }

@@ -40,6 +40,7 @@ class PreTokenizerSteps {
     bool add_prefix_space = false;              // ByteLevel
     bool use_regex = true;                      // ByteLevel
     std::string replacement;                    // Metaspace (one character)
+    Pattern space, replacement_pattern;         // Metaspace: " " and the replacement, as literal patterns
     enum class Prepend { always, first, never } prepend = Prepend::always;  // Metaspace
     bool split_pieces = true;                   // Metaspace: split at the replacement character
     bool individual_digits = false;             // Digits

@@ -32,8 +32,6 @@ class ChatFormatter {
                      const nlohmann::ordered_json& tools = nullptr,
                      const nlohmann::ordered_json& extra = nlohmann::ordered_json::object()) const;
 
-  // True when the model's own Jinja template is used.
-  bool uses_model_template() const { return jinja_ != nullptr; }
   // "the chat_template of FILE" or "the built-in Chronos chat template", for messages.
   const std::string& description() const { return description_; }
 
