@@ -52,17 +52,29 @@ struct RopeRow {
   }
 };
 
-// W x for one token, into a new vector.
-std::vector<float> project_token(const at::Tensor& weight, const float* x) {
+// W x (+ b) for one token, into a new vector.
+std::vector<float> project_token(const at::Tensor& weight, const float* x, const at::Tensor& bias = {}) {
   std::vector<float> y(static_cast<size_t>(weight.size(0)));
   cpu::gemv(weight.data_ptr<float>(), x, y.data(), weight.size(0), weight.size(1));
+  if (bias.defined()) {
+    const float* b = bias.data_ptr<float>();
+    for (size_t i = 0; i < y.size(); ++i) y[i] += b[i];
+  }
   return y;
 }
 
-at::Tensor output_token(const at::Tensor& o_proj, const std::vector<float>& heads, const at::Tensor& like) {
-  at::Tensor y = at::empty({1, 1, o_proj.size(0)}, like.options());
-  cpu::gemv(o_proj.data_ptr<float>(), heads.data(), y.data_ptr<float>(), o_proj.size(0), o_proj.size(1));
+at::Tensor output_token(const torch::nn::Linear& o_proj, const std::vector<float>& heads, const at::Tensor& like) {
+  const at::Tensor& w = o_proj->weight;
+  at::Tensor y = at::empty({1, 1, w.size(0)}, like.options());
+  cpu::gemv(w.data_ptr<float>(), heads.data(), y.data_ptr<float>(), w.size(0), w.size(1));
+  if (o_proj->bias.defined()) y.view({w.size(0)}).add_(o_proj->bias);
   return y;
+}
+
+void clip(std::vector<float>& v, double limit) {
+  if (limit <= 0) return;
+  const float c = static_cast<float>(limit);
+  for (float& x : v) x = std::min(c, std::max(-c, x));
 }
 
 // One float32 CPU token at inference, a cache to extend, no padding, weights usable as raw floats.
@@ -134,22 +146,32 @@ at::Tensor MLAttentionImpl::forward_one_token(const at::Tensor& x, AttentionCont
       for (int64_t d = 0; d < D; ++d) out[h * D + d] = cpu::dot(Wv + (g * D + d) * C, mixed.data(), C);
     }
   });
-  return output_token(o_proj->weight, out, x);
+  return output_token(o_proj, out, x);
 }
 
 bool WindowAttentionImpl::one_token_path_applies(const at::Tensor& x, const AttentionContext& ctx) const {
-  return one_token_applies(x, ctx, is_training(),
-                           {&q_proj->weight, &k_proj->weight, &v_proj->weight, &o_proj->weight, &q_norm->weight, &k_norm->weight});
+  if (!one_token_applies(x, ctx, is_training(), {&q_proj->weight, &k_proj->weight, &v_proj->weight, &o_proj->weight})) return false;
+  for (const auto* linear : {&q_proj, &k_proj, &v_proj, &o_proj})
+    if ((*linear)->bias.defined() && !cpu::is_plain_float((*linear)->bias)) return false;
+  return q_norm.is_empty() || (cpu::is_plain_float(q_norm->weight) && cpu::is_plain_float(k_norm->weight));
 }
 
 at::Tensor WindowAttentionImpl::forward_one_token(const at::Tensor& x, AttentionContext& ctx) {
   const float* token = x.data_ptr<float>();
   const int64_t D = head_dim_, rep = heads_ / kv_heads_, P = ctx.position;
-  std::vector<float> q = project_token(q_proj->weight, token);
-  std::vector<float> k = project_token(k_proj->weight, token);
-  std::vector<float> v = project_token(v_proj->weight, token);
-  rms_norm(q.data(), heads_, D, q_norm->weight, q_norm->eps());
-  rms_norm(k.data(), kv_heads_, D, k_norm->weight, k_norm->eps());
+  std::vector<float> q = project_token(q_proj->weight, token, q_proj->bias);
+  std::vector<float> k = project_token(k_proj->weight, token, k_proj->bias);
+  std::vector<float> v = project_token(v_proj->weight, token, v_proj->bias);
+  // The same order as project_heads: full-width norm, clipping, per-head norm.
+  if (qk_norm_ == QkNorm::full_width) {
+    rms_norm(q.data(), 1, heads_ * D, q_norm->weight, q_norm->eps());
+    rms_norm(k.data(), 1, kv_heads_ * D, k_norm->weight, k_norm->eps());
+  }
+  for (auto* values : {&q, &k, &v}) clip(*values, clip_);
+  if (qk_norm_ == QkNorm::per_head) {
+    rms_norm(q.data(), heads_, D, q_norm->weight, q_norm->eps());
+    rms_norm(k.data(), kv_heads_, D, k_norm->weight, k_norm->eps());
+  }
   const RopeRow row(*ctx.rope_full, P);
   rope(q.data(), heads_, D, row.cos.data_ptr<float>(), row.sin.data_ptr<float>());
   rope(k.data(), kv_heads_, D, row.cos.data_ptr<float>(), row.sin.data_ptr<float>());
@@ -180,7 +202,7 @@ at::Tensor WindowAttentionImpl::forward_one_token(const at::Tensor& x, Attention
     }
   });
   if (window_ > 0) cache.keep_last(std::min(T, window_));
-  return output_token(o_proj->weight, out, x);
+  return output_token(o_proj, out, x);
 }
 
 }  // namespace chronos

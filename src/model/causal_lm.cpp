@@ -12,12 +12,12 @@
 
 namespace chronos {
 
-ChronosModelImpl::ChronosModelImpl(const ModelConfig& c) {
+ChronosModelImpl::ChronosModelImpl(const ModelConfig& c, const BuildOptions& build) {
   embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
   layers = register_module("layers", torch::nn::ModuleList());
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) layers->push_back(DecoderLayer(c, l));
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) layers->push_back(DecoderLayer(c, l, build.routed_experts));
   norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
-  lookahead_router = register_module("lookahead_router", LookaheadRouter(c));
+  if (c.has_lookahead_router()) lookahead_router = register_module("lookahead_router", LookaheadRouter(c));
   // The tied lm_head's init wins in the reference: U(-1/sqrt(H), 1/sqrt(H)).
   torch::NoGradGuard no_grad;
   const double bound = 1.0 / std::sqrt(static_cast<double>(c.hidden_size));
@@ -27,22 +27,24 @@ ChronosModelImpl::ChronosModelImpl(const ModelConfig& c) {
 namespace {
 // The modules allocate every parameter in float32 at construction: refuse a config that cannot fit
 // in this machine's memory with one line, before the allocator fails somewhere inside LibTorch.
-void check_allocatable(const ModelConfig& config) {
+void check_allocatable(const ModelConfig& config, const BuildOptions& build) {
   const long pages = ::sysconf(_SC_PHYS_PAGES), page_size = ::sysconf(_SC_PAGE_SIZE);
   if (pages <= 0 || page_size <= 0) return;
   const double gib = 1024.0 * 1024.0 * 1024.0;
-  const double need = 4.0 * static_cast<double>(count_parameters(config));
+  const int64_t parameters = count_parameters(config, build.routed_experts);
+  const double need = 4.0 * static_cast<double>(parameters);
   const double have = static_cast<double>(pages) * static_cast<double>(page_size);
   if (need > have)
-    throw ConfigError(cat("the config has ", count_parameters(config), " parameters: ", need / gib, " GiB in float32, more than this machine's ",
+    throw ConfigError(cat("the config has ", parameters, build.routed_experts ? "" : " resident", " parameters: ", need / gib, " GiB in float32, more than this machine's ",
                           have / gib, " GiB of memory"));
 }
 }  // namespace
 
-ChronosForCausalLMImpl::ChronosForCausalLMImpl(ModelConfig config) : config_(std::move(config)) {
+ChronosForCausalLMImpl::ChronosForCausalLMImpl(ModelConfig config, const BuildOptions& build) : config_(std::move(config)) {
   config_.validate();
-  check_allocatable(config_);
-  model = register_module("model", ChronosModel(config_));
+  check_allocatable(config_, build);
+  model = register_module("model", ChronosModel(config_, build));
+  if (!config_.tie_word_embeddings) lm_head = register_module("lm_head", make_linear(config_.hidden_size, config_.vocab_size));
   rope_full_ = std::make_unique<RotaryTable>(config_, config_.resolved_head_dim());
   if (config_.use_hybrid_attention && config_.mla_proper_rope)
     rope_mla_ = std::make_unique<RotaryTable>(config_, config_.rope_width());
@@ -92,7 +94,7 @@ ForwardOutput ChronosForCausalLMImpl::forward(const at::Tensor& input_ids, const
     out.aux_raw.push_back(std::move(d.aux_raw));
     if (d.router_probs.defined()) out.router_probs.push_back(std::move(d.router_probs));
     if (d.selected.defined()) out.selected.push_back(std::move(d.selected));
-    if (l == 0) {
+    if (l == 0 && !model->lookahead_router.is_empty()) {
       out.lookahead_probs = model->lookahead_router(x);
       if (options.on_lookahead) options.on_lookahead(out.lookahead_probs);
     }

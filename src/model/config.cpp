@@ -7,9 +7,15 @@
 #include "chronos/core/error.h"
 #include "chronos/core/log.h"
 #include "chronos/io/json_file.h"
+#include "chronos/model/hf_config.h"
+#include "model/config_json.h"
 
 namespace chronos {
 namespace {
+
+using config_json::broken;
+using config_json::Reader;
+using config_json::Writer;
 
 constexpr double kPi = 3.14159265358979323846;
 constexpr int64_t kYarnOriginalMax = 2048;
@@ -76,83 +82,6 @@ const std::set<std::string>& bookkeeping_keys() {
   return keys;
 }
 
-struct Reader {
-  const nlohmann::json& json;
-  const std::string& source;
-  std::set<std::string>& seen;
-
-  [[noreturn]] void wrong(const char* key, const char* expected) const {
-    throw ConfigError(cat(source, ": key '", key, "' must be ", expected, " (got ", describe_json(json.at(key)), ")"));
-  }
-  // An integer (or a float with an integral value, as some exporters write) that fits int64_t;
-  // checked before converting, so 1e300 or 2^64 - 1 cannot wrap.
-  int64_t integer(const char* key, const nlohmann::json& v, const char* expected) const {
-    if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-      wrong(key, "an integer below 2^63");
-    if (v.is_number_integer()) return v.get<int64_t>();
-    if (v.is_number_float()) {
-      const double d = v.get<double>();
-      if (std::floor(d) == d && std::fabs(d) < 9.0e18) return static_cast<int64_t>(d);
-    }
-    wrong(key, expected);
-  }
-  const nlohmann::json* find(const char* key) {
-    auto it = json.find(key);
-    if (it == json.end()) return nullptr;
-    seen.insert(key);
-    return &*it;
-  }
-  void operator()(const char* key, int64_t& field) {
-    const auto* v = find(key);
-    if (!v) return;
-    if (v->is_null() && std::string(key) == "num_key_value_heads") return field = 0, void();
-    field = integer(key, *v, "an integer");
-  }
-  void operator()(const char* key, double& field) {
-    const auto* v = find(key);
-    if (!v) return;
-    if (!v->is_number()) wrong(key, "a number");
-    field = v->get<double>();
-  }
-  void operator()(const char* key, bool& field) {
-    const auto* v = find(key);
-    if (!v) return;
-    if (!v->is_boolean()) wrong(key, "true or false");
-    field = v->get<bool>();
-  }
-  void operator()(const char* key, std::string& field) {
-    const auto* v = find(key);
-    if (!v) return;
-    if (!v->is_string()) wrong(key, "a string");
-    field = v->get<std::string>();
-  }
-  void operator()(const char* key, std::optional<std::string>& field) {
-    const auto* v = find(key);
-    if (!v || v->is_null()) return field.reset(), void();
-    if (!v->is_string()) wrong(key, "a string or null");
-    field = v->get<std::string>();
-  }
-  void operator()(const char* key, std::optional<int64_t>& field) {
-    const auto* v = find(key);
-    if (!v || v->is_null()) return field.reset(), void();
-    field = integer(key, *v, "an integer or null");
-  }
-};
-
-struct Writer {
-  nlohmann::json& json;
-  template <typename T>
-  void operator()(const char* key, const T& field) { json[key] = field; }
-  template <typename T>
-  void operator()(const char* key, const std::optional<T>& field) {
-    json[key] = field ? nlohmann::json(*field) : nlohmann::json(nullptr);
-  }
-};
-
-[[noreturn]] void broken(const std::string& field, const std::string& value, const std::string& rule) {
-  throw ConfigError(cat(field, " ", rule, " (got ", value, ")"));
-}
-
 }  // namespace
 
 int64_t ModelConfig::resolved_head_dim() const {
@@ -170,6 +99,20 @@ int64_t ModelConfig::resolved_moe_intermediate_size() const {
 
 int64_t ModelConfig::rope_width() const {
   return std::max<int64_t>(1, std::min<int64_t>(rope_dim, resolved_head_dim() - 1));
+}
+
+const char* to_string(QkNorm norm) {
+  switch (norm) {
+    case QkNorm::none: return "none";
+    case QkNorm::per_head: return "per_head";
+    case QkNorm::full_width: return "full_width";
+  }
+  return "?";
+}
+
+bool ModelConfig::layer_has_window(int64_t layer) const {
+  if (is_chronos()) return use_hybrid_attention && layer % 2 == 1;
+  return sliding_window_size > 0;
 }
 
 bool ModelConfig::yarn_enabled() const {
@@ -210,7 +153,15 @@ void ModelConfig::validate() const {
   positive("max_position_embeddings", max_position_embeddings);
   if (!(rms_norm_eps > 0)) broken("rms_norm_eps", std::to_string(rms_norm_eps), "must be > 0");
   if (!(rope_theta > 1)) broken("rope_theta", std::to_string(rope_theta), "must be > 1");
-  if (!tie_word_embeddings) broken("tie_word_embeddings", "false", "must be true (Chronos ties lm_head to the embedding)");
+  if (!tie_word_embeddings && is_chronos()) broken("tie_word_embeddings", "false", "must be true (Chronos ties lm_head to the embedding)");
+  if (!is_chronos() && !is_hf_family(model_type))
+    broken("model_type", "\"" + model_type + "\"", cat("must be chronos or one of ", hf_family_list()));
+  if (!is_chronos() && use_hybrid_attention) broken("use_hybrid_attention", "true", cat("is Chronos-only (model_type ", model_type, ")"));
+  if (!(clip_qkv >= 0)) broken("clip_qkv", std::to_string(clip_qkv), "must be >= 0 (0: no clipping)");
+  if (shared_expert_intermediate_size < 0)
+    broken("shared_expert_intermediate_size", std::to_string(shared_expert_intermediate_size), "must be >= 0 (0 derives it)");
+  if (shared_expert_gate && num_shared_experts != 1)
+    broken("num_shared_experts", std::to_string(num_shared_experts), "must be 1 with a shared expert gate");
   if (!(dropout >= 0 && dropout < 1)) broken("dropout", std::to_string(dropout), "must be in [0, 1)");
   if (bos_token_id < 0 || bos_token_id >= vocab_size) broken("bos_token_id", std::to_string(bos_token_id), cat("must be in [0, vocab_size=", vocab_size, ")"));
   if (eos_token_id < 0 || eos_token_id >= vocab_size) broken("eos_token_id", std::to_string(eos_token_id), cat("must be in [0, vocab_size=", vocab_size, ")"));
@@ -245,6 +196,11 @@ void ModelConfig::validate() const {
 
 ModelConfig ModelConfig::from_json(const nlohmann::json& json, const std::string& source) {
   if (!json.is_object()) throw ConfigError(cat(source, ": expected a JSON object"));
+  if (auto it = json.find("model_type"); it != json.end() && it->is_string() && is_hf_family(it->get<std::string>()))
+    return config_from_hf_json(json, source);
+  if (auto it = json.find("model_type"); it != json.end() && *it != "chronos" && *it != "minimind")
+    throw ConfigError(cat(source, ": model_type ", describe_json(*it), " is not supported (supported: chronos, ", hf_family_list(),
+                          "; docs/hf-checkpoints.md lists the candidates)"));
   ModelConfig config;
   std::set<std::string> seen;
   Reader reader{json, source, seen};
@@ -253,8 +209,6 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& json, const std::string
     config.max_position_embeddings = reader.integer("max_seq_len", v, "an integer");
   }
   visit_fields(config, reader);
-  if (auto it = json.find("model_type"); it != json.end() && *it != "chronos" && *it != "minimind")
-    log::warn(cat(source, ": model_type is ", describe_json(*it), ", reading it as a chronos config"));
   for (auto it = json.begin(); it != json.end(); ++it) {
     if (seen.count(it.key()) || bookkeeping_keys().count(it.key())) continue;
     if (!reference_only_keys().count(it.key())) log::warn(cat(source, ": unknown key '", it.key(), "' kept as is"));
@@ -264,6 +218,7 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& json, const std::string
 }
 
 nlohmann::json ModelConfig::to_json() const {
+  if (!is_chronos()) return config_to_hf_json(*this);
   nlohmann::json json = nlohmann::json::object();
   json["model_type"] = "chronos";
   json["architectures"] = {"ChronosForCausalLM"};
@@ -296,17 +251,21 @@ ModelConfig ModelConfig::load(const std::string& path) {
 
 void ModelConfig::save(const std::string& path) const { write_json_file(path, to_json()); }
 
-int64_t count_parameters(const ModelConfig& c) {
+int64_t count_parameters(const ModelConfig& c, bool routed_experts) {
   const int64_t h = c.hidden_size, d = c.resolved_head_dim(), nh = c.num_attention_heads, kv = c.resolved_kv_heads();
   const int64_t r = c.rope_width(), n = d - r, lat = c.kv_latent_dim;
   const int64_t mla = h * nh * n + h * nh * r + n + r + h * lat + lat + lat * kv * n + lat * kv * r + lat * kv * d + nh * d * h;
-  const int64_t gqa = h * nh * d + 2 * h * kv * d + nh * d * h + 2 * d;
+  const int64_t qk_norm = c.qk_norm == QkNorm::per_head ? 2 * d : c.qk_norm == QkNorm::full_width ? (nh + kv) * d : 0;
+  const int64_t gqa = h * nh * d + 2 * h * kv * d + nh * d * h + qk_norm + (c.attention_bias ? (nh + 2 * kv) * d : 0) +
+                      (c.attention_output_bias ? h : 0);
   const int64_t ffn = [&] {
     if (!c.use_moe) return 3 * h * c.resolved_intermediate_size();
-    return h * c.num_experts + (c.num_experts + c.num_shared_experts) * 3 * h * c.resolved_moe_intermediate_size();
+    return h * c.num_experts + (routed_experts ? c.num_experts * 3 * h * c.resolved_moe_intermediate_size() : 0) +
+           c.num_shared_experts * 3 * h * c.resolved_shared_intermediate_size() + (c.shared_expert_gate ? h : 0);
   }();
-  int64_t total = c.vocab_size * h + h;  // tied embedding + final norm
-  total += h * (h / 4) + (h / 4) * (c.lookahead_steps + 1) * c.num_experts * (c.lookahead_per_layer ? c.num_hidden_layers : 1);
+  int64_t total = c.vocab_size * h * (c.tie_word_embeddings ? 1 : 2) + h;  // embedding (+ lm_head) + final norm
+  if (c.has_lookahead_router())
+    total += h * (h / 4) + (h / 4) * (c.lookahead_steps + 1) * c.num_experts * (c.lookahead_per_layer ? c.num_hidden_layers : 1);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) total += 2 * h + (c.layer_is_mla(l) ? mla : gqa) + ffn;
   return total;
 }

@@ -6,7 +6,7 @@
 
 namespace chronos {
 
-DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, int64_t index) {
+DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, int64_t index, bool routed_experts) {
   input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
   if (c.layer_is_mla(index)) {
     mla = register_module("self_attn", MLAttention(c));
@@ -15,7 +15,7 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, int64_t index) {
   }
   post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
   if (c.use_moe) {
-    moe = register_module("mlp", MoE(c));
+    moe = register_module("mlp", MoE(c, routed_experts));
   } else {
     dense = register_module("mlp", FeedForward(c.hidden_size, c.resolved_intermediate_size()));
   }

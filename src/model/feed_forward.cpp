@@ -17,10 +17,10 @@ at::Tensor swiglu(const at::Tensor& x, const ExpertWeights& w) {
   return project(at::silu(project(x, w.gate_proj)) * project(x, w.up_proj), w.down_proj);
 }
 
-FeedForwardImpl::FeedForwardImpl(int64_t hidden, int64_t intermediate) {
-  gate_proj = register_module("gate_proj", make_linear(hidden, intermediate));
-  up_proj = register_module("up_proj", make_linear(hidden, intermediate));
-  down_proj = register_module("down_proj", make_linear(intermediate, hidden));
+FeedForwardImpl::FeedForwardImpl(int64_t hidden, int64_t intermediate, bool materialised) {
+  gate_proj = register_module("gate_proj", make_linear(hidden, materialised ? intermediate : 0));
+  up_proj = register_module("up_proj", make_linear(hidden, materialised ? intermediate : 0));
+  down_proj = register_module("down_proj", materialised ? make_linear(intermediate, hidden) : make_linear(hidden, 0));
 }
 
 }  // namespace chronos

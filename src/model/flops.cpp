@@ -37,13 +37,13 @@ double forward_flops(const ModelConfig& c, int64_t batch, int64_t seq_len) {
 
 double decode_weight_bytes(const ModelConfig& c, double bytes_per_parameter) {
   // Everything but the experts a token does not run, and the embedding rows it does not look up;
-  // the tied matrix is read whole once, by the lm_head.
+  // a tied matrix is read whole once, by the lm_head (an untied lm_head is counted already).
   double params = static_cast<double>(count_parameters(c)) - static_cast<double>(c.vocab_size * c.hidden_size);
   if (c.use_moe) {
     const double expert = 3.0 * static_cast<double>(c.hidden_size * c.resolved_moe_intermediate_size());
     params -= static_cast<double>(c.num_hidden_layers * (c.num_experts - c.num_experts_per_tok)) * expert;
   }
-  params += static_cast<double>(c.vocab_size * c.hidden_size) + static_cast<double>(c.hidden_size);
+  params += static_cast<double>(c.tie_word_embeddings ? c.vocab_size * c.hidden_size : 0) + static_cast<double>(c.hidden_size);
   return params * bytes_per_parameter;
 }
 

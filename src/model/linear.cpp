@@ -6,7 +6,8 @@
 
 namespace chronos {
 
-at::Tensor project(const at::Tensor& x, const at::Tensor& weight) {
+at::Tensor project(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  if (bias.defined()) return project(x, weight).add_(bias);
   const int64_t in = x.size(-1);
   if (x.dim() >= 1 && cpu::gemv_applies(x, weight)) {
     std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
@@ -23,8 +24,8 @@ at::Tensor project(const at::Tensor& x, const at::Tensor& weight) {
   return at::linear(x, weight);
 }
 
-torch::nn::Linear make_linear(int64_t in, int64_t out) {
-  return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false));
+torch::nn::Linear make_linear(int64_t in, int64_t out, bool bias) {
+  return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
 }
 
 }  // namespace chronos

@@ -12,16 +12,26 @@
 
 namespace chronos {
 
-MoEImpl::MoEImpl(const ModelConfig& c)
+MoEImpl::MoEImpl(const ModelConfig& c, bool routed_experts)
     : num_experts_(c.num_experts), top_k_(c.num_experts_per_tok), num_shared_(c.num_shared_experts),
-      intermediate_(c.resolved_moe_intermediate_size()),
+      intermediate_(c.resolved_moe_intermediate_size()), shared_intermediate_(c.resolved_shared_intermediate_size()),
       norm_topk_(c.norm_topk_prob), fallback_mask_prob_(c.fallback_mask_prob) {
-  const int64_t H = c.hidden_size, I = c.resolved_moe_intermediate_size();
+  const int64_t H = c.hidden_size;
   gate = register_module("gate", make_linear(H, num_experts_));
   experts = register_module("experts", torch::nn::ModuleList());
-  for (int64_t e = 0; e < num_experts_; ++e) experts->push_back(FeedForward(H, I));
+  for (int64_t e = 0; e < num_experts_; ++e) experts->push_back(FeedForward(H, intermediate_, routed_experts));
   shared_experts = register_module("shared_experts", torch::nn::ModuleList());
-  for (int64_t s = 0; s < num_shared_; ++s) shared_experts->push_back(FeedForward(H, I));
+  for (int64_t s = 0; s < num_shared_; ++s) shared_experts->push_back(FeedForward(H, shared_intermediate_));
+  if (c.shared_expert_gate) shared_expert_gate = register_module("shared_expert_gate", make_linear(H, 1));
+}
+
+at::Tensor MoEImpl::shared_output(const at::Tensor& x) {
+  if (num_shared_ == 0) return {};
+  at::Tensor shared = shared_experts->at<FeedForwardImpl>(0).forward(x);
+  for (int64_t s = 1; s < num_shared_; ++s) shared = shared + shared_experts->at<FeedForwardImpl>(s).forward(x);
+  if (num_shared_ > 1) shared = shared / static_cast<double>(num_shared_);
+  if (!shared_expert_gate.is_empty()) shared = shared * at::sigmoid(project(x, shared_expert_gate->weight));
+  return shared;
 }
 
 ExpertWeights MoEImpl::expert_weights(int64_t expert) const {
@@ -121,21 +131,16 @@ MoEOutput MoEImpl::forward(const at::Tensor& x, const MoECall& call) {
     y = y.index_add(0, any_missing ? at::cat(rows) : token_of, outputs.size() == 1 ? outputs[0] : at::cat(outputs));
   }
 
-  // Soft gating: a missed expert's weight moves onto the shared output.
+  // Soft gating: a missed expert's weight moves onto the shared output (without one, it is lost).
   at::Tensor shared_coef;
-  if (any_missing) {
+  if (any_missing && num_shared_ > 0) {
     std::vector<float> miss(E);
     for (int64_t e = 0; e < E; ++e) miss[e] = computed[e] ? 0.0f : 1.0f;
     const at::Tensor miss_flag = at::tensor(miss).to(x.device(), x.scalar_type()).index_select(0, flat_e);
     shared_coef = 1 + (flat_w * miss_flag).view({N, k}).sum(-1, /*keepdim=*/true);
   }
-
-  if (num_shared_ > 0) {
-    at::Tensor shared = shared_experts->at<FeedForwardImpl>(0).forward(flat_x);
-    for (int64_t s = 1; s < num_shared_; ++s) shared = shared + shared_experts->at<FeedForwardImpl>(s).forward(flat_x);
-    if (num_shared_ > 1) shared = shared / static_cast<double>(num_shared_);
+  if (const at::Tensor shared = shared_output(flat_x); shared.defined())
     y = y + (shared_coef.defined() ? shared * shared_coef : shared);
-  }
 
   MoEOutput out;
   out.output = y.view({B, S, H});

@@ -35,7 +35,8 @@ bool fits_kernel(const ExpertWeights& w, int64_t H, int64_t I) {
 
 bool MoEImpl::one_token_path_applies(const at::Tensor& x) const {
   return !is_training() && x.dim() == 3 && x.size(0) * x.size(1) == 1 && x.is_contiguous() &&
-         cpu::gemv_applies(x.reshape({x.size(2)}), gate->weight);
+         cpu::gemv_applies(x.reshape({x.size(2)}), gate->weight) &&
+         (shared_expert_gate.is_empty() || cpu::is_plain_float(shared_expert_gate->weight));
 }
 
 MoEOutput MoEImpl::forward_one_token(const at::Tensor& x, const MoECall& call) {
@@ -70,9 +71,8 @@ MoEOutput MoEImpl::forward_one_token(const at::Tensor& x, const MoECall& call) {
 
   at::Tensor y = at::zeros({H}, x.options());
   float* y_data = y.data_ptr<float>();
-  const int64_t I = intermediate_;
   std::vector<cpu::SwigluTerm> terms;
-  const auto add_term = [&](const ExpertWeights& w, float coef) {
+  const auto add_term = [&](const ExpertWeights& w, float coef, int64_t I) {
     if (fits_kernel(w, H, I)) {
       terms.push_back({w.gate_proj.data_ptr(), w.up_proj.data_ptr(), w.down_proj.data_ptr(), coef, w.quant});
     } else {  // another dtype or layout: the general SwiGLU, added in place
@@ -80,27 +80,37 @@ MoEOutput MoEImpl::forward_one_token(const at::Tensor& x, const MoECall& call) {
       y.add_(swiglu(input, w).to(at::kFloat).view({H}), coef);
     }
   };
-  const auto run_terms = [&] {
+  const auto run_terms = [&](int64_t I) {
     if (!terms.empty()) cpu::swiglu_accumulate(terms, x_data, y_data, H, I);
     terms.clear();
   };
 
   std::vector<bool> computed(E, false);
   const auto use = [&](int64_t e, const ExpertWeights& w) {
-    add_term(w, weight[e]);
+    add_term(w, weight[e], intermediate_);
     computed[e] = true;
   };
   // A source's weights are valid until its release: their terms run before it. Resident experts
-  // wait for the shared ones, so that the whole layer is one kernel call.
-  for_each_expert(call, wanted, use, run_terms);
+  // wait for the shared ones, so that the whole layer is one kernel call when the widths agree.
+  for_each_expert(call, wanted, use, [&] { run_terms(intermediate_); });
 
-  // Soft gating: a missed expert's weight moves onto the shared output.
-  float shared_coef = 1;
+  // Soft gating: a missed expert's weight moves onto the shared output (without one, it is lost).
+  float missed = 0;
   for (int64_t j = 0; j < k; ++j)
-    if (!computed[order[j]]) shared_coef += weight[order[j]];
-  for (int64_t s = 0; s < num_shared_; ++s)
-    add_term(shared_experts->at<FeedForwardImpl>(static_cast<size_t>(s)).weights(), shared_coef / static_cast<float>(num_shared_));
-  run_terms();
+    if (!computed[order[j]]) missed += weight[order[j]];
+  if (num_shared_ == 0) {
+    run_terms(intermediate_);
+  } else {
+    float shared_coef = (1 + missed) / static_cast<float>(num_shared_);
+    if (!shared_expert_gate.is_empty()) {
+      const float logit = cpu::dot(shared_expert_gate->weight.data_ptr<float>(), x_data, H);
+      shared_coef /= 1 + std::exp(-logit);
+    }
+    if (shared_intermediate_ != intermediate_) run_terms(intermediate_);
+    for (int64_t s = 0; s < num_shared_; ++s)
+      add_term(shared_experts->at<FeedForwardImpl>(static_cast<size_t>(s)).weights(), shared_coef, shared_intermediate_);
+    run_terms(shared_intermediate_);
+  }
 
   MoEOutput out;
   out.output = y.view({1, 1, H});

@@ -17,6 +17,7 @@
 #include "chronos/io/json_file.h"
 #include "chronos/io/safetensors.h"
 #include "chronos/model/weight_arena.h"
+#include "model/checkpoint_layout.h"
 #include "model/checkpoint_tensors.h"
 
 namespace chronos {
@@ -36,25 +37,41 @@ std::string shape_string(at::IntArrayRef shape) {
 }  // namespace
 
 std::vector<std::pair<std::string, at::Tensor>> reference_state_dict(ChronosForCausalLMImpl& model) {
+  const ModelConfig& config = model.config();
   std::vector<std::pair<std::string, at::Tensor>> out;
-  for (const auto& item : model.named_parameters(/*recurse=*/true)) out.emplace_back(item.key(), item.value().detach());
-  out.emplace_back(kLmHead, model.lm_head_weight().detach());
+  for (const auto& item : model.named_parameters(/*recurse=*/true))
+    out.emplace_back(checkpoint_tensor_name(config, item.key()), item.value().detach());
+  if (config.is_chronos()) out.emplace_back(kLmHead, model.lm_head_weight().detach());
   return out;
 }
+
+namespace {
+const char* torch_dtype_name(at::ScalarType dtype) {
+  return dtype == at::kFloat ? "float32" : dtype == at::kHalf ? "float16" : dtype == at::kBFloat16 ? "bfloat16" : nullptr;
+}
+at::ScalarType dtype_of_name(const std::string& name) {
+  return name == "bfloat16" ? at::kBFloat16 : name == "float16" ? at::kHalf : at::kFloat;
+}
+}  // namespace
 
 void save_pretrained(ChronosForCausalLMImpl& model, const std::string& dir) {
   make_directories(dir);
   auto tensors = reference_state_dict(model);
   ModelConfig config = model.config();
-  const at::ScalarType dtype = model.lm_head_weight().scalar_type();
-  config.torch_dtype = dtype == at::kFloat ? "float32" : dtype == at::kHalf ? "float16" : dtype == at::kBFloat16 ? "bfloat16" : dtype_name(dtype);
+  if (config.is_chronos()) {
+    const at::ScalarType dtype = model.lm_head_weight().scalar_type();
+    config.torch_dtype = torch_dtype_name(dtype) ? torch_dtype_name(dtype) : dtype_name(dtype);
+  } else {
+    // A family's checkpoint keeps the dtype it was loaded in, whatever the compute dtype was.
+    const at::ScalarType dtype = dtype_of_name(config.torch_dtype);
+    config.torch_dtype = torch_dtype_name(dtype);
+    for (auto& [name, tensor] : tensors) tensor = tensor.to(at::kCPU, dtype);
+  }
   save_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
   config.save((fs::path(dir) / "config.json").string());
 }
 
 namespace {
-// "model.layers.3.mlp.experts.1.up_proj.weight" (not shared_experts).
-bool is_routed_expert(const std::string& name) { return name.find(".mlp.experts.") != std::string::npos; }
 
 void check_finite(const at::Tensor& param, const std::string& name, const std::string& file) {
   const int64_t bad = at::logical_not(at::isfinite(param)).sum().item<int64_t>();
@@ -75,8 +92,8 @@ std::string expert_weights_fingerprint(const std::string& dir, const ModelConfig
   for (int64_t s = 0; s < samples; ++s) {
     const int64_t unit = s * units / samples;
     const int64_t layer = unit / config.num_experts, expert = unit % config.num_experts;
-    for (const char* proj : {"gate_proj", "up_proj", "down_proj"}) {
-      const std::string name = cat("model.layers.", layer, ".mlp.experts.", expert, ".", proj, ".weight");
+    for (const ExpertMatrix matrix : {ExpertMatrix::gate, ExpertMatrix::up, ExpertMatrix::down}) {
+      const std::string name = routed_expert_tensor_name(config, layer, expert, matrix);
       if (!checkpoint.contains(name)) throw FormatError(cat(dir, ": checkpoint lacks tensor '", name, "'"));
       const SafetensorsFile& file = checkpoint.file_of(name);
       const safetensors::TensorEntry& entry = file.entry(name);
@@ -108,37 +125,42 @@ ChronosForCausalLM load_pretrained(const std::string& dir, const LoadOptions& op
   const ModelConfig config = ModelConfig::load((fs::path(dir) / "config.json").string());
   const CheckpointTensors checkpoint(dir);
 
-  ChronosForCausalLM model(config);
+  BuildOptions build;
+  build.routed_experts = !options.skip_routed_experts;
+  ChronosForCausalLM model(config, build);
   torch::NoGradGuard no_grad;
   std::set<std::string> used;
   for (auto& item : model->named_parameters(/*recurse=*/true)) {
     const std::string& name = item.key();
     at::Tensor& param = item.value();
-    if (options.skip_routed_experts && is_routed_expert(name)) {
-      param.set_data(at::empty({0}, param.options()));
-      if (checkpoint.contains(name)) used.insert(name);
+    std::string source = checkpoint_tensor_name(config, name);
+    if (options.skip_routed_experts && is_routed_expert_parameter(name)) {
+      if (checkpoint.contains(source)) used.insert(source);
       continue;
     }
-    std::string source = name;
-    if (!checkpoint.contains(name)) {
+    if (!checkpoint.contains(source)) {
       // A file holding only lm_head still carries the tied matrix.
-      if (name == kEmbedding && checkpoint.contains(kLmHead)) {
+      if (name == kEmbedding && config.tie_word_embeddings && checkpoint.contains(kLmHead)) {
         source = kLmHead;
       } else {
-        throw FormatError(cat(dir, ": checkpoint lacks tensor '", name, "' (expected shape ", shape_string(param.sizes()), ")"));
+        throw FormatError(cat(dir, ": checkpoint lacks tensor '", source, "' (expected shape ", shape_string(param.sizes()), ")"));
       }
     }
     const at::Tensor value = checkpoint.tensor(source);
+    const std::string& file = checkpoint.file_of(source).path();
     if (value.sizes() != param.sizes())
-      throw FormatError(cat(checkpoint.file_of(source).path(), ": tensor '", source, "' has shape ", shape_string(value.sizes()),
-                            ", the config needs ", shape_string(param.sizes())));
+      throw FormatError(cat(file, ": tensor '", source, "' has shape ", shape_string(value.sizes()), ", the config needs ",
+                            shape_string(param.sizes())));
     if (!at::isFloatingType(value.scalar_type()))
-      throw FormatError(cat(checkpoint.file_of(source).path(), ": tensor '", source, "' has non-float dtype ", dtype_name(value.scalar_type())));
-    param.copy_(value);
-    if (!options.allow_nonfinite) check_finite(param, source, checkpoint.file_of(source).path());
+      throw FormatError(cat(file, ": tensor '", source, "' has non-float dtype ", dtype_name(value.scalar_type())));
+    // Zero-copy: a CPU tensor already in the compute dtype stays a view of the (copy-on-write)
+    // mapping, unless the weights are about to be gathered into huge pages anyway.
+    if (value.scalar_type() == options.dtype && options.device.is_cpu() && !options.huge_pages) param.set_data(value);
+    else param.set_data(value.to(options.dtype));
+    if (!options.allow_nonfinite) check_finite(param, source, file);
     used.insert(source);
   }
-  if (checkpoint.contains(kLmHead)) used.insert(kLmHead);  // tied: the embedding is authoritative
+  if (config.tie_word_embeddings && checkpoint.contains(kLmHead)) used.insert(kLmHead);  // tied: the embedding is authoritative
   size_t unexpected = 0;
   for (const auto& name : checkpoint.names()) {
     if (used.count(name)) continue;

@@ -38,7 +38,7 @@ void LookaheadConfig::validate() const {
 LookaheadPrefetcher::LookaheadPrefetcher(const ModelConfig& model, LookaheadConfig config, int64_t compute_slots, int64_t ram_slots)
     : num_layers_(model.num_hidden_layers),
       num_experts_(model.num_experts),
-      lookahead_steps_(model.lookahead_steps),
+      lookahead_steps_(model.has_lookahead_router() ? model.lookahead_steps : 1),
       config_(config) {
   config_.validate();
   if (compute_slots < 0) throw InvalidArgument(cat("LookaheadPrefetcher: compute_slots must be >= 0 (got ", compute_slots, ")"));
@@ -71,6 +71,7 @@ void LookaheadPrefetcher::observe(const std::vector<at::Tensor>& selected) {
 void LookaheadPrefetcher::reset_history() { recent_.clear(); }
 
 std::vector<std::vector<ScoredExpert>> LookaheadPrefetcher::router_pairs(const at::Tensor& lookahead_probs) const {
+  if (!lookahead_probs.defined()) return std::vector<std::vector<ScoredExpert>>(static_cast<size_t>(lookahead_steps_));
   const at::Tensor rows = last_rows(lookahead_probs, num_layers_, num_experts_);
   const int64_t rows_per_step = rows.size(1);  // 1 (layer-averaged) or L
   const float* p = rows.data_ptr<float>();

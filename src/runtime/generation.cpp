@@ -15,15 +15,6 @@ double GenerationStats::decode_tokens_per_s() const {
   return decode_seconds > 0 && generated_tokens > 1 ? (generated_tokens - 1) / decode_seconds : 0;
 }
 
-int64_t peak_rss_bytes() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // reported in kB
-  }
-  return 0;
-}
-
 void GenerationOptions::validate() const {
   if (max_new_tokens < 0) throw ConfigError(cat("generation.max_new_tokens must be >= 0 (got ", max_new_tokens, ")"));
   if (max_context < 0) throw ConfigError(cat("generation.max_context must be >= 0, 0 = the model's (got ", max_context, ")"));

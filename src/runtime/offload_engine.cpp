@@ -171,7 +171,7 @@ void OffloadEngine::end_step(int64_t step, const ForwardOutput& output) {
       }
     }
   }
-  const int64_t K = model_.config().lookahead_steps;
+  const int64_t K = lookahead_.steps();
   m.lookahead.resize(static_cast<size_t>(std::max<int64_t>(0, K)));
   m.router.resize(m.lookahead.size());
   for (int64_t j = 1; j <= K; ++j) {
@@ -198,10 +198,15 @@ void OffloadEngine::end_step(int64_t step, const ForwardOutput& output) {
   // positions are not what decode needs).
   lookahead_.observe(last);
   if (step >= 1) predictor_.observe(last);
-  // The same prediction again with this step's routing known: what the block-0 requests could not
-  // know yet (above all after the prefill, when there was no decode history at all).
-  if (uses_lookahead() && last_lookahead_.defined())
+  if (!model_.config().has_lookahead_router()) {
+    // No LookaheadRouter (the Hugging Face families): the next token's experts are predicted from
+    // recency and frequency now, a whole step ahead; the layer-ahead signal adds to it while it runs.
+    on_lookahead(step, at::Tensor());
+  } else if (uses_lookahead() && last_lookahead_.defined()) {
+    // The same prediction again with this step's routing known: what the block-0 requests could not
+    // know yet (above all after the prefill, when there was no decode history at all).
     issue(lookahead_.requests(lookahead_.predict(last_lookahead_, predictor_.frequency()), step));
+  }
 }
 
 }  // namespace chronos

@@ -1,6 +1,7 @@
 #include "chronos/runtime/text_stream.h"
 
 #include <algorithm>
+#include <cstdint>
 
 namespace chronos {
 
@@ -16,6 +17,9 @@ TextStream::TextStream(const Tokenizer& tokenizer, const GenerationOptions& opti
 bool TextStream::push(int64_t token) {
   if (stopped_) return false;
   if (std::find(stop_ids_.begin(), stop_ids_.end(), token) != stop_ids_.end()) return true;
+  // Ids of the model's padded vocabulary that the tokenizer lacks (Qwen's embedding has ~270 more
+  // rows than its tokenizer) decode to nothing, as transformers' decode skips them.
+  if (token < 0 || token > INT32_MAX || !tokenizer_.contains(static_cast<TokenId>(token))) return true;
   if (!show_added_ && tokenizer_.is_added(static_cast<TokenId>(token))) return true;
   add(decoder_.push(static_cast<TokenId>(token)));
   return !stopped_;

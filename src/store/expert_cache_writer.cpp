@@ -14,7 +14,16 @@ namespace chronos {
 
 ClusterManifest write_expert_cache(ChronosForCausalLMImpl& model, const ExpertClusters& clusters, const ExpertStorage& storage,
                                    const std::string& dir, const PackProgress& progress, const std::string& model_fingerprint) {
-  const ModelConfig& config = model.config();
+  for (int64_t l = 0; l < model.config().num_hidden_layers; ++l)
+    if (!model.layer(l).moe) throw InvalidArgument(cat("write_expert_cache: layer ", l, " has no routed experts (use_moe is off)"));
+  const ExpertReader read = [&](ExpertKey key) { return model.layer(key.layer).moe->expert_weights(key.expert); };
+  return write_expert_cache(model.config(), read, clusters, storage, dir, progress, model_fingerprint);
+}
+
+ClusterManifest write_expert_cache(const ModelConfig& config, const ExpertReader& read, const ExpertClusters& clusters,
+                                   const ExpertStorage& storage, const std::string& dir, const PackProgress& progress,
+                                   const std::string& model_fingerprint) {
+  if (!config.use_moe) throw InvalidArgument("write_expert_cache: the model has no routed experts (use_moe is off)");
   const int64_t L = config.num_hidden_layers, E = config.num_experts;
   std::vector<int> seen(static_cast<size_t>(L * E), 0);
   for (const auto& cluster : clusters) {
@@ -28,8 +37,6 @@ ClusterManifest write_expert_cache(ChronosForCausalLMImpl& model, const ExpertCl
   for (int64_t u = 0; u < L * E; ++u)
     if (!seen[static_cast<size_t>(u)])
       throw InvalidArgument(cat("write_expert_cache: expert ", ExpertKey::from_index(u, E).name(), " is in no cluster"));
-  for (int64_t l = 0; l < L; ++l)
-    if (!model.layer(l).moe) throw InvalidArgument(cat("write_expert_cache: layer ", l, " has no routed experts (use_moe is off)"));
 
   make_directories(dir);
   // An older manifest would describe files about to be replaced: drop it first.
@@ -44,7 +51,7 @@ ClusterManifest write_expert_cache(ChronosForCausalLMImpl& model, const ExpertCl
   manifest.model_fingerprint = model_fingerprint;
   for (size_t c = 0; c < clusters.size(); ++c) {
     std::vector<std::pair<ExpertKey, ExpertWeights>> members;
-    for (ExpertKey key : clusters[c]) members.emplace_back(key, model.layer(key.layer).moe->expert_weights(key.expert));
+    for (ExpertKey key : clusters[c]) members.emplace_back(key, read(key));
     const int64_t id = static_cast<int64_t>(c);
     manifest.clusters.push_back(write_cluster_file(dir, cluster_file_name(id), id, members, storage));
     if (progress) progress(c + 1, clusters.size());

@@ -15,6 +15,7 @@
 #include "chronos/io/safetensors.h"
 #include "chronos/model/causal_lm.h"
 #include "chronos/store/coactivation.h"
+#include "model/checkpoint_layout.h"
 #include "model/checkpoint_tensors.h"
 
 namespace fs = std::filesystem;
@@ -83,8 +84,15 @@ void check_pack_folder(const std::string& dir) {
 
 PackResult pack_expert_cache(ChronosForCausalLMImpl& model, const RoutingTrace& trace, const PackOptions& options,
                              const PackProgress& progress) {
+  for (int64_t l = 0; l < model.config().num_hidden_layers; ++l)
+    if (!model.layer(l).moe) throw InvalidArgument(cat("pack: layer ", l, " has no routed experts (use_moe is false)"));
+  const ExpertReader read = [&](ExpertKey key) { return model.layer(key.layer).moe->expert_weights(key.expert); };
+  return pack_expert_cache(model.config(), read, trace, options, progress);
+}
+
+PackResult pack_expert_cache(const ModelConfig& config, const ExpertReader& read, const RoutingTrace& trace, const PackOptions& options,
+                             const PackProgress& progress) {
   options.validate();
-  const ModelConfig& config = model.config();
   if (!config.use_moe) throw InvalidArgument("pack: the model has no routed experts (use_moe is false)");
   check_cluster_budget(options, config);
   if (trace.num_layers() != config.num_hidden_layers || trace.num_experts() != config.num_experts)
@@ -149,7 +157,7 @@ PackResult pack_expert_cache(ChronosForCausalLMImpl& model, const RoutingTrace& 
   for (const auto& entry : fs::directory_iterator(options.out_dir, ec))
     if (entry.path().filename().string().front() == '.') temporaries.push_back(entry.path());
   for (const auto& path : temporaries) fs::remove(path, ec);
-  result.manifest = write_expert_cache(model, clusters, options.storage, options.out_dir, progress, options.model_fingerprint);
+  result.manifest = write_expert_cache(config, read, clusters, options.storage, options.out_dir, progress, options.model_fingerprint);
   write_json_file((fs::path(options.out_dir) / kSummary).string(), result.summary);
   uint64_t total = 0;
   for (const auto& file : result.manifest.clusters) total += file.size_bytes;
@@ -159,7 +167,8 @@ PackResult pack_expert_cache(ChronosForCausalLMImpl& model, const RoutingTrace& 
 }
 
 c10::ScalarType stored_expert_dtype(const std::string& model_dir) {
-  const std::string name = "model.layers.0.mlp.experts.0.gate_proj.weight";
+  const ModelConfig config = ModelConfig::load((fs::path(model_dir) / "config.json").string());
+  const std::string name = routed_expert_tensor_name(config, 0, 0, ExpertMatrix::gate);
   const CheckpointTensors checkpoint(model_dir);
   if (!checkpoint.contains(name)) throw FormatError(cat(model_dir, ": checkpoint lacks tensor '", name, "'"));
   const SafetensorsFile& file = checkpoint.file_of(name);

@@ -102,6 +102,7 @@ RoutingTrace record_routing(ChronosForCausalLMImpl& model, const std::vector<std
     ForwardOptions forward;
     forward.attention_mask = mask.to(device);
     forward.logits_to_keep = 1;
+    forward.expert_source = options.expert_source;
     const ForwardOutput out = model.forward(input.to(device), forward);
     if (static_cast<int64_t>(out.selected.size()) != L)
       throw InvalidArgument(cat("record_routing: the model reported routing for ", out.selected.size(), " of ", L, " layers"));

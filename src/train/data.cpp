@@ -7,6 +7,7 @@
 
 #include "chronos/core/error.h"
 #include "chronos/io/json_text.h"
+#include "chronos/tokenizer/chat_formatter.h"
 #include "chronos/tokenizer/chat_template.h"
 #include "chronos/tokenizer/training_corpus.h"
 
@@ -76,7 +77,44 @@ std::vector<int64_t> ExampleEncoder::pretrain_tokens(const nlohmann::json& recor
   return ids;
 }
 
+Example ExampleEncoder::templated_conversation(const nlohmann::json& messages, const std::string& where) const {
+  const ChatFormatter& chat = *options_.chat_template;
+  if (!messages.is_array() || messages.empty()) throw FormatError(cat(where, ": empty conversation"));
+  const nlohmann::ordered_json all(messages);
+  std::string text;
+  std::vector<std::pair<size_t, size_t>> spans;  // bytes of `text` the assistant answers occupy
+  try {
+    text = chat.render(all, /*add_generation_prompt=*/false);
+    for (size_t i = 0; i < all.size(); ++i) {
+      if (!all[i].is_object() || all[i].value("role", "") != "assistant") continue;
+      const nlohmann::ordered_json before(std::vector<nlohmann::ordered_json>(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(i)));
+      const nlohmann::ordered_json upto(std::vector<nlohmann::ordered_json>(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(i + 1)));
+      const std::string prompt = chat.render(before, /*add_generation_prompt=*/true);
+      const std::string answered = chat.render(upto, /*add_generation_prompt=*/false);
+      if (answered.size() > prompt.size() && answered.compare(0, prompt.size(), prompt) == 0 &&
+          text.compare(0, answered.size(), answered) == 0)
+        spans.emplace_back(prompt.size(), answered.size());
+    }
+  } catch (const Error& e) {
+    throw FormatError(cat(where, ": ", e.what()));
+  }
+  // The template writes the special tokens (BOS) itself.
+  const Encoding encoding = tokenizer_.encode_with_offsets(text, EncodeOptions{/*add_special_tokens=*/false});
+  Example example;
+  example.ids.assign(encoding.ids.begin(), encoding.ids.end());
+  example.labels.assign(example.ids.size(), kIgnore);
+  for (size_t t = 0; t < example.ids.size(); ++t)
+    for (const auto& [start, end] : spans)
+      if (encoding.offsets[t].first >= start && encoding.offsets[t].first < end) example.labels[t] = example.ids[t];
+  if (static_cast<int64_t>(example.ids.size()) > options_.max_seq_len) {
+    example.ids.resize(static_cast<size_t>(options_.max_seq_len));
+    example.labels.resize(static_cast<size_t>(options_.max_seq_len));
+  }
+  return example;
+}
+
 Example ExampleEncoder::conversation(const nlohmann::json& messages, const std::string& where) const {
+  if (options_.chat_template) return templated_conversation(messages, where);
   ChatConversation chat;
   try {
     chat = parse_conversation(nlohmann::ordered_json(messages));
@@ -137,7 +175,11 @@ std::pair<std::vector<int64_t>, std::string> ExampleEncoder::prompt(const nlohma
   if (user.empty()) throw FormatError(cat(where, ": no user message to use as a prompt"));
   ChatTemplateOptions options;
   options.add_generation_prompt = true;
-  std::vector<int64_t> ids = encode(render_chat({{"user", user, std::nullopt, {}}}, {}, options));
+  const auto render = [&](const std::string& content) {
+    if (!options_.chat_template) return render_chat({{"user", content, std::nullopt, {}}}, {}, options);
+    return options_.chat_template->render(nlohmann::ordered_json::array({{{"role", "user"}, {"content", content}}}), true);
+  };
+  std::vector<int64_t> ids = encode(render(user));
   if (static_cast<int64_t>(ids.size()) > options_.max_seq_len) {
     // Shorten the user text, never the generation prompt (B4): cut its tokens by the excess.
     std::vector<int64_t> content = encode(user);
@@ -145,7 +187,7 @@ std::pair<std::vector<int64_t>, std::string> ExampleEncoder::prompt(const nlohma
     if (excess >= static_cast<int64_t>(content.size())) throw FormatError(cat(where, ": max_seq_len too small for the chat template"));
     content.resize(content.size() - static_cast<size_t>(excess));
     user = tokenizer_.decode(std::vector<TokenId>(content.begin(), content.end()));
-    ids = encode(render_chat({{"user", user, std::nullopt, {}}}, {}, options));
+    ids = encode(render(user));
   }
   return {ids, user};
 }

@@ -40,7 +40,17 @@ RouterLossWeights stage_router_weights(TrainStage stage, const ModelConfig& conf
   set(w.lookahead_union, overrides.lookahead_union);
   set(w.router_anchor, overrides.anchor);
   w.validate();
+  if (!config.has_lookahead_router())
+    for (const auto& [name, value] : {std::pair<const char*, double>{"lambda_lookahead", w.lookahead},
+                                      {"lambda_lookahead_topk", w.lookahead_topk},
+                                      {"lambda_lookahead_union", w.lookahead_union}})
+      if (value > 0 && (name == std::string("lambda_lookahead") || w.lookahead > 0))
+        throw ConfigError(cat(name, " must be 0: model_type ", config.model_type, " has no LookaheadRouter (got ", value, ")"));
   return w;
+}
+
+double stage_fallback_mask_prob(TrainStage stage, const ModelConfig& config) {
+  return config.is_chronos() ? stage_defaults(stage).fallback_mask_prob : config.fallback_mask_prob;
 }
 
 PolicyObjective parse_policy_objective(const std::string& name) {

@@ -4,8 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "chronos/core/error.h"
+#include "chronos/tokenizer/chat_formatter.h"
 #include "support/temp_dir.h"
 
 namespace chronos {
@@ -136,6 +139,41 @@ TEST(BatchTest, PadsRightAndMasks) {
   EXPECT_EQ(b.labels[1][2].item<int64_t>(), -100);
   EXPECT_EQ(b.attention_mask.sum().item<int64_t>(), 4);
   EXPECT_EQ(b.tokens(), 4);
+}
+
+
+// A Hugging Face family's own chat template (Mixtral's): each assistant answer and its </s> are
+// supervised, the [INST] turns and the BOS are not.
+TEST(TemplatedSftTest, LabelsCoverWhatTheTemplateAddsForEachAnswer) {
+  const std::string data = std::string(CHRONOS_SOURCE_DIR) + "/tests/data";
+  const Tokenizer tokenizer = Tokenizer::from_file(data + "/tokenizer/pipeline_sentencepiece.json");
+  std::ifstream in(data + "/chat/mixtral_instruct.jinja");
+  const std::string jinja((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const ChatFormatter chat(
+      TokenizerConfig::from_json({{"bos_token", "<s>"}, {"eos_token", "</s>"}, {"chat_template", jinja}}, "tokenizer_config.json"),
+      "tokenizer_config.json");
+  EncoderOptions options{256, 1, 2, &chat};
+  const ExampleEncoder encoder(tokenizer, options);
+  const nlohmann::json messages = {{{"role", "user"}, {"content", "hi"}},
+                                   {{"role", "assistant"}, {"content", "hello there"}},
+                                   {{"role", "user"}, {"content", "more"}},
+                                   {{"role", "assistant"}, {"content", "ok"}}};
+  const Example e = encoder.sft({{"messages", messages}}, "chat.jsonl:1");
+  const std::string text = chat.render(nlohmann::ordered_json(messages), false);
+  const std::vector<TokenId> whole = tokenizer.encode(text);
+  EXPECT_EQ(e.ids, std::vector<int64_t>(whole.begin(), whole.end()));
+  std::vector<TokenId> supervised;
+  for (size_t t = 0; t < e.ids.size(); ++t)
+    if (e.labels[t] != -100) supervised.push_back(static_cast<TokenId>(e.ids[t]));
+  std::vector<TokenId> want = tokenizer.encode("hello there</s>");
+  const std::vector<TokenId> second = tokenizer.encode("ok</s>");
+  // The answers as the whole text tokenizes them: compare decoded text, not ids cut at span edges.
+  EXPECT_EQ(tokenizer.decode(supervised), tokenizer.decode(want) + tokenizer.decode(second));
+  EXPECT_EQ(e.labels.front(), -100);  // <s>
+  const auto prompt = encoder.prompt({{"messages", messages}}, "chat.jsonl:1");
+  EXPECT_EQ(prompt.second, "hi");
+  const std::vector<TokenId> prompt_ids = tokenizer.encode("<s>[INST] hi [/INST]");
+  EXPECT_EQ(prompt.first, std::vector<int64_t>(prompt_ids.begin(), prompt_ids.end()));
 }
 
 }  // namespace

@@ -81,7 +81,9 @@ struct Session {
       history.push_back({{"role", "user"}, {"content", user_text}});
       prompt_text = chat.render(history, /*add_generation_prompt=*/true);
     }
-    const std::vector<TokenId> ids32 = tokenizer.encode(prompt_text);
+    // A plain prompt gets the tokenizer's special tokens (BOS) as transformers adds them; a rendered
+    // chat template already holds them as text.
+    const std::vector<TokenId> ids32 = tokenizer.encode(prompt_text, /*match_added_tokens=*/true, /*add_special_tokens=*/!flags.chat);
     const std::vector<int64_t> prompt(ids32.begin(), ids32.end());
     if (prompt.empty()) throw InvalidArgument("the prompt encodes to no tokens");
 
@@ -142,8 +144,8 @@ struct Session {
 
     if (flags.json) {
       nlohmann::json out = {{"prompt", user_text},       {"text", stream.text()},
-                            {"tokens", result.tokens},    {"stop_reason", stop_reason},
-                            {"stats", stats_json(result.stats)}};
+                            {"prompt_ids", prompt},       {"tokens", result.tokens},
+                            {"stop_reason", stop_reason}, {"stats", stats_json(result.stats)}};
       if (store) out["stats"]["offload"] = offload;
       std::cout << out.dump() << std::endl;
       return 0;

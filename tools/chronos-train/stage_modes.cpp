@@ -9,6 +9,7 @@
 #include "chronos/core/error.h"
 #include "chronos/core/log.h"
 #include "chronos/model/pretrained.h"
+#include "chronos/tokenizer/chat_formatter.h"
 #include "chronos/tokenizer/tokenizer.h"
 #include "chronos/train/checkpoint.h"
 #include "chronos/train/stage_recipe.h"
@@ -110,7 +111,7 @@ int run_stage(StageFlags f) {
   } else {
     throw InvalidArgument(recipe.stage == TrainStage::Pretrain ? "give --config FILE (a fresh model) or --from DIR" : "give --from DIR (the starting model)");
   }
-  model->set_fallback_mask_prob(f.fallback_mask_prob.value_or(d.fallback_mask_prob));
+  model->set_fallback_mask_prob(f.fallback_mask_prob.value_or(stage_fallback_mask_prob(recipe.stage, model->config())));
 
   std::string tokenizer_path = f.tokenizer;
   for (const std::string& dir : {f.from, checkpoint.value_or("")})
@@ -126,8 +127,11 @@ int run_stage(StageFlags f) {
                               " tokens (max_position_embeddings)"));
   recipe.weights = stage_router_weights(recipe.stage, model->config(), f.lambdas);
   recipe.objective = parse_policy_objective(f.policy_objective);
+  // A Hugging Face family trains on its own chat template; a Chronos model on the built-in one.
+  const ChatFormatter chat = model->config().is_chronos() ? ChatFormatter() : ChatFormatter::for_tokenizer(tokenizer_path);
   const EncoderOptions encoder{f.max_seq_len, static_cast<TokenId>(model->config().bos_token_id),
-                               static_cast<TokenId>(model->config().eos_token_id)};
+                               static_cast<TokenId>(model->config().eos_token_id),
+                               model->config().is_chronos() ? nullptr : &chat};
   // The frozen starting model: DPO's and GRPO's reference, and the router anchor's target on the same batch.
   std::shared_ptr<ChronosForCausalLMImpl> reference, teacher;
   if (recipe.stage != TrainStage::Pretrain && stage_needs_reference(recipe)) {

@@ -7,13 +7,12 @@
 #include <torch/nn/pimpl.h>
 
 #include "chronos/model/attention_core.h"
+#include "chronos/model/config.h"
 #include "chronos/model/kv_cache.h"
 #include "chronos/model/rmsnorm.h"
 #include "chronos/model/rope.h"
 
 namespace chronos {
-
-struct ModelConfig;
 
 // What every attention layer needs from the model for one call.
 struct AttentionContext {
@@ -46,7 +45,8 @@ class MLAttentionImpl : public torch::nn::Module {
 TORCH_MODULE(MLAttention);
 
 // Sliding-window attention with absolute positions [Q2] and a banded causal mask [Q3]; with
-// window 0 it is MiniMind's plain GQA attention.
+// window 0 it is plain GQA attention. The config picks each family's form: q/k/v (and o) biases,
+// q/k RMSNorm per head, over the whole projection or none, and clipping of q, k and v (OLMoE).
 class WindowAttentionImpl : public torch::nn::Module {
  public:
   WindowAttentionImpl(const ModelConfig& config, int64_t window);
@@ -55,12 +55,15 @@ class WindowAttentionImpl : public torch::nn::Module {
   bool one_token_path_applies(const at::Tensor& x, const AttentionContext& context) const;
 
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
-  RMSNorm q_norm{nullptr}, k_norm{nullptr};
+  RMSNorm q_norm{nullptr}, k_norm{nullptr};  // absent with QkNorm::none
 
  private:
   at::Tensor forward_one_token(const at::Tensor& x, AttentionContext& context);
+  // x [B,S,H] -> [B,S,heads,D]: projection, bias, clipping, then the norm in the config's form.
+  at::Tensor project_heads(const at::Tensor& x, const torch::nn::Linear& proj, RMSNorm norm, int64_t heads) const;
   int64_t heads_, kv_heads_, head_dim_, window_;
-  double dropout_;
+  double dropout_, clip_;
+  QkNorm qk_norm_;
 };
 TORCH_MODULE(WindowAttention);
 

@@ -1,11 +1,14 @@
 // The Chronos decoder (docs/architecture.md) and its causal-LM head. Parameter names follow the
 // reference state dict: model.embed_tokens, model.layers.{l}..., model.norm, model.lookahead_router;
-// lm_head is tied to the embedding and is not a separate parameter.
+// lm_head is tied to the embedding and is not a separate parameter. The Hugging Face families
+// (docs/hf-checkpoints.md) are config-driven variants of the same modules: no LookaheadRouter, an
+// untied lm_head unless tie_word_embeddings; model/checkpoint_layout.h maps their tensor names.
 #pragma once
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
 #include <functional>
@@ -48,32 +51,40 @@ struct ForwardOutput {
   at::Tensor hidden_states;              // final normed [B,S,H]
 };
 
+// What to allocate when building a model.
+struct BuildOptions {
+  // False: the routed experts' parameters stay empty and are never allocated (an ExpertSource such
+  // as the expert store serves them), so an offloaded model needs memory for its dense part only.
+  bool routed_experts = true;
+};
+
 class ChronosModelImpl : public torch::nn::Module {
  public:
-  explicit ChronosModelImpl(const ModelConfig& config);
+  explicit ChronosModelImpl(const ModelConfig& config, const BuildOptions& build = {});
 
   torch::nn::Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layers{nullptr};
   RMSNorm norm{nullptr};
-  LookaheadRouter lookahead_router{nullptr};
+  LookaheadRouter lookahead_router{nullptr};  // absent unless config.has_lookahead_router()
 };
 TORCH_MODULE(ChronosModel);
 
 class ChronosForCausalLMImpl : public torch::nn::Module {
  public:
   // Builds a freshly initialised model (validates the config first). Seed with torch::manual_seed.
-  explicit ChronosForCausalLMImpl(ModelConfig config);
+  explicit ChronosForCausalLMImpl(ModelConfig config, const BuildOptions& build = {});
 
   ForwardOutput forward(const at::Tensor& input_ids, const ForwardOptions& options = {});
 
   const ModelConfig& config() const { return config_; }
   DecoderLayerImpl& layer(int64_t index) { return model->layers->at<DecoderLayerImpl>(static_cast<size_t>(index)); }
-  at::Tensor lm_head_weight() const { return model->embed_tokens->weight; }
+  at::Tensor lm_head_weight() const { return lm_head.is_empty() ? model->embed_tokens->weight : lm_head->weight; }
   KVCache make_cache() const { return KVCache(config_.num_hidden_layers); }
   // Sets fallback_mask_prob in the config and every MoE layer (0..1).
   void set_fallback_mask_prob(double p);
 
   ChronosModel model{nullptr};
+  torch::nn::Linear lm_head{nullptr};  // only without tie_word_embeddings
 
  private:
   ModelConfig config_;

@@ -11,7 +11,16 @@
 
 namespace chronos {
 
+// How q and k are RMS-normalised before RoPE: over each head's head_dim values (Chronos, Qwen3-MoE),
+// over the whole projection before it is split into heads (OLMoE), or not at all (Mixtral, Qwen2-MoE).
+enum class QkNorm { none, per_head, full_width };
+const char* to_string(QkNorm norm);
+
 struct ModelConfig {
+  // ---- family (docs/hf-checkpoints.md) ----
+  // "chronos", or the Hugging Face family a checkpoint was loaded from: mixtral, qwen2_moe, qwen3_moe,
+  // olmoe. It decides the config.json keys and tensor names on disk and whether a LookaheadRouter exists.
+  std::string model_type = "chronos";
   // ---- topology ----
   int64_t hidden_size = 768;               // H
   int64_t num_hidden_layers = 8;           // L
@@ -37,6 +46,8 @@ struct ModelConfig {
   bool norm_topk_prob = true;              // renormalise the top-k weights
   double router_aux_loss_coef = 5e-4;      // scale of the reported aux_loss
   int64_t num_shared_experts = 1;          // always-on experts per layer
+  int64_t shared_expert_intermediate_size = 0;  // their width; 0 derives moe_intermediate_size
+  bool shared_expert_gate = false;         // sigmoid(w . x) scales the shared output (Qwen2-MoE)
   int64_t lookahead_steps = 2;             // K: LookaheadRouter predicts t+1..t+K
   bool lookahead_per_layer = false;        // true: it predicts each layer's routing (K+1 x L x E outputs);
                                            // false: one layer-averaged distribution (the reference's shape)
@@ -45,6 +56,11 @@ struct ModelConfig {
   int64_t kv_latent_dim = 64;              // C: MLA latent width
   int64_t rope_dim = 32;                   // requested MLA rope width; effective r = max(1, min(rope_dim, D - 1))
   int64_t sliding_window_size = 2048;      // W
+  // In the families every layer attends through a window of sliding_window_size, 0 meaning none.
+  bool attention_bias = false;             // q/k/v projections carry a bias (Qwen2-MoE, attention_bias of Qwen3-MoE/OLMoE)
+  bool attention_output_bias = false;      // o_proj carries a bias (attention_bias of Qwen3-MoE/OLMoE)
+  QkNorm qk_norm = QkNorm::per_head;
+  double clip_qkv = 0;                     // > 0: q, k and v clamped to +-clip_qkv after projection (OLMoE)
   bool mla_proper_rope = false;            // true: MLA RoPE from r/2 frequencies (a real rotation); false: reference pairing [Q1]
   // ---- training-time behaviour ----
   double fallback_mask_prob = 0.08;        // simulated expert-miss rate while training
@@ -66,24 +82,32 @@ struct ModelConfig {
   int64_t resolved_kv_heads() const { return num_key_value_heads > 0 ? num_key_value_heads : num_attention_heads; }
   int64_t rope_width() const;   // effective MLA rope width r
   int64_t nope_width() const { return resolved_head_dim() - rope_width(); }
+  int64_t resolved_shared_intermediate_size() const {
+    return shared_expert_intermediate_size > 0 ? shared_expert_intermediate_size : resolved_moe_intermediate_size();
+  }
+  bool is_chronos() const { return model_type == "chronos"; }
+  bool has_lookahead_router() const { return is_chronos(); }  // the families have none
   bool layer_is_mla(int64_t layer) const { return use_hybrid_attention && layer % 2 == 0; }
-  bool layer_has_window(int64_t layer) const { return use_hybrid_attention && layer % 2 == 1; }
+  bool layer_has_window(int64_t layer) const;
   bool yarn_enabled() const;    // decided from the configured maximum, not the table length [Q12]
 
   // Throws ConfigError naming the field, the value and the rule for the first broken rule.
   void validate() const;
 
   // Missing keys take defaults; unknown keys go to `extra` (with a warning unless the reference
-  // writes them); wrong types throw
-  // ConfigError naming the key. `source` names the file in messages.
+  // writes them); wrong types throw ConfigError naming the key. A model_type of a Hugging Face family
+  // is read by its own rules (hf_config.h); any other model_type is refused. `source` names the file.
   static ModelConfig from_json(const nlohmann::json& json, const std::string& source = "config");
-  nlohmann::json to_json() const;  // HF style, model_type "chronos", resolved sizes written out
+  // The config.json of model_type: Chronos keys with resolved sizes, or the family's own keys
+  // (hf_config.h) over the file's other keys, kept in `extra`.
+  nlohmann::json to_json() const;
 
   static ModelConfig load(const std::string& path);  // reads and validates a config.json
   void save(const std::string& path) const;          // atomic
 };
 
-// Number of parameters a model of this config has (tied embedding counted once).
-int64_t count_parameters(const ModelConfig& config);
+// Number of parameters a model of this config has (tied embedding counted once); without the
+// routed experts' weights when `routed_experts` is false (the resident part of an offloaded model).
+int64_t count_parameters(const ModelConfig& config, bool routed_experts = true);
 
 }  // namespace chronos

@@ -23,7 +23,7 @@ struct DecoderOutput {
 
 class DecoderLayerImpl : public torch::nn::Module {
  public:
-  DecoderLayerImpl(const ModelConfig& config, int64_t index);
+  DecoderLayerImpl(const ModelConfig& config, int64_t index, bool routed_experts = true);
   DecoderOutput forward(const at::Tensor& x, AttentionContext& attention, const MoECall& moe);
 
   bool is_mla() const { return !mla.is_empty(); }

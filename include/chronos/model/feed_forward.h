@@ -26,7 +26,8 @@ at::Tensor swiglu(const at::Tensor& x, const ExpertWeights& w);
 
 class FeedForwardImpl : public torch::nn::Module {
  public:
-  FeedForwardImpl(int64_t hidden, int64_t intermediate);
+  // Unmaterialised: empty [0, hidden] weights, never allocated (a routed expert an ExpertSource serves).
+  FeedForwardImpl(int64_t hidden, int64_t intermediate, bool materialised = true);
   at::Tensor forward(const at::Tensor& x) { return swiglu(x, weights()); }
   ExpertWeights weights() const { return {gate_proj->weight, up_proj->weight, down_proj->weight}; }
 

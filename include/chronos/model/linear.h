@@ -9,10 +9,11 @@
 
 namespace chronos {
 
-// x [..., in], weight [out, in] -> [..., out].
-at::Tensor project(const at::Tensor& x, const at::Tensor& weight);
+// x [..., in], weight [out, in] -> [..., out], plus `bias` [out] when it is defined.
+at::Tensor project(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias = {});
 
-// A bias-free Linear module (the only kind the model has), default init U(+-1/sqrt(in)).
-torch::nn::Linear make_linear(int64_t in, int64_t out);
+// A Linear module, bias-free unless asked (only the attention of some families has one), default
+// init U(+-1/sqrt(in)).
+torch::nn::Linear make_linear(int64_t in, int64_t out, bool bias = false);
 
 }  // namespace chronos

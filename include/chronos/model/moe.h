@@ -1,6 +1,8 @@
 // Mixture-of-experts feed-forward (docs/architecture.md): softmax router over E experts, top-k with
-// renormalised weights, SwiGLU experts, always-on shared experts, and soft gating: the weight of a
-// routed expert that is unavailable moves onto the shared output, y = sum_hit w F_e(x) + (1 + sum_miss w) s(x).
+// (optionally) renormalised weights, SwiGLU experts, always-on shared experts (averaged; or, as in
+// Qwen2-MoE, one scaled by a sigmoid gate g(x)), and soft gating: the weight of a routed expert that
+// is unavailable moves onto the shared output, y = sum_hit w F_e(x) + (1 + sum_miss w) g(x) s(x)
+// (without shared experts, as in Mixtral, Qwen3-MoE and OLMoE, it is lost).
 // Tokens are grouped by expert once per call (one sort, one gather, one scatter); the only host
 // synchronisation is one read of the per-expert token counts. One token at inference on the CPU in
 // float32 (batch-1 decoding) takes a path with the same semantics and a fraction of the operations:
@@ -41,7 +43,8 @@ struct MoEOutput {
 
 class MoEImpl : public torch::nn::Module {
  public:
-  explicit MoEImpl(const ModelConfig& config);
+  // Without `routed_experts` the experts' parameters stay empty and unallocated: an ExpertSource serves them.
+  explicit MoEImpl(const ModelConfig& config, bool routed_experts = true);
   MoEOutput forward(const at::Tensor& x, const MoECall& call);
 
   int64_t num_experts() const { return num_experts_; }
@@ -54,6 +57,7 @@ class MoEImpl : public torch::nn::Module {
 
   torch::nn::Linear gate{nullptr};  // [E, H]
   torch::nn::ModuleList experts{nullptr}, shared_experts{nullptr};
+  torch::nn::Linear shared_expert_gate{nullptr};  // [1, H], only with config.shared_expert_gate
 
  private:
   // Training-time miss simulation: each expert kept with probability 1 - p, at least one kept.
@@ -69,7 +73,10 @@ class MoEImpl : public torch::nn::Module {
                        const std::function<void(int64_t, const ExpertWeights&)>& use,
                        const std::function<void()>& before_release);
 
-  int64_t num_experts_, top_k_, num_shared_, intermediate_;
+  // Sum (or mean) of the shared experts times their gate for x [N,H]; undefined without shared experts.
+  at::Tensor shared_output(const at::Tensor& x);
+
+  int64_t num_experts_, top_k_, num_shared_, intermediate_, shared_intermediate_;
   bool norm_topk_;
   double fallback_mask_prob_;
 };

@@ -1,6 +1,8 @@
 // Model directories (DESIGN.md "Formats"): config.json + model.safetensors (or shards with
 // model.safetensors.index.json) with the Python reference's tensor names (docs/formats.md), so the Python
-// reference and transformers read them. Writes are atomic; every malformed input raises a chronos
+// reference and transformers read them; or a Hugging Face checkpoint of a supported family (mixtral,
+// qwen2_moe, qwen3_moe, olmoe; docs/hf-checkpoints.md) with its own config keys and tensor names,
+// loaded as it is and saved the same way. Writes are atomic; every malformed input raises a chronos
 // error naming the file and the tensor.
 #pragma once
 
@@ -18,24 +20,27 @@ namespace chronos {
 struct LoadOptions {
   c10::Device device = c10::Device(c10::kCPU);  // where the parameters go
   c10::ScalarType dtype = c10::kFloat;          // compute dtype the weights are converted to
-  // Leave the routed experts out (empty parameters): an ExpertSource such as the expert store
-  // serves them, so they never take memory beside it.
+  // Leave the routed experts out (empty parameters, never allocated nor read): an ExpertSource
+  // such as the expert store serves them, so they never take memory beside it.
   bool skip_routed_experts = false;
   // CPU weights in one huge-page allocation (model/weight_arena.h): decoding streams them faster.
+  // Off, tensors stored in the compute dtype stay zero-copy views of the mapped files.
   bool huge_pages = true;
   // Load weights holding NaN or Inf. Off: such a tensor is refused at load, naming it.
   bool allow_nonfinite = false;
 };
 
-// The reference state dict: every parameter by its reference name, plus lm_head.weight (a copy of
-// the tied embedding, so that readers expecting it find it).
+// The checkpoint state dict: every parameter under the name its family stores it by; a Chronos
+// model adds lm_head.weight (a copy of the tied embedding, so that readers expecting it find it).
 std::vector<std::pair<std::string, at::Tensor>> reference_state_dict(ChronosForCausalLMImpl& model);
 
-// Writes dir/config.json and dir/model.safetensors (metadata {"format": "pt"}); creates dir.
+// Writes dir/config.json and dir/model.safetensors (metadata {"format": "pt"}); creates dir. A
+// family's model is written in its own layout and in the dtype its config names (torch_dtype).
 void save_pretrained(ChronosForCausalLMImpl& model, const std::string& dir);
 
 // Reads a model directory. Accepts files without lm_head.weight (re-ties to the embedding),
-// fp32/fp16/bf16 weights, and sharded checkpoints.
+// fp32/fp16/bf16 weights, and sharded checkpoints. A config asking for a feature that is not
+// implemented is refused with one line naming the key (hf_config.h).
 ChronosForCausalLM load_pretrained(const std::string& dir, const LoadOptions& options = {});
 
 // A fingerprint of a model directory's routed expert weights ("xxh3_64:<16 hex digits>"): the names,

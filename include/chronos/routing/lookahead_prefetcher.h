@@ -10,7 +10,8 @@
 //    token and geometrically less for older ones;
 //  - frequency: the `frequent` experts layer l used most, by the running frequency the caller
 //    passes in (ExpertPredictor::frequency(): one tracker for the engine), scored by that frequency.
-// An expert's score is the largest of its signals; it orders the requests and is what the store
+// A model without a LookaheadRouter (the Hugging Face families) predicts offset 1 from recency and
+// frequency alone (lookahead_probs undefined). An expert's score is the largest of its signals; it orders the requests and is what the store
 // queue calls probability. The layer-averaged router cannot tell the layers apart, which is why it
 // does not predict alone (docs/offload.md has the recall of each signal).
 // Requests: one per expert, at the earliest offset that predicts it, in (offset, layer, -score)
@@ -55,7 +56,7 @@ class LookaheadPrefetcher {
 
   // The LookaheadRouter's own prediction for offsets 1..K (entry j-1): per layer, its router_top_k
   // most likely experts with their probabilities (batch 0, last position), layer by layer, most
-  // likely first; the same ids in every layer for a layer-averaged router.
+  // likely first; the same ids in every layer for a layer-averaged router. Undefined probs: K empty entries.
   std::vector<std::vector<ScoredExpert>> router_pairs(const at::Tensor& lookahead_probs) const;
   // The predicted (layer, expert) pairs for offsets 1..K, per offset by layer, then by -score.
   // `frequency` is the running frequency [L,E] (undefined: no frequency signal).
@@ -64,6 +65,7 @@ class LookaheadPrefetcher {
   // The prefetch requests for `predicted` (predict()'s output), made at step `step`.
   std::vector<PrefetchRequest> requests(const std::vector<std::vector<ScoredExpert>>& predicted, int64_t step) const;
 
+  int64_t steps() const { return lookahead_steps_; }  // K: the offsets predicted
   int64_t compute_limit() const { return compute_limit_; }
   int64_t request_limit() const { return request_limit_; }
   const LookaheadConfig& config() const { return config_; }

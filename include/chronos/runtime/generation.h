@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "chronos/core/memory.h"
 #include "chronos/model/causal_lm.h"
 #include "chronos/runtime/sampler.h"
 
@@ -75,8 +76,5 @@ using TokenCallback = std::function<bool(int64_t token)>;
 // Generates from `prompt` (non-empty). Throws InvalidArgument when the prompt does not fit the context.
 GenerationResult generate(ChronosForCausalLMImpl& model, const std::vector<int64_t>& prompt, const GenerationOptions& options,
                           const TokenCallback& on_token = {});
-
-// The process's peak resident memory in bytes (VmHWM), 0 where unknown.
-int64_t peak_rss_bytes();
 
 }  // namespace chronos

@@ -1,5 +1,6 @@
 // Generated ids as text while they come: the tokens are decoded incrementally (always whole UTF-8
-// characters; added tokens such as <think> or <|im_end|> left out unless shown), and text is released
+// characters; added tokens such as <think> or <|im_end|> left out unless shown; ids the tokenizer
+// lacks, from a model vocabulary padded beyond it, left out always), and text is released
 // only once it can no longer be the start
 // of one of GenerationOptions::stop_strings. A completed stop string ends the generation; the text
 // before it is kept, the stop string and whatever followed it in the same token are dropped.

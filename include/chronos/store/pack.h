@@ -63,4 +63,8 @@ struct PackResult {
 PackResult pack_expert_cache(ChronosForCausalLMImpl& model, const RoutingTrace& trace, const PackOptions& options,
                              const PackProgress& progress = {});
 
+// The same for a model of `config` whose experts come from `read` (one cluster in memory at a time).
+PackResult pack_expert_cache(const ModelConfig& config, const ExpertReader& read, const RoutingTrace& trace, const PackOptions& options,
+                             const PackProgress& progress = {});
+
 }  // namespace chronos

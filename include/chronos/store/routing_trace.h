@@ -9,6 +9,7 @@
 namespace chronos {
 
 class ChronosForCausalLMImpl;
+class ExpertSource;
 
 class RoutingTrace {
  public:
@@ -40,6 +41,7 @@ class RoutingTrace {
 
 struct RoutingOptions {
   int64_t batch_size = 8;  // sequences per forward pass (sequences of similar length are batched together)
+  ExpertSource* expert_source = nullptr;  // where the routed experts come from (null: the model's own)
 
   // Throws ConfigError naming the field.
   void validate() const;

@@ -18,6 +18,8 @@
 
 namespace chronos {
 
+class ChatFormatter;
+
 enum class DataFormat { pretrain, sft, preference, prompt };
 
 // One training sequence before padding: ids and (unshifted) labels, -100 where nothing is learnt.
@@ -45,6 +47,10 @@ struct EncoderOptions {
   int64_t max_seq_len = 512;
   TokenId bos_id = 1;  // <|im_start|>
   TokenId eos_id = 2;  // <|im_end|>
+  // The model's own chat template (a Hugging Face family's): conversations render with it and each
+  // assistant answer is supervised where the template puts it. Null: the built-in Chronos template
+  // and its <|im_start|>assistant markers. Must outlive the encoder.
+  const ChatFormatter* chat_template = nullptr;
 };
 
 // Encodes records of one format with a tokenizer. Every method throws FormatError "FILE:LINE: ..."
@@ -56,7 +62,10 @@ class ExampleEncoder {
   // Pretrain: [bos] + ids + [eos] of the record's text (not truncated: packing cuts sequences).
   std::vector<int64_t> pretrain_tokens(const nlohmann::json& record, const std::string& where) const;
   // SFT / distill: the rendered conversation, truncated; labels cover each assistant answer from
-  // after "<|im_start|>assistant\n" through the closing "<|im_end|>\n".
+  // after "<|im_start|>assistant\n" through the closing "<|im_end|>\n"; with the model's chat
+  // template, the text the template adds for each assistant message (rendering the conversation up
+  // to it with the generation prompt, then with it; a turn the template renders differently later,
+  // as Qwen3 drops earlier reasoning, is left unsupervised).
   Example conversation(const nlohmann::json& messages, const std::string& where) const;
   Example sft(const nlohmann::json& record, const std::string& where) const;
   PreferenceExample preference(const nlohmann::json& record, const std::string& where) const;
@@ -67,6 +76,7 @@ class ExampleEncoder {
 
  private:
   std::vector<int64_t> encode(const std::string& text) const;
+  Example templated_conversation(const nlohmann::json& messages, const std::string& where) const;
   const Tokenizer& tokenizer_;
   EncoderOptions options_;
   std::vector<int64_t> assistant_marker_;  // ids of "<|im_start|>assistant\n"

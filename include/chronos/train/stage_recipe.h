@@ -33,8 +33,13 @@ const StageDefaults& stage_defaults(TrainStage stage);
 struct RouterWeightOverrides {
   std::optional<double> balance, temporal, locality, lookahead, lookahead_topk, lookahead_union, anchor;
 };
-// The weights one stage trains with; throws ConfigError naming the lambda_* field that is invalid.
+// The weights one stage trains with; throws ConfigError naming the lambda_* field that is invalid,
+// or a lookahead weight > 0 for a model without a LookaheadRouter (the Hugging Face families).
 RouterLossWeights stage_router_weights(TrainStage stage, const ModelConfig& config, const RouterWeightOverrides& overrides);
+
+// The simulated expert-miss rate a stage trains with unless set: the stage's for a Chronos model,
+// the config's (0) for a Hugging Face family, which is fine-tuned as it was trained.
+double stage_fallback_mask_prob(TrainStage stage, const ModelConfig& config);
 
 // "clip" or "reinforce"; throws InvalidArgument naming policy_objective otherwise.
 PolicyObjective parse_policy_objective(const std::string& name);
