@@ -156,7 +156,7 @@ ChronosForCausalLM load_pretrained(const std::string& dir, const LoadOptions& op
     // Zero-copy: a CPU tensor already in the compute dtype stays a view of the (copy-on-write)
     // mapping, unless the weights are about to be gathered into huge pages anyway.
     if (value.scalar_type() == options.dtype && options.device.is_cpu() && !options.huge_pages) param.set_data(value);
-    else param.set_data(value.to(options.dtype));
+    else param.copy_(value);  // into the storage the model was built with: no second copy of the weights
     if (!options.allow_nonfinite) check_finite(param, source, file);
     used.insert(source);
   }
