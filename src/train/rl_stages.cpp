@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 
 #include "chronos/core/error.h"
@@ -97,7 +98,13 @@ MicroStep GrpoStage::micro_step(ChronosForCausalLMImpl& model) {
 
   // 2. Rewards and group-relative advantages.
   std::vector<std::string> texts;
-  for (const auto& r : responses) texts.push_back(tokenizer_.decode(std::vector<TokenId>(r.begin(), r.end()), /*skip_special=*/true));
+  for (const auto& r : responses) {
+    // Ids of a model vocabulary padded beyond the tokenizer's decode to nothing, as in TextStream.
+    std::vector<TokenId> known;
+    for (int64_t id : r)
+      if (id >= 0 && id <= INT32_MAX && tokenizer_.contains(static_cast<TokenId>(id))) known.push_back(static_cast<TokenId>(id));
+    texts.push_back(tokenizer_.decode(known, /*skip_special=*/true));
+  }
   const std::vector<float> rewards = reward_->score_group(prompt_text, texts);
   const at::Tensor reward = at::tensor(rewards, at::kFloat);
   const at::Tensor advantages = group_relative_advantages(reward).to(device);

@@ -75,6 +75,14 @@ assert "model.layers.1.block_sparse_moe.experts.3.w2.weight" in names, names[:5]
 assert "lm_head.weight" in names and not any(".mlp." in n for n in names), names
 assert all(header[n]["dtype"] == "BF16" for n in names)
 PY
+# The other stages on the family's template: preference pairs, GRPO's prompts, distillation from itself.
+printf '{"chosen": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}], "rejected": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "go away"}]}\n%.0s' 1 2 >"$work/pairs.jsonl"
+for stage in dpo orpo; do
+  expect_ok "${stage}_mixtral" "$train" "$stage" --from "$work/mixtral" --data "$work/pairs.jsonl" --out "$work/$stage" --steps 1 --batch-size 2 --max-seq-len 128 --log-level warn
+  grep -q '"model_type": "mixtral"' "$work/$stage/config.json" || fail "$stage saved another layout"
+done
+expect_ok grpo_mixtral "$train" grpo --from "$work/mixtral" --data "$work/sft.jsonl" --out "$work/grpo" --steps 1 --batch-size 2 --max-seq-len 64 --log-level warn
+expect_ok distill_mixtral "$train" distill --from "$work/mixtral" --teacher "$work/mixtral" --data "$work/sft.jsonl" --out "$work/distill" --steps 1 --batch-size 2 --max-seq-len 128 --log-level warn
 expect_error sft_lookahead_refused "lambda_lookahead must be 0: model_type mixtral has no LookaheadRouter" \
   "$train" sft --from "$work/mixtral" --data "$work/sft.jsonl" --out "$work/x" --steps 1 --lambda-lookahead 0.1 --log-level warn
 
