@@ -110,9 +110,11 @@ m = re.search(r"peak RSS ([0-9.]+) MiB \(([0-9.]+) MiB before packing; dense wei
 assert m, text
 peak, start, dense, experts, budget = map(float, m.groups())
 # Above the start: the experts' budget, the dense weights (loaded through a float32 copy: twice),
-# activations and allocator slack; far below the experts themselves.
-assert peak - start < budget + 2 * dense + 24, (peak, start, dense, budget)
-assert experts > 3 * (peak - start), (experts, peak, start)
+# activations and allocator slack; far below the experts themselves. AddressSanitizer's shadow
+# memory and quarantine change every figure: under it only the cache is checked.
+if not os.environ.get("ASAN_OPTIONS"):
+    assert peak - start < budget + 2 * dense + 24, (peak, start, dense, budget)
+    assert experts > 3 * (peak - start), (experts, peak, start)
 manifest = json.load(open(os.path.join(sys.argv[2], "cluster_manifest.json")))
 members = sum(len(c["experts"]) for c in manifest["clusters"])
 assert members == 16 * 16, members
