@@ -4,8 +4,8 @@
 #include "chronos/model/hf_config.h"
 
 #include <array>
-#include <optional>
 #include <set>
+#include <utility>
 
 #include "chronos/core/error.h"
 #include "chronos/io/json_text.h"
@@ -141,8 +141,8 @@ ModelConfig config_from_hf_json(const nlohmann::json& json, const std::string& s
   read(expert_width_key(type), c.moe_intermediate_size);
   if (is_qwen(type)) read("intermediate_size", c.intermediate_size);  // the dense width (mlp_only_layers)
   else c.intermediate_size = c.moe_intermediate_size;
-  if (r.present("bos_token_id")) r.token_id("bos_token_id", c.bos_token_id);
-  if (r.present("eos_token_id")) r.token_id("eos_token_id", c.eos_token_id);
+  r.token_id("bos_token_id", c.bos_token_id);
+  r.token_id("eos_token_id", c.eos_token_id);
   // A model without a BOS id (OLMoE) separates documents with EOS.
   if (json.contains("bos_token_id") && json.at("bos_token_id").is_null()) c.bos_token_id = c.eos_token_id;
   for (const char* key : {"torch_dtype", "dtype"})
@@ -251,9 +251,8 @@ nlohmann::json config_to_hf_json(const ModelConfig& c) {
   json[expert_width_key(type)] = c.resolved_moe_intermediate_size();
   if (is_qwen(type)) json["intermediate_size"] = c.resolved_intermediate_size();
   // Token ids the file gave as null or as a list stay as they were.
-  if (!json.contains("bos_token_id")) json["bos_token_id"] = c.bos_token_id;
-  if (!json.contains("eos_token_id") || json["eos_token_id"].is_number()) json["eos_token_id"] = c.eos_token_id;
-  if (json.contains("bos_token_id") && json["bos_token_id"].is_number()) json["bos_token_id"] = c.bos_token_id;
+  for (const auto& [key, id] : {std::pair<const char*, int64_t>{"bos_token_id", c.bos_token_id}, {"eos_token_id", c.eos_token_id}})
+    if (!json.contains(key) || json[key].is_number()) json[key] = id;
   json[json.contains("dtype") && !json.contains("torch_dtype") ? "dtype" : "torch_dtype"] = c.torch_dtype;
   if (type == "qwen3_moe" || type == "olmoe") json["attention_bias"] = c.attention_bias;
   if (type == "olmoe") json["clip_qkv"] = c.clip_qkv > 0 ? nlohmann::json(c.clip_qkv) : nlohmann::json(nullptr);

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -233,6 +234,18 @@ bool inside_mapping_of(const void* address, const std::string& file) {
   return false;
 }
 
+// The message of the error of type E loading `dir` throws; a test failure and "" when it loads.
+template <typename E>
+std::string load_error(const std::string& dir) {
+  try {
+    load_pretrained(dir);
+  } catch (const E& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << dir << " loaded";
+  return "";
+}
+
 double max_difference(const at::Tensor& a, const at::Tensor& b) { return (a - b).abs().max().item<double>(); }
 
 LoadOptions plain_load() {
@@ -449,35 +462,30 @@ TEST(HfCheckpoint, UnimplementedFeaturesAreRefusedByName) {
     config[c.key] = c.value;
     testing::TempDir dir;
     write_json_file(dir.file("config.json"), config);
-    try {
-      load_pretrained(dir.path());
-      ADD_FAILURE() << "accepted";
-    } catch (const ConfigError& e) {
-      const std::string what = e.what();
-      EXPECT_NE(what.find(c.expected), std::string::npos) << what;
-      EXPECT_NE(what.find("config.json"), std::string::npos) << what;
-      EXPECT_EQ(what.find('\n'), std::string::npos) << what;
-    }
+    const std::string what = load_error<ConfigError>(dir.path());
+    EXPECT_NE(what.find(c.expected), std::string::npos) << what;
+    EXPECT_NE(what.find("config.json"), std::string::npos) << what;
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
   }
 }
 
 TEST(HfCheckpoint, MissingAndMisshapenTensorsAreNamed) {
   testing::TempDir dir;
   write_random_checkpoint(dir.path(), family_config("qwen2_moe"), {});
-  auto tensors = load_safetensors(dir.file("model.safetensors"));
-  tensors.erase("model.layers.1.mlp.shared_expert_gate.weight");
-  tensors["model.layers.0.mlp.experts.3.up_proj.weight"] = at::zeros({5, 64}, at::kBFloat16);
-  std::vector<std::pair<std::string, at::Tensor>> list(tensors.begin(), tensors.end());
-  save_safetensors(dir.file("model.safetensors"), list);
-  try {
-    load_pretrained(dir.path());
-    FAIL() << "accepted";
-  } catch (const FormatError& e) {
-    const std::string what = e.what();
-    EXPECT_TRUE(what.find("model.layers.0.mlp.experts.3.up_proj.weight") != std::string::npos ||
-                what.find("model.layers.1.mlp.shared_expert_gate.weight") != std::string::npos)
-        << what;
-  }
+  const auto rewrite = [&](const std::function<void(std::map<std::string, at::Tensor>&)>& edit) {
+    auto tensors = load_safetensors(dir.file("model.safetensors"));
+    edit(tensors);
+    save_safetensors(dir.file("model.safetensors"), std::vector<std::pair<std::string, at::Tensor>>(tensors.begin(), tensors.end()));
+  };
+  const at::Tensor gate = load_safetensors(dir.file("model.safetensors")).at("model.layers.1.mlp.shared_expert_gate.weight");
+  rewrite([](auto& t) { t.erase("model.layers.1.mlp.shared_expert_gate.weight"); });
+  EXPECT_NE(load_error<FormatError>(dir.path()).find("lacks tensor 'model.layers.1.mlp.shared_expert_gate.weight'"), std::string::npos);
+  rewrite([&](auto& t) {
+    t["model.layers.1.mlp.shared_expert_gate.weight"] = gate;
+    t["model.layers.0.mlp.experts.3.up_proj.weight"] = at::zeros({5, 64}, at::kBFloat16);
+  });
+  EXPECT_NE(load_error<FormatError>(dir.path()).find("'model.layers.0.mlp.experts.3.up_proj.weight' has shape [5, 64], the config needs [24, 64]"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -105,8 +105,9 @@ int run(const Flags& flags) {
   options.cluster_bytes = parse_cluster_bytes(flags.cluster_bytes);
   options.window = flags.window;
   options.model_fingerprint = expert_weights_fingerprint(flags.model, config);
+  const c10::ScalarType stored = stored_expert_dtype(flags.model);
   try {
-    options.storage = flags.dtype == "auto" ? ExpertStorage::dense(stored_expert_dtype(flags.model)) : ExpertStorage::parse(flags.dtype);
+    options.storage = flags.dtype == "auto" ? ExpertStorage::dense(stored) : ExpertStorage::parse(flags.dtype);
   } catch (const InvalidArgument& e) {
     throw InvalidArgument(cat("--dtype: ", e.what()));
   }
@@ -131,7 +132,6 @@ int run(const Flags& flags) {
   const int64_t expert_values = static_cast<int64_t>(config.num_hidden_layers * config.num_experts * 3) * config.hidden_size *
                                 config.resolved_moe_intermediate_size();
   const int64_t expert_bytes = expert_values * 4;
-  const c10::ScalarType stored = stored_expert_dtype(flags.model);
   const int64_t stored_bytes = expert_values * static_cast<int64_t>(c10::elementSize(stored));
   int64_t budget = flags.ram_budget.empty() ? 0 : parse_byte_size(flags.ram_budget, memory, "--ram-budget");
   if (budget == 0 && memory > 0 && expert_bytes > memory / 2) {
