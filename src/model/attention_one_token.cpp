@@ -13,20 +13,17 @@
 #include <vector>
 
 #include "chronos/model/attention.h"
+#include "chronos/model/weight_format.h"
 #include "model/cpu_kernels.h"
+#include "model/format_kernels.h"
 #include "model/work_pool.h"
 
 namespace chronos {
 namespace {
 
-// y = w * x / sqrt(mean(x^2) + eps) over each of `groups` runs of `dim` values, in place.
+// RMSNorm in place over each of `groups` runs of `dim` values.
 void rms_norm(float* x, int64_t groups, int64_t dim, const at::Tensor& weight, double eps) {
-  const float* w = weight.data_ptr<float>();
-  for (int64_t g = 0; g < groups; ++g) {
-    float* v = x + g * dim;
-    const float scale = 1.0f / std::sqrt(cpu::dot(v, v, dim) / static_cast<float>(dim) + static_cast<float>(eps));
-    for (int64_t i = 0; i < dim; ++i) v[i] = v[i] * scale * w[i];
-  }
+  cpu::rms_norm(x, x, groups, dim, weight.data_ptr<float>(), eps);
 }
 
 // Rotate-half RoPE of each of `groups` runs of d values, in place; cos/sin rows hold >= d columns.
@@ -52,22 +49,27 @@ struct RopeRow {
   }
 };
 
-// W x (+ b) for one token, into a new vector.
-std::vector<float> project_token(const at::Tensor& weight, const float* x, const at::Tensor& bias = {}) {
-  std::vector<float> y(static_cast<size_t>(weight.size(0)));
-  cpu::gemv(weight.data_ptr<float>(), x, y.data(), weight.size(0), weight.size(1));
-  if (bias.defined()) {
-    const float* b = bias.data_ptr<float>();
-    for (size_t i = 0; i < y.size(); ++i) y[i] += b[i];
+// y = W x (+ b) for one token; W in any stored format (weight_format.h).
+void project_token_into(const torch::nn::Linear& linear, const float* x, float* y) {
+  const at::Tensor& w = linear->weight;
+  const int64_t in = linear->options.in_features(), out = w.size(0);
+  const WeightFormat format = stored_format(w, in);
+  cpu::gemv_stored(format, w.data_ptr(), cpu::KernelInput(x, in, cpu::needs_blocks(format)), y, out);
+  if (linear->bias.defined()) {
+    const float* b = linear->bias.data_ptr<float>();
+    for (int64_t i = 0; i < out; ++i) y[i] += b[i];
   }
+}
+
+std::vector<float> project_token(const torch::nn::Linear& linear, const float* x) {
+  std::vector<float> y(static_cast<size_t>(linear->weight.size(0)));
+  project_token_into(linear, x, y.data());
   return y;
 }
 
 at::Tensor output_token(const torch::nn::Linear& o_proj, const std::vector<float>& heads, const at::Tensor& like) {
-  const at::Tensor& w = o_proj->weight;
-  at::Tensor y = at::empty({1, 1, w.size(0)}, like.options());
-  cpu::gemv(w.data_ptr<float>(), heads.data(), y.data_ptr<float>(), w.size(0), w.size(1));
-  if (o_proj->bias.defined()) y.view({w.size(0)}).add_(o_proj->bias);
+  at::Tensor y = at::empty({1, 1, o_proj->weight.size(0)}, like.options());
+  project_token_into(o_proj, heads.data(), y.data_ptr<float>());
   return y;
 }
 
@@ -77,13 +79,18 @@ void clip(std::vector<float>& v, double limit) {
   for (float& x : v) x = std::min(c, std::max(-c, x));
 }
 
-// One float32 CPU token at inference, a cache to extend, no padding, weights usable as raw floats.
+// One float32 CPU token at inference, a cache to extend, no padding; the projections readable in place
+// in their stored formats (with float32 biases), the other weights raw floats.
 bool one_token_applies(const at::Tensor& x, const AttentionContext& ctx, bool training,
-                       std::initializer_list<const at::Tensor*> weights) {
+                       std::initializer_list<const torch::nn::Linear*> projections, std::initializer_list<const at::Tensor*> floats) {
   if (training || ctx.cache == nullptr || ctx.key_padding.defined() || x.dim() != 3 || x.size(0) != 1 || x.size(1) != 1 ||
       !cpu::is_plain_float(x))
     return false;
-  for (const at::Tensor* w : weights)
+  for (const torch::nn::Linear* linear : projections) {
+    if (!is_stored_matrix((*linear)->weight, (*linear)->options.in_features())) return false;
+    if ((*linear)->bias.defined() && !cpu::is_plain_float((*linear)->bias)) return false;
+  }
+  for (const at::Tensor* w : floats)
     if (!cpu::is_plain_float(*w)) return false;
   const LayerCache& cache = *ctx.cache;
   return !cache.first.defined() || (cache.first.scalar_type() == at::kFloat && cache.first.size(0) == 1 &&
@@ -93,24 +100,23 @@ bool one_token_applies(const at::Tensor& x, const AttentionContext& ctx, bool tr
 }  // namespace
 
 bool MLAttentionImpl::one_token_path_applies(const at::Tensor& x, const AttentionContext& ctx) const {
-  return one_token_applies(x, ctx, is_training(),
-                           {&q_nope_proj->weight, &q_rope_proj->weight, &kv_down_proj->weight, &k_nope_proj->weight,
-                            &k_rope_proj->weight, &v_proj->weight, &o_proj->weight, &q_nope_norm->weight,
-                            &q_rope_norm->weight, &kv_down_norm->weight});
+  // k_nope_proj and v_proj meet the whole cached latent in the absorbed form: raw floats (weight_format.h).
+  return one_token_applies(x, ctx, is_training(), {&q_nope_proj, &q_rope_proj, &kv_down_proj, &k_rope_proj, &o_proj},
+                           {&k_nope_proj->weight, &v_proj->weight, &q_nope_norm->weight, &q_rope_norm->weight, &kv_down_norm->weight});
 }
 
 at::Tensor MLAttentionImpl::forward_one_token(const at::Tensor& x, AttentionContext& ctx) {
   const float* token = x.data_ptr<float>();
   const int64_t C = kv_down_proj->weight.size(0), D = head_dim_, rep = heads_ / kv_heads_;
-  std::vector<float> q_nope = project_token(q_nope_proj->weight, token);
-  std::vector<float> q_rope = project_token(q_rope_proj->weight, token);
-  std::vector<float> latent = project_token(kv_down_proj->weight, token);
+  std::vector<float> q_nope = project_token(q_nope_proj, token);
+  std::vector<float> q_rope = project_token(q_rope_proj, token);
+  std::vector<float> latent = project_token(kv_down_proj, token);
   rms_norm(q_nope.data(), heads_, nope_, q_nope_norm->weight, q_nope_norm->eps());
   rms_norm(q_rope.data(), heads_, rope_, q_rope_norm->weight, q_rope_norm->eps());
   rms_norm(latent.data(), 1, C, kv_down_norm->weight, kv_down_norm->eps());
   const RopeRow row(*ctx.rope_mla, ctx.position);
   rope(q_rope.data(), heads_, rope_, row.cos.data_ptr<float>(), row.sin.data_ptr<float>());
-  std::vector<float> rope_key = project_token(k_rope_proj->weight, latent.data());
+  std::vector<float> rope_key = project_token(k_rope_proj, latent.data());
   rope(rope_key.data(), kv_heads_, rope_, row.cos.data_ptr<float>(), row.sin.data_ptr<float>());
   ctx.cache->append(at::from_blob(latent.data(), {1, 1, C}), at::from_blob(rope_key.data(), {1, 1, kv_heads_, rope_}));
 
@@ -150,18 +156,16 @@ at::Tensor MLAttentionImpl::forward_one_token(const at::Tensor& x, AttentionCont
 }
 
 bool WindowAttentionImpl::one_token_path_applies(const at::Tensor& x, const AttentionContext& ctx) const {
-  if (!one_token_applies(x, ctx, is_training(), {&q_proj->weight, &k_proj->weight, &v_proj->weight, &o_proj->weight})) return false;
-  for (const auto* linear : {&q_proj, &k_proj, &v_proj, &o_proj})
-    if ((*linear)->bias.defined() && !cpu::is_plain_float((*linear)->bias)) return false;
+  if (!one_token_applies(x, ctx, is_training(), {&q_proj, &k_proj, &v_proj, &o_proj}, {})) return false;
   return q_norm.is_empty() || (cpu::is_plain_float(q_norm->weight) && cpu::is_plain_float(k_norm->weight));
 }
 
 at::Tensor WindowAttentionImpl::forward_one_token(const at::Tensor& x, AttentionContext& ctx) {
   const float* token = x.data_ptr<float>();
   const int64_t D = head_dim_, rep = heads_ / kv_heads_, P = ctx.position;
-  std::vector<float> q = project_token(q_proj->weight, token, q_proj->bias);
-  std::vector<float> k = project_token(k_proj->weight, token, k_proj->bias);
-  std::vector<float> v = project_token(v_proj->weight, token, v_proj->bias);
+  std::vector<float> q = project_token(q_proj, token);
+  std::vector<float> k = project_token(k_proj, token);
+  std::vector<float> v = project_token(v_proj, token);
   // The same order as project_heads: full-width norm, clipping, per-head norm.
   if (qk_norm_ == QkNorm::full_width) {
     rms_norm(q.data(), 1, heads_ * D, q_norm->weight, q_norm->eps());

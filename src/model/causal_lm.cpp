@@ -9,6 +9,7 @@
 
 #include "chronos/core/error.h"
 #include "chronos/model/linear.h"
+#include "chronos/model/weight_format.h"
 
 namespace chronos {
 
@@ -50,6 +51,21 @@ ChronosForCausalLMImpl::ChronosForCausalLMImpl(ModelConfig config, const BuildOp
     rope_mla_ = std::make_unique<RotaryTable>(config_, config_.rope_width());
 }
 
+namespace {
+// The embedding rows of input_ids in the compute dtype (that of the norms), from a table in the
+// compute dtype or in a weight format (weight_format.h), whose looked-up rows are widened.
+at::Tensor embed(ChronosModelImpl& model, const at::Tensor& input_ids) {
+  const at::Tensor& table = model.embed_tokens->weight;
+  const at::ScalarType compute = model.norm->weight.scalar_type();
+  if (table.scalar_type() == compute) return model.embed_tokens(input_ids);
+  const int64_t hidden = model.embed_tokens->options.embedding_dim();
+  std::vector<int64_t> shape(input_ids.sizes().begin(), input_ids.sizes().end());
+  shape.push_back(hidden);
+  const at::Tensor rows = table.index_select(0, input_ids.reshape({-1}).to(table.device()));
+  return widen_weight(rows, hidden).to(table.device(), compute).view(shape);
+}
+}  // namespace
+
 ForwardOutput ChronosForCausalLMImpl::forward(const at::Tensor& input_ids, const ForwardOptions& options) {
   if (input_ids.dim() != 2) throw InvalidArgument(cat("forward: input_ids must be [batch, seq] (got ", input_ids.dim(), " dims)"));
   const int64_t B = input_ids.size(0), S = input_ids.size(1), L = config_.num_hidden_layers;
@@ -61,7 +77,7 @@ ForwardOutput ChronosForCausalLMImpl::forward(const at::Tensor& input_ids, const
     throw InvalidArgument(cat("forward: ", options.available_expert_masks->size(), " expert masks for ", L, " layers"));
 
   const int64_t P = cache ? cache->position() : 0;
-  at::Tensor x = model->embed_tokens(input_ids);
+  at::Tensor x = embed(*model, input_ids);
   if (is_training() && config_.dropout > 0) x = at::dropout(x, config_.dropout, true);
 
   at::Tensor loss_mask;

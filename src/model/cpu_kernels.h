@@ -9,12 +9,15 @@
 #include <cstdint>
 #include <vector>
 
-#include "chronos/model/quantized.h"
+#include "chronos/model/weight_format.h"
 
 namespace chronos::cpu {
 
 // a . b over n floats (wide FMAs, four accumulators).
 float dot(const float* a, const float* b, int64_t n);
+
+// y = w * x / sqrt(mean(x^2) + eps) over each of `groups` runs of `dim` values (y may be x).
+void rms_norm(const float* x, float* y, int64_t groups, int64_t dim, const float* weight, double eps);
 
 // Softmax of n scores in place, in float32 (the router's and attention's precision).
 void softmax_in_place(float* scores, int64_t n);
@@ -30,19 +33,14 @@ bool gemv_applies(const at::Tensor& x, const at::Tensor& weight);
 // enough (>= 128 KiB of weights) that waking a thread pays for itself.
 void gemv(const float* weight, const float* x, float* y, int64_t out, int64_t in);
 
-// a . x over n weights of one block-quantized row (chronos/model/quantized.h), dequantised inside the
-// dot product: the row streams at its quantized size.
-float dot_int8(const uint8_t* row, const float* x, int64_t n);
-float dot_int4(const uint8_t* row, const float* x, int64_t n);
-
-// One SwiGLU FFN's raw weights and its weight in a sum of FFN outputs: float32 rows, or rows of
-// quantized_row_bytes(quant, ...) bytes.
+// One SwiGLU FFN's raw weights and its weight in a sum of FFN outputs: rows of any stored format
+// (model/format_kernels.h).
 struct SwigluTerm {
   const void* gate = nullptr;  // [I, H] row-major
   const void* up = nullptr;    // [I, H]
   const void* down = nullptr;  // [H, I]
   float coef = 1;
-  QuantFormat quant = QuantFormat::none;
+  WeightFormat format = WeightFormat::fp32;
 };
 
 // y[H] += sum_t coef_t * down_t( silu(gate_t x) * (up_t x) ) for one token x[H] and every term at

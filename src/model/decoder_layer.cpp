@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "chronos/model/config.h"
+#include "model/cpu_kernels.h"
 
 namespace chronos {
 
@@ -21,7 +22,51 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, int64_t index, bool rou
   }
 }
 
+namespace {
+
+// x + y for two contiguous float32 tokens, into a new tensor.
+at::Tensor add_tokens(const at::Tensor& x, const at::Tensor& y) {
+  at::Tensor out = at::empty_like(x);
+  const float *a = x.data_ptr<float>(), *b = y.data_ptr<float>();
+  float* o = out.data_ptr<float>();
+  for (int64_t i = 0; i < x.numel(); ++i) o[i] = a[i] + b[i];
+  return out;
+}
+
+at::Tensor norm_token(const RMSNorm& norm, const at::Tensor& x) {
+  at::Tensor out = at::empty_like(x);
+  cpu::rms_norm(x.data_ptr<float>(), out.data_ptr<float>(), 1, x.numel(), norm->weight.data_ptr<float>(), norm->eps());
+  return out;
+}
+
+// One float32 CPU token at inference with float32 norms.
+bool one_token_path_applies(const DecoderLayerImpl& layer, const at::Tensor& x) {
+  return !layer.is_training() && x.dim() == 3 && x.numel() == x.size(2) && cpu::is_plain_float(x) &&
+         cpu::is_plain_float(layer.input_layernorm->weight) && cpu::is_plain_float(layer.post_attention_layernorm->weight);
+}
+
+}  // namespace
+
 DecoderOutput DecoderLayerImpl::forward(const at::Tensor& x, AttentionContext& attention, const MoECall& call) {
+  // One float32 CPU token at inference: the norms and residual adds in plain loops, not the ~14
+  // tensor operations a layer they take on the general path.
+  if (one_token_path_applies(*this, x)) {
+    const at::Tensor h = add_tokens(x, (is_mla() ? mla->forward(norm_token(input_layernorm, x), attention)
+                                                 : window->forward(norm_token(input_layernorm, x), attention)).contiguous());
+    const at::Tensor ffn_in = norm_token(post_attention_layernorm, h);
+    DecoderOutput out;
+    if (!moe.is_empty()) {
+      MoEOutput m = moe->forward(ffn_in, call);
+      out.hidden = add_tokens(h, m.output.contiguous());
+      out.router_probs = std::move(m.router_probs);
+      out.selected = std::move(m.selected);
+      out.aux_raw = std::move(m.aux_raw);
+    } else {
+      out.hidden = add_tokens(h, dense->forward(ffn_in.view({1, x.size(2)})).view_as(x).contiguous());
+      out.aux_raw = at::zeros({}, x.options());
+    }
+    return out;
+  }
   const at::Tensor normed = input_layernorm(x);
   at::Tensor h = x + (is_mla() ? mla->forward(normed, attention) : window->forward(normed, attention));
   DecoderOutput out;

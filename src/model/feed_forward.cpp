@@ -7,7 +7,8 @@
 namespace chronos {
 
 at::Tensor swiglu(const at::Tensor& x, const ExpertWeights& w) {
-  if (w.quant != QuantFormat::none) {
+  // On the CPU, project() reads quantized rows as the one-token kernels do (weight_format.h).
+  if (w.quant != QuantFormat::none && !x.device().is_cpu()) {
     const int64_t H = w.down_proj.size(0), I = w.gate_proj.size(0);
     const auto dense = [&](const at::Tensor& q, int64_t cols) {
       return dequantize_matrix(q, w.quant, cols).to(x.device(), x.scalar_type());

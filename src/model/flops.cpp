@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "chronos/model/causal_lm.h"
 #include "chronos/model/config.h"
 
 namespace chronos {
@@ -45,6 +46,27 @@ double decode_weight_bytes(const ModelConfig& c, double bytes_per_parameter) {
   }
   params += static_cast<double>(c.tie_word_embeddings ? c.vocab_size * c.hidden_size : 0) + static_cast<double>(c.hidden_size);
   return params * bytes_per_parameter;
+}
+
+double decode_weight_bytes(ChronosForCausalLMImpl& model) {
+  const ModelConfig& c = model.config();
+  const auto bytes_of = [](torch::nn::Module& module) {
+    double total = 0;
+    for (const at::Tensor& p : module.parameters(/*recurse=*/true)) total += static_cast<double>(p.nbytes());
+    return total;
+  };
+  double bytes = 0;
+  for (const at::Tensor& p : model.parameters(/*recurse=*/true)) bytes += static_cast<double>(p.nbytes());  // a tied matrix once
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    DecoderLayerImpl& layer = model.layer(l);
+    if (layer.moe.is_empty()) continue;
+    const double expert = bytes_of(*layer.moe->experts->ptr(0));
+    bytes -= static_cast<double>(c.num_experts - c.num_experts_per_tok) * expert;
+  }
+  const at::Tensor& table = model.model->embed_tokens->weight;
+  const double row = static_cast<double>(table.nbytes()) / static_cast<double>(std::max<int64_t>(1, table.size(0)));
+  if (!c.tie_word_embeddings) bytes -= static_cast<double>(table.nbytes());  // only the row looked up is read
+  return bytes + row;
 }
 
 }  // namespace chronos

@@ -7,28 +7,27 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <optional>
+#include <string>
 
 #include "chronos/model/moe.h"
+#include "chronos/model/weight_format.h"
 #include "model/cpu_kernels.h"
 
 namespace chronos {
 namespace {
 
-// Whether t holds raw quantized rows [rows, row bytes] the kernel can read in place.
-bool is_plain_bytes(const at::Tensor& t, int64_t rows, int64_t row_bytes) {
-  return t.defined() && t.device().is_cpu() && t.scalar_type() == at::kByte && t.is_contiguous() &&
-         t.sizes() == at::IntArrayRef{rows, row_bytes};
-}
-
-// Whether the fused kernel can take these weights for hidden size H and intermediate size I.
-bool fits_kernel(const ExpertWeights& w, int64_t H, int64_t I) {
-  if (w.quant != QuantFormat::none) {
-    const int64_t in_row = quantized_row_bytes(w.quant, H), out_row = quantized_row_bytes(w.quant, I);
-    return is_plain_bytes(w.gate_proj, I, in_row) && is_plain_bytes(w.up_proj, I, in_row) && is_plain_bytes(w.down_proj, H, out_row);
-  }
-  return cpu::is_plain_float(w.gate_proj) && cpu::is_plain_float(w.up_proj) && cpu::is_plain_float(w.down_proj) &&
-         w.gate_proj.sizes() == at::IntArrayRef{I, H} && w.up_proj.sizes() == at::IntArrayRef{I, H} &&
-         w.down_proj.sizes() == at::IntArrayRef{H, I};
+// The stored format of an FFN's weights when the fused kernel can read them in place for hidden size
+// H and intermediate size I: all three of one format (chronos/model/weight_format.h), the store's
+// quantized slots included.
+std::optional<WeightFormat> kernel_format(const ExpertWeights& w, int64_t H, int64_t I) {
+  if (!is_stored_matrix(w.gate_proj, H) || !is_stored_matrix(w.up_proj, H) || !is_stored_matrix(w.down_proj, I)) return std::nullopt;
+  if (w.gate_proj.size(0) != I || w.up_proj.size(0) != I || w.down_proj.size(0) != H) return std::nullopt;
+  const WeightFormat format = stored_format(w.gate_proj, H);
+  if (stored_format(w.up_proj, H) != format || stored_format(w.down_proj, I) != format) return std::nullopt;
+  const bool quantized = format == WeightFormat::int8 || format == WeightFormat::int4;
+  if (quantized && w.quant != QuantFormat::none && to_string(w.quant) != std::string(to_string(format))) return std::nullopt;
+  return format;
 }
 
 }  // namespace
@@ -73,10 +72,11 @@ MoEOutput MoEImpl::forward_one_token(const at::Tensor& x, const MoECall& call) {
   float* y_data = y.data_ptr<float>();
   std::vector<cpu::SwigluTerm> terms;
   const auto add_term = [&](const ExpertWeights& w, float coef, int64_t I) {
-    if (fits_kernel(w, H, I)) {
-      terms.push_back({w.gate_proj.data_ptr(), w.up_proj.data_ptr(), w.down_proj.data_ptr(), coef, w.quant});
+    if (const std::optional<WeightFormat> format = kernel_format(w, H, I)) {
+      terms.push_back({w.gate_proj.data_ptr(), w.up_proj.data_ptr(), w.down_proj.data_ptr(), coef, *format});
     } else {  // another dtype or layout: the general SwiGLU, added in place
-      const at::Tensor input = w.quant == QuantFormat::none ? token.view({1, H}).to(w.gate_proj.scalar_type()) : token.view({1, H});
+      const bool stored = w.gate_proj.scalar_type() == at::kByte || w.gate_proj.scalar_type() == at::kBFloat16;
+      const at::Tensor input = stored ? token.view({1, H}) : token.view({1, H}).to(w.gate_proj.scalar_type());
       y.add_(swiglu(input, w).to(at::kFloat).view({H}), coef);
     }
   };

@@ -16,6 +16,7 @@
 #include "chronos/io/atomic_file.h"
 #include "chronos/io/json_file.h"
 #include "chronos/io/safetensors.h"
+#include "chronos/model/quantized.h"
 #include "chronos/model/weight_arena.h"
 #include "model/checkpoint_layout.h"
 #include "model/checkpoint_tensors.h"
@@ -27,6 +28,15 @@ namespace {
 
 constexpr const char* kLmHead = "lm_head.weight";
 constexpr const char* kEmbedding = "model.embed_tokens.weight";
+
+// The safetensors metadata of a converted model (docs/formats.md "Weight formats").
+constexpr const char* kFormatKey = "chronos.weights_format";
+constexpr const char* kBlockSizeKey = "chronos.block_size";
+constexpr const char* kBlockLayoutKey = "chronos.block_layout";
+constexpr const char* kBlockLayout =
+    "each row of a [rows, cols] matrix is ceil(cols / block_size) blocks, the last zero-padded; a block is its fp16 scale d "
+    "(little endian) then its quants q, a weight is d * q; int8: block_size int8 quants; int4: block_size / 2 bytes, byte j "
+    "holding q + 8 of weight j (low nibble) and of weight j + block_size / 2 (high nibble)";
 
 std::string shape_string(at::IntArrayRef shape) {
   std::string s = "[";
@@ -58,7 +68,18 @@ void save_pretrained(ChronosForCausalLMImpl& model, const std::string& dir) {
   make_directories(dir);
   auto tensors = reference_state_dict(model);
   ModelConfig config = model.config();
-  if (config.is_chronos()) {
+  std::map<std::string, std::string> metadata{{"format", "pt"}};
+  const WeightFormat format = weights_format(model);
+  if (format != WeightFormat::fp32) {
+    // Matrices as they are, everything else in float32.
+    metadata[kFormatKey] = to_string(format);
+    if (format == WeightFormat::int8 || format == WeightFormat::int4) {
+      metadata[kBlockSizeKey] = std::to_string(kQuantBlock);
+      metadata[kBlockLayoutKey] = kBlockLayout;
+    }
+    config.torch_dtype = format == WeightFormat::bf16 ? "bfloat16" : "float32";
+    for (auto& [name, tensor] : tensors) tensor = tensor.to(at::kCPU);
+  } else if (config.is_chronos()) {
     const at::ScalarType dtype = model.lm_head_weight().scalar_type();
     config.torch_dtype = torch_dtype_name(dtype) ? torch_dtype_name(dtype) : dtype_name(dtype);
   } else {
@@ -67,7 +88,7 @@ void save_pretrained(ChronosForCausalLMImpl& model, const std::string& dir) {
     config.torch_dtype = torch_dtype_name(dtype);
     for (auto& [name, tensor] : tensors) tensor = tensor.to(at::kCPU, dtype);
   }
-  save_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
+  save_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, metadata);
   config.save((fs::path(dir) / "config.json").string());
 }
 
@@ -119,16 +140,60 @@ void require_model_directory(const std::string& dir) {
   if (!fs::exists(fs::path(dir) / "config.json")) throw IoError(cat(dir, ": not a model directory (no config.json)"));
 }
 
+namespace {
+
+// The weight format a directory's files name in their metadata (fp32 when none does); every file
+// must agree, and a block format must use this build's block size.
+WeightFormat directory_format(const CheckpointTensors& checkpoint) {
+  std::optional<WeightFormat> format;
+  std::string previous_file;
+  for (const std::string& name : checkpoint.names()) {
+    const SafetensorsFile& file = checkpoint.file_of(name);
+    if (!previous_file.empty() && file.path() == previous_file) continue;
+    const auto& metadata = file.metadata();
+    const auto it = metadata.find(kFormatKey);
+    WeightFormat here = WeightFormat::fp32;
+    if (it != metadata.end()) {
+      try {
+        here = parse_weight_format(it->second);
+      } catch (const InvalidArgument& e) {
+        throw FormatError(cat(file.path(), ": metadata ", kFormatKey, ": ", e.what()));
+      }
+      if (here == WeightFormat::int8 || here == WeightFormat::int4) {
+        const auto block = metadata.find(kBlockSizeKey);
+        if (block == metadata.end() || block->second != std::to_string(kQuantBlock))
+          throw FormatError(cat(file.path(), ": metadata ", kBlockSizeKey, " is '", block == metadata.end() ? "" : block->second,
+                                "'; this build reads ", to_string(here), " blocks of ", kQuantBlock));
+      }
+    }
+    if (format && *format != here)
+      throw FormatError(cat(file.path(), ": stores ", to_string(here), " weights, ", previous_file, " ", to_string(*format)));
+    format = here;
+    previous_file = file.path();
+  }
+  return format.value_or(WeightFormat::fp32);
+}
+
+}  // namespace
+
 ChronosForCausalLM load_pretrained(const std::string& dir, const LoadOptions& options) {
   require_model_directory(dir);
   check_compute_dtype(options.device, options.dtype);
   const ModelConfig config = ModelConfig::load((fs::path(dir) / "config.json").string());
   const CheckpointTensors checkpoint(dir);
+  const WeightFormat stored = directory_format(checkpoint);
+  const WeightFormat target = options.weights_format.value_or(stored);
+  if (target != WeightFormat::fp32 && (!options.device.is_cpu() || options.dtype != at::kFloat))
+    throw ConfigError(cat(dir, ": ", to_string(target), " weights", options.weights_format ? "" : " (as the directory stores them)",
+                          " are for float32 compute on the CPU, not ", c10::toString(options.dtype), " on ", options.device.str()));
 
   BuildOptions build;
   build.routed_experts = !options.skip_routed_experts;
   ChronosForCausalLM model(config, build);
   torch::NoGradGuard no_grad;
+  std::map<std::string, int64_t> formatted;  // parameter -> logical columns, for the matrices a format applies to
+  for (const FormattedMatrix& m : formatted_matrices(*model)) formatted[m.name] = m.cols;
+  std::vector<std::pair<at::Tensor, at::Tensor>> stored_as_is;  // (parameter, its stored-format value), set after to()
   std::set<std::string> used;
   for (auto& item : model->named_parameters(/*recurse=*/true)) {
     const std::string& name = item.key();
@@ -148,6 +213,24 @@ ChronosForCausalLM load_pretrained(const std::string& dir, const LoadOptions& op
     }
     const at::Tensor value = checkpoint.tensor(source);
     const std::string& file = checkpoint.file_of(source).path();
+    const auto matrix = formatted.find(name);
+    if (value.scalar_type() == at::kByte || (value.scalar_type() == at::kBFloat16 && stored == WeightFormat::bf16 && matrix != formatted.end())) {
+      // A matrix kept in its weight format: its rows must be those of the directory's format.
+      if (matrix == formatted.end())
+        throw FormatError(cat(file, ": tensor '", source, "' is ", dtype_name(value.scalar_type()), " but '", name, "' is kept in float32"));
+      const int64_t cols = matrix->second;
+      const int64_t row_size = stored == WeightFormat::bf16 ? cols : weight_row_bytes(stored, cols);  // elements per row
+      if (stored == WeightFormat::fp32 || value.dim() != 2 || value.size(0) != param.size(0) || value.size(1) != row_size)
+        throw FormatError(cat(file, ": tensor '", source, "' is ", dtype_name(value.scalar_type()), " ", shape_string(value.sizes()), "; ",
+                              stored == WeightFormat::fp32 ? std::string("the metadata names no weight format")
+                                                           : cat(to_string(stored), " rows of ", cols, " weights are [", param.size(0), ", ",
+                                                                 row_size, "]"),
+                              " (a corrupt block layout)"));
+      if (!options.allow_nonfinite) check_finite(widen_weight(value, cols), source, file);
+      stored_as_is.emplace_back(param, options.huge_pages ? value.clone() : value);
+      used.insert(source);
+      continue;
+    }
     if (value.sizes() != param.sizes())
       throw FormatError(cat(file, ": tensor '", source, "' has shape ", shape_string(value.sizes()), ", the config needs ",
                             shape_string(param.sizes())));
@@ -168,6 +251,11 @@ ChronosForCausalLM load_pretrained(const std::string& dir, const LoadOptions& op
   }
   if (unexpected > 5) log::warn(cat(dir, ": ignored ", unexpected, " unexpected tensors in all"));
   model->to(options.device, options.dtype);
+  for (auto& [param, value] : stored_as_is) {
+    param.requires_grad_(false);
+    param.set_data(value);
+  }
+  if (target != WeightFormat::fp32 || !stored_as_is.empty()) convert_weights(*model, target);
   if (options.huge_pages && options.device.is_cpu()) gather_weights_in_huge_pages(*model);
   model->eval();
   return model;

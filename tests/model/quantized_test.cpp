@@ -1,6 +1,6 @@
-// Block-quantized expert weights: the byte layout, round-trip error bounds, the batch-1 kernels that
-// compute straight from the quantized bytes (against float64 references on the dequantised values,
-// with row lengths that leave partial blocks and vector tails), and the batch path's SwiGLU.
+// Block-quantized expert weights: the byte layout, round-trip error bounds, the fused batch-1 SwiGLU
+// that computes straight from the quantized bytes (the row kernels themselves: format_kernels_test),
+// and the batch path's SwiGLU.
 #include "chronos/model/quantized.h"
 
 #include <ATen/ATen.h>
@@ -9,7 +9,9 @@
 #include <cmath>
 
 #include "chronos/model/feed_forward.h"
+#include "chronos/model/weight_format.h"
 #include "model/cpu_kernels.h"
+#include "model/format_kernels.h"
 
 namespace chronos {
 namespace {
@@ -82,24 +84,17 @@ TEST(Quantized, DequantizeRejectsAShapeThatDoesNotFit) {
   EXPECT_THROW(quantize_matrix(at::randn({3, 64}), QuantFormat::none), std::exception);
 }
 
-// The kernels against float64 sums over the dequantised weights: full blocks, a partial last
-// block, and rows shorter than one block.
-TEST(Quantized, DotKernelsMatchTheDequantisedWeights) {
-  at::manual_seed(12);
-  for (const QuantFormat format : {QuantFormat::int8, QuantFormat::int4}) {
-    for (const int64_t cols : kWidths) {
-      const at::Tensor w = at::randn({1, cols});
-      const at::Tensor x = at::randn({cols});
-      const at::Tensor q = quantize_matrix(w, format);
-      const double want = (dequantize_matrix(q, format, cols)[0].to(at::kDouble) * x.to(at::kDouble)).sum().item<double>();
-      const uint8_t* row = q.data_ptr<uint8_t>();
-      const float got = format == QuantFormat::int8 ? cpu::dot_int8(row, x.data_ptr<float>(), cols) : cpu::dot_int4(row, x.data_ptr<float>(), cols);
-      EXPECT_NEAR(got, want, 1e-5 * std::sqrt(static_cast<double>(cols)) * (1 + std::fabs(want))) << to_string(format) << " cols " << cols;
-    }
-  }
+// The float input the integer kernels see: each block of 32 values rounded to its int8 block values.
+at::Tensor rounded(const at::Tensor& x) {
+  at::Tensor r = x.to(at::kFloat).contiguous().clone();
+  const int64_t cols = r.size(-1);
+  for (int64_t row = 0; row < r.numel() / cols; ++row) cpu::round_to_input_blocks(r.data_ptr<float>() + row * cols, cols);
+  return r;
 }
 
 // The fused SwiGLU sum with float and quantized terms mixed, on sizes off the block and vector widths.
+// A quantized term sees its input and its inner activation rounded to int8 blocks; a value that lies
+// within float rounding of a rounding boundary may go either way, hence the looser bound.
 TEST(Quantized, SwigluAccumulateComputesFromQuantizedRows) {
   at::manual_seed(13);
   for (const auto& [hidden, inter] : std::vector<std::pair<int64_t, int64_t>>{{80, 100}, {64, 96}, {17, 3}, {256, 1408}}) {
@@ -108,29 +103,28 @@ TEST(Quantized, SwigluAccumulateComputesFromQuantizedRows) {
     at::Tensor expected = y.to(at::kDouble);
     std::vector<at::Tensor> keep;
     std::vector<cpu::SwigluTerm> terms;
-    const std::vector<std::pair<float, QuantFormat>> mix = {{0.7f, QuantFormat::int8}, {-0.2f, QuantFormat::none}, {1.5f, QuantFormat::int4}};
+    const std::vector<std::pair<float, WeightFormat>> mix = {
+        {0.7f, WeightFormat::int8}, {-0.2f, WeightFormat::fp32}, {1.5f, WeightFormat::int4}, {0.4f, WeightFormat::bf16}};
     for (const auto& [coef, format] : mix) {
       const at::Tensor g = at::randn({inter, hidden}) * 0.1, u = at::randn({inter, hidden}) * 0.1, d = at::randn({hidden, inter}) * 0.1;
-      at::Tensor gd = g, ud = u, dd = d;
-      if (format == QuantFormat::none) {
-        keep.insert(keep.end(), {g, u, d});
-        terms.push_back({g.data_ptr<float>(), u.data_ptr<float>(), d.data_ptr<float>(), coef});
-      } else {
-        const at::Tensor gq = quantize_matrix(g, format), uq = quantize_matrix(u, format), dq = quantize_matrix(d, format);
-        keep.insert(keep.end(), {gq, uq, dq});
-        terms.push_back({gq.data_ptr(), uq.data_ptr(), dq.data_ptr(), coef, format});
-        gd = dequantize_matrix(gq, format, hidden), ud = dequantize_matrix(uq, format, hidden), dd = dequantize_matrix(dq, format, inter);
-      }
-      const at::Tensor xd = x.to(at::kDouble);
-      expected += coef * at::mv(dd.to(at::kDouble), at::silu(at::mv(gd.to(at::kDouble), xd)) * at::mv(ud.to(at::kDouble), xd));
+      const at::Tensor gq = to_weight_format(g, format), uq = to_weight_format(u, format), dq = to_weight_format(d, format);
+      keep.insert(keep.end(), {gq, uq, dq});
+      terms.push_back({gq.data_ptr(), uq.data_ptr(), dq.data_ptr(), coef, format});
+      const bool blocks = cpu::needs_blocks(format);
+      const at::Tensor xd = (blocks ? rounded(x) : x).to(at::kDouble);
+      const at::Tensor gd = widen_weight(gq, hidden).to(at::kDouble), ud = widen_weight(uq, hidden).to(at::kDouble);
+      const at::Tensor h = at::silu(at::mv(gd, xd)) * at::mv(ud, xd);
+      const at::Tensor hd = (blocks ? rounded(h) : h).to(at::kDouble);
+      expected += coef * at::mv(widen_weight(dq, inter).to(at::kDouble), hd);
     }
     cpu::swiglu_accumulate(terms, x.data_ptr<float>(), y.data_ptr<float>(), hidden, inter);
     const double scale = expected.abs().max().item<double>();
-    EXPECT_LT((y.to(at::kDouble) - expected).abs().max().item<double>(), 1e-5 * scale) << hidden << "x" << inter;
+    EXPECT_LT((y.to(at::kDouble) - expected).abs().max().item<double>(), 1e-3 * scale) << hidden << "x" << inter;
   }
 }
 
-// The batch path dequantises into temporaries: the same as the float weights it stands for.
+// The batch path on the CPU computes what the kernels compute: the input rounded to its blocks, the
+// dequantised weights.
 TEST(Quantized, SwigluOfQuantizedWeightsIsSwigluOfTheirValues) {
   at::manual_seed(14);
   const int64_t H = 40, I = 72;
@@ -138,10 +132,13 @@ TEST(Quantized, SwigluOfQuantizedWeightsIsSwigluOfTheirValues) {
   for (const QuantFormat format : {QuantFormat::int8, QuantFormat::int4}) {
     const ExpertWeights q{quantize_matrix(dense.gate_proj, format), quantize_matrix(dense.up_proj, format),
                           quantize_matrix(dense.down_proj, format), format};
-    const ExpertWeights values{dequantize_matrix(q.gate_proj, format, H), dequantize_matrix(q.up_proj, format, H),
-                               dequantize_matrix(q.down_proj, format, I)};
+    const at::Tensor gd = dequantize_matrix(q.gate_proj, format, H), ud = dequantize_matrix(q.up_proj, format, H);
+    const at::Tensor dd = dequantize_matrix(q.down_proj, format, I);
     const at::Tensor x = at::randn({3, H});
-    EXPECT_TRUE(at::allclose(swiglu(x, q), swiglu(x, values), 1e-5, 1e-5)) << to_string(format);
+    const at::Tensor xr = rounded(x);
+    const at::Tensor want = at::mm(rounded(at::silu(at::mm(xr, gd.t())) * at::mm(xr, ud.t())), dd.t());
+    const at::Tensor got = swiglu(x, q);
+    EXPECT_LT((got - want).abs().max().item<float>(), 1e-3 * want.abs().max().item<float>()) << to_string(format);
   }
 }
 

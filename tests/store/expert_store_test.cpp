@@ -569,20 +569,24 @@ TEST(ExpertStore, WholeClusterPrefetchReadsAroundResidentMembers) {
   EXPECT_EQ(s.ssd_reads, 3);
 }
 
-// Replaces every routed expert's weights of `model` by the values its `format` cache stores.
-void use_dequantised_experts(ChronosForCausalLMImpl& model, QuantFormat format) {
+// Stores every routed expert's weights of `model` as its `format` cache does: quantized rows in the
+// modules themselves (chronos/model/weight_format.h).
+void use_quantized_experts(ChronosForCausalLMImpl& model, QuantFormat format) {
   at::NoGradGuard no_grad;
   for (int64_t l = 0; l < model.config().num_hidden_layers; ++l)
     for (int64_t e = 0; e < model.config().num_experts; ++e) {
       const ExpertWeights w = model.layer(l).moe->expert_weights(e);
-      for (const at::Tensor& t : {w.gate_proj, w.up_proj, w.down_proj})
-        const_cast<at::Tensor&>(t).copy_(dequantize_matrix(quantize_matrix(t, format), format, t.size(1)));
+      for (const at::Tensor& t : {w.gate_proj, w.up_proj, w.down_proj}) {
+        at::Tensor& param = const_cast<at::Tensor&>(t);
+        param.requires_grad_(false);
+        param.set_data(quantize_matrix(t, format));
+      }
     }
 }
 
 // int8 / int4 caches are served zero-copy as quantized rows; decoding from them (the batch-1 kernel
 // path and the batch path) gives the logits, and so the greedy tokens, of the resident model whose
-// expert weights are the dequantised values.
+// expert weights are the same quantized rows.
 TEST(ExpertStore, QuantizedCacheDecodesAsTheDequantisedModel) {
   for (const QuantFormat format : {QuantFormat::int8, QuantFormat::int4}) {
     SCOPED_TRACE(to_string(format));
@@ -604,7 +608,7 @@ TEST(ExpertStore, QuantizedCacheDecodesAsTheDequantisedModel) {
       const at::Tensor ids = at::randint(f.config.vocab_size, {batch, 12});
       const at::Tensor offloaded = run_sequence(*f.model, ids, 5, &store, &store);
       StoreFixture reference(3);
-      use_dequantised_experts(*reference.model, format);
+      use_quantized_experts(*reference.model, format);
       const at::Tensor resident = run_sequence(*reference.model, ids, 5, nullptr);
       EXPECT_LE((resident - offloaded).abs().max().item<float>(), 1e-4) << "batch " << batch;
       EXPECT_TRUE(at::equal(resident.argmax(-1), offloaded.argmax(-1))) << "batch " << batch;

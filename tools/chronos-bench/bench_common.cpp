@@ -47,12 +47,22 @@ double measure_matmul_flops(const tools::Runtime& rt, int n, int warmup, int rep
   return 2.0 * n * n * static_cast<double>(n) / median_seconds([&] { at::mm(a, b); }, warmup, repeat, rt.device);
 }
 
-ChronosForCausalLM load_bench_model(const std::string& config, const std::string& model, const tools::Runtime& rt, uint64_t seed) {
+ChronosForCausalLM load_bench_model(const std::string& config, const std::string& model, const tools::Runtime& rt, uint64_t seed,
+                                    std::optional<WeightFormat> weights) {
   if (config.empty() == model.empty()) throw InvalidArgument("give exactly one of --config or --model");
   at::manual_seed(static_cast<int64_t>(seed));
-  if (!model.empty()) return load_pretrained(model, tools::load_options(rt, rt.dtype));
+  if (!model.empty()) {
+    LoadOptions options = tools::load_options(rt, rt.dtype);
+    options.weights_format = weights;
+    return load_pretrained(model, options);
+  }
   ChronosForCausalLM fresh(ModelConfig::load(config));
   fresh->to(rt.device, rt.dtype);
+  if (weights && *weights != WeightFormat::fp32) {
+    if (!rt.device.is_cpu() || rt.dtype != at::kFloat)
+      throw InvalidArgument(cat("--weights-dtype ", to_string(*weights), " is for float32 compute on the CPU"));
+    convert_weights(*fresh, *weights);
+  }
   if (rt.device.is_cpu()) gather_weights_in_huge_pages(*fresh);  // as load_pretrained does
   fresh->eval();
   return fresh;

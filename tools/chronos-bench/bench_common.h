@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "chronos/model/causal_lm.h"
@@ -35,9 +36,10 @@ double median_seconds(const std::function<void()>& fn, int warmup, int repeat, c
 double measure_matmul_flops(const tools::Runtime& runtime, int n, int warmup, int repeat);
 
 // The model a bench runs: a model directory's weights (`model`), or random weights for a config
-// (`config`, seeded); exactly one of the two. In eval mode on the runtime's device and dtype.
+// (`config`, seeded); exactly one of the two. In eval mode on the runtime's device and dtype, its
+// matrices in `weights` (unset: a directory's own format, float32 for random weights).
 ChronosForCausalLM load_bench_model(const std::string& config, const std::string& model, const tools::Runtime& runtime,
-                                    uint64_t seed);
+                                    uint64_t seed, std::optional<WeightFormat> weights = std::nullopt);
 
 // Bytes per second of `dd if=path of=/dev/null iflag=direct bs=4M`, from its own report: the disk's
 // direct (page-cache-free) read rate. IoError when dd fails (a file system without O_DIRECT).

@@ -17,6 +17,7 @@
 #include "chronos/core/error.h"
 #include "chronos/core/timing.h"
 #include "chronos/model/flops.h"
+#include "chronos/model/weight_format.h"
 #include "chronos/runtime/generation.h"
 #include "common/flag_checks.h"
 
@@ -30,6 +31,7 @@ struct DecodeFlags {
   int64_t new_tokens = 256;
   uint64_t seed = 0;
   int busy_cores = 0;
+  std::string weights_dtype;
   CommonFlags common;
 };
 
@@ -97,7 +99,8 @@ Bandwidth measure_bandwidth(const tools::Runtime& rt, BandwidthProbe& probe, int
 
 int run_decode(const DecodeFlags& flags) {
   const tools::Runtime rt = tools::apply_runtime_flags(flags.common.runtime);
-  ChronosForCausalLM model = load_bench_model(flags.config, flags.model, rt, flags.seed);
+  ChronosForCausalLM model = load_bench_model(flags.config, flags.model, rt, flags.seed, tools::parse_weights_dtype(flags.weights_dtype));
+  const std::string weights = to_string(weights_format(*model));
   const ModelConfig& config = model->config();
   const std::string source = flags.model.empty() ? flags.config : flags.model;
   std::vector<int64_t> prompt(flags.prompt_tokens);
@@ -115,7 +118,7 @@ int run_decode(const DecodeFlags& flags) {
     short_run.max_new_tokens = std::min<int64_t>(16, flags.new_tokens);
     generate(*model, prompt, short_run);
   }
-  const double bytes = decode_weight_bytes(config, static_cast<double>(c10::elementSize(rt.dtype)));
+  const double bytes = decode_weight_bytes(*model);  // at the size the weights are stored in
   std::vector<double> decode_rates, prefill_rates, ttft, reads, copies, ratios, copy_ratios;
   for (int i = 0; i < flags.common.repeat; ++i) {
     const Bandwidth bandwidth = measure_bandwidth(rt, probe, 5);  // on a quiet machine
@@ -140,6 +143,7 @@ int run_decode(const DecodeFlags& flags) {
                            {"model", source},
                            {"device", rt.device.str()},
                            {"dtype", flags.common.runtime.dtype},
+                           {"weights_dtype", weights},
                            {"threads", rt.threads},
                            {"busy_cores", flags.busy_cores},
                            {"blas", probe_backend().blas},
@@ -150,6 +154,7 @@ int run_decode(const DecodeFlags& flags) {
                            {"prefill_tokens_per_s", median(prefill_rates)},
                            {"time_to_first_token_ms", median(ttft) * 1e3},
                            {"weight_mb_per_token", bytes / 1e6},
+                           {"bytes_per_token", bytes},
                            {"memory_gb_per_s", bandwidth.read / 1e9},
                            {"copy_gb_per_s", bandwidth.copy / 1e9},
                            {"bound_ratio_copy", median(copy_ratios)},
@@ -163,7 +168,7 @@ int run_decode(const DecodeFlags& flags) {
     return 0;
   }
   std::cout << std::fixed << std::setprecision(3) << "decode  " << source << "  prompt " << flags.prompt_tokens << " + "
-            << flags.new_tokens << " new tokens, batch 1 (" << rt.device.str() << ", " << flags.common.runtime.dtype << ", "
+            << flags.new_tokens << " new tokens, batch 1 (" << rt.device.str() << ", " << flags.common.runtime.dtype << ", weights " << weights << ", "
             << rt.threads << " threads" << (flags.busy_cores > 0 ? cat(", ", flags.busy_cores, " busy cores beside it") : "") << ")\n"
             << "  tokens_per_s        " << tokens_per_s << "  (" << 1e3 / tokens_per_s << " ms/token, median of "
             << flags.common.repeat << ")\n"
@@ -189,6 +194,7 @@ tools::Subcommand add_decode_mode(CLI::App& app) {
   cmd->add_option("--seed", flags->seed, "Seed for weights and prompt")->capture_default_str();
   cmd->add_option("--busy-cores", flags->busy_cores, "Busy loops at the same priority beside each decode run (a busy machine)")
       ->capture_default_str()->check(tools::number_in(0, 256, "in [0, 256]"));
+  tools::add_weights_dtype_flag(*cmd, flags->weights_dtype);
   add_common_flags(*cmd, flags->common);
   cmd->get_option("--repeat")->default_val(5);
   cmd->get_option("--warmup")->default_val(1);

@@ -11,7 +11,7 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     const std::vector<tools::Subcommand> modes = {bench::add_forward_mode(app), bench::add_decode_mode(app), bench::add_train_mode(app),
                                                   bench::add_tokenizer_mode(app), bench::add_io_mode(app), bench::add_offload_mode(app),
-                                                  bench::add_checkpoint_mode(app)};
+                                                  bench::add_checkpoint_mode(app), bench::add_weights_mode(app)};
     if (auto code = tools::parse_command_line(app, argc, argv, "chronos-bench")) return *code;
     return tools::run_chosen(modes);
   });

@@ -12,5 +12,6 @@ tools::Subcommand add_tokenizer_mode(CLI::App& app);
 tools::Subcommand add_io_mode(CLI::App& app);
 tools::Subcommand add_offload_mode(CLI::App& app);
 tools::Subcommand add_checkpoint_mode(CLI::App& app);
+tools::Subcommand add_weights_mode(CLI::App& app);
 
 }  // namespace chronos::bench

@@ -48,6 +48,7 @@ struct Flags {
   tools::OffloadFlags offload;
   std::string predict = "both";  // --predict none|lookahead|intent|both (with --offload)
   std::string metrics_jsonl;     // --metrics-jsonl FILE: one JSON line per generated token (with --offload)
+  std::string weights_dtype;     // --weights-dtype fp32|bf16|int8|int4
 };
 
 std::string read_file(const std::string& path) {
@@ -191,6 +192,7 @@ int run(const Flags& flags) {
   const Tokenizer tokenizer = Tokenizer::from_file(tokenizer_path);
   LoadOptions load = tools::load_options(rt, rt.dtype);
   load.skip_routed_experts = !flags.offload.cache_dir.empty();
+  load.weights_format = tools::parse_weights_dtype(flags.weights_dtype);
   ChronosForCausalLM model = load_pretrained(flags.model, load);
   if (tokenizer.vocab_size() > model->config().vocab_size)
     throw FormatError(cat(tokenizer_path, ": ", tokenizer.vocab_size(), " tokens, more than the model's vocab_size ",
@@ -261,6 +263,7 @@ int main(int argc, char** argv) {
     app.add_flag("--stats", flags.stats, "Print prefill/decode tokens/s, time to first token and peak memory");
     app.add_flag("--json", flags.json, "Print the result and statistics as one JSON object");
     tools::add_runtime_flags(app, flags.runtime);
+    tools::add_weights_dtype_flag(app, flags.weights_dtype);
     tools::add_offload_flags(app, flags.offload);
     app.add_option("--predict", flags.predict, "With --offload: which predictors fetch experts ahead: none, lookahead, intent or both")
         ->capture_default_str()

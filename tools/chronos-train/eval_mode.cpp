@@ -27,6 +27,7 @@ struct EvalFlags {
   std::vector<std::string> caches;
   PerplexityOptions options;
   bool json = false;
+  std::string weights_dtype;
   tools::RuntimeFlags runtime;
 };
 
@@ -66,7 +67,9 @@ int run_eval(EvalFlags f) {
   for (const std::string& cache : f.caches)
     if (!fs::is_regular_file(fs::path(cache) / "cluster_manifest.json")) throw IoError(cat(cache, ": not an expert cache (no cluster_manifest.json)"));
   const Tokenizer tokenizer = Tokenizer::from_file(tokenizer_path);
-  ChronosForCausalLM model = load_pretrained(f.model, tools::load_options(rt, rt.dtype));
+  LoadOptions load = tools::load_options(rt, rt.dtype);
+  load.weights_format = tools::parse_weights_dtype(f.weights_dtype);
+  ChronosForCausalLM model = load_pretrained(f.model, load);
   if (f.options.max_seq_len > model->config().max_position_embeddings)
     throw InvalidArgument(cat("--max-seq-len ", f.options.max_seq_len, " is beyond the model's context of ",
                               model->config().max_position_embeddings, " tokens (max_position_embeddings)"));
@@ -127,6 +130,7 @@ tools::Subcommand add_eval_mode(CLI::App& app) {
   cmd->add_option("--max-records", f.options.max_records, "Score the first N records (0: all)")->capture_default_str()->check(tools::non_negative(1e12));
   cmd->add_flag("--json", f.json, "Print one JSON object instead of the table");
   tools::add_runtime_flags(*cmd, f.runtime);
+  tools::add_weights_dtype_flag(*cmd, f.weights_dtype);
   return {cmd, [flags] { return run_eval(*flags); }};
 }
 

@@ -49,4 +49,19 @@ Runtime apply_runtime_flags(const RuntimeFlags& flags) {
   return runtime;
 }
 
+void add_weights_dtype_flag(CLI::App& app, std::string& value) {
+  app.add_option("--weights-dtype", value,
+                 "Format of the model's matrices, converted once at load: fp32, bf16, int8 or int4 (default: as the model "
+                 "directory stores them, fp32 for a trained model; docs/decode.md \"Weight formats\")");
+}
+
+std::optional<WeightFormat> parse_weights_dtype(const std::string& value) {
+  if (value.empty()) return std::nullopt;
+  try {
+    return parse_weight_format(value);
+  } catch (const InvalidArgument& e) {
+    throw InvalidArgument(cat("--weights-dtype: ", e.what()));
+  }
+}
+
 }  // namespace chronos::tools

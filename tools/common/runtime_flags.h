@@ -5,6 +5,7 @@
 #include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
 
+#include <optional>
 #include <string>
 
 #include "chronos/model/pretrained.h"
@@ -34,5 +35,11 @@ LoadOptions load_options(const Runtime& runtime, c10::ScalarType dtype);
 
 // Applies log level and threads, resolves the device and dtype; logs the backend summary at debug level.
 Runtime apply_runtime_flags(const RuntimeFlags& flags);
+
+// --weights-dtype fp32|bf16|int8|int4 on the tools that decode (chronos/model/weight_format.h).
+void add_weights_dtype_flag(CLI::App& app, std::string& value);
+// The flag's value; unset when empty (the model directory's own format). Throws InvalidArgument
+// naming the flag.
+std::optional<WeightFormat> parse_weights_dtype(const std::string& value);
 
 }  // namespace chronos::tools

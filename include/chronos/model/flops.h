@@ -8,6 +8,7 @@
 namespace chronos {
 
 struct ModelConfig;
+class ChronosForCausalLMImpl;
 
 // FLOPs of one forward over `batch` sequences of `seq_len` tokens from an empty cache.
 double forward_flops(const ModelConfig& config, int64_t batch, int64_t seq_len);
@@ -15,5 +16,10 @@ double forward_flops(const ModelConfig& config, int64_t batch, int64_t seq_len);
 // Bytes of weights one batch-1 decode step reads: the embedding row, every dense weight, the router,
 // the k routed and the shared experts of each layer, the lookahead router and the tied lm_head.
 double decode_weight_bytes(const ModelConfig& config, double bytes_per_parameter);
+
+// The same pieces measured on a built model, at the bytes its tensors take: a model converted to
+// a weight format (weight_format.h) counts its packed matrices and its float32 rest. Routed experts an
+// expert source serves (not materialised) are not counted.
+double decode_weight_bytes(ChronosForCausalLMImpl& model);
 
 }  // namespace chronos

@@ -9,11 +9,13 @@
 #include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "chronos/model/causal_lm.h"
+#include "chronos/model/weight_format.h"
 
 namespace chronos {
 
@@ -28,6 +30,10 @@ struct LoadOptions {
   bool huge_pages = true;
   // Load weights holding NaN or Inf. Off: such a tensor is refused at load, naming it.
   bool allow_nonfinite = false;
+  // The format of the matrices (weight_format.h), converted once at load; unset: the format the
+  // directory stores them in (float32 unless save_pretrained wrote a converted model). A CPU,
+  // float32-compute feature.
+  std::optional<WeightFormat> weights_format;
 };
 
 // The checkpoint state dict: every parameter under the name its family stores it by; a Chronos
@@ -35,11 +41,14 @@ struct LoadOptions {
 std::vector<std::pair<std::string, at::Tensor>> reference_state_dict(ChronosForCausalLMImpl& model);
 
 // Writes dir/config.json and dir/model.safetensors (metadata {"format": "pt"}); creates dir. A
-// family's model is written in its own layout and in the dtype its config names (torch_dtype).
+// family's model is written in its own layout and in the dtype its config names (torch_dtype). A
+// model converted to a weight format keeps its matrices as they are (bf16, or uint8 rows of blocks)
+// and names the format and block layout in the metadata (docs/formats.md "Weight formats").
 void save_pretrained(ChronosForCausalLMImpl& model, const std::string& dir);
 
 // Reads a model directory. Accepts files without lm_head.weight (re-ties to the embedding),
-// fp32/fp16/bf16 weights, and sharded checkpoints. A config asking for a feature that is not
+// fp32/fp16/bf16 weights, sharded checkpoints, and converted models save_pretrained wrote (a uint8
+// matrix whose rows do not fit its metadata's block layout is refused, naming it). A config asking for a feature that is not
 // implemented is refused with one line naming the key (hf_config.h).
 ChronosForCausalLM load_pretrained(const std::string& dir, const LoadOptions& options = {});
 

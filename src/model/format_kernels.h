@@ -1,0 +1,70 @@
+// Batch-1 kernels for the stored weight formats (chronos/model/weight_format.h): one token's input
+// against rows of bfloat16, int8 or int4 weights, at the rows' packed size.
+//  - bf16 widens in registers (a shift of the 16 bits into a float) and multiplies in float32;
+//  - int8 and int4 multiply integers: the input is cut into blocks of 32 quantized to int8 with one
+//    float scale each (max|x| / 127, as GGML's Q8_0 activations), a block's dot product is a sum of
+//    int8 products, scaled once by both scales. Dequantising each weight to float inside the dot
+//    product costs ~18 instructions per 32 int8 weights and ~20 per 32 int4 ones, more than the
+//    memory delivers them in; the integer form costs ~8.
+// The general (batch) path computes the same values: it rounds the input to its int8 blocks
+// (round_to_input_blocks) before a float32 product with the widened weights.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "chronos/model/weight_format.h"
+
+namespace chronos::cpu {
+
+// The implementations: portable C++ every CPU runs, and AVX2 with FMA and F16C (x86-64-v3).
+enum class FormatIsa { portable, avx2 };
+
+// The best one this CPU runs; the kernels start with it.
+FormatIsa detected_isa();
+// Pins an implementation (tests run every one the CPU supports). Throws InvalidArgument when the CPU
+// lacks it. Not thread-safe against running kernels.
+void use_isa(FormatIsa isa);
+FormatIsa active_isa();
+const char* to_string(FormatIsa isa);
+
+// One input vector ready for rows of any format: its floats and, when asked, its int8 blocks (the
+// last one zero-padded, as a quantized row's last block is).
+class KernelInput {
+ public:
+  KernelInput() = default;
+  KernelInput(const float* x, int64_t n, bool with_blocks) { assign(x, n, with_blocks); }
+  void assign(const float* x, int64_t n, bool with_blocks);
+
+  const float* values() const { return values_; }
+  int64_t size() const { return n_; }
+  bool has_blocks() const { return !scales_.empty() || n_ == 0; }
+  const float* block_scales() const { return scales_.data(); }
+  const int8_t* block_quants() const { return quants_.data(); }
+
+ private:
+  const float* values_ = nullptr;
+  int64_t n_ = 0;
+  std::vector<float> scales_;
+  std::vector<int8_t> quants_;
+};
+
+// Replaces each value of x by its int8 block value (scale * quant): what the integer kernels see.
+void round_to_input_blocks(float* x, int64_t n);
+
+// Whether rows of `format` need the input's int8 blocks.
+inline bool needs_blocks(WeightFormat format) { return format == WeightFormat::int8 || format == WeightFormat::int4; }
+
+// One stored row against the input (blocks assigned when needs_blocks(format)).
+float row_dot(WeightFormat format, const void* row, const KernelInput& x);
+
+// Row `r` of a stored matrix of `cols` columns.
+inline const void* stored_row(WeightFormat format, const void* matrix, int64_t r, int64_t cols) {
+  return static_cast<const uint8_t*>(matrix) + r * weight_row_bytes(format, cols);
+}
+
+// y[out] = W x for a stored row-major W [out, x.size()], rows split over the work pool in chunks of
+// >= 128 KiB of weights.
+void gemv_stored(WeightFormat format, const void* weight, const KernelInput& x, float* y, int64_t out);
+
+}  // namespace chronos::cpu

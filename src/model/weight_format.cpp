@@ -1,0 +1,158 @@
+#include "chronos/model/weight_format.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+
+#include <algorithm>
+
+#include "chronos/core/error.h"
+#include "chronos/model/attention.h"
+#include "chronos/model/causal_lm.h"
+#include "chronos/model/quantized.h"
+
+namespace chronos {
+namespace {
+
+QuantFormat quant_of(WeightFormat format) {
+  return format == WeightFormat::int8 ? QuantFormat::int8 : format == WeightFormat::int4 ? QuantFormat::int4 : QuantFormat::none;
+}
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// Calls fn(name, weight, cols) for each matrix a format applies to (weight_format.h).
+template <typename Fn>
+void for_each_formatted(ChronosForCausalLMImpl& model, Fn&& fn) {
+  std::vector<std::string> mla;  // prefixes of the MLA modules, whose absorbed matrices stay float32
+  for (const auto& item : model.named_modules("", /*include_self=*/false))
+    if (dynamic_cast<MLAttentionImpl*>(item.value().get()) != nullptr) mla.push_back(item.key() + ".");
+  for (const auto& item : model.named_modules("", /*include_self=*/false)) {
+    const std::string& path = item.key();
+    at::Tensor* weight = nullptr;
+    int64_t cols = 0;
+    if (auto* linear = dynamic_cast<torch::nn::LinearImpl*>(item.value().get())) {
+      weight = &linear->weight;
+      cols = linear->options.in_features();
+    } else if (auto* embedding = dynamic_cast<torch::nn::EmbeddingImpl*>(item.value().get())) {
+      weight = &embedding->weight;
+      cols = embedding->options.embedding_dim();
+    }
+    if (weight == nullptr || weight->numel() == 0) continue;
+    if (ends_with(path, "mlp.gate") || path.find("shared_expert_gate") != std::string::npos ||
+        path.find("lookahead_router") != std::string::npos)
+      continue;
+    const bool absorbed = std::any_of(mla.begin(), mla.end(), [&](const std::string& prefix) {
+      return path == prefix + "k_nope_proj" || path == prefix + "v_proj";
+    });
+    if (!absorbed) fn(path + ".weight", *weight, cols);
+  }
+}
+
+}  // namespace
+
+const char* to_string(WeightFormat format) {
+  switch (format) {
+    case WeightFormat::fp32: return "fp32";
+    case WeightFormat::bf16: return "bf16";
+    case WeightFormat::int8: return "int8";
+    case WeightFormat::int4: return "int4";
+  }
+  return "?";
+}
+
+WeightFormat parse_weight_format(const std::string& name) {
+  if (name == "fp32" || name == "float32") return WeightFormat::fp32;
+  if (name == "bf16" || name == "bfloat16") return WeightFormat::bf16;
+  if (name == "int8") return WeightFormat::int8;
+  if (name == "int4") return WeightFormat::int4;
+  throw InvalidArgument(cat("unknown weights format '", name, "' (expected fp32, bf16, int8 or int4)"));
+}
+
+int64_t weight_row_bytes(WeightFormat format, int64_t cols) {
+  switch (format) {
+    case WeightFormat::fp32: return 4 * cols;
+    case WeightFormat::bf16: return 2 * cols;
+    case WeightFormat::int8:
+    case WeightFormat::int4: return quantized_row_bytes(quant_of(format), cols);
+  }
+  return 0;
+}
+
+double bytes_per_weight(WeightFormat format, int64_t cols) {
+  return cols > 0 ? static_cast<double>(weight_row_bytes(format, cols)) / static_cast<double>(cols) : 0.0;
+}
+
+WeightFormat stored_format(const at::Tensor& weight, int64_t cols) {
+  if (weight.defined() && weight.dim() == 2) {
+    if (weight.scalar_type() == at::kFloat && weight.size(1) == cols) return WeightFormat::fp32;
+    if (weight.scalar_type() == at::kBFloat16 && weight.size(1) == cols) return WeightFormat::bf16;
+    if (weight.scalar_type() == at::kByte) {
+      for (const WeightFormat f : {WeightFormat::int8, WeightFormat::int4})
+        if (weight.size(1) == weight_row_bytes(f, cols)) return f;
+    }
+  }
+  if (!weight.defined()) throw InvalidArgument("stored_format: undefined weight");
+  throw InvalidArgument(cat("a ", weight.scalar_type(), " ", weight.sizes(), " tensor is no stored matrix of ", cols,
+                            " columns (float32 or bfloat16 [rows, ", cols, "], uint8 [rows, ", weight_row_bytes(WeightFormat::int8, cols),
+                            "] for int8 or [rows, ", weight_row_bytes(WeightFormat::int4, cols), "] for int4)"));
+}
+
+at::Tensor to_weight_format(const at::Tensor& weight, WeightFormat format) {
+  switch (format) {
+    case WeightFormat::fp32: return weight.detach().to(at::kCPU, at::kFloat).contiguous();
+    case WeightFormat::bf16: return weight.detach().to(at::kCPU, at::kBFloat16).contiguous();
+    case WeightFormat::int8:
+    case WeightFormat::int4: return quantize_matrix(weight, quant_of(format));
+  }
+  return {};
+}
+
+at::Tensor widen_weight(const at::Tensor& stored, int64_t cols) {
+  const WeightFormat format = stored_format(stored, cols);
+  if (format == WeightFormat::fp32 || format == WeightFormat::bf16) return stored.detach().to(at::kCPU, at::kFloat).contiguous();
+  return dequantize_matrix(stored, quant_of(format), cols);
+}
+
+bool is_stored_matrix(const at::Tensor& weight, int64_t cols) {
+  if (!weight.defined() || weight.dim() != 2 || !weight.device().is_cpu() || !weight.is_contiguous()) return false;
+  if (c10::GradMode::is_enabled() && weight.requires_grad()) return false;
+  const bool floats = (weight.scalar_type() == at::kFloat || weight.scalar_type() == at::kBFloat16) && weight.size(1) == cols;
+  const bool blocks = weight.scalar_type() == at::kByte &&
+                      (weight.size(1) == weight_row_bytes(WeightFormat::int8, cols) || weight.size(1) == weight_row_bytes(WeightFormat::int4, cols));
+  return floats || blocks;
+}
+
+std::vector<FormattedMatrix> formatted_matrices(ChronosForCausalLMImpl& model) {
+  std::vector<FormattedMatrix> out;
+  for_each_formatted(model, [&](const std::string& name, at::Tensor&, int64_t cols) { out.push_back({name, cols}); });
+  return out;
+}
+
+int64_t convert_weights(ChronosForCausalLMImpl& model, WeightFormat format) {
+  at::NoGradGuard no_grad;
+  int64_t bytes = 0;
+  for_each_formatted(model, [&](const std::string& name, at::Tensor& weight, int64_t cols) {
+    if (!weight.device().is_cpu())
+      throw InvalidArgument(cat("convert_weights: ", name, " is on ", weight.device(), "; the weight formats are CPU formats"));
+    const WeightFormat current = stored_format(weight, cols);
+    if (current != format) {
+      // A converted tensor cannot require a gradient (uint8) and a converted model is for inference.
+      weight.requires_grad_(false);
+      weight.set_data(to_weight_format(current == WeightFormat::fp32 ? weight : widen_weight(weight, cols), format));
+    }
+    bytes += static_cast<int64_t>(weight.nbytes());
+  });
+  for (at::Tensor& p : model.parameters()) p.requires_grad_(false);
+  return bytes;
+}
+
+WeightFormat weights_format(ChronosForCausalLMImpl& model) {
+  const at::Tensor weight = model.lm_head_weight();
+  if (weight.scalar_type() == model.model->norm->weight.scalar_type()) return WeightFormat::fp32;  // the compute dtype
+  return stored_format(weight, model.config().hidden_size);
+}
+
+}  // namespace chronos
