@@ -166,7 +166,9 @@ int run(const Flags& flags) {
     });
     for (const auto& s : sequences) tokens += static_cast<int64_t>(s.size());
   } else {
-    ChronosForCausalLM model = load_pretrained(flags.model, tools::load_options(rt, c10::kFloat));
+    LoadOptions load = tools::load_options(rt, c10::kFloat);
+    load.weights_format = WeightFormat::fp32;  // a converted directory's experts widened: --dtype decides how they are stored
+    ChronosForCausalLM model = load_pretrained(flags.model, load);
     const RoutingTrace trace = record_routing(*model, sequences, routing,
                                               [&](int64_t done, int64_t total) { progress.update("routed", done, total, "tokens"); });
     progress.done();
