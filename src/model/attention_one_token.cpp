@@ -140,15 +140,11 @@ at::Tensor MLAttentionImpl::forward_one_token(const at::Tensor& x, AttentionCont
         for (int64_t c = 0; c < C; ++c) absorbed[c] += q * w[c];
       }
       const float* qr = q_rope.data() + h * rope_;
-      for (int64_t t = 0; t < T; ++t)
-        scores[t] = (cpu::dot(absorbed.data(), L + t * C, C) + cpu::dot(qr, R + (t * kv_heads_ + g) * rope_, rope_)) * scale;
+      cpu::dot_rows(absorbed.data(), L, C, T, C, scale, scores.data());
+      cpu::dot_rows(qr, R + g * rope_, kv_heads_ * rope_, T, rope_, scale, scores.data(), /*accumulate=*/true);
       cpu::softmax_in_place(scores.data(), T);
       std::fill(mixed.begin(), mixed.end(), 0.0f);
-      for (int64_t t = 0; t < T; ++t) {
-        const float p = scores[t];
-        const float* l = L + t * C;
-        for (int64_t c = 0; c < C; ++c) mixed[c] += p * l[c];
-      }
+      cpu::weighted_row_sum(scores.data(), L, C, T, C, mixed.data());
       for (int64_t d = 0; d < D; ++d) out[h * D + d] = cpu::dot(Wv + (g * D + d) * C, mixed.data(), C);
     }
   });
@@ -195,14 +191,9 @@ at::Tensor WindowAttentionImpl::forward_one_token(const at::Tensor& x, Attention
     for (int64_t h = first; h < last; ++h) {
       const int64_t g = h / rep;
       const float* qh = q.data() + h * D;
-      for (int64_t t = first_key; t < T; ++t) scores[t - first_key] = cpu::dot(qh, K + (t * kv_heads_ + g) * D, D) * scale;
+      cpu::dot_rows(qh, K + (first_key * kv_heads_ + g) * D, kv_heads_ * D, T - first_key, D, scale, scores.data());
       cpu::softmax_in_place(scores.data(), T - first_key);
-      float* o = out.data() + h * D;
-      for (int64_t t = first_key; t < T; ++t) {
-        const float p = scores[t - first_key];
-        const float* vt = V + (t * kv_heads_ + g) * D;
-        for (int64_t d = 0; d < D; ++d) o[d] += p * vt[d];
-      }
+      cpu::weighted_row_sum(scores.data(), V + (first_key * kv_heads_ + g) * D, kv_heads_ * D, T - first_key, D, out.data() + h * D);
     }
   });
   if (window_ > 0) cache.keep_last(std::min(T, window_));

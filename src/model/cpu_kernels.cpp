@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "model/float_vectors.h"
 #include "model/format_kernels.h"
 #include "model/work_pool.h"
 
@@ -20,29 +21,8 @@
 #endif
 
 namespace chronos::cpu {
-namespace {
 
-using Vec16 = float __attribute__((vector_size(64)));
-using Vec8 = float __attribute__((vector_size(32)));
-using Vec4 = float __attribute__((vector_size(16)));
-using Int8x16 = int8_t __attribute__((vector_size(16)));
-using Uint8x16 = uint8_t __attribute__((vector_size(16)));
-constexpr int64_t kLanes = 16;
-
-inline Vec16 load(const float* p) {
-  Vec16 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-inline float reduce(Vec16 a) {
-  const Vec8 b = __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7) +
-                 __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15);
-  const Vec4 c = __builtin_shufflevector(b, b, 0, 1, 2, 3) + __builtin_shufflevector(b, b, 4, 5, 6, 7);
-  return (c[0] + c[2]) + (c[1] + c[3]);
-}
-
-}  // namespace
+using namespace vectors;
 
 // Four independent accumulators hide the FMA latency; `a` is one sequential stream, which the
 // hardware prefetcher follows.
@@ -60,6 +40,39 @@ float dot(const float* a, const float* b, int64_t n) {
   float sum = reduce((a0 + a1) + (a2 + a3));
   for (; i < n; ++i) sum += a[i] * b[i];
   return sum;
+}
+
+// Inline here, so that the clones below compile it for their instruction set.
+namespace {
+inline __attribute__((always_inline)) float dot_inline(const float* a, const float* b, int64_t n) {
+  Vec16 a0 = {}, a1 = {};
+  int64_t i = 0;
+  for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
+    a0 += load(a + i) * load(b + i);
+    a1 += load(a + i + kLanes) * load(b + i + kLanes);
+  }
+  for (; i + kLanes <= n; i += kLanes) a0 += load(a + i) * load(b + i);
+  float sum = reduce(a0 + a1);
+  for (; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+}  // namespace
+
+CHRONOS_SIMD_CLONES
+void dot_rows(const float* q, const float* rows, int64_t stride, int64_t count, int64_t n, float scale, float* out, bool accumulate) {
+  for (int64_t t = 0; t < count; ++t) {
+    const float v = scale * dot_inline(q, rows + t * stride, n);
+    out[t] = accumulate ? out[t] + v : v;
+  }
+}
+
+CHRONOS_SIMD_CLONES
+void weighted_row_sum(const float* p, const float* rows, int64_t stride, int64_t count, int64_t n, float* out) {
+  for (int64_t t = 0; t < count; ++t) {
+    const float w = p[t];
+    const float* r = rows + t * stride;
+    for (int64_t i = 0; i < n; ++i) out[i] += w * r[i];
+  }
 }
 
 namespace {

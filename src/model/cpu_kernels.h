@@ -16,6 +16,14 @@ namespace chronos::cpu {
 // a . b over n floats (wide FMAs, four accumulators).
 float dot(const float* a, const float* b, int64_t n);
 
+// out[t] (+)= scale * (q . rows[t]) for `count` rows of n floats, `stride` floats apart (one head's
+// attention scores over its cache): one call per head, not one per key. Adds when `accumulate`.
+void dot_rows(const float* q, const float* rows, int64_t stride, int64_t count, int64_t n, float scale, float* out, bool accumulate = false);
+
+// out[n] += sum_t p[t] * rows[t] for `count` rows of n floats, `stride` floats apart (the weighted sum
+// of a head's values).
+void weighted_row_sum(const float* p, const float* rows, int64_t stride, int64_t count, int64_t n, float* out);
+
 // y = w * x / sqrt(mean(x^2) + eps) over each of `groups` runs of `dim` values (y may be x).
 void rms_norm(const float* x, float* y, int64_t groups, int64_t dim, const float* weight, double eps);
 

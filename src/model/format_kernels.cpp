@@ -15,14 +15,13 @@
 #include "chronos/core/error.h"
 #include "chronos/model/quantized.h"
 #include "model/cpu_kernels.h"
+#include "model/float_vectors.h"
 #include "model/work_pool.h"
 
 namespace chronos::cpu {
 namespace {
 
-using Vec16 = float __attribute__((vector_size(64)));
-using Vec8 = float __attribute__((vector_size(32)));
-using Vec4 = float __attribute__((vector_size(16)));
+using namespace vectors;
 using U16x16 = uint16_t __attribute__((vector_size(32)));
 using U32x16 = uint32_t __attribute__((vector_size(64)));
 
@@ -32,23 +31,11 @@ constexpr int64_t kBlock = kQuantBlock;
 // x86-64).
 #define CHRONOS_ALWAYS_INLINE inline __attribute__((always_inline))
 
-CHRONOS_ALWAYS_INLINE Vec16 load16(const float* p) {
-  Vec16 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
 // 16 bfloat16 values widened to float32: their bits become the high half of each float.
 CHRONOS_ALWAYS_INLINE Vec16 widen16(const uint16_t* p) {
   U16x16 v;
   std::memcpy(&v, p, sizeof v);
   return reinterpret_cast<Vec16>(__builtin_convertvector(v, U32x16) << 16);
-}
-
-CHRONOS_ALWAYS_INLINE float reduce16(Vec16 a) {
-  const Vec8 b = __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7) + __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15);
-  const Vec4 c = __builtin_shufflevector(b, b, 0, 1, 2, 3) + __builtin_shufflevector(b, b, 4, 5, 6, 7);
-  return (c[0] + c[2]) + (c[1] + c[3]);
 }
 
 CHRONOS_ALWAYS_INLINE float bf16_value(uint16_t bits) {
@@ -62,13 +49,13 @@ CHRONOS_ALWAYS_INLINE float dot_bf16_body(const uint16_t* w, const float* x, int
   Vec16 a0 = {}, a1 = {}, a2 = {}, a3 = {};
   int64_t i = 0;
   for (; i + 64 <= n; i += 64) {
-    a0 += widen16(w + i) * load16(x + i);
-    a1 += widen16(w + i + 16) * load16(x + i + 16);
-    a2 += widen16(w + i + 32) * load16(x + i + 32);
-    a3 += widen16(w + i + 48) * load16(x + i + 48);
+    a0 += widen16(w + i) * load(x + i);
+    a1 += widen16(w + i + 16) * load(x + i + 16);
+    a2 += widen16(w + i + 32) * load(x + i + 32);
+    a3 += widen16(w + i + 48) * load(x + i + 48);
   }
-  for (; i + 16 <= n; i += 16) a0 += widen16(w + i) * load16(x + i);
-  float sum = reduce16((a0 + a1) + (a2 + a3));
+  for (; i + 16 <= n; i += 16) a0 += widen16(w + i) * load(x + i);
+  float sum = reduce((a0 + a1) + (a2 + a3));
   for (; i < n; ++i) sum += bf16_value(w[i]) * x[i];
   return sum;
 }

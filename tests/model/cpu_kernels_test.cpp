@@ -3,6 +3,9 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <vector>
+
 #include "chronos/model/linear.h"
 
 namespace chronos {
@@ -43,6 +46,24 @@ TEST(CpuSwiglu, AccumulatesTheWeightedSumOfFeedForwards) {
     cpu::swiglu_accumulate(terms, x.data_ptr<float>(), y.data_ptr<float>(), hidden, inter);
     const double scale = expected.abs().max().item<double>();
     EXPECT_LT((y.to(at::kDouble) - expected).abs().max().item<double>(), 1e-5 * scale) << hidden << "x" << inter;
+  }
+}
+
+// One head's scores and weighted sum over strided cache rows, lengths off the vector widths.
+TEST(CpuAttentionRows, DotRowsAndWeightedSumMatchFloat64) {
+  at::manual_seed(6);
+  for (const int64_t n : {1, 15, 16, 32, 33, 64, 100}) {
+    const int64_t count = 37, stride = 3 * n;
+    const at::Tensor rows = at::randn({count, stride}), q = at::randn({n}), p = at::rand({count});
+    const at::Tensor used = rows.narrow(1, n, n).to(at::kDouble);  // each row's second run of n values
+    std::vector<float> scores(count, 1.0f);
+    cpu::dot_rows(q.data_ptr<float>(), rows.data_ptr<float>() + n, stride, count, n, 0.5f, scores.data(), /*accumulate=*/true);
+    const at::Tensor want = 1.0 + 0.5 * at::mv(used, q.to(at::kDouble));
+    for (int64_t t = 0; t < count; ++t) EXPECT_NEAR(scores[t], want[t].item<double>(), 1e-4 * std::sqrt(static_cast<double>(n))) << n;
+    std::vector<float> out(n, 2.0f);
+    cpu::weighted_row_sum(p.data_ptr<float>(), rows.data_ptr<float>() + n, stride, count, n, out.data());
+    const at::Tensor sum = 2.0 + at::mv(used.t(), p.to(at::kDouble));
+    for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(out[i], sum[i].item<double>(), 1e-4) << n;
   }
 }
 
