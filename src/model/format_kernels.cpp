@@ -143,8 +143,6 @@ CHRONOS_TARGET_AVX2 float dot_bf16_avx2(const uint16_t* w, const float* x, int64
   return sum;
 }
 
-// Two accumulators over alternate blocks, as named registers (an array indexed by the block's
-// parity went through the stack: 12 G weights/s on one core).
 // The 32 quants of int8 block b of a row.
 CHRONOS_TARGET_AVX2 inline __m256i int8_weights(const uint8_t* row, int64_t b) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + b * (2 + kBlock) + 2));
@@ -157,27 +155,18 @@ CHRONOS_TARGET_AVX2 inline __m256i int4_weights(const uint8_t* row, int64_t b) {
   return _mm256_sub_epi8(nibbles, _mm256_set1_epi8(8));
 }
 
-CHRONOS_TARGET_AVX2 float dot_int8_avx2(const uint8_t* row, const float* scales, const int8_t* quants, int64_t blocks) {
-  constexpr int64_t kBytes = 2 + kBlock;
+// Two accumulators over alternate blocks, as named registers (an array indexed by the block's
+// parity went through the stack: 12 G weights/s on one core). `weights` gives block b's 32 weights as
+// int8, each block `bytes` long.
+template <__m256i (*weights)(const uint8_t*, int64_t), int64_t bytes>
+CHRONOS_TARGET_AVX2 float dot_blocks_avx2(const uint8_t* row, const float* scales, const int8_t* quants, int64_t blocks) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   int64_t b = 0;
   for (; b + 2 <= blocks; b += 2) {
-    acc0 = block_product(acc0, int8_weights(row, b), quants + b * kBlock, avx2_scale(row + b * kBytes) * scales[b]);
-    acc1 = block_product(acc1, int8_weights(row, b + 1), quants + (b + 1) * kBlock, avx2_scale(row + (b + 1) * kBytes) * scales[b + 1]);
+    acc0 = block_product(acc0, weights(row, b), quants + b * kBlock, avx2_scale(row + b * bytes) * scales[b]);
+    acc1 = block_product(acc1, weights(row, b + 1), quants + (b + 1) * kBlock, avx2_scale(row + (b + 1) * bytes) * scales[b + 1]);
   }
-  if (b < blocks) acc0 = block_product(acc0, int8_weights(row, b), quants + b * kBlock, avx2_scale(row + b * kBytes) * scales[b]);
-  return horizontal_sum(_mm256_add_ps(acc0, acc1));
-}
-
-CHRONOS_TARGET_AVX2 float dot_int4_avx2(const uint8_t* row, const float* scales, const int8_t* quants, int64_t blocks) {
-  constexpr int64_t kBytes = 2 + kBlock / 2;
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int64_t b = 0;
-  for (; b + 2 <= blocks; b += 2) {
-    acc0 = block_product(acc0, int4_weights(row, b), quants + b * kBlock, avx2_scale(row + b * kBytes) * scales[b]);
-    acc1 = block_product(acc1, int4_weights(row, b + 1), quants + (b + 1) * kBlock, avx2_scale(row + (b + 1) * kBytes) * scales[b + 1]);
-  }
-  if (b < blocks) acc0 = block_product(acc0, int4_weights(row, b), quants + b * kBlock, avx2_scale(row + b * kBytes) * scales[b]);
+  if (b < blocks) acc0 = block_product(acc0, weights(row, b), quants + b * kBlock, avx2_scale(row + b * bytes) * scales[b]);
   return horizontal_sum(_mm256_add_ps(acc0, acc1));
 }
 
@@ -191,7 +180,8 @@ struct Kernels {
 
 Kernels kernels_for(FormatIsa isa) {
 #ifdef CHRONOS_FORMAT_AVX2
-  if (isa == FormatIsa::avx2) return {dot_bf16_avx2, dot_int8_avx2, dot_int4_avx2};
+  if (isa == FormatIsa::avx2)
+    return {dot_bf16_avx2, dot_blocks_avx2<int8_weights, 2 + kBlock>, dot_blocks_avx2<int4_weights, 2 + kBlock / 2>};
 #endif
   (void)isa;
   return {dot_bf16_portable, dot_int8_portable, dot_int4_portable};
