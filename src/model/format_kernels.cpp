@@ -155,9 +155,8 @@ CHRONOS_TARGET_AVX2 inline __m256i int4_weights(const uint8_t* row, int64_t b) {
   return _mm256_sub_epi8(nibbles, _mm256_set1_epi8(8));
 }
 
-// Two accumulators over alternate blocks, as named registers (an array indexed by the block's
-// parity went through the stack: 12 G weights/s on one core). `weights` gives block b's 32 weights as
-// int8, each block `bytes` long.
+// Two accumulators over alternate blocks, hiding the FMA latency. `weights` gives block b's 32 weights
+// as int8, each block `bytes` long.
 template <__m256i (*weights)(const uint8_t*, int64_t), int64_t bytes>
 CHRONOS_TARGET_AVX2 float dot_blocks_avx2(const uint8_t* row, const float* scales, const int8_t* quants, int64_t blocks) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
