@@ -40,3 +40,8 @@ chronos_require_pkg(XXHASH libxxhash xxHash libxxhash-dev)
 # for Unicode normalization, case mapping and categories.
 chronos_require_pkg(PCRE2 libpcre2-8 PCRE2 libpcre2-dev)
 chronos_require_pkg(UTF8PROC libutf8proc utf8proc libutf8proc-dev)
+
+# chronos-serve's HTTP transport: Debian's cpp-httplib is a shared library with a pkg-config file.
+if(CHRONOS_BUILD_TOOLS)
+  chronos_require_pkg(HTTPLIB cpp-httplib cpp-httplib libcpp-httplib-dev)
+endif()

@@ -11,6 +11,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libspdlog-dev libgtest-dev
   libigraph-dev         # Louvain communities for chronos-pack
   libxxhash-dev         # XXH3 checksums of expert cache files
+  libcpp-httplib-dev    # chronos-serve's HTTP transport (cpp-httplib, a shared library with pkg-config)
   libpcre2-dev          # the Split/Replace regexes of tokenizer.json (PCRE2 with its JIT)
   libutf8proc-dev       # Unicode normalization (NFC/NFKC), case mapping and categories for tokenizers
   groff-base            # renders man pages for the corpus builder (quickstart) and its test
@@ -19,6 +20,7 @@ packages=(
 # The compat tests (ctest label compat) compare with the reference JavaScript packages (npm installs
 # them into the build folder) on the quickstart corpus (Debian's fortunes and man pages).
 if ! command -v npm >/dev/null 2>&1; then packages+=(nodejs npm); fi
+packages+=(chromium curl)  # chronos-serve's web UI test drives headless chromium (playwright-core); the serve tests poll with curl
 packages+=(fortunes fortunes-zh fortunes-de fortunes-es fortunes-it fortunes-ru manpages man-db)
 
 missing=()

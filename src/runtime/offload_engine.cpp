@@ -68,6 +68,11 @@ OffloadEngine::OffloadEngine(ChronosForCausalLMImpl& model, ExpertStore& store, 
 }
 
 GenerationResult OffloadEngine::generate(const std::vector<int64_t>& prompt, GenerationOptions options, const TokenCallback& on_token) {
+  const std::unique_ptr<DecodeRun> run = start(prompt, std::move(options));
+  return run_to_end(*run, on_token);
+}
+
+std::unique_ptr<DecodeRun> OffloadEngine::start(const std::vector<int64_t>& prompt, GenerationOptions options) {
   metrics_.clear();
   issued_.clear();
   predicted_.clear();
@@ -75,12 +80,10 @@ GenerationResult OffloadEngine::generate(const std::vector<int64_t>& prompt, Gen
   recorder_.take_trace();
   lookahead_.reset_history();
   last_lookahead_ = at::Tensor();
-  prompt_ = &prompt;
+  prompt_ = prompt;
   options.expert_source = &recorder_;
   options.observer = this;
-  GenerationResult result = chronos::generate(model_, prompt, options, on_token);
-  prompt_ = nullptr;
-  return result;
+  return std::make_unique<DecodeRun>(model_, prompt, std::move(options));
 }
 
 void OffloadEngine::issue(const std::vector<PrefetchRequest>& requests) {
@@ -103,7 +106,7 @@ void OffloadEngine::begin_step(int64_t step) {
   step_misses_ = {};
   layer_ahead_pairs_.assign(static_cast<size_t>(config_.layer_ahead.distance), {});
   if (step == 0 && uses_intent()) {
-    const at::Tensor intent = classifier_ && prompt_ ? classifier_->predict(*prompt_) : at::Tensor();
+    const at::Tensor intent = classifier_ && !prompt_.empty() ? classifier_->predict(prompt_) : at::Tensor();
     last_prefill_ = plan_prefill(predictor_.predict(intent), store_.manifest(), config_.prefill);
     issue(last_prefill_.requests);
   }

@@ -16,6 +16,10 @@ void SamplingOptions::validate() const {
   if (!(top_p > 0 && top_p <= 1)) throw ConfigError(cat("top_p must be in (0, 1] (got ", top_p, ")"));
   if (!(min_p >= 0 && min_p < 1)) throw ConfigError(cat("min_p must be in [0, 1) (got ", min_p, ")"));
   if (!(repetition_penalty > 0) || !std::isfinite(repetition_penalty)) throw ConfigError(cat("repetition_penalty must be > 0 (got ", repetition_penalty, ")"));
+  if (!(frequency_penalty >= -2 && frequency_penalty <= 2))
+    throw ConfigError(cat("frequency_penalty must be in [-2, 2] (got ", frequency_penalty, ")"));
+  if (!(presence_penalty >= -2 && presence_penalty <= 2))
+    throw ConfigError(cat("presence_penalty must be in [-2, 2] (got ", presence_penalty, ")"));
 }
 
 Sampler::Sampler(SamplingOptions options) : options_(options), generator_(at::make_generator<at::CPUGeneratorImpl>(options.seed)) {
@@ -24,13 +28,20 @@ Sampler::Sampler(SamplingOptions options) : options_(options), generator_(at::ma
 
 at::Tensor Sampler::penalised(const at::Tensor& logits, const std::vector<int64_t>& context) const {
   at::Tensor scores = logits.reshape({-1}).to(at::kFloat);
-  if (options_.repetition_penalty == 1.0 || context.empty()) return scores;
+  const bool additive = options_.frequency_penalty != 0 || options_.presence_penalty != 0;
+  if ((options_.repetition_penalty == 1.0 && !additive) || context.empty()) return scores;
   scores = scores.clone();
   const at::Tensor ids = at::tensor(context, at::kLong).to(scores.device());
-  const at::Tensor seen = scores.index_select(0, ids);
-  const double p = options_.repetition_penalty;
-  // index_put_ with repeated ids writes the same value, so each token is penalised once.
-  scores.index_put_({ids}, at::where(seen > 0, seen / p, seen * p));
+  if (options_.repetition_penalty != 1.0) {
+    const at::Tensor seen = scores.index_select(0, ids);
+    const double p = options_.repetition_penalty;
+    // index_put_ with repeated ids writes the same value, so each token is penalised once.
+    scores.index_put_({ids}, at::where(seen > 0, seen / p, seen * p));
+  }
+  if (additive) {
+    const at::Tensor counts = at::bincount(ids, /*weights=*/{}, scores.size(0)).to(at::kFloat);
+    scores -= counts * options_.frequency_penalty + (counts > 0).to(at::kFloat) * options_.presence_penalty;
+  }
   return scores;
 }
 

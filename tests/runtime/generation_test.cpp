@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "chronos/core/error.h"
+#include "chronos/runtime/decode_run.h"
 #include "support/tiny_config.h"
 
 namespace chronos {
@@ -55,6 +56,43 @@ TEST_F(GenerationFixture, CachedGreedyEqualsRecomputeFarPastTheWindow) {
   EXPECT_EQ(cached.tokens.size(), 30u);
   EXPECT_EQ(cached.tokens, recomputed.tokens);
   EXPECT_EQ(cached.stop_reason, "max_new_tokens");
+}
+
+TEST_F(GenerationFixture, StepsOfADecodeRunAreGenerate) {
+  GenerationOptions o;
+  o.max_new_tokens = 7;
+  o.sampling.greedy = true;
+  const GenerationResult whole = generate(*model, prompt, o);
+  DecodeRun run(*model, prompt, o);
+  std::vector<int64_t> tokens;
+  while (!run.done()) tokens.push_back(run.step());
+  EXPECT_EQ(tokens, whole.tokens);
+  EXPECT_EQ(run.result().stop_reason, "max_new_tokens");
+  EXPECT_EQ(run.result().stats.generated_tokens, 7);
+  EXPECT_EQ(run.sequence().size(), prompt.size() + 7);
+  EXPECT_THROW(run.step(), InvalidArgument);
+  // Two runs stepped in turn keep their own caches.
+  DecodeRun a(*model, prompt, o), b(*model, std::vector<int64_t>(prompt.rbegin(), prompt.rend()), o);
+  std::vector<int64_t> from_a;
+  while (!a.done()) {
+    from_a.push_back(a.step());
+    if (!b.done()) b.step();
+  }
+  EXPECT_EQ(from_a, whole.tokens);
+}
+
+TEST_F(GenerationFixture, StoppingARunNamesTheReason) {
+  GenerationOptions o;
+  o.max_new_tokens = 50;
+  o.sampling.greedy = true;
+  DecodeRun run(*model, prompt, o);
+  run.step();
+  run.stop("cancelled");
+  EXPECT_TRUE(run.done());
+  EXPECT_EQ(run.result().stop_reason, "cancelled");
+  EXPECT_EQ(run.result().tokens.size(), 1u);
+  o.max_new_tokens = 0;
+  EXPECT_TRUE(DecodeRun(*model, prompt, o).done());
 }
 
 TEST_F(GenerationFixture, TeacherForcingEmitsTheGivenTokensAndScoresThem) {

@@ -107,6 +107,28 @@ TEST(Sampler, RejectsBadOptions) {
   o = plain();
   o.repetition_penalty = 0;
   EXPECT_THROW(Sampler{o}, ConfigError);
+  o = plain();
+  o.frequency_penalty = 2.5;
+  EXPECT_THROW(Sampler{o}, ConfigError);
+  o = plain();
+  o.presence_penalty = -2.5;
+  EXPECT_THROW(Sampler{o}, ConfigError);
+}
+
+TEST(Sampler, FrequencyAndPresencePenaltiesSubtractPerOccurrenceAndOnce) {
+  SamplingOptions o = plain();
+  o.greedy = true;
+  o.frequency_penalty = 0.5;
+  // Token 0 seen three times: 3.0 - 1.5 = 1.5 < 1.9 (token 3).
+  EXPECT_EQ(Sampler(o).next(at::tensor({3.0f, 1.0f, -1.0f, 1.9f}), {0, 0, 0}), 3);
+  EXPECT_EQ(Sampler(o).next(at::tensor({3.0f, 1.0f, -1.0f, 1.9f}), {0}), 0);  // 2.5 > 1.9
+  o.frequency_penalty = 0;
+  o.presence_penalty = 1.0;
+  EXPECT_EQ(Sampler(o).next(at::tensor({3.0f, 1.0f, -1.0f, 2.5f}), {0, 0, 0, 0}), 3);  // 3.0 - 1.0 < 2.5, once
+  const at::Tensor p = Sampler(plain()).probabilities(at::tensor({1.0f, 1.0f}), {0});
+  SamplingOptions negative = plain();
+  negative.presence_penalty = -1.0;  // a negative penalty favours what was said
+  EXPECT_GT(Sampler(negative).probabilities(at::tensor({1.0f, 1.0f}), {0})[0].item<float>(), p[0].item<float>());
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include "chronos/runtime/text_stream.h"
 #include "chronos/tokenizer/chat_formatter.h"
 #include "chronos/tokenizer/tokenizer.h"
+#include "common/decode_setup.h"
 #include "common/flag_checks.h"
 #include "common/offload_flags.h"
 #include "common/runtime_flags.h"
@@ -185,38 +186,18 @@ struct Session {
 int run(const Flags& flags) {
   const tools::Runtime rt = tools::apply_runtime_flags(flags.runtime);
   if (!flags.prompt.empty() && !flags.prompt_file.empty()) throw InvalidArgument("give --prompt or --prompt-file, not both");
-  require_model_directory(flags.model);
-  const std::string tokenizer_path = flags.tokenizer.empty() ? (fs::path(flags.model) / "tokenizer.json").string() : flags.tokenizer;
-  if (!fs::is_regular_file(tokenizer_path))
-    throw IoError(cat(flags.model, ": the model directory has no tokenizer.json (give --tokenizer FILE)"));
-  const Tokenizer tokenizer = Tokenizer::from_file(tokenizer_path);
-  LoadOptions load = tools::load_options(rt, rt.dtype);
-  load.skip_routed_experts = !flags.offload.cache_dir.empty();
-  load.weights_format = tools::parse_weights_dtype(flags.weights_dtype);
-  ChronosForCausalLM model = load_pretrained(flags.model, load);
-  if (tokenizer.vocab_size() > model->config().vocab_size)
-    throw FormatError(cat(tokenizer_path, ": ", tokenizer.vocab_size(), " tokens, more than the model's vocab_size ",
-                          model->config().vocab_size));
-  std::unique_ptr<ExpertStore> store;
-  std::optional<IntentClassifier> classifier;
-  std::unique_ptr<OffloadEngine> engine;
+  tools::DecodeSetup setup =
+      tools::load_for_decode(flags.model, flags.tokenizer, rt, flags.weights_dtype, flags.offload, flags.predict);
+  ChronosForCausalLM& model = setup.model;
+  const Tokenizer& tokenizer = setup.tokenizer;
+  const std::string& tokenizer_path = setup.tokenizer_path;
+  ExpertStore* store = setup.store.get();
+  OffloadEngine* engine = setup.engine.get();
   std::unique_ptr<AppendFile> metrics;
-  if (!flags.offload.cache_dir.empty()) {
-    store = tools::open_expert_store(flags.offload, flags.offload.cache_dir, flags.model, model->config(), rt);
-    log::info(tools::describe_store(*store));
-    OffloadEngineConfig engine_config;
-    engine_config.predict = parse_predict_mode(flags.predict);
-    if (engine_config.predict == PredictMode::intent || engine_config.predict == PredictMode::both) {
-      classifier = load_intent_classifier(flags.model, model->config());
-      if (!classifier)
-        log::info(cat(flags.model, " has no intent classifier: the prefill hot set comes from the running expert frequency"));
-    }
-    engine = std::make_unique<OffloadEngine>(*model, *store, engine_config, classifier ? classifier->get() : nullptr);
-    if (!flags.metrics_jsonl.empty()) metrics = std::make_unique<AppendFile>(flags.metrics_jsonl, AppendFile::Mode::truncate);
-  }
+  if (engine && !flags.metrics_jsonl.empty()) metrics = std::make_unique<AppendFile>(flags.metrics_jsonl, AppendFile::Mode::truncate);
   const ChatFormatter chat = flags.chat ? ChatFormatter::for_tokenizer(tokenizer_path) : ChatFormatter();
   if (flags.chat) log::info(cat("chat template: ", chat.description()));
-  Session session{flags, *model, tokenizer, store.get(), engine.get(), metrics.get(), chat};
+  Session session{flags, *model, tokenizer, store, engine, metrics.get(), chat};
 
   int status = 0;
   if (!flags.prompt.empty()) {

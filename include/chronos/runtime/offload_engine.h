@@ -28,6 +28,7 @@
 #include "chronos/routing/layer_ahead_predictor.h"
 #include "chronos/routing/lookahead_prefetcher.h"
 #include "chronos/routing/prefill_scheduler.h"
+#include "chronos/runtime/decode_run.h"
 #include "chronos/runtime/generation.h"
 #include "chronos/runtime/metrics.h"
 #include "chronos/store/expert_store.h"
@@ -60,6 +61,9 @@ class OffloadEngine : private DecodeObserver {
   // generate() with the store as the expert source and the predictors on. options.expert_source
   // and options.observer are set by the engine. Clears the metrics of the previous call.
   GenerationResult generate(const std::vector<int64_t>& prompt, GenerationOptions options, const TokenCallback& on_token = {});
+  // The same as a run to step (runtime/decode_run.h). The engine follows one token stream: a run
+  // started here ends the predictions of any earlier run, which must not be stepped again.
+  std::unique_ptr<DecodeRun> start(const std::vector<int64_t>& prompt, GenerationOptions options);
 
   const MetricsBus& metrics() const { return metrics_; }
   // The ExpertTrace of the last generate() (config.trace.record).
@@ -92,7 +96,7 @@ class OffloadEngine : private DecodeObserver {
   PrefillPlan last_prefill_;
 
   // Per generate() call.
-  const std::vector<int64_t>* prompt_ = nullptr;
+  std::vector<int64_t> prompt_;
   StoreStats step_start_;
   struct Issued {
     ExpertTraceRecorder::Clock::time_point at;

@@ -1,4 +1,4 @@
-// Next-token sampling: repetition penalty, temperature, top-k, top-p, min-p, then a draw from a
+// Next-token sampling: repetition, frequency and presence penalties, temperature, top-k, top-p, min-p, then a draw from a
 // seeded generator, or greedy argmax. The penalty divides positive logits and multiplies negative
 // ones (the reference divides regardless of sign [Q16], which rewards repeating negative tokens).
 #pragma once
@@ -18,6 +18,10 @@ struct SamplingOptions {
   double top_p = 0.85;              // keep the smallest set with cumulative probability >= p (1 = off)
   double min_p = 0.0;               // drop tokens below min_p * max probability (0 = off)
   double repetition_penalty = 1.0;  // > 0; applied once to every token already in the context (1 = off)
+  // OpenAI's additive penalties, in [-2, 2]: a token's logit drops by frequency_penalty times its
+  // count in the context plus presence_penalty when it occurs there at all (0 = off).
+  double frequency_penalty = 0.0;
+  double presence_penalty = 0.0;
   uint64_t seed = 0;                // seeds the draw: equal seeds give equal samples
 
   // Throws ConfigError naming the option and its rule.
