@@ -5,13 +5,14 @@
 //     and bodies over the limit. Every request must be answered with its expected status (a good
 //     one may be refused with 429), the server must stay healthy, and its RSS (--pid) must come
 //     back to the baseline taken after a warm-up round. Exit 1 on any failure.
-//   --mode bench: CLIENTS clients each send streamed /v1/completions requests (REQUESTS in all);
-//     prints one JSON line: time to first token p50/p95, per-stream and aggregate tokens/s.
+//   --mode bench: CLIENTS clients each send streamed /v1/completions requests (REQUESTS in all,
+//     after WARMUP unmeasured ones); prints one JSON line: time to first token p50/p95, per-stream
+//     and aggregate tokens/s.
 "use strict";
 const fs = require("fs");
 
 function flags() {
-  const out = { mode: "load", url: "", pid: 0, requests: 200, clients: 16, "max-tokens": 64, prompt: "The history of the river", slack: 0.1 };
+  const out = { mode: "load", url: "", pid: 0, requests: 200, clients: 16, "max-tokens": 64, prompt: "The history of the river", slack: 0.1, warmup: 0 };
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i += 2) {
     const name = argv[i].replace(/^--/, "");
@@ -154,6 +155,11 @@ async function bench(f) {
   let tokens = 0;
   const body = JSON.stringify({ prompt: f.prompt, max_tokens: f["max-tokens"], temperature: 0, stream: true,
                                 stream_options: { include_usage: true } });
+  for (let i = 0; i < f.warmup; i++) {  // unmeasured: the client's JIT and the server's threads warm up
+    const controller = new AbortController();
+    await readStream(await fetch(f.url + "/v1/completions", { method: "POST", headers: { "Content-Type": "application/json" }, body,
+                                                             signal: controller.signal }), controller, 0);
+  }
   const started = performance.now();
   await pool(f.requests, f.clients, async () => {
     const controller = new AbortController();

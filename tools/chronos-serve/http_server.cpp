@@ -118,10 +118,12 @@ struct HttpServer::Impl {
       std::shared_ptr<CompletionStream> stream = s.complete(req.body, endpoint);
       const int fd = connection_socket(req);
       if (!stream->streaming()) {
+        bool gone = false;
         while (!stream->wait(kPollSeconds)) {
-          if (peer_gone(fd)) {
+          if (!gone && peer_gone(fd)) {
+            gone = true;
             stream->cancel();
-            log::info(cat(stream->identity().id, ": client went away; cancelled"));
+            log::info(cat(stream->identity().id, ": the client went away; generation cancelled"));
           }
         }
         send_json(res, 200, stream->body());
