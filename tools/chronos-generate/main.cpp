@@ -32,8 +32,7 @@ using namespace chronos;
 namespace {
 
 struct Flags {
-  std::string model;
-  std::string tokenizer;
+  tools::DecodeFlags decode;  // --model, --tokenizer, --weights-dtype, --offload ..., --predict
   std::string prompt;
   std::string prompt_file;
   std::string system;
@@ -46,10 +45,7 @@ struct Flags {
   std::vector<std::string> stops;
   SamplingOptions sampling;
   tools::RuntimeFlags runtime;
-  tools::OffloadFlags offload;
-  std::string predict = "both";  // --predict none|lookahead|intent|both (with --offload)
   std::string metrics_jsonl;     // --metrics-jsonl FILE: one JSON line per generated token (with --offload)
-  std::string weights_dtype;     // --weights-dtype fp32|bf16|int8|int4
 };
 
 std::string read_file(const std::string& path) {
@@ -187,7 +183,7 @@ int run(const Flags& flags) {
   const tools::Runtime rt = tools::apply_runtime_flags(flags.runtime);
   if (!flags.prompt.empty() && !flags.prompt_file.empty()) throw InvalidArgument("give --prompt or --prompt-file, not both");
   tools::DecodeSetup setup =
-      tools::load_for_decode(flags.model, flags.tokenizer, rt, flags.weights_dtype, flags.offload, flags.predict);
+      tools::load_for_decode(flags.decode, rt);
   ChronosForCausalLM& model = setup.model;
   const Tokenizer& tokenizer = setup.tokenizer;
   const std::string& tokenizer_path = setup.tokenizer_path;
@@ -206,7 +202,7 @@ int run(const Flags& flags) {
     status = session.answer(read_file(flags.prompt_file));
   } else {
     if (!isatty(STDIN_FILENO)) throw InvalidArgument("no prompt: give --prompt TEXT or --prompt-file FILE (or run on a terminal for a REPL)");
-    std::cerr << "chronos-generate: " << flags.model << (flags.chat ? " (chat)" : "") << "; an empty line or Ctrl-D ends" << std::endl;
+    std::cerr << "chronos-generate: " << flags.decode.model << (flags.chat ? " (chat)" : "") << "; an empty line or Ctrl-D ends" << std::endl;
     std::string line;
     while (std::cout << "> " << std::flush, std::getline(std::cin, line) && !line.empty()) session.answer(line);
   }
@@ -221,8 +217,7 @@ int main(int argc, char** argv) {
   return tools::run_tool("chronos-generate", [&] {
     Flags flags;
     CLI::App app{"chronos-generate: generate text with a Chronos model directory"};
-    app.add_option("--model", flags.model, "Model directory (config.json, model.safetensors, tokenizer.json)")->required();
-    app.add_option("--tokenizer", flags.tokenizer, "tokenizer.json to use instead of the model directory's");
+    tools::add_decode_flags(app, flags.decode);
     app.add_option("--prompt", flags.prompt, "Prompt text");
     app.add_option("--prompt-file", flags.prompt_file, "File holding the prompt");
     app.add_flag("--chat", flags.chat,
@@ -244,11 +239,6 @@ int main(int argc, char** argv) {
     app.add_flag("--stats", flags.stats, "Print prefill/decode tokens/s, time to first token and peak memory");
     app.add_flag("--json", flags.json, "Print the result and statistics as one JSON object");
     tools::add_runtime_flags(app, flags.runtime);
-    tools::add_weights_dtype_flag(app, flags.weights_dtype);
-    tools::add_offload_flags(app, flags.offload);
-    app.add_option("--predict", flags.predict, "With --offload: which predictors fetch experts ahead: none, lookahead, intent or both")
-        ->capture_default_str()
-        ->check(CLI::IsMember({"none", "lookahead", "intent", "both"}));
     app.add_option("--metrics-jsonl", flags.metrics_jsonl, "With --offload: write one JSON line of expert metrics per generated token");
     if (auto code = tools::parse_command_line(app, argc, argv, "chronos-generate")) return *code;
     for (const auto& s : flags.stops)

@@ -26,8 +26,7 @@ using namespace chronos;
 namespace {
 
 struct Flags {
-  std::string model;
-  std::string tokenizer;
+  tools::DecodeFlags decode;  // --model, --tokenizer, --weights-dtype, --offload ..., --predict
   std::string alias;
   tools::HttpOptions http;
   SchedulerConfig scheduling;
@@ -35,9 +34,6 @@ struct Flags {
   ServiceConfig service;
   double temperature = 0.85;
   tools::RuntimeFlags runtime;
-  tools::OffloadFlags offload;
-  std::string predict = "both";
-  std::string weights_dtype;
 };
 
 // SIGINT / SIGTERM stop the server from a thread of their own (blocked everywhere else).
@@ -63,7 +59,7 @@ int run(Flags flags) {
 
   tools::HttpServer server(flags.http);
   const int port = server.bind();
-  std::cerr << "chronos-serve: listening on http://" << flags.http.host << ":" << port << " (loading " << flags.model << ")"
+  std::cerr << "chronos-serve: listening on http://" << flags.http.host << ":" << port << " (loading " << flags.decode.model << ")"
             << std::endl;
   std::thread listener([&] { server.serve(); });
   std::thread stopper([&] {
@@ -82,12 +78,12 @@ int run(Flags flags) {
   std::shared_ptr<OpenAiService> service;  // destroyed before the model and store it decodes with
   try {
     loaded = std::make_unique<tools::DecodeSetup>(
-        tools::load_for_decode(flags.model, flags.tokenizer, rt, flags.weights_dtype, flags.offload, flags.predict));
+        tools::load_for_decode(flags.decode, rt));
     tools::DecodeSetup& setup = *loaded;
     ChatFormatter chat = ChatFormatter::for_tokenizer(setup.tokenizer_path);
     log::info(cat("chat template: ", chat.description()));
     ServiceConfig config = flags.service;
-    config.model_id = flags.alias.empty() ? std::filesystem::path(flags.model).lexically_normal().filename().string() : flags.alias;
+    config.model_id = flags.alias.empty() ? std::filesystem::path(flags.decode.model).lexically_normal().filename().string() : flags.alias;
     if (config.model_id.empty() || config.model_id == ".") config.model_id = "chronos";
     const BackendInfo backend = probe_backend();
     config.description = {{"device", rt.device.str()},
@@ -125,8 +121,7 @@ int main(int argc, char** argv) {
   return tools::run_tool("chronos-serve", [&] {
     Flags flags;
     CLI::App app{"chronos-serve: an OpenAI-compatible HTTP server (chat and completions, streaming) with a web UI at /"};
-    app.add_option("--model", flags.model, "Model directory (config.json, model.safetensors, tokenizer.json)")->required();
-    app.add_option("--tokenizer", flags.tokenizer, "tokenizer.json to use instead of the model directory's");
+    tools::add_decode_flags(app, flags.decode);
     app.add_option("--alias", flags.alias, "Model id in /v1/models and responses (default: the directory's name)");
     app.add_option("--host", flags.http.host, "Address to listen on")->capture_default_str();
     app.add_option("--port", flags.http.port, "Port to listen on (0: any free port)")->capture_default_str()->check(CLI::Range(0, 65535));
@@ -149,11 +144,6 @@ int main(int argc, char** argv) {
     app.add_option("--min-p", flags.service.sampling.min_p, "Default min-p (0 = off)")->capture_default_str()->check(tools::number_in(0, 0.999999, "in [0, 1)"));
     app.add_flag("--show-special", flags.service.show_special, "Keep added tokens (<think>, <|im_end|>, ...) in the text");
     tools::add_runtime_flags(app, flags.runtime);
-    tools::add_weights_dtype_flag(app, flags.weights_dtype);
-    tools::add_offload_flags(app, flags.offload);
-    app.add_option("--predict", flags.predict, "With --offload: which predictors fetch experts ahead: none, lookahead, intent or both")
-        ->capture_default_str()
-        ->check(CLI::IsMember({"none", "lookahead", "intent", "both"}));
     if (auto code = tools::parse_command_line(app, argc, argv, "chronos-serve")) return *code;
     return run(flags);
   });

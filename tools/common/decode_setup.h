@@ -3,6 +3,8 @@
 // --offload the expert store and the predictive OffloadEngine over it.
 #pragma once
 
+#include <CLI/CLI.hpp>
+
 #include <memory>
 #include <optional>
 #include <string>
@@ -17,6 +19,17 @@
 
 namespace chronos::tools {
 
+// The flags that say what to load.
+struct DecodeFlags {
+  std::string model;           // --model DIR
+  std::string tokenizer;       // --tokenizer FILE (empty: the model directory's tokenizer.json)
+  std::string weights_dtype;   // --weights-dtype fp32|bf16|int8|int4 (empty: the directory's own format)
+  OffloadFlags offload;        // --offload DIR and its budgets
+  std::string predict = "both";  // --predict none|lookahead|intent|both (with --offload)
+};
+// Adds --model (required), --tokenizer, --weights-dtype, the offload flags and --predict.
+void add_decode_flags(CLI::App& app, DecodeFlags& flags);
+
 struct DecodeSetup {
   std::string tokenizer_path;
   Tokenizer tokenizer;
@@ -26,9 +39,7 @@ struct DecodeSetup {
   std::unique_ptr<OffloadEngine> engine;     // with --offload
 };
 
-// `tokenizer_path`: empty for the model directory's tokenizer.json. `predict`: none|lookahead|intent|both.
 // Errors name the directory or file at fault.
-DecodeSetup load_for_decode(const std::string& model_dir, const std::string& tokenizer_path, const Runtime& runtime,
-                            const std::string& weights_dtype, const OffloadFlags& offload, const std::string& predict);
+DecodeSetup load_for_decode(const DecodeFlags& flags, const Runtime& runtime);
 
 }  // namespace chronos::tools
