@@ -103,6 +103,10 @@ ForwardOutput ChronosForCausalLMImpl::forward(const at::Tensor& input_ids, const
     if (options.available_expert_masks) call.availability = (*options.available_expert_masks)[l];
     call.loss_mask = loss_mask;
     call.on_input = &options.on_moe_input;
+    if (options.router_bias && l < static_cast<int64_t>(options.router_bias->per_layer.size())) {
+      call.router_bias = options.router_bias->per_layer[static_cast<size_t>(l)];
+      call.bias_target = options.router_bias->target;
+    }
 
     DecoderOutput d = layer(l).forward(x, attention, call);
     x = std::move(d.hidden);

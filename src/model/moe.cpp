@@ -77,15 +77,32 @@ void MoEImpl::for_each_expert(const MoECall& call, const std::vector<int64_t>& w
   }
 }
 
+at::Tensor MoEImpl::checked_router_bias(const MoECall& call, int64_t experts, c10::Device device) {
+  if (!call.router_bias.defined()) return {};
+  if (call.router_bias.dim() != 1 || call.router_bias.size(0) != experts)
+    throw InvalidArgument(cat("router bias of layer ", call.layer, ": shape ", call.router_bias.sizes(), ", expected [", experts, "]"));
+  return call.router_bias.to(device, at::kFloat);
+}
+
 MoEOutput MoEImpl::forward(const at::Tensor& x, const MoECall& call) {
   if (call.on_input && *call.on_input) (*call.on_input)(call.layer, x);
   if (one_token_path_applies(x)) return forward_one_token(x, call);
   const int64_t B = x.size(0), S = x.size(1), H = x.size(2), N = B * S, E = num_experts_, k = top_k_;
   const at::Tensor flat_x = x.reshape({N, H});
 
-  // Routing: softmax over all experts first, then top-k, then renormalise.
-  const at::Tensor probs = at::softmax(project(flat_x, gate->weight).to(at::kFloat), -1);  // [N,E]
-  auto [top_w, top_i] = probs.topk(k, -1);
+  // Routing: softmax over all experts first, then top-k, then renormalise. A router bias moves the
+  // selection only (the weights are the unbiased softmax's), or the logits of both.
+  const at::Tensor logits = project(flat_x, gate->weight).to(at::kFloat);  // [N,E]
+  const at::Tensor bias = checked_router_bias(call, E, logits.device());
+  const bool bias_weights = bias.defined() && call.bias_target == BiasTarget::selection_and_weights;
+  const at::Tensor probs = at::softmax(bias_weights ? logits + bias : logits, -1);
+  at::Tensor top_w, top_i;
+  if (bias.defined() && !bias_weights) {
+    top_i = std::get<1>((logits + bias).topk(k, -1));
+    top_w = probs.gather(-1, top_i);
+  } else {
+    std::tie(top_w, top_i) = probs.topk(k, -1);
+  }
   if (norm_topk_) top_w = top_w / (top_w.sum(-1, /*keepdim=*/true) + 1e-20);
   const at::Tensor flat_w = top_w.to(x.scalar_type()).reshape({N * k});
   const at::Tensor flat_e = top_i.reshape({N * k});

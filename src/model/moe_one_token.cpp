@@ -47,11 +47,25 @@ MoEOutput MoEImpl::forward_one_token(const at::Tensor& x, const MoECall& call) {
   at::Tensor probs = at::empty({1, 1, E}, x.options());
   float* p = probs.data_ptr<float>();
   cpu::gemv(gate->weight.data_ptr<float>(), x_data, p, E, H);
+  // A router bias: on the logits before the softmax, or on separate selection scores.
+  at::Tensor bias = checked_router_bias(call, E, at::kCPU);
+  if (bias.defined()) bias = bias.contiguous();
+  std::vector<float> score;
+  if (bias.defined()) {
+    const float* b = bias.data_ptr<float>();
+    if (call.bias_target == BiasTarget::selection_and_weights) {
+      for (int64_t e = 0; e < E; ++e) p[e] += b[e];
+    } else {
+      score.assign(p, p + E);
+      for (int64_t e = 0; e < E; ++e) score[static_cast<size_t>(e)] += b[e];
+    }
+  }
   cpu::softmax_in_place(p, E);
+  const float* rank = score.empty() ? p : score.data();
   std::vector<int64_t> order(E);
   std::iota(order.begin(), order.end(), 0);
   std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                    [&](int64_t a, int64_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+                    [&](int64_t a, int64_t b) { return rank[a] > rank[b] || (rank[a] == rank[b] && a < b); });
   at::Tensor selected = at::empty({1, 1, k}, x.options().dtype(at::kLong));
   std::vector<float> weight(E, 0.0f);  // the renormalised top-k weight of each chosen expert
   float chosen_mass = 0;

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "chronos/core/error.h"
@@ -9,14 +10,6 @@
 namespace chronos {
 
 using json = nlohmann::json;
-
-BiasTarget parse_bias_target(const std::string& name) {
-  if (name == "selection") return BiasTarget::selection;
-  if (name == "selection_and_weights") return BiasTarget::selection_and_weights;
-  throw InvalidArgument(cat("unknown bias target '", name, "' (selection or selection_and_weights)"));
-}
-
-std::string to_string(BiasTarget target) { return target == BiasTarget::selection ? "selection" : "selection_and_weights"; }
 
 void ChronovisorConfig::validate() const {
   if (!(pressure_scale >= 0) || !std::isfinite(pressure_scale))
@@ -80,6 +73,20 @@ std::vector<double> doubles(const json& value, size_t size, const std::string& s
     out.push_back(v.get<double>());
   }
   return out;
+}
+
+// Runs `read`, turning what a malformed state throws (JSON type errors, broken rules) into one FormatError naming `source`.
+template <typename Read>
+auto read_state(const std::string& source, Read&& read) {
+  try {
+    return read();
+  } catch (const json::exception& e) {
+    throw FormatError(cat(source, ": ", e.what()));
+  } catch (const ConfigError& e) {
+    throw FormatError(cat(source, ": ", e.what()));
+  } catch (const InvalidArgument& e) {
+    throw FormatError(cat(source, ": ", e.what()));
+  }
 }
 
 const json& member(const json& object, const char* name, const std::string& source) {
@@ -168,6 +175,19 @@ TickRecord Chronovisor::tick_counts(const std::vector<std::vector<double>>& coun
 
 at::Tensor Chronovisor::bias(int64_t layer) const { return as_bias(pressure(layer)); }
 
+RouterBias Chronovisor::router_bias() const {
+  RouterBias out;
+  out.target = config_.target;
+  // A layer whose pressure is all zero gets no bias at all, so that a controller with nothing to
+  // say (pressure_scale 0, or before its first micro tick) leaves routing bit for bit unchanged.
+  for (int64_t l = 0; l < num_layers(); ++l) {
+    const std::vector<double>& p = pressure(l);
+    const bool zero = std::all_of(p.begin(), p.end(), [](double v) { return v == 0.0; });
+    out.per_layer.push_back(zero ? at::Tensor() : bias(l));
+  }
+  return out;
+}
+
 json Chronovisor::state() const {
   json layers = json::array();
   for (const Layer& l : layers_)
@@ -183,7 +203,7 @@ json Chronovisor::state() const {
 }
 
 Chronovisor Chronovisor::from_state(const json& state, const std::string& source) {
-  try {
+  return read_state(source, [&] {
     const json& c = member(state, "config", source);
     ChronovisorConfig config;
     config.pressure_scale = member(c, "pressure_scale", source).get<double>();
@@ -213,13 +233,7 @@ Chronovisor Chronovisor::from_state(const json& state, const std::string& source
       l.seen_macro = member(in, "seen_macro", source).get<bool>();
     }
     return out;
-  } catch (const json::exception& e) {
-    throw FormatError(cat(source, ": ", e.what()));
-  } catch (const ConfigError& e) {
-    throw FormatError(cat(source, ": ", e.what()));
-  } catch (const InvalidArgument& e) {
-    throw FormatError(cat(source, ": ", e.what()));
-  }
+  });
 }
 
 AuxFreeBalancer::AuxFreeBalancer(int64_t layers, int64_t experts, double step_size) : experts_(experts), step_size_(step_size) {
@@ -250,20 +264,14 @@ at::Tensor AuxFreeBalancer::bias(int64_t layer) const { return as_bias(bias_valu
 json AuxFreeBalancer::state() const { return {{"experts", experts_}, {"step_size", step_size_}, {"bias", bias_}}; }
 
 AuxFreeBalancer AuxFreeBalancer::from_state(const json& state, const std::string& source) {
-  try {
+  return read_state(source, [&] {
     const int64_t experts = member(state, "experts", source).get<int64_t>();
     const json& bias = member(state, "bias", source);
     if (!bias.is_array() || bias.empty()) throw FormatError(cat(source, ": 'bias' must be a non-empty list"));
     AuxFreeBalancer out(static_cast<int64_t>(bias.size()), experts, member(state, "step_size", source).get<double>());
     for (size_t l = 0; l < bias.size(); ++l) out.bias_[l] = doubles(bias[l], static_cast<size_t>(experts), source, cat("bias[", l, "]"));
     return out;
-  } catch (const json::exception& e) {
-    throw FormatError(cat(source, ": ", e.what()));
-  } catch (const ConfigError& e) {
-    throw FormatError(cat(source, ": ", e.what()));
-  } catch (const InvalidArgument& e) {
-    throw FormatError(cat(source, ": ", e.what()));
-  }
+  });
 }
 
 }  // namespace chronos

@@ -6,6 +6,9 @@
 #include <cmath>
 
 #include "chronos/core/error.h"
+#include "chronos/model/causal_lm.h"
+#include "chronos/model/moe.h"
+#include "support/tiny_config.h"
 
 namespace chronos {
 namespace {
@@ -167,6 +170,86 @@ TEST(AuxFreeBalancer, MovesEachBiasOneStepTowardsBalance) {
   const AuxFreeBalancer restored = AuxFreeBalancer::from_state(b.state());
   EXPECT_EQ(restored.bias_values(0), b.bias_values(0));
   EXPECT_THROW(AuxFreeBalancer(1, 4, -1), ConfigError);
+}
+
+}  // namespace
+}  // namespace chronos
+
+// The seam to the model: ForwardOptions::router_bias reaches every MoE layer's router.
+namespace chronos {
+namespace {
+
+struct RouterBiasTest : ::testing::Test {
+  void SetUp() override {
+    at::manual_seed(3);
+    config = testing::tiny_config();
+    moe = MoE(config);
+    moe->eval();
+  }
+  ModelConfig config;
+  MoE moe{nullptr};
+  at::NoGradGuard no_grad;
+};
+
+TEST_F(RouterBiasTest, WithWeightsTheLogitsShiftByExactlyTheBias) {
+  const at::Tensor x = at::randn({1, 5, config.hidden_size});
+  const at::Tensor bias = at::tensor({0.5f, -1.0f, 2.0f, 0.0f});
+  MoECall call;
+  call.router_bias = bias;
+  call.bias_target = BiasTarget::selection_and_weights;
+  const MoEOutput out = moe->forward(x, call);
+  const at::Tensor logits = at::matmul(x, moe->gate->weight.t());
+  EXPECT_TRUE(at::allclose(out.router_probs, at::softmax(logits + bias, -1), 1e-6, 1e-6));
+}
+
+TEST_F(RouterBiasTest, SelectionOnlyMovesTheChoiceNotTheWeights) {
+  // A bias that makes expert 3 win everywhere; the router's own probabilities are unchanged.
+  const at::Tensor x = at::randn({1, 6, config.hidden_size});
+  const at::Tensor bias = at::tensor({0.0f, 0.0f, 0.0f, 100.0f});
+  const MoEOutput plain = moe->forward(x, MoECall{});
+  MoECall call;
+  call.router_bias = bias;
+  const MoEOutput biased = moe->forward(x, call);
+  EXPECT_TRUE(at::equal(biased.router_probs, plain.router_probs));
+  EXPECT_TRUE((biased.selected == 3).any(-1).all().item<bool>());
+  // The one-token decode path agrees, token by token.
+  for (int64_t s = 0; s < 6; ++s) {
+    const at::Tensor token = x.slice(1, s, s + 1).contiguous();
+    ASSERT_TRUE(moe->one_token_path_applies(token));
+    const MoEOutput one = moe->forward(token, call);
+    EXPECT_TRUE(at::equal(std::get<0>(one.selected.sort(-1)), std::get<0>(biased.selected.slice(1, s, s + 1).sort(-1)))) << s;
+    EXPECT_TRUE(at::allclose(one.output, biased.output.slice(1, s, s + 1), 1e-5, 1e-5)) << s;
+  }
+  call.router_bias = at::zeros({5});
+  EXPECT_THROW(moe->forward(x, call), InvalidArgument);
+}
+
+TEST_F(RouterBiasTest, AControllerWithZeroScaleChangesNothing) {
+  ChronosForCausalLM model(config);
+  model->eval();
+  ChronovisorConfig c;
+  c.pressure_scale = 0;
+  c.micro_period = 1;
+  Chronovisor cv(c, config.num_hidden_layers, config.num_experts);
+  const at::Tensor ids = at::randint(config.vocab_size, {2, 9}, at::kLong);
+  const ForwardOutput first = model->forward(ids, ForwardOptions{});
+  cv.tick(first.selected);
+  const RouterBias bias = cv.router_bias();
+  for (const at::Tensor& b : bias.per_layer) EXPECT_FALSE(b.defined());
+  ForwardOptions with;
+  with.router_bias = &bias;
+  EXPECT_TRUE(at::equal(model->forward(ids, with).logits, first.logits));
+  // A nonzero scale does change the routing of a skewed layer.
+  c.pressure_scale = 50;
+  Chronovisor strong(c, config.num_hidden_layers, config.num_experts);
+  strong.tick(first.selected);
+  const RouterBias pushed = strong.router_bias();
+  with.router_bias = &pushed;
+  const ForwardOutput moved = model->forward(ids, with);
+  bool any_changed = false;
+  for (size_t l = 0; l < moved.selected.size(); ++l)
+    any_changed = any_changed || !at::equal(std::get<0>(moved.selected[l].sort(-1)), std::get<0>(first.selected[l].sort(-1)));
+  EXPECT_TRUE(any_changed);
 }
 
 }  // namespace

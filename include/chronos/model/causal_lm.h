@@ -21,6 +21,7 @@
 #include "chronos/model/kv_cache.h"
 #include "chronos/model/lookahead_router.h"
 #include "chronos/model/rope.h"
+#include "chronos/model/router_bias.h"
 
 namespace chronos {
 
@@ -31,6 +32,8 @@ struct ForwardOptions {
   int64_t logits_to_keep = 0;      // > 0: logits for the last n positions only
   const std::vector<at::Tensor>* available_expert_masks = nullptr;  // optional, one [E] bool per layer
   ExpertSource* expert_source = nullptr;  // null: the model's own expert parameters
+  // Optional: a bias on every MoE layer's router logits (model/router_bias.h); null: none.
+  const RouterBias* router_bias = nullptr;
   // Optional: called with lookahead_probs ([B,S,K+1,E], or [B,S,K+1,L,E] per layer) as soon as the LookaheadRouter has run on
   // block 0's output, before block 1, so a caller can start fetching experts for later tokens
   // while blocks 1..L-1 compute (docs/offload.md "Predictive decode"). Unset: nothing changes.

@@ -19,6 +19,7 @@
 
 #include "chronos/model/expert_source.h"
 #include "chronos/model/feed_forward.h"
+#include "chronos/model/router_bias.h"
 
 namespace chronos {
 
@@ -32,6 +33,9 @@ struct MoECall {
   // Optional: called with (layer, the layer's input [B,S,H]) before it routes, so a caller can
   // predict later layers' experts from it (layer-ahead prefetch).
   const std::function<void(int64_t, const at::Tensor&)>* on_input = nullptr;
+  // Optional: [E] added to the router logits (ForwardOptions::router_bias), where `bias_target` says.
+  at::Tensor router_bias;
+  BiasTarget bias_target = BiasTarget::selection;
 };
 
 struct MoEOutput {
@@ -60,6 +64,8 @@ class MoEImpl : public torch::nn::Module {
   torch::nn::Linear shared_expert_gate{nullptr};  // [1, H], only with config.shared_expert_gate
 
  private:
+  // call.router_bias as float32 on `device`, undefined when there is none; InvalidArgument when it is not [E].
+  static at::Tensor checked_router_bias(const MoECall& call, int64_t experts, c10::Device device);
   // Training-time miss simulation: each expert kept with probability 1 - p, at least one kept.
   at::Tensor simulated_availability();
   MoEOutput forward_one_token(const at::Tensor& x, const MoECall& call);

@@ -25,15 +25,9 @@
 #include <string>
 #include <vector>
 
-namespace chronos {
+#include "chronos/model/router_bias.h"
 
-// Where a router bias acts.
-enum class BiasTarget {
-  selection,              // added to the scores top-k selects by; the mixture weights stay the router's own
-  selection_and_weights,  // added to the logits before the softmax: it moves the weights too
-};
-BiasTarget parse_bias_target(const std::string& name);  // "selection" | "selection_and_weights"
-std::string to_string(BiasTarget target);
+namespace chronos {
 
 struct ChronovisorConfig {
   double pressure_scale = 0.1;  // >= 0; 0 turns the pressure off
@@ -79,6 +73,8 @@ class Chronovisor {
 
   // Layer `layer`'s router bias [E] (float32, CPU): the current pressure.
   at::Tensor bias(int64_t layer) const;
+  // Every layer's bias with the configured target, for ForwardOptions::router_bias.
+  RouterBias router_bias() const;
   const std::vector<double>& pressure(int64_t layer) const { return layers_.at(static_cast<size_t>(layer)).pressure; }
   const std::vector<double>& lens(int64_t layer) const { return layers_.at(static_cast<size_t>(layer)).lens; }
   int64_t ticks() const { return ticks_; }
