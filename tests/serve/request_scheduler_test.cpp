@@ -65,6 +65,20 @@ struct Log {
   }
 };
 
+// Keeps a job's first token (and so its slot) until release(): the test thread arranges the queue meanwhile.
+struct Hold {
+  std::promise<void> started, released;
+  std::shared_future<void> go = released.get_future().share();
+  std::function<void()> at_first_token() {
+    return [this] {
+      started.set_value();
+      go.wait();
+    };
+  }
+  void wait_started() { started.get_future().wait(); }
+  void release() { released.set_value(); }
+};
+
 struct SchedulerTest : ::testing::Test {
   testing::ServeModel tiny;
   std::vector<int64_t> prompt_a{5, 17, 99, 3}, prompt_b{7, 8, 9, 10, 11, 12};
@@ -111,14 +125,9 @@ TEST_F(SchedulerTest, SlotsTakeTurnsOneTokenEachAndKeepTheirOwnCaches) {
 TEST_F(SchedulerTest, ABeyondTheQueueIsRefusedWith429) {
   RequestScheduler scheduler({/*slots=*/1, /*max_queued=*/1}, factory());
   Log log;
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
-  std::promise<void> started;
-  scheduler.submit(log.job('A', prompt_a, 4, [&, released] {
-    started.set_value();
-    released.wait();
-  }));
-  started.get_future().wait();  // A holds the slot
+  Hold hold;
+  scheduler.submit(log.job('A', prompt_a, 4, hold.at_first_token()));
+  hold.wait_started();  // A holds the slot
   scheduler.submit(log.job('B', prompt_b, 2));  // queued
   try {
     scheduler.submit(log.job('C', prompt_b, 2));
@@ -128,7 +137,7 @@ TEST_F(SchedulerTest, ABeyondTheQueueIsRefusedWith429) {
   }
   EXPECT_EQ(scheduler.counts().rejected, 1);
   EXPECT_EQ(scheduler.counts().queued, 1);
-  release.set_value();
+  hold.release();
   ASSERT_TRUE(log.wait([&] { return log.ended('A') && log.ended('B'); }));
   EXPECT_FALSE(log.ended('C'));
 }
@@ -167,16 +176,11 @@ TEST_F(SchedulerTest, CancellingFreesTheSlotBeforeTheNextToken) {
 TEST_F(SchedulerTest, AQueuedRequestCancelledNeverRuns) {
   RequestScheduler scheduler({/*slots=*/1, /*max_queued=*/2}, factory());
   Log log;
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
-  std::promise<void> started;
-  scheduler.submit(log.job('A', prompt_a, 3, [&, released] {
-    started.set_value();
-    released.wait();
-  }));
-  started.get_future().wait();
+  Hold hold;
+  scheduler.submit(log.job('A', prompt_a, 3, hold.at_first_token()));
+  hold.wait_started();
   scheduler.submit(log.job('B', prompt_b, 3))->cancel();
-  release.set_value();
+  hold.release();
   ASSERT_TRUE(log.wait([&] { return log.ended('A') && log.ended('B'); }));
   EXPECT_EQ(log.results['B'].stop_reason, "cancelled");
   EXPECT_TRUE(log.of('B').empty());
