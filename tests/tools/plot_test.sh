@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# tools/plot.py on a fixture training log: the PNGs are written and are PNGs; a malformed log is one
+# error line naming its file and line. Exits 77 (a ctest skip) without matplotlib.
+# Usage: plot_test.sh SOURCE_DIR WORK_DIR
+set -uo pipefail
+src=$1 work=$2
+rm -rf "$work" && mkdir -p "$work"
+. "$src/tests/tools/cli_lib.sh"
+if ! python3 -c 'import matplotlib' 2>/dev/null && ! /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
+  echo "skipped: matplotlib is missing (tools/setup_deps.sh installs python3-matplotlib)"
+  exit 77
+fi
+plot="$src/tools/plot.py"
+expect_ok plot_training python3 "$plot" training "$src/tests/data/plots/train_log.jsonl" --out "$work/plots"
+for name in losses training expert_load; do
+  file="$work/plots/$name.png"
+  if [ ! -s "$file" ] || [ "$(head -c 8 "$file" | od -An -tx1 | tr -d ' \n')" != "89504e470d0a1a0a" ] || [ "$(stat -c %s "$file")" -lt 2000 ]; then
+    fail "$name.png is missing, empty or not a PNG"
+  else
+    passed=$((passed + 1))
+  fi
+done
+{ head -2 "$src/tests/data/plots/train_log.jsonl"; echo '{"step": 3, "loss": '; } >"$work/bad.jsonl"
+expect_error plot_bad_line "$work/bad.jsonl:3: invalid JSON" python3 "$plot" training "$work/bad.jsonl" --out "$work/x"
+echo '{"loss": 1}' >"$work/nostep.jsonl"
+expect_error plot_no_step "$work/nostep.jsonl:1: a training record needs an integer 'step'" python3 "$plot" training "$work/nostep.jsonl" --out "$work/x"
+expect_error plot_missing "$work/none.jsonl: No such file or directory" python3 "$plot" training "$work/none.jsonl" --out "$work/x"
+echo "plot: $passed passed, $failures failed"
+[ "$failures" -eq 0 ]
