@@ -137,6 +137,8 @@ json parse_json_object(const std::string& body) {
     request = json::parse(body);
   } catch (const json::parse_error& e) {
     throw ApiError::bad_request(cat("the body is not valid JSON (byte ", e.byte, ")"), "invalid_json");
+  } catch (const json::exception&) {  // e.g. out_of_range: a number beyond double (found by the fuzzer)
+    throw ApiError::bad_request("the body is not valid JSON (a number out of range)", "invalid_json");
   }
   if (!request.is_object()) throw ApiError::bad_request("the body must be a JSON object", "invalid_json");
   return request;

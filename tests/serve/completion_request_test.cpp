@@ -91,6 +91,7 @@ TEST(CompletionRequest, CompletionPromptAsTextOrIds) {
 TEST(CompletionRequest, EachBrokenRuleIsA400NamingTheField) {
   expect_400("{", "not valid JSON");
   expect_400("[1, 2]", "JSON object");
+  expect_400(R"({"max_tokens": 1E842})", "not valid JSON");  // a number beyond double
   expect_400("{}", "'messages' is required");
   expect_400(R"({"messages": []})", "'messages'");
   expect_400(R"({"messages": "hi"})", "'messages'");
