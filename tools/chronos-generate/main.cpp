@@ -4,8 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 
@@ -13,8 +11,6 @@
 #include "chronos/core/log.h"
 #include "chronos/io/append_file.h"
 #include "chronos/io/regular_file.h"
-#include "chronos/model/pretrained.h"
-#include "chronos/routing/intent_classifier.h"
 #include "chronos/runtime/generation.h"
 #include "chronos/runtime/offload_engine.h"
 #include "chronos/runtime/text_stream.h"
@@ -26,7 +22,6 @@
 #include "common/runtime_flags.h"
 #include "common/tool_main.h"
 
-namespace fs = std::filesystem;
 using namespace chronos;
 
 namespace {
