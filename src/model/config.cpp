@@ -147,6 +147,10 @@ void ModelConfig::validate() const {
   if (head_dim < 0) broken("head_dim", std::to_string(head_dim), "must be > 0 (or 0 to derive hidden_size / num_attention_heads)");
   const int64_t d = resolved_head_dim();
   if (d < 2 || d % 2 != 0) broken("head_dim", std::to_string(d), "must be even and >= 2 (rotate-half RoPE)");
+  // A derived head_dim obeys the explicit one's bound, or the config would not read back from its own
+  // JSON (to_json writes the resolved value).
+  if (d > (1 << 12))
+    broken("head_dim", cat(d, " (hidden_size / num_attention_heads)"), cat("must be <= ", 1 << 12, ": give more num_attention_heads"));
   if (intermediate_size < 0) broken("intermediate_size", std::to_string(intermediate_size), "must be >= 0 (0 derives it)");
   if (moe_intermediate_size < 0) broken("moe_intermediate_size", std::to_string(moe_intermediate_size), "must be >= 0 (0 derives it)");
   if (hidden_act != "silu") broken("hidden_act", "\"" + hidden_act + "\"", "must be \"silu\" (the only activation implemented)");

@@ -135,6 +135,26 @@ TEST(ModelConfig, JsonRoundTrip) {
   EXPECT_EQ(c.to_json()["head_dim"], 16);
 }
 
+// Found by config_fuzz: a derived head_dim beyond the bound of an explicit one validated, then failed
+// to read back from its own JSON. It is refused up front.
+TEST(ModelConfig, DerivedHeadDimIsBoundedLikeAnExplicitOne) {
+  ModelConfig c = testing::tiny_config();
+  c.hidden_size = 64128;
+  c.num_attention_heads = 8;
+  c.num_key_value_heads = 8;
+  c.head_dim = 0;
+  try {
+    c.validate();
+    FAIL() << "accepted a derived head_dim of " << c.resolved_head_dim();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("head_dim"), std::string::npos) << e.what();
+  }
+  c.num_attention_heads = 16;  // 4008: within the bound, and the JSON round trip holds
+  c.num_key_value_heads = 16;
+  EXPECT_NO_THROW(c.validate());
+  EXPECT_NO_THROW(ModelConfig::from_json(c.to_json()).validate());
+}
+
 TEST(ModelConfig, SaveAndLoad) {
   testing::TempDir dir;
   const ModelConfig c = testing::tiny_config();
