@@ -6,6 +6,12 @@
       per stage), DIR/training.png (learning rate, gradient norm, tokens/s, skipped steps) and
       DIR/expert_load.png (each layer's expert load over the steps, as a heatmap).
 
+  tools/plot.py chronovisor LOG.jsonl --out DIR
+      From the tick lines a chronos-train --chronovisor run writes to its --log-jsonl (or
+      chronos-generate --chronovisor-log): DIR/coherence.png (each layer's coherence over the ticks,
+      with the training loss where the log has it), DIR/lens.png (each layer's lens, one line per
+      expert) and DIR/pressure.png (each layer's pressure per expert over the ticks, as a heatmap).
+
 A malformed line is one error naming the file and line; the exit status is then 1.
 """
 import argparse
@@ -15,11 +21,15 @@ import os
 import sys
 
 # The per-step keys of a training record that are not loss terms.
-NOT_LOSSES = {"step", "total_steps", "lr", "grad_norm", "tokens_per_s", "skipped_steps", "stage", "expert_load", "epoch"}
+NOT_LOSSES = {"step", "total_steps", "lr", "grad_norm", "tokens_per_s", "skipped_steps", "stage", "expert_load", "epoch", "_line"}
 
 
 class InputError(Exception):
     pass
+
+
+def is_tick(record):
+    return "chronovisor" in record or "aux_free" in record
 
 
 def read_log(path):
@@ -33,8 +43,11 @@ def read_log(path):
                     record = json.loads(line)
                 except json.JSONDecodeError as e:
                     raise InputError(f"{path}:{number}: invalid JSON ({e.msg} at column {e.colno})")
+                if isinstance(record, dict) and isinstance(record.get("chronovisor"), dict) and "step" not in record:
+                    record["step"] = record["chronovisor"].get("tick")  # a chronos-generate tick line
                 if not isinstance(record, dict) or not isinstance(record.get("step"), int):
                     raise InputError(f"{path}:{number}: a training record needs an integer 'step'")
+                record["_line"] = number
                 records.append(record)
     except OSError as e:
         raise InputError(f"{path}: {e.strerror}")
@@ -122,7 +135,9 @@ def plot_expert_load(plt, records, path, source):
 
 
 def training(args):
-    records = read_log(args.log)
+    records = [r for r in read_log(args.log) if not is_tick(r)]
+    if not records:
+        raise InputError(f"{args.log}: no training records (only router-control ticks)")
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -137,12 +152,109 @@ def training(args):
         print(path)
 
 
+def number_rows(value, layers, experts):
+    return (isinstance(value, list) and len(value) == layers
+            and all(isinstance(row, list) and len(row) == experts and all(finite(v) for v in row) for row in value))
+
+
+def read_ticks(records, source):
+    ticks = [r for r in records if isinstance(r.get("chronovisor"), dict)]
+    if not ticks:
+        raise InputError(f"{source}: no Chronovisor ticks (lines with a 'chronovisor' object)")
+    first = ticks[0]["chronovisor"]
+    if not isinstance(first.get("lens"), list) or not first["lens"] or not isinstance(first["lens"][0], list):
+        raise InputError(f"{source}:{ticks[0]['_line']}: a tick needs 'lens' as a list of layers")
+    layers, experts = len(first["lens"]), len(first["lens"][0])
+    for r in ticks:
+        t = r["chronovisor"]
+        c = t.get("coherence")
+        if not (isinstance(c, list) and len(c) == layers and all(finite(v) for v in c)):
+            raise InputError(f"{source}:{r['_line']}: 'coherence' must be {layers} numbers")
+        for key in ("lens", "pressure"):
+            if not number_rows(t.get(key), layers, experts):
+                raise InputError(f"{source}:{r['_line']}: '{key}' must be {layers} layers of {experts} numbers")
+    return ticks, layers, experts
+
+
+def layer_grid(plt, layers, width=3.8, height=2.8):
+    cols = min(layers, 4)
+    grid = (layers + cols - 1) // cols
+    fig, axes = plt.subplots(grid, cols, figsize=(width * cols, height * grid), squeeze=False)
+    for l in range(layers, grid * cols):
+        axes[l // cols][l % cols].axis("off")
+    return fig, [axes[l // cols][l % cols] for l in range(layers)]
+
+
+def chronovisor(args):
+    records = read_log(args.log)
+    ticks, layers, experts = read_ticks(records, args.log)
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    os.makedirs(args.out, exist_ok=True)
+    steps = [r["step"] for r in ticks]
+
+    path = os.path.join(args.out, "coherence.png")
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for l in range(layers):
+        ax.plot(steps, [r["chronovisor"]["coherence"][l] for r in ticks], linewidth=1.0, label=f"layer {l}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("coherence 1 - H(usage)/log E")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=4, loc="upper left")
+    losses = [(r["step"], r["loss"]) for r in records if not is_tick(r) and finite(r.get("loss"))]
+    if losses:
+        twin = ax.twinx()
+        twin.plot([p[0] for p in losses], [p[1] for p in losses], color="black", linewidth=1.6, label="loss")
+        twin.set_ylabel("training loss")
+        twin.legend(fontsize=7, loc="upper right")
+    ax.set_title("Chronovisor: coherence per layer")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written = [path]
+
+    path = os.path.join(args.out, "lens.png")
+    fig, axes = layer_grid(plt, layers)
+    for l, ax in enumerate(axes):
+        for e in range(experts):
+            ax.plot(steps, [r["chronovisor"]["lens"][l][e] for r in ticks], linewidth=0.9)
+        ax.axhline(1.0 / experts, color="grey", linestyle=":", linewidth=0.8)
+        ax.set_title(f"layer {l}: lens (one line per expert)", fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path)
+
+    path = os.path.join(args.out, "pressure.png")
+    fig, axes = layer_grid(plt, layers)
+    for l, ax in enumerate(axes):
+        matrix = [[r["chronovisor"]["pressure"][l][e] for r in ticks] for e in range(experts)]
+        bound = max(1e-12, max(abs(v) for row in matrix for v in row))
+        image = ax.imshow(matrix, aspect="auto", interpolation="nearest", cmap="coolwarm", vmin=-bound, vmax=bound,
+                          extent=(steps[0], steps[-1], experts - 0.5, -0.5))
+        ax.set_title(f"layer {l}: pressure", fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.set_ylabel("expert", fontsize=8)
+        fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path)
+    for p in written:
+        print(p)
+
+
 def main():
     parser = argparse.ArgumentParser(description="Plots from the JSON Chronos tools write.")
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("training", help="loss terms, learning rate, gradient norm, tokens/s and expert load from a --log-jsonl file")
     t.add_argument("log", help="chronos-train --log-jsonl file")
     t.add_argument("--out", required=True, help="folder for the PNG files")
+    c = sub.add_parser("chronovisor", help="coherence, lens and pressure from the Chronovisor ticks of a --log-jsonl file")
+    c.add_argument("log", help="chronos-train --log-jsonl file of a --chronovisor run (or a chronos-generate --chronovisor-log)")
+    c.add_argument("--out", required=True, help="folder for the PNG files")
     args = parser.parse_args()
     try:
         import matplotlib  # noqa: F401
@@ -155,7 +267,7 @@ def main():
         print("plot.py: error: matplotlib is missing (apt-get install python3-matplotlib; tools/setup_deps.sh does)", file=sys.stderr)
         return 1
     try:
-        training(args)
+        {"training": training, "chronovisor": chronovisor}[args.command](args)
     except InputError as e:
         print(f"plot.py: error: {e}", file=sys.stderr)
         return 1

@@ -9,6 +9,7 @@
 
 #include "chronos/core/error.h"
 #include "chronos/model/causal_lm.h"
+#include "chronos/routing/router_control.h"
 #include "chronos/train/data.h"
 #include "chronos/train/jsonl.h"
 
@@ -33,8 +34,13 @@ struct Scored {
   std::string group;
 };
 
+struct BatchScores {
+  std::vector<double> nll;  // per sequence
+  at::Tensor expert_counts; // [B, L, E] double on the CPU; undefined without MoE layers
+};
+
 // Summed NLL of each sequence's tokens 1..n-1 given the ones before, one forward for the batch.
-std::vector<double> sequence_nll(ChronosForCausalLMImpl& model, const std::vector<Scored>& batch, ExpertSource* source) {
+BatchScores score_batch(ChronosForCausalLMImpl& model, const std::vector<Scored>& batch, const PerplexityOptions& scoring) {
   int64_t longest = 0;
   for (const Scored& s : batch) longest = std::max<int64_t>(longest, static_cast<int64_t>(s.ids.size()));
   const int64_t B = static_cast<int64_t>(batch.size());
@@ -48,13 +54,26 @@ std::vector<double> sequence_nll(ChronosForCausalLMImpl& model, const std::vecto
   const c10::Device device = model.lm_head_weight().device();
   ForwardOptions options;
   options.attention_mask = mask.to(device);
-  options.expert_source = source;
-  const at::Tensor logits = model.forward(ids.to(device), options).logits.to(at::kFloat);  // [B,S,V]
+  options.expert_source = scoring.expert_source;
+  options.router_bias = scoring.router_bias;
+  const ForwardOutput out = model.forward(ids.to(device), options);
+  const at::Tensor logits = out.logits.to(at::kFloat);  // [B,S,V]
   const at::Tensor logp = at::log_softmax(logits.narrow(1, 0, longest - 1), -1);
   const at::Tensor target = ids.narrow(1, 1, longest - 1).to(device);
   const at::Tensor token_nll = -logp.gather(2, target.unsqueeze(2)).squeeze(2) * mask.narrow(1, 1, longest - 1).to(device, at::kFloat);
   const at::Tensor sums = token_nll.sum(1).to(at::kCPU, at::kDouble).contiguous();
-  return std::vector<double>(sums.data_ptr<double>(), sums.data_ptr<double>() + B);
+  BatchScores scores;
+  scores.nll.assign(sums.data_ptr<double>(), sums.data_ptr<double>() + B);
+  const at::Tensor counts = expert_choice_counts_per_sequence(out.selected, options.attention_mask, model.config().num_experts);
+  if (counts.defined()) scores.expert_counts = counts.to(at::kCPU, at::kDouble).contiguous();
+  return scores;
+}
+
+void add_counts(std::vector<std::vector<double>>& into, const at::Tensor& counts) {  // counts [L, E]
+  if (into.empty()) into.assign(static_cast<size_t>(counts.size(0)), std::vector<double>(static_cast<size_t>(counts.size(1)), 0.0));
+  const auto c = counts.accessor<double, 2>();
+  for (int64_t l = 0; l < counts.size(0); ++l)
+    for (int64_t e = 0; e < counts.size(1); ++e) into[static_cast<size_t>(l)][static_cast<size_t>(e)] += c[l][e];
 }
 
 }  // namespace
@@ -79,13 +98,14 @@ PerplexityReport evaluate_perplexity(ChronosForCausalLMImpl& model, const Tokeni
   std::vector<Scored> batch;
   const auto flush = [&] {
     if (batch.empty()) return;
-    const std::vector<double> nll = sequence_nll(model, batch, options.expert_source);
+    const BatchScores scores = score_batch(model, batch, options);
     for (size_t i = 0; i < batch.size(); ++i) {
       const int64_t tokens = static_cast<int64_t>(batch[i].ids.size()) - 1;
       for (GroupLoss* g : {&groups[batch[i].group], &report.total}) {
         ++g->records;
         g->tokens += tokens;
-        g->nll_sum += nll[i];
+        g->nll_sum += scores.nll[i];
+        if (scores.expert_counts.defined()) add_counts(g->expert_counts, scores.expert_counts[static_cast<int64_t>(i)]);
       }
     }
     batch.clear();

@@ -6,6 +6,7 @@
 
 #include "chronos/core/error.h"
 #include "chronos/core/memory.h"
+#include "chronos/routing/router_control.h"
 
 namespace chronos {
 
@@ -47,7 +48,10 @@ int64_t DecodeRun::step() {
   Stopwatch watch;
   DecodeObserver* observer = options_.observer;
   if (observer) observer->begin_step(step_);
+  RouterControl* control = options_.router_control;
+  forward_.router_bias = control ? control->bias() : nullptr;
   const ForwardOutput out = model_.forward(input_, forward_);
+  if (control && !control->frozen()) tick_router_control(*control, out);
   const at::Tensor logits = out.logits.select(1, 0).select(0, 0);
   int64_t token = sampler_.next(logits, sequence_);  // the one host sync of the step
   if (!options_.forced_tokens.empty()) {
@@ -71,6 +75,16 @@ int64_t DecodeRun::step() {
                                    : at::tensor(sequence_, at::kLong).to(input_.device()).unsqueeze(0);
   }
   return token;
+}
+
+void DecodeRun::tick_router_control(RouterControl& control, const ForwardOutput& out) {
+  // The tokens this step added: the prompt at step 0, then one (a forward without the KV cache
+  // recomputes the whole sequence, whose earlier tokens were counted already).
+  const int64_t fresh = step_ == 0 ? result_.stats.prompt_tokens : 1;
+  std::vector<at::Tensor> selected;
+  for (const at::Tensor& s : out.selected) selected.push_back(s.narrow(1, s.size(1) - fresh, fresh));
+  const at::Tensor counts = expert_choice_counts(selected, {}, model_.config().num_experts);
+  if (counts.defined()) control.tick(counts);
 }
 
 void DecodeRun::stop(const std::string& reason) {

@@ -8,6 +8,7 @@
 #include "chronos/core/log.h"
 #include "chronos/core/memory.h"
 #include "chronos/model/weight_format.h"
+#include "chronos/routing/router_control.h"
 #include "chronos/serve/completion_request.h"
 
 namespace chronos {
@@ -29,6 +30,7 @@ void ServiceConfig::validate() const {
   if (model_id.empty()) throw ConfigError("serve.model_id (--alias) must not be empty");
   if (default_max_tokens < 1) throw ConfigError(cat("serve.default_max_tokens must be >= 1 (got ", default_max_tokens, ")"));
   sampling.validate();
+  if (router_control && !router_control->frozen()) throw ConfigError("serve.router_control must be frozen: concurrent runs share it");
 }
 
 OpenAiService::OpenAiService(ChronosForCausalLMImpl& model, Tokenizer tokenizer, ChatFormatter chat, ServiceConfig config,
@@ -90,6 +92,7 @@ std::shared_ptr<CompletionStream> OpenAiService::complete(const std::string& bod
   options.stop_ids = {model_.config().eos_token_id};
   options.stop_strings = request.stop;
   options.sampling = request.sampling;
+  options.router_control = config_.router_control;
   if (!request.seeded) options.sampling.seed = std::random_device{}() * uint64_t{0x9E3779B97F4A7C15} ^ std::random_device{}();
   options.validate();
 

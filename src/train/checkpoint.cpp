@@ -15,6 +15,7 @@
 #include "chronos/io/json_file.h"
 #include "chronos/io/safetensors.h"
 #include "chronos/model/pretrained.h"
+#include "chronos/routing/router_control.h"
 #include "chronos/train/optimizer.h"
 
 namespace chronos {
@@ -54,6 +55,7 @@ std::string save_checkpoint(const std::string& out_dir, ChronosForCausalLMImpl& 
   write_json_file((temp_path / "trainer_state.json").string(),
                   {{"stage", state.stage}, {"step", state.step}, {"total_steps", state.total_steps}, {"seed", state.seed},
                    {"data", state.data}, {"metrics", state.metrics}});
+  if (!state.router_control.is_null()) write_json_file((temp_path / kRouterControlFile).string(), state.router_control);
   fs::remove_all(final_path, ec);
   fs::rename(temp_path, final_path, ec);
   if (ec) throw IoError(cat(final_path.string(), ": cannot move the checkpoint into place (", ec.message(), ")"));
@@ -100,6 +102,8 @@ TrainerState read_trainer_state(const std::string& checkpoint) {
   s.data = field("data");
   if (!s.data.is_object()) throw FormatError(cat(path, ": field 'data' must be an object (got ", describe_json(s.data), ")"));
   s.metrics = json.contains("metrics") ? json.at("metrics") : nlohmann::json::object();
+  const fs::path control = fs::path(checkpoint) / kRouterControlFile;
+  if (fs::exists(control)) s.router_control = read_json_file(control.string());
   return s;
 }
 

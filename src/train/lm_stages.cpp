@@ -6,31 +6,26 @@
 
 #include "chronos/core/error.h"
 #include "chronos/core/log.h"
+#include "chronos/routing/router_control.h"
 #include "chronos/train/sequence_log_probs.h"
 
 namespace chronos {
 namespace {
 
 // Share of routed slots per expert, per layer, over the real tokens: [L, E].
-at::Tensor expert_load(const ForwardOutput& out, const at::Tensor& mask, int64_t experts) {
-  std::vector<at::Tensor> rows;
-  const at::Tensor keep = mask.reshape({-1}).to(at::kBool);
-  for (const auto& selected : out.selected) {
-    const at::Tensor ids = selected.reshape({selected.size(0) * selected.size(1), -1}).index({keep}).reshape({-1});
-    rows.push_back(at::bincount(ids, {}, experts).to(at::kFloat) / std::max<int64_t>(1, ids.numel()));
-  }
-  return at::stack(rows).detach();
-}
+at::Tensor expert_load(const at::Tensor& counts) { return (counts / counts.sum(1, true).clamp_min(1)).detach(); }
 
 }  // namespace
 
 MicroStep language_model_step(ChronosForCausalLMImpl& model, const Batch& batch, const RouterLossWeights& weights,
-                              ChronosForCausalLMImpl* reference) {
+                              ChronosForCausalLMImpl* reference, const RouterBias* router_bias) {
   const c10::Device device = model.lm_head_weight().device();
   ForwardOptions forward;
   forward.attention_mask = batch.attention_mask.to(device);
   const at::Tensor ids = batch.input_ids.to(device);
-  const ForwardOutput out = model.forward(ids, forward);
+  ForwardOptions trained = forward;
+  trained.router_bias = router_bias;
+  const ForwardOutput out = model.forward(ids, trained);
 
   RouterLossInputs inputs = RouterLossInputs::from_forward(out, model.config().num_experts_per_tok, forward.attention_mask);
   if (reference && weights.router_anchor > 0) {
@@ -45,9 +40,10 @@ MicroStep language_model_step(ChronosForCausalLMImpl& model, const Batch& batch,
   MicroStep step;
   step.loss = ce + terms.total;
   step.tokens = batch.tokens();
+  step.routing_counts = expert_choice_counts(out.selected, forward.attention_mask, model.config().num_experts);
   step.log = {{"ce", ce}, {"balance", terms.balance}, {"temporal", terms.temporal}, {"locality", terms.locality},
-              {"la", terms.lookahead}, {"la_topk", terms.lookahead_topk}, {"la_union", terms.lookahead_union},
-              {"expert_load", expert_load(out, forward.attention_mask, model.config().num_experts)}};
+              {"la", terms.lookahead}, {"la_topk", terms.lookahead_topk}, {"la_union", terms.lookahead_union}};
+  if (step.routing_counts.defined()) step.log["expert_load"] = expert_load(step.routing_counts);
   if (terms.anchor_active) step.log["anchor"] = terms.anchor;
   return step;
 }
@@ -64,7 +60,7 @@ PretrainStage::PretrainStage(const Tokenizer& tokenizer, const EncoderOptions& e
 MicroStep PretrainStage::micro_step(ChronosForCausalLMImpl& model) {
   std::vector<Example> examples;
   for (int64_t i = 0; i < options_.batch_size; ++i) examples.push_back(packed_.next());
-  return language_model_step(model, make_batch(examples, 0), options_.weights, nullptr);
+  return language_model_step(model, make_batch(examples, 0), options_.weights, nullptr, router_bias_);
 }
 
 int64_t PretrainStage::micro_batches_per_epoch() {
@@ -107,7 +103,7 @@ SftStage::SftStage(const Tokenizer& tokenizer, const EncoderOptions& encoder, Lm
 
 MicroStep SftStage::micro_step(ChronosForCausalLMImpl& model) {
   const std::vector<Example> examples = next_supervised_batch(records_, encoder_, options_.batch_size, without_targets_);
-  return language_model_step(model, make_batch(examples, 0), options_.weights, reference_.get());
+  return language_model_step(model, make_batch(examples, 0), options_.weights, reference_.get(), router_bias_);
 }
 
 int64_t SftStage::micro_batches_per_epoch() {

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "chronos/core/error.h"
+#include "chronos/routing/router_control.h"
 #include "chronos/train/sequence_log_probs.h"
 
 namespace chronos {
@@ -41,7 +42,9 @@ MicroStep PreferenceStage::micro_step(ChronosForCausalLMImpl& model) {
   const at::Tensor scored = labels >= 0;  // the answers' tokens
   ForwardOptions forward;
   forward.attention_mask = batch.attention_mask.to(device);
-  const ForwardOutput out = model.forward(ids, forward);
+  ForwardOptions trained = forward;
+  trained.router_bias = router_bias_;
+  const ForwardOutput out = model.forward(ids, trained);
   const SequenceLogProbs policy = sequence_log_probs(out.logits, ids, scored);
 
   RouterLossInputs inputs = RouterLossInputs::from_forward(out, model.config().num_experts_per_tok, forward.attention_mask);
@@ -56,6 +59,7 @@ MicroStep PreferenceStage::micro_step(ChronosForCausalLMImpl& model) {
 
   MicroStep step;
   step.tokens = batch.tokens();
+  step.routing_counts = expert_choice_counts(out.selected, forward.attention_mask, model.config().num_experts);
   step.log = {{"balance", terms.balance}, {"la", terms.lookahead}, {"temporal", terms.temporal}};
   if (terms.anchor_active) step.log["anchor"] = terms.anchor;
   if (options_.orpo) {

@@ -9,6 +9,7 @@
 
 #include "chronos/core/error.h"
 #include "chronos/model/pretrained.h"
+#include "chronos/routing/router_control.h"
 #include "chronos/tokenizer/chat_template.h"
 #include "chronos/train/sequence_log_probs.h"
 
@@ -78,6 +79,7 @@ MicroStep GrpoStage::micro_step(ChronosForCausalLMImpl& model) {
     ForwardOptions forward;
     forward.cache = &cache;
     forward.logits_to_keep = 1;
+    forward.router_bias = router_bias_;  // the rollouts come from the policy as it routes
     at::Tensor input = at::tensor(prompt_ids, at::kLong).to(device).unsqueeze(0).repeat({G, 1});
     std::vector<bool> done(static_cast<size_t>(G), false);
     for (int64_t step = 0; step < options_.max_new_tokens; ++step) {
@@ -125,7 +127,9 @@ MicroStep GrpoStage::micro_step(ChronosForCausalLMImpl& model) {
   const at::Tensor mask = (batch.labels.to(device) >= 0).narrow(1, 1, ids.size(1) - 1);  // next-token alignment
   ForwardOptions forward;
   forward.attention_mask = batch.attention_mask.to(device);
-  const ForwardOutput out = model.forward(ids, forward);
+  ForwardOptions trained = forward;
+  trained.router_bias = router_bias_;
+  const ForwardOutput out = model.forward(ids, trained);
   const at::Tensor policy = next_token_log_probs(out.logits, ids);
   ForwardOutput ref;
   {
@@ -143,6 +147,7 @@ MicroStep GrpoStage::micro_step(ChronosForCausalLMImpl& model) {
   MicroStep step;
   step.loss = g.loss + terms.total;
   step.tokens = batch.tokens();
+  step.routing_counts = expert_choice_counts(out.selected, forward.attention_mask, model.config().num_experts);
   step.log = {{"pg", g.policy_loss}, {"kl", g.kl}, {"reward", reward.mean()}, {"la", terms.lookahead}, {"clip_fraction", g.clip_fraction}};
   if (terms.anchor_active) step.log["anchor"] = terms.anchor;
   return step;
@@ -172,7 +177,9 @@ MicroStep DistillStage::micro_step(ChronosForCausalLMImpl& model) {
   const at::Tensor ids = batch.input_ids.to(device), labels = batch.labels.to(device);
   ForwardOptions forward;
   forward.attention_mask = batch.attention_mask.to(device);
-  const ForwardOutput out = model.forward(ids, forward);
+  ForwardOptions trained = forward;
+  trained.router_bias = router_bias_;
+  const ForwardOutput out = model.forward(ids, trained);
   at::Tensor teacher_logits;
   RouterLossInputs inputs = RouterLossInputs::from_forward(out, model.config().num_experts_per_tok, forward.attention_mask);
   {
@@ -186,6 +193,7 @@ MicroStep DistillStage::micro_step(ChronosForCausalLMImpl& model) {
   MicroStep step;
   step.loss = d.loss + terms.total;
   step.tokens = batch.tokens();
+  step.routing_counts = expert_choice_counts(out.selected, forward.attention_mask, model.config().num_experts);
   step.log = {{"kd", d.kd}, {"ce", d.ce}, {"la", terms.lookahead}, {"balance", terms.balance}};
   if (terms.anchor_active) step.log["anchor"] = terms.anchor;
   return step;

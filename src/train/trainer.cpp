@@ -6,6 +6,7 @@
 #include <cmath>
 #include <iomanip>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "chronos/core/autocast.h"
@@ -37,6 +38,26 @@ void clear_gradients(const std::vector<at::Tensor>& params) {
   for (const auto& p : params) p.mutable_grad() = at::Tensor();
 }
 
+// Puts the resumed checkpoint's router control in place of the fresh one: a run resumes with the
+// control it was trained with, or it would not continue exactly.
+void restore_router_control(const std::string& checkpoint, const TrainerState& saved, std::optional<RouterControl>& control) {
+  const std::string source = cat(checkpoint, "/", kRouterControlFile);
+  if (saved.router_control.is_null()) {
+    if (control) throw InvalidArgument(cat(checkpoint, ": the run was trained without a router control; resume it without one"));
+    return;
+  }
+  RouterControl restored = RouterControl::from_state(saved.router_control, source);
+  if (!control || control->kind() != restored.kind())
+    throw InvalidArgument(cat(checkpoint, ": the run was trained with router control ", to_string(restored.kind()), "; resume it with the same flags"));
+  if (restored.num_layers() != control->num_layers() || restored.num_experts() != control->num_experts())
+    throw FormatError(cat(source, ": steers ", restored.num_layers(), " layers of ", restored.num_experts(), " experts, the model has ",
+                          control->num_layers(), " of ", control->num_experts()));
+  if (restored.kind() == RouterControlKind::chronovisor &&
+      control->chronovisor()->state().at("config") != restored.chronovisor()->state().at("config"))
+    log::warn(cat(source, ": the checkpoint's Chronovisor settings apply, not this command's"));
+  control.emplace(std::move(restored));
+}
+
 }  // namespace
 
 std::string describe(const TrainingProgress& p) {
@@ -62,6 +83,7 @@ void TrainerOptions::validate() const {
   rule(log_every >= 1, "log_every", cat("must be >= 1 (got ", log_every, ")"));
   rule(max_bad_steps >= 1, "max_bad_steps", cat("must be >= 1 (got ", max_bad_steps, ")"));
   rule(std::isfinite(adamw.lr) && adamw.lr > 0, "adamw.lr", cat("must be a finite number > 0 (got ", adamw.lr, ")"));
+  router_control.validate();
 }
 
 TrainingSummary run_training(ChronosForCausalLMImpl& model, TrainingStage& stage, const TrainerOptions& o) {
@@ -79,6 +101,10 @@ TrainingSummary run_training(ChronosForCausalLMImpl& model, TrainingStage& stage
   const LrSchedule schedule{o.adamw.lr, total_steps};
   auto optimizer = make_adamw(model, o.adamw);
 
+  std::optional<RouterControl> control;
+  if (o.router_control.kind != RouterControlKind::none)
+    control.emplace(o.router_control, model.config().num_hidden_layers, model.config().num_experts);
+
   TrainerState state;
   state.stage = stage.name();
   state.total_steps = total_steps;
@@ -90,6 +116,7 @@ TrainingSummary run_training(ChronosForCausalLMImpl& model, TrainingStage& stage
     if (saved.total_steps != total_steps)
       log::warn(cat("resuming a run planned for ", saved.total_steps, " steps as a run of ", total_steps, " steps: the schedule changes"));
     restore_optimizer_and_rng(o.resume_checkpoint, model, *optimizer);
+    restore_router_control(o.resume_checkpoint, saved, control);
     stage.restore_data_state(saved.data);
     state.step = saved.step;
     log::info(cat("resumed ", o.resume_checkpoint, " at step ", state.step, " of ", total_steps));
@@ -115,6 +142,8 @@ TrainingSummary run_training(ChronosForCausalLMImpl& model, TrainingStage& stage
     // Values stay on the device until a log step reads them: the loss check below is the step's one sync.
     at::Tensor loss_sum;
     std::map<std::string, at::Tensor> logged;
+    at::Tensor routing_counts;
+    stage.set_router_bias(control ? control->bias() : nullptr);
     for (int64_t m = 0; m < window; ++m) {
       MicroStep micro = [&] {
         const AutocastGuard autocast(model.lm_head_weight().device(), o.autocast);  // bf16 matmuls on CUDA
@@ -128,6 +157,11 @@ TrainingSummary run_training(ChronosForCausalLMImpl& model, TrainingStage& stage
         logged[k] = logged.count(k) ? logged[k] + value : value;
       }
       tokens_since_log += micro.tokens;
+      if (control) {
+        if (!micro.routing_counts.defined())
+          throw InvalidArgument(cat(stage.name(), ": the stage reports no routing, so a router control (", to_string(control->kind()), ") has nothing to tick"));
+        routing_counts = routing_counts.defined() ? routing_counts + micro.routing_counts.detach() : micro.routing_counts.detach();
+      }
     }
     const double grad_norm = o.grad_clip > 0 ? torch::nn::utils::clip_grad_norm_(params, o.grad_clip)
                                              : torch::nn::utils::clip_grad_norm_(params, 1e30);
@@ -145,6 +179,10 @@ TrainingSummary run_training(ChronosForCausalLMImpl& model, TrainingStage& stage
     }
     state.step = step;
     summary.last_loss = loss_value;
+    if (control) {
+      const nlohmann::json tick = control->tick(routing_counts);
+      if (jsonl) jsonl->write_line(nlohmann::json{{"stage", stage.name()}, {"step", step}, {to_string(control->kind()), tick}}.dump());
+    }
 
     if (step % o.log_every == 0 || step == total_steps || step == o.stop_at) {
       const double seconds = log_clock.seconds();
@@ -177,6 +215,7 @@ TrainingSummary run_training(ChronosForCausalLMImpl& model, TrainingStage& stage
     }
     if (o.save_every > 0 && step % o.save_every == 0) {
       state.data = stage.data_state();
+      state.router_control = control ? control->state() : nlohmann::json();
       const std::string where = save_checkpoint(o.out_dir, model, *optimizer, state, o.keep);
       if (o.on_checkpoint) {
         o.on_checkpoint(where);
@@ -192,6 +231,7 @@ TrainingSummary run_training(ChronosForCausalLMImpl& model, TrainingStage& stage
   if (summary.finished) {
     model.eval();
     save_pretrained(model, o.out_dir);
+    if (control) save_router_control(*control, o.out_dir);
     log::info(cat("saved the ", stage.name(), " model to ", o.out_dir));
   }
   return summary;

@@ -76,6 +76,36 @@ TEST_F(PerplexityTest, SumsEachRecordsLossPerGroup) {
   EXPECT_EQ(one.total.records, 2);
 }
 
+// Each group counts its records' expert choices: k per real token and layer (padding left out), and
+// the very choices a forward of the record alone makes.
+TEST_F(PerplexityTest, CountsEachGroupsExpertChoices) {
+  PerplexityOptions options;
+  options.batch_size = 3;
+  const PerplexityReport batched = evaluate_perplexity(*model, tokenizer, data, options);
+  const int64_t L = config.num_hidden_layers, k = config.num_experts_per_tok;
+  for (const GroupLoss& g : batched.groups) {
+    ASSERT_EQ(g.expert_counts.size(), static_cast<size_t>(L)) << g.group;
+    for (const auto& layer : g.expert_counts) {
+      ASSERT_EQ(layer.size(), static_cast<size_t>(config.num_experts));
+      double sum = 0;
+      for (double c : layer) sum += c;
+      EXPECT_EQ(sum, static_cast<double>(k * (g.tokens + g.records))) << g.group;  // every token of the record routes
+    }
+  }
+  options.batch_size = 1;
+  const PerplexityReport alone = evaluate_perplexity(*model, tokenizer, data, options);
+  at::NoGradGuard no_grad;
+  const ExampleEncoder encoder(tokenizer, {256, config.bos_token_id, config.eos_token_id});
+  const std::vector<int64_t> ids = encoder.pretrain_tokens({{"text", "der Hund bellt laut"}}, "test");
+  const ForwardOutput out = model->forward(at::tensor(ids, at::kLong).unsqueeze(0));
+  ASSERT_EQ(alone.groups[1].group, "de");
+  for (int64_t l = 0; l < L; ++l) {
+    const at::Tensor counts = at::bincount(out.selected[static_cast<size_t>(l)].reshape({-1}), {}, config.num_experts).to(at::kDouble);
+    EXPECT_EQ(alone.groups[1].expert_counts[static_cast<size_t>(l)],
+              std::vector<double>(counts.data_ptr<double>(), counts.data_ptr<double>() + config.num_experts)) << "layer " << l;
+  }
+}
+
 TEST_F(PerplexityTest, ExpertsFromAStoreGiveTheResidentFigures) {
   testing::StoreFixture fx;  // its own tiny model and fp32 cache
   ExpertStore store(fx.offload(1.0, 1.0), fx.config);

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "chronos/core/error.h"
+#include "chronos/routing/router_control.h"
 #include "chronos/runtime/decode_run.h"
 #include "support/tiny_config.h"
 
@@ -79,6 +80,41 @@ TEST_F(GenerationFixture, StepsOfADecodeRunAreGenerate) {
     if (!b.done()) b.step();
   }
   EXPECT_EQ(from_a, whole.tokens);
+}
+
+// A Chronovisor at pressure_scale 0 ticks at every step and changes no token; a strong one steers
+// the routers, so the tokens change.
+TEST_F(GenerationFixture, ChronovisorTicksEveryStepAndSteersOnlyWithPressure) {
+  GenerationOptions o;
+  o.max_new_tokens = 20;
+  o.sampling.greedy = true;
+  o.record_logprobs = true;
+  const GenerationResult plain = generate(*model, prompt, o);
+  RouterControlOptions control_options;
+  control_options.kind = RouterControlKind::chronovisor;
+  control_options.chronovisor.pressure_scale = 0;
+  control_options.chronovisor.micro_period = 1;
+  control_options.chronovisor.macro_period = 2;
+  RouterControl silent(control_options, config.num_hidden_layers, config.num_experts);
+  int64_t records = 0;
+  silent.on_tick = [&](const nlohmann::json& record) { EXPECT_EQ(record["tick"], ++records); };
+  o.router_control = &silent;
+  const GenerationResult controlled = generate(*model, prompt, o);
+  EXPECT_EQ(controlled.tokens, plain.tokens);
+  EXPECT_EQ(controlled.logprobs, plain.logprobs);
+  EXPECT_EQ(silent.ticks(), 20);  // the prompt's forward, then one per later token
+  EXPECT_EQ(records, 20);
+
+  control_options.chronovisor.pressure_scale = 1e3;
+  RouterControl strong(control_options, config.num_hidden_layers, config.num_experts);
+  o.router_control = &strong;
+  const GenerationResult steered = generate(*model, prompt, o);
+  EXPECT_NE(strong.bias(), nullptr);
+  EXPECT_NE(steered.logprobs, plain.logprobs);
+  // Frozen, the steering stays but nothing ticks.
+  strong.freeze();
+  generate(*model, prompt, o);
+  EXPECT_EQ(strong.ticks(), 20);
 }
 
 TEST_F(GenerationFixture, StoppingARunNamesTheReason) {

@@ -77,6 +77,27 @@ expect_error pretrain_bad_line "$work/bad.jsonl:2:10: invalid JSON" "$train" pre
 expect_error pretrain_missing_data "$work/none.jsonl" "$train" pretrain --from "$work/gen" --data "$work/none.jsonl" --out "$work/x" --steps 1 --log-level warn
 expect_error sft_no_conversations "no 'conversations'" "$train" sft --from "$work/gen" --data "$work/pre.jsonl" --out "$work/x" --steps 1 --log-level warn
 expect_error pretrain_no_steps "--steps" "$train" pretrain --from "$work/gen" --data "$work/pre.jsonl" --out "$work/x" --log-level warn
+# Router controls: the Chronovisor's ticks go to the log and its state to the model directory; a
+# Chronovisor at pressure 0 changes no generated token; its settings need --chronovisor.
+expect_ok pretrain_chronovisor "$train" pretrain --from "$work/gen" --data "$work/pre.jsonl" --out "$work/cv" --steps 4 --save-every 2 --batch-size 2 --max-seq-len 8 \
+  --chronovisor --pressure-scale 0.5 --micro-period 1 --macro-period 2 --log-jsonl "$work/cv.jsonl" --log-level warn
+[ "$(grep -c '"chronovisor"' "$work/cv.jsonl")" = 4 ] || fail "pretrain --chronovisor did not log one tick per step"
+grep -q '"kind": "chronovisor"' "$work/cv/router_control.json" || fail "pretrain --chronovisor left no router_control.json"
+expect_error pressure_without_chronovisor "--pressure-scale requires --chronovisor" "$train" pretrain --from "$work/gen" --data "$work/pre.jsonl" --out "$work/x" --steps 1 --pressure-scale 0.1
+expect_error chronovisor_and_aux_free "--chronovisor excludes --aux-free" "$train" pretrain --from "$work/gen" --data "$work/pre.jsonl" --out "$work/x" --steps 1 --chronovisor --aux-free
+expect_error chronovisor_periods "--macro-period 2 must be >= --micro-period 5" "$train" pretrain --from "$work/gen" --data "$work/pre.jsonl" --out "$work/x" --steps 1 --chronovisor --micro-period 5 --macro-period 2
+expect_error chronovisor_resume_mismatch "trained with router control chronovisor" "$train" pretrain --resume "$work/cv" --from "$work/gen" --data "$work/pre.jsonl" --out "$work/cv2" --steps 4 --save-every 2 --log-level warn
+cv_args=(--model "$work/gen" --prompt "The cache 里的 experts" --greedy --max-new-tokens 12 --log-level warn --json)
+expect_ok generate_plain_12 "$generate" "${cv_args[@]}"
+cp "$work/out" "$work/plain12.json"
+expect_ok generate_chronovisor_zero "$generate" "${cv_args[@]}" --chronovisor --pressure-scale 0 --micro-period 1 --macro-period 2 --chronovisor-log "$work/ticks.jsonl"
+python3 - "$work/plain12.json" "$work/out" "$work/ticks.jsonl" <<'PY' || fail "generate --chronovisor --pressure-scale 0 changed the output or logged no ticks"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+ticks = [json.loads(line) for line in open(sys.argv[3])]
+sys.exit(0 if a["tokens"] == b["tokens"] and b["router_control"]["ticks"] == 12 and len(ticks) == 12 and "lens" in ticks[0]["chronovisor"] else 1)
+PY
+expect_error chronovisor_log_alone "--chronovisor-log requires --chronovisor" "$generate" --model "$work/gen" --prompt hi --chronovisor-log "$work/x.jsonl"
 # chronos-pack: packs the tiny model into a cache that covers every expert once; bad input is one line.
 pack=$bin/chronos-pack
 printf '{"text": "the quick brown fox jumps over the lazy dog"}\n{"conversations": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello there"}]}\n{"text": "experts that fire together are stored together"}\n' >"$work/calib.jsonl"

@@ -12,14 +12,27 @@ if ! python3 -c 'import matplotlib' 2>/dev/null && ! /usr/bin/python3 -c 'import
 fi
 plot="$src/tools/plot.py"
 expect_ok plot_training python3 "$plot" training "$src/tests/data/plots/train_log.jsonl" --out "$work/plots"
-for name in losses training expert_load; do
-  file="$work/plots/$name.png"
-  if [ ! -s "$file" ] || [ "$(head -c 8 "$file" | od -An -tx1 | tr -d ' \n')" != "89504e470d0a1a0a" ] || [ "$(stat -c %s "$file")" -lt 2000 ]; then
-    fail "$name.png is missing, empty or not a PNG"
-  else
-    passed=$((passed + 1))
-  fi
-done
+# Each of FOLDER/NAME.png exists, is a PNG and holds a real picture.
+expect_pngs() {
+  local folder=$1 name file
+  shift
+  for name in "$@"; do
+    file="$folder/$name.png"
+    if [ ! -s "$file" ] || [ "$(head -c 8 "$file" | od -An -tx1 | tr -d ' \n')" != "89504e470d0a1a0a" ] || [ "$(stat -c %s "$file")" -lt 2000 ]; then
+      fail "$name.png is missing, empty or not a PNG"
+    else
+      passed=$((passed + 1))
+    fi
+  done
+}
+expect_pngs "$work/plots" losses training expert_load
+# A --chronovisor run's log: the training plots skip its tick lines; the chronovisor plots read them.
+expect_ok plot_training_with_ticks python3 "$plot" training "$src/tests/data/plots/chronovisor_log.jsonl" --out "$work/cv"
+expect_ok plot_chronovisor python3 "$plot" chronovisor "$src/tests/data/plots/chronovisor_log.jsonl" --out "$work/cv"
+expect_pngs "$work/cv" losses coherence lens pressure
+expect_error plot_no_ticks "no Chronovisor ticks" python3 "$plot" chronovisor "$src/tests/data/plots/train_log.jsonl" --out "$work/x"
+grep -m1 '"chronovisor"' "$src/tests/data/plots/chronovisor_log.jsonl" | sed 's/"lens":\[\[[^]]*\]/"lens":[[1]/' >"$work/badlens.jsonl"
+expect_error plot_bad_lens "$work/badlens.jsonl:1: 'lens' must be" python3 "$plot" chronovisor "$work/badlens.jsonl" --out "$work/x"
 { head -2 "$src/tests/data/plots/train_log.jsonl"; echo '{"step": 3, "loss": '; } >"$work/bad.jsonl"
 expect_error plot_bad_line "$work/bad.jsonl:3: invalid JSON" python3 "$plot" training "$work/bad.jsonl" --out "$work/x"
 echo '{"loss": 1}' >"$work/nostep.jsonl"

@@ -15,6 +15,7 @@
 #include "chronos/core/error.h"
 #include "chronos/io/json_file.h"
 #include "chronos/model/pretrained.h"
+#include "chronos/routing/router_control.h"
 #include "chronos/train/checkpoint.h"
 #include "chronos/train/lm_stages.h"
 #include "chronos/train/preference_stages.h"
@@ -113,6 +114,27 @@ class TrainerTest : public ::testing::Test {
     return s;
   }
 
+  // A pretraining run of `steps` (grad-accum 2) into `out`, stopped after `stop_at` (0: none), or
+  // resumed from the newest checkpoint there.
+  ChronosForCausalLM pretrain_run(const std::string& out, int64_t steps, int64_t stop_at, int64_t save_every, bool resume,
+                                  const RouterControlOptions& control) {
+    ChronosForCausalLM model = fresh_model();
+    std::string checkpoint;
+    if (resume) {
+      checkpoint = latest_checkpoint(dir.file(out)).value();
+      model = load_pretrained(checkpoint);
+    }
+    PretrainStage stage(*tokenizer, {32, 1, 2}, stage_options("pretrain.jsonl"));
+    TrainerOptions o = options(out, steps);
+    o.grad_accum = 2;
+    o.stop_at = stop_at;
+    o.save_every = save_every;
+    o.resume_checkpoint = checkpoint;
+    o.router_control = control;
+    run_training(*model, stage, o);
+    return model;
+  }
+
   // Mean CE of the first and last `n` logged steps (read back from --log-jsonl).
   std::pair<double, double> ce_start_end(const std::string& log, size_t n) {
     std::ifstream in(log);
@@ -166,20 +188,7 @@ TEST_F(TrainerTest, SftLossFallsAndAnchorIsLogged) {
 
 TEST_F(TrainerTest, ResumeEqualsAStraightRun) {
   auto run = [&](const std::string& out, int64_t stop_at, int64_t save_every, bool resume) {
-    ChronosForCausalLM model = fresh_model();
-    std::string checkpoint;
-    if (resume) {
-      checkpoint = latest_checkpoint(dir.file(out)).value();
-      model = load_pretrained(checkpoint);
-    }
-    PretrainStage stage(*tokenizer, {32, 1, 2}, stage_options("pretrain.jsonl"));
-    TrainerOptions o = options(out, 20);
-    o.grad_accum = 2;
-    o.stop_at = stop_at;
-    o.save_every = save_every;
-    o.resume_checkpoint = checkpoint;
-    run_training(*model, stage, o);
-    return model;
+    return pretrain_run(out, 20, stop_at, save_every, resume, {});
   };
   ChronosForCausalLM straight = run("straight", 0, 0, false);
   run("resumed", 10, 10, false);
@@ -189,6 +198,90 @@ TEST_F(TrainerTest, ResumeEqualsAStraightRun) {
   double worst = 0;
   for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, (a[i] - b[i]).abs().max().item<double>());
   EXPECT_LE(worst, 1e-6);
+}
+
+// The Chronovisor at pressure_scale 0 ticks every step (one log line each) and changes no weight.
+TEST_F(TrainerTest, ChronovisorAtZeroPressureChangesNothing) {
+  auto run = [&](const std::string& out, const RouterControlOptions& control) {
+    ChronosForCausalLM model = fresh_model();
+    PretrainStage stage(*tokenizer, {32, 1, 2}, stage_options("pretrain.jsonl"));
+    TrainerOptions o = options(out, 8);
+    o.router_control = control;
+    o.log_jsonl = dir.file(out + ".log");
+    run_training(*model, stage, o);
+    return model;
+  };
+  ChronosForCausalLM plain = run("plain", {});
+  RouterControlOptions silent_control;
+  silent_control.kind = RouterControlKind::chronovisor;
+  silent_control.chronovisor.pressure_scale = 0;
+  silent_control.chronovisor.micro_period = 1;
+  silent_control.chronovisor.macro_period = 2;
+  ChronosForCausalLM silent = run("silent", silent_control);
+  const auto a = plain->parameters(), b = silent->parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(at::equal(a[i], b[i])) << "parameter " << i;
+
+  std::ifstream in(dir.file("silent.log"));
+  std::string line;
+  int64_t ticks = 0;
+  while (std::getline(in, line)) {
+    const nlohmann::json record = nlohmann::json::parse(line);
+    if (!record.contains("chronovisor")) continue;
+    EXPECT_EQ(record["step"], ++ticks);
+    EXPECT_EQ(record["chronovisor"]["tick"], ticks);
+    EXPECT_EQ(record["chronovisor"]["coherence"].size(), static_cast<size_t>(config.num_hidden_layers));
+    EXPECT_EQ(record["chronovisor"]["lens"][0].size(), static_cast<size_t>(config.num_experts));
+  }
+  EXPECT_EQ(ticks, 8);
+  EXPECT_TRUE(fs::exists(dir.file("silent/router_control.json")));
+  EXPECT_FALSE(fs::exists(dir.file("plain/router_control.json")));
+}
+
+// A run with a router control stopped and resumed equals a straight one, the controller's state
+// included; resuming it without the control, or a plain run with one, is refused.
+TEST_F(TrainerTest, RouterControlResumeEqualsAStraightRun) {
+  for (const RouterControlKind kind : {RouterControlKind::chronovisor, RouterControlKind::aux_free}) {
+    RouterControlOptions control;
+    control.kind = kind;
+    control.chronovisor.pressure_scale = 0.5;
+    control.chronovisor.micro_period = 2;
+    control.chronovisor.macro_period = 4;
+    control.aux_free_step = 0.01;
+    const std::string tag = to_string(kind);
+    auto run = [&](const std::string& out, int64_t stop_at, int64_t save_every, bool resume, const RouterControlOptions& c) {
+      return pretrain_run(out, 12, stop_at, save_every, resume, c);
+    };
+    ChronosForCausalLM straight = run(tag + "_straight", 0, 0, false, control);
+    run(tag + "_resumed", 7, 7, false, control);
+    EXPECT_TRUE(fs::exists(dir.file(tag + "_resumed/checkpoints/step_00000007/router_control.json")));
+    try {
+      run(tag + "_resumed", 0, 0, true, {});
+      ADD_FAILURE() << "resumed without the router control";
+    } catch (const InvalidArgument& e) {
+      EXPECT_NE(std::string(e.what()).find("router control " + tag), std::string::npos) << e.what();
+    }
+    ChronosForCausalLM resumed = run(tag + "_resumed", 0, 0, true, control);
+    const auto a = straight->parameters(), b = resumed->parameters();
+    double worst = 0;
+    for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, (a[i] - b[i]).abs().max().item<double>());
+    EXPECT_LE(worst, 1e-6) << tag;
+    const nlohmann::json end_straight = read_json_file(dir.file(tag + "_straight/router_control.json"));
+    EXPECT_EQ(end_straight["ticks"], 12);
+    EXPECT_EQ(end_straight, read_json_file(dir.file(tag + "_resumed/router_control.json"))) << tag;
+    EXPECT_NE(RouterControl::from_state(end_straight).bias(), nullptr) << tag << ": the control never biased the routers";
+  }
+  ChronosForCausalLM model = fresh_model();
+  PretrainStage stage(*tokenizer, {32, 1, 2}, stage_options("pretrain.jsonl"));
+  TrainerOptions o = options("plain_stop", 4);
+  o.stop_at = 2;
+  o.save_every = 2;
+  run_training(*model, stage, o);
+  o.stop_at = 0;
+  o.resume_checkpoint = latest_checkpoint(dir.file("plain_stop")).value();
+  o.router_control.kind = RouterControlKind::aux_free;
+  PretrainStage again(*tokenizer, {32, 1, 2}, stage_options("pretrain.jsonl"));
+  EXPECT_THROW(run_training(*model, again, o), InvalidArgument);
 }
 
 TEST_F(TrainerTest, KeepsTheNewestCheckpoints) {

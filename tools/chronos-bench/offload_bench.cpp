@@ -34,6 +34,7 @@
 #include "chronos/io/regular_file.h"
 #include "chronos/model/pretrained.h"
 #include "chronos/routing/intent_classifier.h"
+#include "chronos/routing/router_control.h"
 #include "chronos/runtime/generation.h"
 #include "chronos/runtime/offload_engine.h"
 #include "chronos/store/pack.h"
@@ -203,6 +204,7 @@ std::string ensure_expert_cache(const OffloadBenchFlags& flags, const std::vecto
   PackOptions options;
   options.out_dir = dir;
   options.storage = storage.empty() ? ExpertStorage::dense(stored_expert_dtype(flags.model)) : ExpertStorage::parse(storage);
+  options.model_fingerprint = expert_weights_fingerprint(flags.model, model->config());  // as chronos-pack: the store checks it
   options.validate();
   check_cluster_budget(options, model->config());
   check_pack_folder(dir);
@@ -213,7 +215,12 @@ std::string ensure_expert_cache(const OffloadBenchFlags& flags, const std::vecto
 class OffloadBench {
  public:
   OffloadBench(const OffloadBenchFlags& flags, const tools::Runtime& rt, std::vector<std::vector<int64_t>> prompts, int64_t eos)
-      : flags_(flags), rt_(rt), prompts_(std::move(prompts)), eos_(eos) {}
+      : flags_(flags), rt_(rt), prompts_(std::move(prompts)), eos_(eos) {
+    if (std::optional<RouterControl> control = load_router_control(flags_.model)) {
+      control->freeze();
+      router_control_ = std::make_unique<RouterControl>(std::move(*control));
+    }
+  }
 
   nlohmann::json run(const std::vector<std::string>& modes) {
     const bool fallback = parse_miss_policy(flags_.offload.miss_policy) == MissPolicy::fallback;
@@ -293,6 +300,7 @@ class OffloadBench {
     o.max_new_tokens = flags_.max_new_tokens;
     o.stop_ids = {eos_};
     o.sampling.greedy = true;
+    o.router_control = router_control_.get();  // a trained router control's bias, frozen
     if (teacher_forced) {
       o.forced_tokens = reference_[prompt];
       o.record_logprobs = true;
@@ -403,6 +411,7 @@ class OffloadBench {
   int64_t eos_;
   std::vector<std::vector<int64_t>> reference_;  // the resident greedy tokens per prompt
   std::string store_line_;
+  std::unique_ptr<RouterControl> router_control_;  // the model directory's trained one (frozen), if any
 };
 
 void print_table(const nlohmann::json& out, const std::vector<std::string>& modes, bool teacher_forced) {

@@ -19,6 +19,7 @@
 #include "common/decode_setup.h"
 #include "common/flag_checks.h"
 #include "common/offload_flags.h"
+#include "common/router_control_flags.h"
 #include "common/runtime_flags.h"
 #include "common/tool_main.h"
 
@@ -41,6 +42,8 @@ struct Flags {
   SamplingOptions sampling;
   tools::RuntimeFlags runtime;
   std::string metrics_jsonl;     // --metrics-jsonl FILE: one JSON line per generated token (with --offload)
+  tools::RouterControlFlags control;  // --chronovisor and its settings
+  std::string chronovisor_log;        // --chronovisor-log FILE: one JSON line per tick
 };
 
 std::string read_file(const std::string& path) {
@@ -63,6 +66,7 @@ struct Session {
   ExpertStore* store = nullptr;  // routed experts come from here when --offload is given
   OffloadEngine* engine = nullptr;  // the predictive decode over `store`
   AppendFile* metrics = nullptr;    // --metrics-jsonl: one line per generated token
+  RouterControl* control = nullptr;  // --chronovisor, or the model's trained router control (frozen)
   const ChatFormatter& chat;        // the model's chat template, or the built-in one
   nlohmann::ordered_json history = nlohmann::ordered_json::array();
 
@@ -86,6 +90,7 @@ struct Session {
     options.use_kv_cache = !flags.no_kv_cache;
     options.sampling = flags.sampling;
     options.expert_source = store;
+    options.router_control = control;
     if (store) store->reset_stats();
 
     options.stop_strings = flags.stops;
@@ -140,6 +145,7 @@ struct Session {
                             {"prompt_ids", prompt},       {"tokens", result.tokens},
                             {"stop_reason", stop_reason}, {"stats", stats_json(result.stats)}};
       if (store) out["stats"]["offload"] = offload;
+      if (control) out["router_control"] = {{"kind", to_string(control->kind())}, {"live", !control->frozen()}, {"ticks", control->ticks()}};
       std::cout << out.dump() << std::endl;
       return 0;
     }
@@ -188,7 +194,19 @@ int run(const Flags& flags) {
   if (engine && !flags.metrics_jsonl.empty()) metrics = std::make_unique<AppendFile>(flags.metrics_jsonl, AppendFile::Mode::truncate);
   const ChatFormatter chat = flags.chat ? ChatFormatter::for_tokenizer(tokenizer_path) : ChatFormatter();
   if (flags.chat) log::info(cat("chat template: ", chat.description()));
-  Session session{flags, *model, tokenizer, store, engine, metrics.get(), chat};
+  // --chronovisor: a live controller, started fresh (a decode step's routing is one token's, not a
+  // training batch's, so a trained controller's windows do not carry over); it replaces a trained bias.
+  std::unique_ptr<AppendFile> ticks;
+  if (flags.control.chronovisor) {
+    if (setup.router_control) log::warn(cat("--chronovisor replaces the bias of the model's trained router control (", to_string(setup.router_control->kind()), ")"));
+    setup.router_control.emplace(tools::router_control_options(flags.control), model->config().num_hidden_layers, model->config().num_experts);
+    if (!flags.chronovisor_log.empty()) {
+      ticks = std::make_unique<AppendFile>(flags.chronovisor_log, AppendFile::Mode::truncate);
+      setup.router_control->on_tick = [&ticks](const nlohmann::json& record) { ticks->write_line(nlohmann::json{{"chronovisor", record}}.dump()); };
+    }
+  }
+  RouterControl* control = setup.router_control ? &*setup.router_control : nullptr;
+  Session session{flags, *model, tokenizer, store, engine, metrics.get(), control, chat};
 
   int status = 0;
   if (!flags.prompt.empty()) {
@@ -202,6 +220,7 @@ int run(const Flags& flags) {
     while (std::cout << "> " << std::flush, std::getline(std::cin, line) && !line.empty()) session.answer(line);
   }
   if (metrics) metrics->close();  // a metrics file that could not be written fails the run
+  if (ticks) ticks->close();
   return status;
 }
 
@@ -235,6 +254,9 @@ int main(int argc, char** argv) {
     app.add_flag("--json", flags.json, "Print the result and statistics as one JSON object");
     tools::add_runtime_flags(app, flags.runtime);
     app.add_option("--metrics-jsonl", flags.metrics_jsonl, "With --offload: write one JSON line of expert metrics per generated token");
+    tools::add_chronovisor_flags(app, flags.control);
+    app.add_option("--chronovisor-log", flags.chronovisor_log, "With --chronovisor: write one JSON line per tick (coherence, pressure, lens)")
+        ->needs(app.get_option("--chronovisor"));
     if (auto code = tools::parse_command_line(app, argc, argv, "chronos-generate")) return *code;
     for (const auto& s : flags.stops)
       if (s.empty()) throw InvalidArgument("--stop: empty stop string");

@@ -95,6 +95,8 @@ int run(Flags flags) {
                           {"offload", setup.store ? tools::describe_store(*setup.store) : "off: every expert resident"},
                           {"decode", setup.engine ? "one generation at a time (the offload engine follows one token stream)"
                                                   : cat(flags.scheduling.slots, " slot(s), one token each in turn")}};
+    if (setup.router_control) config.description["router_control"] = to_string(setup.router_control->kind());
+    config.router_control = setup.router_control ? &*setup.router_control : nullptr;
     if (setup.engine && flags.scheduling.slots > 1)
       log::warn(cat("--parallel ", flags.scheduling.slots, " with --offload: generations run one at a time; the others queue"));
     service = std::make_shared<OpenAiService>(*setup.model, setup.tokenizer, std::move(chat), config, flags.scheduling,

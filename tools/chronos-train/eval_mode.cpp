@@ -12,6 +12,7 @@
 #include "chronos/core/log.h"
 #include "chronos/eval/perplexity.h"
 #include "chronos/model/pretrained.h"
+#include "chronos/routing/router_control.h"
 #include "chronos/store/expert_store.h"
 #include "chronos/tokenizer/tokenizer.h"
 #include "common/flag_checks.h"
@@ -36,7 +37,11 @@ nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : 
 nlohmann::json report_json(const PerplexityReport& r) {
   nlohmann::json groups = nlohmann::json::object();
   for (const GroupLoss& g : r.groups)
-    groups[g.group] = {{"records", g.records}, {"tokens", g.tokens}, {"cross_entropy", number(g.cross_entropy())}, {"perplexity", number(g.perplexity())}};
+    groups[g.group] = {{"records", g.records},
+                       {"tokens", g.tokens},
+                       {"cross_entropy", number(g.cross_entropy())},
+                       {"perplexity", number(g.perplexity())},
+                       {"expert_counts", g.expert_counts}};
   return {{"groups", groups},
           {"total", {{"records", r.total.records}, {"tokens", r.total.tokens}, {"cross_entropy", number(r.total.cross_entropy())},
                      {"perplexity", number(r.total.perplexity())}}}};
@@ -74,6 +79,12 @@ int run_eval(EvalFlags f) {
     throw InvalidArgument(cat("--max-seq-len ", f.options.max_seq_len, " is beyond the model's context of ",
                               model->config().max_position_embeddings, " tokens (max_position_embeddings)"));
 
+  // A model trained with a router control routes with its bias as trained.
+  const std::optional<RouterControl> control = load_router_control(f.model);
+  if (control) {
+    f.options.router_bias = control->bias();
+    log::info(cat(f.model, ": routing with the bias of its trained router control (", to_string(control->kind()), ")"));
+  }
   std::vector<std::pair<std::string, PerplexityReport>> runs;
   runs.emplace_back("resident", evaluate_perplexity(*model, tokenizer, f.data, f.options));
   log::info(cat("resident: ", runs.back().second.total.records, " records, cross-entropy ", runs.back().second.total.cross_entropy()));

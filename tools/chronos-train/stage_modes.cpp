@@ -16,6 +16,7 @@
 #include "chronos/train/trainer.h"
 #include "common/flag_checks.h"
 #include "common/progress_line.h"
+#include "common/router_control_flags.h"
 #include "common/runtime_flags.h"
 
 namespace fs = std::filesystem;
@@ -35,6 +36,7 @@ struct StageFlags {
   RouterWeightOverrides lambdas;
   std::string policy_objective = "clip";  // GRPO
   std::string teacher;                    // distillation
+  tools::RouterControlFlags control;       // --chronovisor ... | --aux-free
   tools::RuntimeFlags runtime;
 };
 
@@ -55,7 +57,7 @@ void add_stage_flags(CLI::App& cmd, StageFlags& f) {
   cmd.add_option("--keep", f.keep, "Checkpoints to keep")->capture_default_str()->check(tools::non_negative(1e6));
   cmd.add_option("--stop-at", f.stop_at, "End after step N as a crash would (for resume tests)")->check(tools::non_negative(1e9));
   cmd.add_option("--resume", f.resume, "Continue from the newest checkpoint under this run folder");
-  cmd.add_option("--log-jsonl", f.log_jsonl, "Append one JSON line per log step to this file");
+  cmd.add_option("--log-jsonl", f.log_jsonl, "Append one JSON line per log step (and per router-control tick) to this file");
   cmd.add_option("--log-every", f.log_every, "Optimizer steps between log lines")->capture_default_str()->check(tools::positive(1e9));
   cmd.add_flag("--skip-bad-lines", f.recipe.skip_bad_lines, "Skip and count malformed records instead of stopping");
   cmd.add_option("--fallback-mask-prob", f.fallback_mask_prob, cat("Simulated expert-miss rate while training (default ", d.fallback_mask_prob, ")"))->check(tools::number_in(0, 1, "in [0, 1]"));
@@ -66,6 +68,8 @@ void add_stage_flags(CLI::App& cmd, StageFlags& f) {
   cmd.add_option("--lambda-lookahead-topk", f.lambdas.lookahead_topk, "Lookahead top-k hit weight")->check(tools::non_negative(1e6));
   cmd.add_option("--lambda-lookahead-union", f.lambdas.lookahead_union, "Lookahead union recall weight")->check(tools::non_negative(1e6));
   cmd.add_option("--lambda-anchor", f.lambdas.anchor, cat("Router KL anchor weight (default ", d.router_anchor, ")"))->check(tools::non_negative(1e6));
+  tools::add_chronovisor_flags(cmd, f.control);
+  tools::add_aux_free_flags(cmd, f.control);
   tools::add_runtime_flags(cmd, f.runtime);
 }
 
@@ -156,6 +160,9 @@ int run_stage(StageFlags f) {
   trainer.log_jsonl = f.log_jsonl;
   trainer.resume_checkpoint = checkpoint.value_or("");
   trainer.adamw.lr = f.lr;
+  trainer.router_control = tools::router_control_options(f.control);
+  if (trainer.router_control.kind != RouterControlKind::none)
+    log::info(cat("router control: ", to_string(trainer.router_control.kind), f.log_jsonl.empty() ? " (give --log-jsonl to keep its ticks)" : ""));
   // fp32 master weights everywhere; on CUDA the matmuls run under bf16 autocast (fp16 would need loss scaling).
   trainer.autocast = rt.device.is_cuda() ? c10::kBFloat16 : c10::kFloat;
   log::info(cat(stage_name, " from ", start, " on ", recipe.data, ": batch ", f.batch_size, " x ", f.max_seq_len, " tokens, grad-accum ",

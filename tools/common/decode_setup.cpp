@@ -36,6 +36,11 @@ DecodeSetup load_for_decode(const DecodeFlags& flags, const Runtime& runtime) {
   const ModelConfig& config = setup.model->config();
   if (setup.tokenizer.vocab_size() > config.vocab_size)
     throw FormatError(cat(path, ": ", setup.tokenizer.vocab_size(), " tokens, more than the model's vocab_size ", config.vocab_size));
+  setup.router_control = load_router_control(model_dir);
+  if (setup.router_control) {
+    setup.router_control->freeze();
+    log::info(cat(model_dir, ": routing with the bias of its trained router control (", to_string(setup.router_control->kind()), ")"));
+  }
   if (offload.cache_dir.empty()) return setup;
 
   setup.store = open_expert_store(offload, offload.cache_dir, model_dir, config, runtime);

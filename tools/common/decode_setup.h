@@ -11,6 +11,7 @@
 
 #include "chronos/model/causal_lm.h"
 #include "chronos/routing/intent_classifier.h"
+#include "chronos/routing/router_control.h"
 #include "chronos/runtime/offload_engine.h"
 #include "chronos/store/expert_store.h"
 #include "chronos/tokenizer/tokenizer.h"
@@ -37,6 +38,9 @@ struct DecodeSetup {
   std::unique_ptr<ExpertStore> store;        // with --offload
   std::optional<IntentClassifier> classifier;  // with --offload and an intent predictor, when the model has one
   std::unique_ptr<OffloadEngine> engine;     // with --offload
+  // The model directory's trained router control (router_control.json), frozen: its bias is part
+  // of how the model routes. Empty when the directory has none.
+  std::optional<RouterControl> router_control;
 };
 
 // Errors name the directory or file at fault.

@@ -1,7 +1,8 @@
 // Held-out cross-entropy of a language model, teacher-forced, per group of records (e.g. a corpus's
 // domains): each JSONL record's text is scored on its own as [bos] text [eos] (as pretraining encodes
 // it), cut to max_seq_len tokens, every predicted token counted once. The experts may come from an
-// ExpertSource (an expert store over a quantized cache), so one report compares storages.
+// ExpertSource (an expert store over a quantized cache), so one report compares storages. Each group
+// also counts its expert choices per layer, so a report shows how each domain routes.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "chronos/model/expert_source.h"
+#include "chronos/model/router_bias.h"
 #include "chronos/tokenizer/tokenizer.h"
 
 namespace chronos {
@@ -21,6 +23,7 @@ struct PerplexityOptions {
   int64_t max_records = 0;        // the first N records (0: all)
   std::string group_key = "domain";  // records are grouped by this string field ("": one group)
   ExpertSource* expert_source = nullptr;  // null: the model's own experts
+  const RouterBias* router_bias = nullptr;  // a bias on the routers (a trained router control's); null: none
   // Throws ConfigError naming the field.
   void validate() const;
 };
@@ -30,6 +33,9 @@ struct GroupLoss {
   int64_t records = 0;
   int64_t tokens = 0;      // tokens predicted
   double nll_sum = 0;      // summed negative log-likelihood (nats)
+  // Per MoE layer, how many of the group's top-k routing slots went to each expert ([L][E], every
+  // real token of its records; empty for a model without MoE layers): how a domain routes.
+  std::vector<std::vector<double>> expert_counts;
   double cross_entropy() const;  // nll_sum / tokens (NaN when no token)
   double perplexity() const;     // exp(cross_entropy())
 };

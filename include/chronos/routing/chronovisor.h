@@ -113,6 +113,9 @@ class AuxFreeBalancer {
   void update_counts(const std::vector<std::vector<double>>& counts);
   at::Tensor bias(int64_t layer) const;
   const std::vector<double>& bias_values(int64_t layer) const { return bias_.at(static_cast<size_t>(layer)); }
+  int64_t num_layers() const { return static_cast<int64_t>(bias_.size()); }
+  int64_t num_experts() const { return experts_; }
+  double step_size() const { return step_size_; }
   nlohmann::json state() const;
   static AuxFreeBalancer from_state(const nlohmann::json& state, const std::string& source = "aux-free balancer state");
 

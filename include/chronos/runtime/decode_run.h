@@ -53,6 +53,7 @@ class DecodeRun {
   Stopwatch total_;
   GenerationResult result_;
   void finish();
+  void tick_router_control(RouterControl& control, const ForwardOutput& out);
 };
 
 // Steps `run` to its end, handing each token to `on_token` (false stops the run: "callback").

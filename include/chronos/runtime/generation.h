@@ -14,6 +14,8 @@
 
 namespace chronos {
 
+class RouterControl;  // routing/router_control.h
+
 // Optional hooks into the decode loop (the offload engine uses them, runtime/offload_engine.h).
 // Step 0 is the prompt's forward (prefill), step s >= 1 the forward of the s-th generated token's
 // predecessor, i.e. the step that produces generated token s.
@@ -45,6 +47,9 @@ struct GenerationOptions {
   // picks (its pick goes to GenerationResult::sampled), and generation ends after the last one.
   std::vector<int64_t> forced_tokens;
   bool record_logprobs = false;  // GenerationResult::logprobs (one more host sync per step)
+  // A router control (routing/router_control.h; null: none): its bias steers every forward, and,
+  // unless frozen, it ticks after each with the new tokens' top-k choices (one small copy to the host).
+  RouterControl* router_control = nullptr;
 
   // Throws ConfigError naming the field: negative max_new_tokens or max_context, a negative stop
   // id, an empty stop string, and SamplingOptions::validate's rules.

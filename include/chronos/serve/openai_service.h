@@ -30,6 +30,9 @@ struct ServiceConfig {
   int64_t default_max_tokens = 1024;  // when a request gives no max_tokens (the context still bounds it)
   bool show_special = false;          // added tokens (<think>, <|im_end|>) appear in the text
   nlohmann::json description;         // shown by properties() (device, threads, weights format, offload)
+  // A trained router control's bias every run routes with (frozen: runs only read it, so they may
+  // share it); null: none. It must outlive the service.
+  RouterControl* router_control = nullptr;
   // Throws ConfigError naming the field.
   void validate() const;
 };

@@ -1,7 +1,8 @@
 // Training checkpoints (DESIGN.md): DIR/checkpoints/step_NNNNNNNN/ is a model directory plus
-// optimizer.safetensors (AdamW moments, the RNG state) and trainer_state.json (step, schedule, data
-// position). A checkpoint is written into a temporary folder and renamed into place, so a crash
-// never leaves half of one; only the newest `keep` are kept.
+// optimizer.safetensors (AdamW moments, the RNG state), trainer_state.json (step, schedule, data
+// position) and, for a run with a router control, router_control.json. A checkpoint is written
+// into a temporary folder and renamed into place, so a crash never leaves half of one; only the
+// newest `keep` are kept.
 #pragma once
 
 #include <torch/optim/adamw.h>
@@ -22,6 +23,7 @@ struct TrainerState {
   uint64_t seed = 0;
   nlohmann::json data = nlohmann::json::object();     // the stage's data_state()
   nlohmann::json metrics = nlohmann::json::object();  // last logged values (informational)
+  nlohmann::json router_control;                      // RouterControl::state() (router_control.json); null: none
 };
 
 // Writes a checkpoint for state.step under out_dir/checkpoints and prunes old ones; returns its path.

@@ -21,9 +21,10 @@ struct LmStageOptions {
   RouterLossWeights weights;
 };
 
-// CE + regulariser for one padded batch. `reference` (frozen, eval) feeds the anchor when set.
+// CE + regulariser for one padded batch. `reference` (frozen, eval) feeds the anchor when set;
+// `router_bias` (null: none) steers the trained model's routers, not the reference's.
 MicroStep language_model_step(ChronosForCausalLMImpl& model, const Batch& batch, const RouterLossWeights& weights,
-                              ChronosForCausalLMImpl* reference);
+                              ChronosForCausalLMImpl* reference, const RouterBias* router_bias = nullptr);
 
 class PretrainStage : public TrainingStage {
  public:

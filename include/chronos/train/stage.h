@@ -9,6 +9,8 @@
 #include <map>
 #include <string>
 
+#include "chronos/model/router_bias.h"
+
 namespace chronos {
 
 class ChronosForCausalLMImpl;
@@ -17,6 +19,9 @@ struct MicroStep {
   at::Tensor loss;                        // scalar, differentiable
   std::map<std::string, at::Tensor> log;  // 0-dim values to report (read only on log steps)
   int64_t tokens = 0;                     // real tokens processed (for tokens/s)
+  // [L, E] top-k choices per expert over the real tokens of the trained model's forward
+  // (routing/router_control.h expert_choice_counts), for a router control; undefined: not reported.
+  at::Tensor routing_counts;
 };
 
 class TrainingStage {
@@ -30,6 +35,14 @@ class TrainingStage {
   // Where the data stands, as JSON, and its inverse.
   virtual nlohmann::json data_state() const = 0;
   virtual void restore_data_state(const nlohmann::json& state) = 0;
+
+  // The bias a router control sets on the trained model's routers (null: none), set by the trainer
+  // before each step. The stage hands it to every forward of the trained model, never to a
+  // reference's or a teacher's.
+  void set_router_bias(const RouterBias* bias) { router_bias_ = bias; }
+
+ protected:
+  const RouterBias* router_bias_ = nullptr;
 };
 
 }  // namespace chronos

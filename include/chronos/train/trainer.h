@@ -1,7 +1,8 @@
 // The training loop shared by every stage: AdamW with decay groups, warmup + cosine over optimizer
 // steps, gradient accumulation (a trailing partial window is applied, scaled by its own size),
 // gradient clipping, a guard against non-finite losses (skip and count; stop after N in a row),
-// checkpoints every N steps with exact resume, progress reports through a callback and JSON lines for plots.
+// checkpoints every N steps with exact resume, progress reports through a callback and JSON lines for plots,
+// and an optional router control (the Chronovisor, or aux-loss-free balancing) ticked every step.
 #pragma once
 
 #include <c10/core/ScalarType.h>
@@ -10,6 +11,7 @@
 #include <functional>
 #include <string>
 
+#include "chronos/routing/router_control.h"
 #include "chronos/train/optimizer.h"
 #include "chronos/train/stage.h"
 
@@ -43,6 +45,10 @@ struct TrainerOptions {
   std::string resume_checkpoint;  // continue from this checkpoint folder ("" = fresh)
   AdamWSettings adamw;            // adamw.lr is the peak learning rate
   c10::ScalarType autocast = c10::kBFloat16;  // CUDA matmul dtype under autocast (kFloat: off); no effect elsewhere
+  // Steers the trained model's routers (routing/router_control.h): the Chronovisor or the
+  // aux-loss-free balancer, ticked once per optimizer step with the step's routing (every
+  // micro-batch of it), its ticks written to log_jsonl; kind none: off.
+  RouterControlOptions router_control;
   // Called on every log step and after every checkpoint; unset: each is an info log line.
   std::function<void(const TrainingProgress&)> on_progress;
   std::function<void(const std::string& checkpoint_dir)> on_checkpoint;
