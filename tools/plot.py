@@ -12,6 +12,16 @@
       with the training loss where the log has it), DIR/lens.png (each layer's lens, one line per
       expert) and DIR/pressure.png (each layer's pressure per expert over the ticks, as a heatmap).
 
+  tools/plot.py compare DIR/compare.json [--out DIR]
+      From a chronos-compare result: compare_bars.png (each figure, vanilla beside Chronos),
+      kv_bytes.png (KV-cache bytes per token against the context, both models) and
+      compare_training.png (each stage's metric over the steps, both models, from the stage logs
+      compare.json names). --out defaults to the JSON's folder.
+
+  tools/plot.py tune DIR [--out DIR]
+      From a chronos-tune study folder's tune.json: pareto.png (every completed trial, the Pareto
+      front, its knee and the --apply-best choice).
+
 A malformed line is one error naming the file and line; the exit status is then 1.
 """
 import argparse
@@ -246,6 +256,168 @@ def chronovisor(args):
         print(p)
 
 
+# The compare figures drawn as bars: (key in each side's object, label, lower is better).
+COMPARE_BARS = [
+    ("perplexity", "held-out perplexity", True),
+    ("decode_tokens_per_s", "resident decode tokens/s", False),
+    ("offload_tokens_per_s", "offloaded decode tokens/s", False),
+    ("hit_rate", "offloaded hit rate", False),
+    ("stall_ms_per_token", "stall ms/token", True),
+    ("ssd_mb_per_token", "SSD MB/token", True),
+    ("params", "parameters", None),
+]
+SIDES = [("vanilla", "#8c8c8c"), ("chronos", "#1f77b4")]
+
+
+def read_json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except OSError as e:
+        raise InputError(f"{path}: {e.strerror}")
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}:{e.lineno}: invalid JSON ({e.msg} at column {e.colno})")
+
+
+def read_compare(path):
+    data = read_json(path)
+    for side, _ in SIDES:
+        if not isinstance(data, dict) or not isinstance(data.get(side), dict):
+            raise InputError(f"{path}: not a chronos-compare result (no '{side}' object)")
+        kv = data[side].get("kv_bytes_per_token")
+        if not isinstance(kv, dict) or not kv or not all(finite(v) for v in kv.values()):
+            raise InputError(f"{path}: '{side}.kv_bytes_per_token' must map contexts to numbers")
+    return data
+
+
+def plot_compare_bars(plt, data, path):
+    bars = [b for b in COMPARE_BARS if any(finite(data[s].get(b[0])) for s, _ in SIDES)]
+    cols = min(4, len(bars))
+    rows = (len(bars) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
+    for ax, (key, label, lower) in zip(axes.flat, bars):
+        values = [data[s].get(key) if finite(data[s].get(key)) else 0 for s, _ in SIDES]
+        ax.bar([s for s, _ in SIDES], values, color=[c for _, c in SIDES])
+        for i, v in enumerate(values):
+            ax.annotate(f"{v:.3g}", (i, v), ha="center", va="bottom", fontsize=8)
+        note = "" if lower is None else (" (lower is better)" if lower else " (higher is better)")
+        ax.set_title(label + note, fontsize=9)
+        ax.margins(y=0.15)
+    for ax in list(axes.flat)[len(bars):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_kv_bytes(plt, data, path):
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for side, color in SIDES:
+        points = sorted((int(k), v) for k, v in data[side]["kv_bytes_per_token"].items())
+        ax.plot([p[0] for p in points], [p[1] / 1024 for p in points], "o-", color=color, label=side)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("context (tokens)")
+    ax.set_ylabel("KV cache KiB per token (float32)")
+    ax.set_title("KV-cache bytes per token")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_compare_training(plt, data, folder, path):
+    """Each stage's metric over the steps, both sides; False when no stage log can be read."""
+    stages = list(data["chronos"].get("stages", {}).keys())
+    curves = {}
+    for stage in stages:
+        for side, _ in SIDES:
+            info = data[side].get("stages", {}).get(stage, {})
+            log, metric = info.get("log"), info.get("metric")
+            if not isinstance(log, str) or not isinstance(metric, str):
+                continue
+            log = os.path.join(folder, log)  # relative to compare.json's folder
+            if not os.path.exists(log):
+                continue
+            points = [(r["step"], r[metric]) for r in read_log(log) if not is_tick(r) and finite(r.get(metric))]
+            if points:
+                curves[(stage, side)] = (metric, points)
+    if not curves:
+        return False
+    shown = [s for s in stages if any((s, side) in curves for side, _ in SIDES)]
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.5 * len(shown), 3.4), squeeze=False)
+    for ax, stage in zip(axes.flat, shown):
+        for side, color in SIDES:
+            if (stage, side) in curves:
+                metric, points = curves[(stage, side)]
+                ax.plot([p[0] for p in points], [p[1] for p in points], color=color, label=side)
+                ax.set_ylabel(metric)
+        ax.set_title(stage)
+        ax.set_xlabel("step")
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def compare(args):
+    data = read_compare(args.json)
+    folder = args.out or os.path.dirname(os.path.abspath(args.json))
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    os.makedirs(folder, exist_ok=True)
+    written = [os.path.join(folder, "compare_bars.png"), os.path.join(folder, "kv_bytes.png")]
+    plot_compare_bars(plt, data, written[0])
+    plot_kv_bytes(plt, data, written[1])
+    curves = os.path.join(folder, "compare_training.png")
+    if plot_compare_training(plt, data, os.path.dirname(os.path.abspath(args.json)), curves):
+        written.append(curves)
+    for p in written:
+        print(p)
+
+
+def tune(args):
+    path = os.path.join(args.dir, "tune.json")
+    data = read_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("trials"), list) or not isinstance(data.get("objectives"), list):
+        raise InputError(f"{path}: not a chronos-tune summary (no 'trials' / 'objectives')")
+    done = {t["number"]: t["values"] for t in data["trials"]
+            if isinstance(t, dict) and t.get("state") == "COMPLETE" and isinstance(t.get("values"), list)
+            and len(t["values"]) == 2 and all(finite(v) for v in t["values"])}
+    if not done:
+        raise InputError(f"{path}: no completed trial to plot")
+    failed = sum(1 for t in data["trials"] if isinstance(t, dict) and t.get("state") == "FAIL")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    folder = args.out or args.dir
+    os.makedirs(folder, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    ax.scatter([v[0] for v in done.values()], [v[1] for v in done.values()], color="#bbbbbb", label="trials")
+    front = [n for n in data.get("pareto", []) if n in done]
+    if front:
+        ax.plot([done[n][0] for n in front], [done[n][1] for n in front], "o-", color="#1f77b4", label="Pareto front")
+    for key, marker, color in (("knee", "*", "#d62728"), ("chosen", "D", "#2ca02c")):
+        n = data.get(key)
+        if n in done:
+            ax.scatter([done[n][0]], [done[n][1]], marker=marker, s=180, color=color, zorder=5, label=f"{key} (trial {n})")
+    ax.set_xlabel(f"{data['objectives'][0]} ({data.get('directions', ['minimize'])[0]})")
+    second = data["objectives"][1] if len(data["objectives"]) > 1 else "objective 2"
+    direction = data.get("directions", ["", ""])[1] if len(data.get("directions", [])) > 1 else ""
+    ax.set_ylabel(f"{second} ({direction})")
+    ax.set_title(f"{len(done)} completed trials, {failed} failed")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out = os.path.join(folder, "pareto.png")
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    print(out)
+
+
 def main():
     parser = argparse.ArgumentParser(description="Plots from the JSON Chronos tools write.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -255,6 +427,12 @@ def main():
     c = sub.add_parser("chronovisor", help="coherence, lens and pressure from the Chronovisor ticks of a --log-jsonl file")
     c.add_argument("log", help="chronos-train --log-jsonl file of a --chronovisor run (or a chronos-generate --chronovisor-log)")
     c.add_argument("--out", required=True, help="folder for the PNG files")
+    k = sub.add_parser("compare", help="bars, KV bytes against context and training curves from a chronos-compare result")
+    k.add_argument("json", help="compare.json of chronos-compare")
+    k.add_argument("--out", help="folder for the PNG files (default: the JSON's folder)")
+    u = sub.add_parser("tune", help="the Pareto front of a chronos-tune study folder (its tune.json)")
+    u.add_argument("dir", help="chronos-tune --out folder")
+    u.add_argument("--out", help="folder for the PNG file (default: the study folder)")
     args = parser.parse_args()
     try:
         import matplotlib  # noqa: F401
@@ -267,7 +445,7 @@ def main():
         print("plot.py: error: matplotlib is missing (apt-get install python3-matplotlib; tools/setup_deps.sh does)", file=sys.stderr)
         return 1
     try:
-        {"training": training, "chronovisor": chronovisor}[args.command](args)
+        {"training": training, "chronovisor": chronovisor, "compare": compare, "tune": tune}[args.command](args)
     except InputError as e:
         print(f"plot.py: error: {e}", file=sys.stderr)
         return 1

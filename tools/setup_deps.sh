@@ -16,6 +16,7 @@ packages=(
   libutf8proc-dev       # Unicode normalization (NFC/NFKC), case mapping and categories for tokenizers
   groff-base            # renders man pages for the corpus builder (quickstart) and its test
   python3-matplotlib    # tools/plot.py: training curves and expert-load heatmaps as PNG
+  python3-optuna        # chronos-tune drives Optuna's TPE through its command line (ask / tell on a SQLite study)
   clang libclang-rt-dev # libFuzzer + ASan/UBSan runtimes: the fuzz targets of tests/fuzz (ctest label fuzz)
 )
 # The compat tests (ctest label compat) compare with the reference JavaScript packages (npm installs

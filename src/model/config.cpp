@@ -46,6 +46,7 @@ void visit_fields(Config& c, F&& f) {
   f("norm_topk_prob", c.norm_topk_prob);
   f("router_aux_loss_coef", c.router_aux_loss_coef);
   f("num_shared_experts", c.num_shared_experts);
+  f("lookahead_router", c.lookahead_router);
   f("lookahead_steps", c.lookahead_steps);
   f("lookahead_per_layer", c.lookahead_per_layer);
   f("use_hybrid_attention", c.use_hybrid_attention);

@@ -31,7 +31,9 @@ double forward_flops(const ModelConfig& c, int64_t batch, int64_t seq_len) {
       per_token += 3 * H * static_cast<double>(c.resolved_intermediate_size());
     }
   }
-  per_token += H * (H / 4) + (H / 4) * static_cast<double>((c.lookahead_steps + 1) * c.num_experts);  // lookahead router
+  if (c.has_lookahead_router())
+    per_token += H * (H / 4) + (H / 4) * static_cast<double>((c.lookahead_steps + 1) * c.num_experts *
+                                                             (c.lookahead_per_layer ? c.num_hidden_layers : 1));
   per_token += H * static_cast<double>(c.vocab_size);                                                   // lm_head
   return 2 * (N * per_token + scores);
 }

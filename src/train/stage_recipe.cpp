@@ -29,6 +29,9 @@ const StageDefaults& stage_defaults(TrainStage stage) {
 RouterLossWeights stage_router_weights(TrainStage stage, const ModelConfig& config, const RouterWeightOverrides& overrides) {
   RouterLossWeights w = RouterLossWeights::from_config(config);
   w.router_anchor = stage_defaults(stage).router_anchor;
+  // A model without a LookaheadRouter has no lookahead loss, whatever its config's lambdas say; only
+  // an explicit weight for it is a mistake.
+  if (!config.has_lookahead_router()) w.lookahead = w.lookahead_topk = w.lookahead_union = 0;
   auto set = [](double& field, const std::optional<double>& value) {
     if (value) field = *value;
   };
@@ -45,7 +48,8 @@ RouterLossWeights stage_router_weights(TrainStage stage, const ModelConfig& conf
                                       {"lambda_lookahead_topk", w.lookahead_topk},
                                       {"lambda_lookahead_union", w.lookahead_union}})
       if (value > 0 && (name == std::string("lambda_lookahead") || w.lookahead > 0))
-        throw ConfigError(cat(name, " must be 0: model_type ", config.model_type, " has no LookaheadRouter (got ", value, ")"));
+        throw ConfigError(cat(name, " must be 0: this model has no LookaheadRouter (model_type ", config.model_type,
+                              config.is_chronos() ? ", lookahead_router false" : "", "; got ", value, ")"));
   return w;
 }
 

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <thread>
 
 #include "chronos/serve/api_error.h"
 #include "serve/serve_fixture.h"
@@ -116,7 +117,12 @@ TEST_F(SchedulerTest, SlotsTakeTurnsOneTokenEachAndKeepTheirOwnCaches) {
   EXPECT_EQ(log.of('A'), alone(prompt_a, 12));
   EXPECT_EQ(log.of('B'), alone(prompt_b, 8));
   EXPECT_EQ(log.results['A'].stop_reason, "max_new_tokens");
-  const SchedulerCounts counts = scheduler.counts();
+  // A request's end is reported before its slot is counted free: give the counts a moment to settle.
+  SchedulerCounts counts = scheduler.counts();
+  for (int i = 0; i < 500 && (counts.processing != 0 || counts.finished != 2); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    counts = scheduler.counts();
+  }
   EXPECT_EQ(counts.finished, 2);
   EXPECT_EQ(counts.processing, 0);
   EXPECT_EQ(counts.queued, 0);

@@ -254,6 +254,26 @@ if [ -w /dev/full ]; then
   expect_error stdout_full_disk "cannot write to standard output" sh -c "exec \"\$0\" \"\$@\" >/dev/full" "$generate" --model "$work/gen" --prompt hi --max-new-tokens 2 --greedy --json --log-level warn
 fi
 
+# chronos-compare on the tiny preset: both sides trained and measured, the result written; bad stages
+# and missing files are one line. chronos-tune refuses what it cannot run before asking Optuna anything.
+compare=$bin/chronos-compare tune=$bin/chronos-tune
+cmp=(--config "$src/configs/tiny.json" --data "$work/pre.jsonl" --tokenizer "$minimind" --heldout "$work/pre.jsonl" --prompts "$work/pre.jsonl"
+     --steps 2 --batch-size 2 --max-seq-len 8 --max-new-tokens 4 --eval-seq-len 16 --log-level warn)
+expect_ok compare_runs "$compare" "${cmp[@]}" --out "$work/cmp" --json
+grep -q '"identical_data_order":true' "$work/out" && [ -f "$work/cmp/compare.json" ] && [ -f "$work/cmp/compare.md" ] || fail "compare wrote no result"
+grep -q '"offload_tokens_per_s"' "$work/cmp/compare.json" || fail "compare.json lacks offload_tokens_per_s"
+expect_error compare_stage_without_data "give its data with --stage-data sft=FILE" "$compare" "${cmp[@]}" --out "$work/refused" --stages pretrain,sft
+expect_error compare_unknown_stage "pretrian" "$compare" "${cmp[@]}" --out "$work/refused" --stages pretrian
+expect_error compare_bad_stage_steps "--stage-steps sft=many: not a number" "$compare" "${cmp[@]}" --out "$work/refused" --stages pretrain,sft \
+  --stage-data "sft=$work/pre.jsonl" --stage-steps sft=many
+expect_error compare_missing_heldout "$work/none.jsonl: the heldout file was not found" "$compare" --config "$src/configs/tiny.json" \
+  --data "$work/pre.jsonl" --tokenizer "$minimind" --heldout "$work/none.jsonl" --prompts "$work/pre.jsonl" --steps 2 --out "$work/refused"
+expect_error tune_no_study "no study.db" "$tune" --out "$work/nostudy" --apply-best knee
+expect_error tune_bad_space "unknown parameter 'bogus'" "$tune" "${cmp[@]}" --out "$work/refused" --space lambda_balance,bogus
+expect_error tune_bad_objective "--objective" "$tune" "${cmp[@]}" --out "$work/refused" --objective speed
+expect_error tune_without_data "give --data" "$tune" --config "$src/configs/tiny.json" --out "$work/refused"
+[ -e "$work/refused" ] && fail "a refused compare or tune left output behind"
+
 truncate -s -4096 "$work/cache32/cluster_000.ctsr"
 expect_error offload_truncated "cluster_000.ctsr" "$generate" --model "$work/gen" --prompt hi --offload "$work/cache32"
 printf '{"hidden_size": 64,,}' >"$work/gen/config.json"

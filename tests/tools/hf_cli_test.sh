@@ -83,7 +83,7 @@ for stage in dpo orpo; do
 done
 expect_ok grpo_mixtral "$train" grpo --from "$work/mixtral" --data "$work/sft.jsonl" --out "$work/grpo" --steps 1 --batch-size 2 --max-seq-len 64 --log-level warn
 expect_ok distill_mixtral "$train" distill --from "$work/mixtral" --teacher "$work/mixtral" --data "$work/sft.jsonl" --out "$work/distill" --steps 1 --batch-size 2 --max-seq-len 128 --log-level warn
-expect_error sft_lookahead_refused "lambda_lookahead must be 0: model_type mixtral has no LookaheadRouter" \
+expect_error sft_lookahead_refused "lambda_lookahead must be 0: this model has no LookaheadRouter (model_type mixtral" \
   "$train" sft --from "$work/mixtral" --data "$work/sft.jsonl" --out "$work/x" --steps 1 --lambda-lookahead 0.1 --log-level warn
 
 # Refusals: one line naming the key and the value.

@@ -38,5 +38,17 @@ expect_error plot_bad_line "$work/bad.jsonl:3: invalid JSON" python3 "$plot" tra
 echo '{"loss": 1}' >"$work/nostep.jsonl"
 expect_error plot_no_step "$work/nostep.jsonl:1: a training record needs an integer 'step'" python3 "$plot" training "$work/nostep.jsonl" --out "$work/x"
 expect_error plot_missing "$work/none.jsonl: No such file or directory" python3 "$plot" training "$work/none.jsonl" --out "$work/x"
+# A chronos-compare result: bars, KV bytes against context, and the stage curves from the logs it names.
+expect_ok plot_compare python3 "$plot" compare "$src/tests/data/plots/compare.json" --out "$work/compare"
+expect_pngs "$work/compare" compare_bars kv_bytes compare_training
+echo '{"vanilla": {"kv_bytes_per_token": {"512": 1}}}' >"$work/notcompare.json"
+expect_error plot_not_compare "$work/notcompare.json: not a chronos-compare result (no 'chronos' object)" python3 "$plot" compare "$work/notcompare.json" --out "$work/x"
+printf '{"vanilla": ' >"$work/badcompare.json"
+expect_error plot_bad_compare "$work/badcompare.json:1: invalid JSON" python3 "$plot" compare "$work/badcompare.json" --out "$work/x"
+# A chronos-tune study folder: the front with its knee and the chosen trial.
+expect_ok plot_tune python3 "$plot" tune "$src/tests/data/plots/tune" --out "$work/tune"
+expect_pngs "$work/tune" pareto
+mkdir -p "$work/notune" && echo '{"trials": []}' >"$work/notune/tune.json"
+expect_error plot_not_tune "$work/notune/tune.json: not a chronos-tune summary" python3 "$plot" tune "$work/notune" --out "$work/x"
 echo "plot: $passed passed, $failures failed"
 [ "$failures" -eq 0 ]

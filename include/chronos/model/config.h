@@ -48,6 +48,7 @@ struct ModelConfig {
   int64_t num_shared_experts = 1;          // always-on experts per layer
   int64_t shared_expert_intermediate_size = 0;  // their width; 0 derives moe_intermediate_size
   bool shared_expert_gate = false;         // sigmoid(w . x) scales the shared output (Qwen2-MoE)
+  bool lookahead_router = true;            // a Chronos model without it is a plain MoE (chronos-compare's vanilla)
   int64_t lookahead_steps = 2;             // K: LookaheadRouter predicts t+1..t+K
   bool lookahead_per_layer = false;        // true: it predicts each layer's routing (K+1 x L x E outputs);
                                            // false: one layer-averaged distribution (the reference's shape)
@@ -86,7 +87,7 @@ struct ModelConfig {
     return shared_expert_intermediate_size > 0 ? shared_expert_intermediate_size : resolved_moe_intermediate_size();
   }
   bool is_chronos() const { return model_type == "chronos"; }
-  bool has_lookahead_router() const { return is_chronos(); }  // the families have none
+  bool has_lookahead_router() const { return is_chronos() && lookahead_router; }  // the families have none
   bool layer_is_mla(int64_t layer) const { return use_hybrid_attention && layer % 2 == 0; }
   bool layer_has_window(int64_t layer) const;
   bool yarn_enabled() const;    // decided from the configured maximum, not the table length [Q12]
