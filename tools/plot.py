@@ -400,10 +400,11 @@ def tune(args):
     front = [n for n in data.get("pareto", []) if n in done]
     if front:
         ax.plot([done[n][0] for n in front], [done[n][1] for n in front], "o-", color="#1f77b4", label="Pareto front")
-    for key, marker, color in (("knee", "*", "#d62728"), ("chosen", "D", "#2ca02c")):
+    # The chosen point under the knee's star, so both show when they are the same trial.
+    for key, marker, color, size in (("chosen", "D", "#2ca02c", 260), ("knee", "*", "#d62728", 170)):
         n = data.get(key)
         if n in done:
-            ax.scatter([done[n][0]], [done[n][1]], marker=marker, s=180, color=color, zorder=5, label=f"{key} (trial {n})")
+            ax.scatter([done[n][0]], [done[n][1]], marker=marker, s=size, color=color, zorder=5, label=f"{key} (trial {n})")
     ax.set_xlabel(f"{data['objectives'][0]} ({data.get('directions', ['minimize'])[0]})")
     second = data["objectives"][1] if len(data["objectives"]) > 1 else "objective 2"
     direction = data.get("directions", ["", ""])[1] if len(data.get("directions", [])) > 1 else ""

@@ -131,7 +131,7 @@ TrainingSummary run_training(ChronosForCausalLMImpl& model, TrainingStage& stage
   model.train();
   TrainingSummary summary;
   Stopwatch clock;
-  int64_t tokens_since_log = 0, bad_in_row = 0;
+  int64_t tokens_since_log = 0, tokens_total = 0, bad_in_row = 0;
   const int64_t first_step = state.step + 1;
   Stopwatch log_clock;
   for (int64_t step = first_step; step <= total_steps; ++step) {
@@ -157,6 +157,7 @@ TrainingSummary run_training(ChronosForCausalLMImpl& model, TrainingStage& stage
         logged[k] = logged.count(k) ? logged[k] + value : value;
       }
       tokens_since_log += micro.tokens;
+      tokens_total += micro.tokens;
       if (control) {
         if (!micro.routing_counts.defined())
           throw InvalidArgument(cat(stage.name(), ": the stage reports no routing, so a router control (", to_string(control->kind()), ") has nothing to tick"));
@@ -227,6 +228,7 @@ TrainingSummary run_training(ChronosForCausalLMImpl& model, TrainingStage& stage
   if (jsonl) jsonl->close();
   summary.steps = state.step;
   summary.seconds = clock.seconds();
+  summary.tokens_per_s = summary.seconds > 0 ? static_cast<double>(tokens_total) / summary.seconds : 0;
   summary.finished = state.step >= total_steps;
   if (summary.finished) {
     model.eval();

@@ -78,6 +78,12 @@ ModelConfig apply_trial_params(const ModelConfig& base, const nlohmann::json& pa
     else if (name == "kv_latent_dim") c.kv_latent_dim = integer();
     else throw ConfigError(cat("trial parameter '", name, "' is not tunable"));
   }
+  // A derived head width follows the hidden size; the MLA rope width keeps its share of it (even, at
+  // least 2), since a rope as wide as a narrower head breaks the rope-width rule.
+  if (params.contains("hidden_size") && base.head_dim == 0 && base.resolved_head_dim() != c.resolved_head_dim()) {
+    const int64_t scaled = base.rope_dim * c.resolved_head_dim() / base.resolved_head_dim();
+    c.rope_dim = std::max<int64_t>(2, scaled - scaled % 2);
+  }
   c.validate();
   return c;
 }

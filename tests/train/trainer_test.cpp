@@ -170,6 +170,9 @@ TEST_F(TrainerTest, PretrainLossFalls) {
   const TrainingSummary s = run_training(*model, stage, o);
   EXPECT_TRUE(s.finished);
   EXPECT_EQ(s.steps, 30);
+  // The run's own rate: every token trained on over the run's time (30 steps of 4 x 32 here at most).
+  EXPECT_GT(s.tokens_per_s, 0);
+  EXPECT_LE(s.tokens_per_s * s.seconds, 30.0 * 4 * 32 + 1e-6);
   auto [first, last] = ce_start_end(dir.file("pre.jsonl"), 5);
   EXPECT_LT(last, first - 1.0) << "CE " << first << " -> " << last;
   EXPECT_NO_THROW(require_model_directory(dir.file("pre")));

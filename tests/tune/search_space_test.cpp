@@ -35,6 +35,13 @@ TEST(TuneSpace, TrialValuesBecomeAValidatedConfig) {
   EXPECT_EQ(c.resolved_head_dim(), 32);  // follows the hidden size
   EXPECT_EQ(c.num_experts, 8);
   EXPECT_EQ(c.kv_latent_dim, 32);
+  // The fine preset's rope width (32 of a 64-wide head) keeps its share when the hidden size shrinks.
+  ModelConfig fine = base;
+  fine.hidden_size = 256;
+  fine.rope_dim = 32;
+  EXPECT_EQ(apply_trial_params(fine, {{"hidden_size", 128}}).rope_dim, 16);
+  EXPECT_EQ(apply_trial_params(fine, {{"hidden_size", 192}}).rope_dim, 24);
+  EXPECT_EQ(apply_trial_params(fine, {{"hidden_size", 256}}).rope_dim, 32);
   EXPECT_THROW(apply_trial_params(base, {{"num_experts", 1}}), ConfigError);  // fewer experts than the top-k of 2
   EXPECT_THROW(apply_trial_params(base, {{"lookahead_steps", 1.5}}), ConfigError);
   EXPECT_THROW(apply_trial_params(base, {{"lambda_balance", "high"}}), ConfigError);

@@ -3,9 +3,9 @@
 # quickstart corpus, then the plots. Builds the corpus and tokenizer first when missing.
 #
 # Usage: tools/experiments/compare.sh [quickstart|large]   (default quickstart)
-#   quickstart: configs/fine.json, 240 pretraining steps of 8 x 256 tokens + 40 SFT steps; under 20 minutes
-#               on 2 cores
-#   large:      configs/fine.json, 1500 pretraining steps + 200 SFT steps; about two hours on 2 cores
+#   quickstart: configs/fine.json, 240 pretraining steps of 8 x 256 tokens + 40 SFT steps; 17 minutes on
+#               2 cores
+#   large:      configs/fine.json, 1500 pretraining steps + 200 SFT steps; about 1.5 hours on 2 cores
 # Environment: OUT (runs/compare/SCALE), STEPS, SFT_STEPS, EXTRA (more chronos-compare flags, e.g. --ssd-mbps 1000).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)

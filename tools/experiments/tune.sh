@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # chronos-tune at the small scale of docs/results.md: TPE over the eight knobs of configs/fine.json, each
-# trial 60 pretraining steps of 8 x 256 tokens on the quickstart corpus, measured on 100 held-out
-# records and 8 prompts; then the knee's config and the Pareto plot. Resumes a stopped run.
-# Usage: tools/experiments/tune.sh   Environment: OUT (runs/tune), TRIALS (20), STEPS (60), EXTRA.
+# trial STEPS pretraining steps of BATCH x 256 tokens on the quickstart corpus, measured on 60 held-out
+# records and 6 prompts of 16 new tokens; then the knee's config and the Pareto plot. About a minute per
+# trial on 2 cores at the defaults. Resumes a stopped run.
+# Usage: tools/experiments/tune.sh   Environment: OUT (runs/tune), TRIALS (20), STEPS (60), BATCH (4), EXTRA.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bin="${BUILD_DIR:-$root/build}/tools"
@@ -15,7 +16,7 @@ start=$(date +%s)
 # shellcheck disable=SC2086
 "$bin/chronos-tune" --config "$root/configs/fine.json" --data "$data/corpus.jsonl" \
   --tokenizer "$root/runs/quickstart/tokenizer/tokenizer.json" --heldout "$data/heldout.jsonl" --prompts "$data/bench_prompts.jsonl" \
-  --steps "${STEPS:-60}" --batch-size 8 --max-seq-len 256 --lr 2e-3 --eval-records 100 --num-prompts 8 --max-new-tokens 24 \
+  --steps "${STEPS:-60}" --batch-size "${BATCH:-4}" --max-seq-len 256 --lr 2e-3 --eval-records 60 --num-prompts 6 --max-new-tokens 16 \
   --ram-budget 50% --compute-budget 50% --trials "${TRIALS:-20}" --out "$out" ${EXTRA:-} --log-level info
 echo "tune.sh: $(( ($(date +%s) - start) / 60 )) min"
 "$bin/chronos-tune" --out "$out" --apply-best knee
