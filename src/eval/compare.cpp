@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 
 #include "chronos/core/error.h"
 #include "chronos/eval/compare_measure.h"
@@ -17,6 +16,7 @@
 #include "chronos/model/causal_lm.h"
 #include "chronos/model/pretrained.h"
 #include "chronos/tokenizer/tokenizer.h"
+#include "chronos/train/jsonl.h"
 
 namespace fs = std::filesystem;
 
@@ -153,11 +153,11 @@ const char* stage_metric(TrainStage stage) {
 // Mean of each scalar term over the last quarter of a run's log lines (at least one line): the
 // stage's end state, less noisy than its last line.
 nlohmann::json tail_means(const std::string& log_jsonl) {
-  std::ifstream in(log_jsonl);
+  const JsonlFile file(log_jsonl);
   std::vector<nlohmann::json> lines;
-  for (std::string line; std::getline(in, line);) {
-    nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_object() && j.contains("loss")) lines.push_back(std::move(j));
+  for (size_t i = 0; i < file.size(); ++i) {
+    nlohmann::json j = file.parse(i);
+    if (j.is_object() && j.contains("loss")) lines.push_back(std::move(j));  // not a router-control tick
   }
   nlohmann::json means = nlohmann::json::object();
   if (lines.empty()) return means;

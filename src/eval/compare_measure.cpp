@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "chronos/core/error.h"
+#include "chronos/eval/calibration.h"
 #include "chronos/eval/kv_footprint.h"
 #include "chronos/eval/perplexity.h"
 #include "chronos/eval/token_agreement.h"
@@ -20,7 +21,6 @@
 #include "chronos/store/expert_store.h"
 #include "chronos/store/pack.h"
 #include "chronos/store/routing_trace.h"
-#include "chronos/train/data.h"
 #include "chronos/train/intent_data.h"
 #include "chronos/train/jsonl.h"
 
@@ -68,26 +68,6 @@ void phase(const MeasureOptions& o, const std::string& what) {
 
 nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
-// Sequences the expert cache's co-activation clustering is calibrated on: text records as
-// pretraining encodes them, chat records as their prompts, up to `tokens` ids in file order.
-std::vector<std::vector<int64_t>> calibration_sequences(const MeasureOptions& o, const Tokenizer& tokenizer, const ModelConfig& config) {
-  const JsonlFile file(o.calibration_data);
-  const ExampleEncoder encoder(tokenizer, {o.eval_seq_len, static_cast<TokenId>(config.bos_token_id), static_cast<TokenId>(config.eos_token_id)});
-  std::vector<std::vector<int64_t>> sequences;
-  int64_t total = 0;
-  for (size_t i = 0; i < file.size() && total < o.calibration_tokens; ++i) {
-    const nlohmann::json record = file.parse(i);
-    std::vector<int64_t> ids = record.contains("text") ? encoder.pretrain_tokens(record, file.where(i))
-                                                       : intent_prompt_ids(tokenizer, record, file.where(i), o.eval_seq_len);
-    if (static_cast<int64_t>(ids.size()) > o.eval_seq_len) ids.resize(static_cast<size_t>(o.eval_seq_len));
-    if (ids.empty()) continue;
-    total += static_cast<int64_t>(ids.size());
-    sequences.push_back(std::move(ids));
-  }
-  if (sequences.empty()) throw FormatError(cat(o.calibration_data, ": no record to calibrate the expert cache on"));
-  return sequences;
-}
-
 std::string ensure_expert_cache(ChronosForCausalLMImpl& model, const std::string& model_dir, const Tokenizer& tokenizer,
                                 const MeasureOptions& o) {
   const std::string dir = (fs::path(model_dir) / "expert_cache").string();
@@ -100,7 +80,9 @@ std::string ensure_expert_cache(ChronosForCausalLMImpl& model, const std::string
   pack.validate();
   check_cluster_budget(pack, model.config());
   check_pack_folder(dir);
-  pack_expert_cache(model, record_routing(model, calibration_sequences(o, tokenizer, model.config())), pack);
+  const std::vector<std::vector<int64_t>> calibration =
+      read_calibration_sequences(o.calibration_data, tokenizer, model.config(), o.eval_seq_len, o.calibration_tokens);
+  pack_expert_cache(model, record_routing(model, calibration), pack);
   return dir;
 }
 

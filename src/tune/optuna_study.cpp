@@ -6,6 +6,7 @@
 
 #include "chronos/core/error.h"
 #include "chronos/core/subprocess.h"
+#include "chronos/io/json_text.h"
 
 namespace chronos {
 namespace {
@@ -61,7 +62,7 @@ void OptunaStudy::create() {
   std::vector<std::string> args = {"--skip-if-exists", "--directions"};
   args.insert(args.end(), directions_.begin(), directions_.end());
   run("create-study", args);
-  const nlohmann::json studies = nlohmann::json::parse(run("studies", {"-f", "json"}), nullptr, false);
+  const nlohmann::json studies = parse_json(run("studies", {"-f", "json"}), program_ + " studies");
   if (!studies.is_array()) throw FormatError(cat(program_, " studies: output is not a JSON list"));
   for (const nlohmann::json& s : studies) {
     if (s.value("name", std::string()) != study_name_) continue;
@@ -84,7 +85,7 @@ void OptunaStudy::create() {
 OptunaTrial OptunaStudy::ask(const nlohmann::json& search_space, const std::string& sampler, const nlohmann::json& sampler_kwargs) {
   const std::string out =
       run("ask", {"--sampler", sampler, "--sampler-kwargs", sampler_kwargs.dump(), "--search-space", search_space.dump(), "-f", "json"});
-  const nlohmann::json j = nlohmann::json::parse(out, nullptr, false);
+  const nlohmann::json j = parse_json(out, program_ + " ask");
   if (!j.is_object() || !j.contains("number") || !j["number"].is_number_integer() || !j.contains("params") || !j["params"].is_object())
     throw FormatError(cat(program_, " ask: expected {\"number\": N, \"params\": {...}} (got \"", out.substr(0, 200), "\")"));
   OptunaTrial t;
@@ -110,7 +111,7 @@ void OptunaStudy::tell_failed(int64_t number, const std::string& reason) {
 std::vector<OptunaTrial> OptunaStudy::parse_trials(const std::string& json_text, const std::string& command) {
   // An empty study prints nothing rather than [].
   if (json_text.find_first_not_of(" \t\r\n") == std::string::npos) return {};
-  const nlohmann::json j = nlohmann::json::parse(json_text, nullptr, false);
+  const nlohmann::json j = parse_json(json_text, program_ + " " + command);
   if (!j.is_array()) throw FormatError(cat(program_, " ", command, ": output is not a JSON list"));
   std::vector<OptunaTrial> trials;
   for (const nlohmann::json& x : j) {
@@ -134,7 +135,7 @@ std::vector<OptunaTrial> OptunaStudy::trials() { return parse_trials(run("trials
 std::vector<OptunaTrial> OptunaStudy::best_trials() { return parse_trials(run("best-trials", {"-f", "json"}), "best-trials"); }
 
 nlohmann::json OptunaStudy::user_attrs() {
-  const nlohmann::json studies = nlohmann::json::parse(run("studies", {"-f", "json"}), nullptr, false);
+  const nlohmann::json studies = parse_json(run("studies", {"-f", "json"}), program_ + " studies");
   if (studies.is_array())
     for (const nlohmann::json& s : studies)
       if (s.value("name", std::string()) == study_name_) return s.value("user_attrs", nlohmann::json::object());

@@ -163,6 +163,7 @@ nlohmann::json run_tune(const TuneOptions& options, const TrialEvaluator& evalua
   const nlohmann::json space = optuna_search_space(options.space);
   int64_t asked = static_cast<int64_t>(trials.size());
   int64_t done = static_cast<int64_t>(std::count_if(trials.begin(), trials.end(), [](const OptunaTrial& t) { return finished(t) || t.state == "RUNNING"; }));
+  nlohmann::json summary;
   while (done < options.trials) {
     // A fresh process per ask: the sampler's seed must move on with the study, or its random start repeats.
     const nlohmann::json kwargs = {{"seed", options.seed + static_cast<uint64_t>(asked)}, {"n_startup_trials", options.startup_trials}};
@@ -196,9 +197,9 @@ nlohmann::json run_tune(const TuneOptions& options, const TrialEvaluator& evalua
       say(cat("trial ", trial.number, ": failed: ", reason));
     }
     ++done;
-    tune_summary(options.out_dir, options.objective, options.optuna);
+    summary = tune_summary(options.out_dir, options.objective, options.optuna);  // tune.json after every trial
   }
-  return tune_summary(options.out_dir, options.objective, options.optuna);
+  return summary.is_null() ? tune_summary(options.out_dir, options.objective, options.optuna) : summary;
 }
 
 nlohmann::json apply_best(const std::string& out_dir, const std::string& choice, TuneObjective objective, const std::string& optuna) {

@@ -18,7 +18,6 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -30,8 +29,7 @@
 #include "chronos-bench/modes.h"
 #include "chronos/core/error.h"
 #include "chronos/core/log.h"
-#include "chronos/io/json_text.h"
-#include "chronos/io/regular_file.h"
+#include "chronos/eval/compare_measure.h"
 #include "chronos/model/pretrained.h"
 #include "chronos/routing/intent_classifier.h"
 #include "chronos/routing/router_control.h"
@@ -40,7 +38,6 @@
 #include "chronos/store/pack.h"
 #include "chronos/store/routing_trace.h"
 #include "chronos/tokenizer/tokenizer.h"
-#include "chronos/train/intent_data.h"
 #include "common/flag_checks.h"
 #include "common/offload_flags.h"
 #include "common/progress_line.h"
@@ -155,25 +152,6 @@ nlohmann::json mode_json(const ModeTotals& t, bool teacher_forced) {
                                     {"unpredicted", t.decode_unpredicted * per_step}};
   }
   return m;
-}
-
-std::vector<std::vector<int64_t>> read_prompts(const OffloadBenchFlags& flags, const Tokenizer& tokenizer) {
-  require_regular_file(flags.prompts);  // a FIFO would block the stream's open
-  std::ifstream in(flags.prompts);
-  if (!in) throw IoError(cat(flags.prompts, ": cannot open the prompts file"));
-  std::vector<std::vector<int64_t>> prompts;
-  std::string line;
-  for (int64_t number = 1; std::getline(in, line); ++number) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = cat(flags.prompts, ":", number);
-    const nlohmann::json record = parse_json(line, flags.prompts, static_cast<size_t>(number));
-    std::vector<int64_t> ids = intent_prompt_ids(tokenizer, record, where, flags.max_prompt_tokens);
-    if (ids.empty()) throw FormatError(cat(where, ": the prompt encodes to no tokens"));
-    prompts.push_back(std::move(ids));
-    if (flags.num_prompts > 0 && static_cast<int64_t>(prompts.size()) >= flags.num_prompts) break;
-  }
-  if (prompts.empty()) throw FormatError(cat(flags.prompts, ": no prompts"));
-  return prompts;
 }
 
 std::vector<std::string> parse_modes(const std::string& list) {
@@ -461,7 +439,7 @@ int run_offload(const OffloadBenchFlags& flags) {
   const std::string tokenizer_path = (fs::path(flags.model) / "tokenizer.json").string();
   if (!fs::is_regular_file(tokenizer_path)) throw IoError(cat(flags.model, ": the model directory has no tokenizer.json"));
   const Tokenizer tokenizer = Tokenizer::from_file(tokenizer_path);
-  std::vector<std::vector<int64_t>> prompts = read_prompts(flags, tokenizer);
+  std::vector<std::vector<int64_t>> prompts = read_prompt_ids(flags.prompts, tokenizer, flags.max_prompt_tokens, flags.num_prompts);
   for (size_t i = 0; i < prompts.size(); ++i)
     if (static_cast<int64_t>(prompts[i].size()) + flags.max_new_tokens > config.max_position_embeddings)
       throw InvalidArgument(cat(flags.prompts, ": prompt ", i + 1, " (", prompts[i].size(), " tokens) + --max-new-tokens ",

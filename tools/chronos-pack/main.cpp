@@ -15,6 +15,7 @@
 #include "chronos/core/log.h"
 #include "chronos/core/memory.h"
 #include "chronos/core/timing.h"
+#include "chronos/eval/calibration.h"
 #include "chronos/io/json_file.h"
 #include "chronos/io/safetensors.h"
 #include "chronos/model/config.h"
@@ -24,8 +25,6 @@
 #include "chronos/store/pack.h"
 #include "chronos/store/routing_trace.h"
 #include "chronos/tokenizer/tokenizer.h"
-#include "chronos/train/data.h"
-#include "chronos/train/jsonl.h"
 #include "common/flag_checks.h"
 #include "common/runtime_flags.h"
 #include "common/progress_line.h"
@@ -66,32 +65,6 @@ uint64_t parse_cluster_bytes(const std::string& text) {
   return static_cast<uint64_t>(parse_byte_size(text, 0, "--cluster-bytes"));
 }
 
-// Calibration sequences from JSONL: pretrain records {"text": ...} as [bos] text [eos], chat records
-// {"conversations"/"messages": [...]} rendered with the chat template; each cut into pieces of at
-// most seq_len tokens, in file order, until max_tokens.
-std::vector<std::vector<int64_t>> read_calibration(const std::string& path, const Tokenizer& tokenizer, const ModelConfig& config,
-                                                   int64_t seq_len, int64_t max_tokens) {
-  const JsonlFile file(path);
-  if (file.size() == 0) throw FormatError(cat(path, ": no calibration records (the file is empty)"));
-  const ExampleEncoder encoder(tokenizer, EncoderOptions{std::max<int64_t>(max_tokens, 2), static_cast<TokenId>(config.bos_token_id),
-                                                         static_cast<TokenId>(config.eos_token_id)});
-  std::vector<std::vector<int64_t>> sequences;
-  int64_t tokens = 0;
-  for (size_t r = 0; r < file.size() && tokens < max_tokens; ++r) {
-    const nlohmann::json record = file.parse(r);
-    const bool chat = record.is_object() && (record.contains("conversations") || record.contains("messages"));
-    const std::vector<int64_t> ids = chat ? encoder.sft(record, file.where(r)).ids : encoder.pretrain_tokens(record, file.where(r));
-    for (size_t at = 0; at < ids.size() && tokens < max_tokens;) {
-      const size_t n = static_cast<size_t>(std::min({seq_len, max_tokens - tokens, static_cast<int64_t>(ids.size() - at)}));
-      sequences.emplace_back(ids.begin() + static_cast<std::ptrdiff_t>(at), ids.begin() + static_cast<std::ptrdiff_t>(at + n));
-      at += n;
-      tokens += static_cast<int64_t>(n);
-    }
-  }
-  if (tokens == 0) throw FormatError(cat(path, ": the calibration records hold no tokens"));
-  return sequences;
-}
-
 int run(const Flags& flags) {
   const Stopwatch total_watch;
   const tools::Runtime rt = tools::apply_runtime_flags(flags.runtime);
@@ -125,7 +98,7 @@ int run(const Flags& flags) {
   const Tokenizer tokenizer = Tokenizer::from_file(tokenizer_path);
   if (tokenizer.vocab_size() > config.vocab_size)
     throw ConfigError(cat(tokenizer_path, ": ", tokenizer.vocab_size(), " tokens do not fit the model's vocab_size ", config.vocab_size));
-  const std::vector<std::vector<int64_t>> sequences = read_calibration(flags.data, tokenizer, config, flags.seq_len, flags.max_tokens);
+  const std::vector<std::vector<int64_t>> sequences = read_calibration_sequences(flags.data, tokenizer, config, flags.seq_len, flags.max_tokens);
 
   // Experts that would take more than half the machine's memory in float32 are streamed.
   const int64_t memory = physical_memory_bytes();
