@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libtorch-dev          # LibTorch 1.13 (CPU); GPU machines use the PyTorch-bundled LibTorch instead
+  libgloo-dev           # Gloo headers for c10d's ProcessGroupGloo (data-parallel chronos-train; the library is LibTorch's)
   libopenblas0-openmp   # without it Debian's LibTorch runs matmuls ~30x slower (reference BLAS); the
                         # OpenMP build shares LibTorch's threads instead of competing with them
   nlohmann-json3-dev libcli11-dev libspdlog-dev libgtest-dev

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <cstdlib>
 #include <sstream>
 #include <thread>
 
@@ -126,7 +127,10 @@ c10::Device choose_device(const std::string& request) {
 
 int configure_threads(int threads) {
   if (threads <= 0) {
-    threads = static_cast<int>(std::thread::hardware_concurrency());
+    // OMP_NUM_THREADS when set (a data-parallel launcher shares the cores out that way), else every core.
+    const char* omp = std::getenv("OMP_NUM_THREADS");
+    threads = omp != nullptr ? std::atoi(omp) : 0;
+    if (threads <= 0) threads = static_cast<int>(std::thread::hardware_concurrency());
     if (threads <= 0) threads = 1;
   }
   at::set_num_threads(threads);

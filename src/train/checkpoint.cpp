@@ -25,6 +25,9 @@ namespace {
 
 constexpr const char* kPrefix = "step_";
 
+// Rank 0's generator is "cpu" (as in a one-process checkpoint), rank R's "cpu.rankR".
+std::string rng_key(int64_t rank) { return rank == 0 ? "cpu" : cat("cpu.rank", rank); }
+
 std::vector<fs::path> checkpoints_in(const fs::path& folder) {
   std::vector<fs::path> out;
   if (!fs::is_directory(folder)) return out;
@@ -51,10 +54,17 @@ std::string save_checkpoint(const std::string& out_dir, ChronosForCausalLMImpl& 
   fs::remove_all(temp_path, ec);
   save_pretrained(model, temp_path.string());
   save_adamw_state(optimizer, model, (temp_path / "optimizer.safetensors").string());
-  save_safetensors((temp_path / "rng.safetensors").string(), {{"cpu", at::detail::getDefaultCPUGenerator().get_state()}});
-  write_json_file((temp_path / "trainer_state.json").string(),
-                  {{"stage", state.stage}, {"step", state.step}, {"total_steps", state.total_steps}, {"seed", state.seed},
-                   {"data", state.data}, {"metrics", state.metrics}});
+  std::vector<std::pair<std::string, at::Tensor>> rng;
+  if (state.rank_rng.empty()) rng.emplace_back("cpu", at::detail::getDefaultCPUGenerator().get_state());
+  for (size_t r = 0; r < state.rank_rng.size(); ++r) rng.emplace_back(rng_key(static_cast<int64_t>(r)), state.rank_rng[r]);
+  save_safetensors((temp_path / "rng.safetensors").string(), rng);
+  nlohmann::json trainer_state = {{"stage", state.stage}, {"step", state.step}, {"total_steps", state.total_steps}, {"seed", state.seed},
+                                  {"data", state.data}, {"metrics", state.metrics}};
+  if (state.world_size > 1) {
+    trainer_state["world_size"] = state.world_size;
+    trainer_state["rank_data"] = state.rank_data;
+  }
+  write_json_file((temp_path / "trainer_state.json").string(), trainer_state);
   if (!state.router_control.is_null()) write_json_file((temp_path / kRouterControlFile).string(), state.router_control);
   fs::remove_all(final_path, ec);
   fs::rename(temp_path, final_path, ec);
@@ -102,17 +112,28 @@ TrainerState read_trainer_state(const std::string& checkpoint) {
   s.data = field("data");
   if (!s.data.is_object()) throw FormatError(cat(path, ": field 'data' must be an object (got ", describe_json(s.data), ")"));
   s.metrics = json.contains("metrics") ? json.at("metrics") : nlohmann::json::object();
+  if (json.contains("world_size")) {
+    s.world_size = count("world_size", 1);
+    s.rank_data = field("rank_data");
+    if (!s.rank_data.is_array() || static_cast<int64_t>(s.rank_data.size()) != s.world_size ||
+        !std::all_of(s.rank_data.begin(), s.rank_data.end(), [](const nlohmann::json& d) { return d.is_object(); }))
+      throw FormatError(cat(path, ": field 'rank_data' must hold one data object per rank (", s.world_size, ")"));
+  }
   const fs::path control = fs::path(checkpoint) / kRouterControlFile;
   if (fs::exists(control)) s.router_control = read_json_file(control.string());
   return s;
 }
 
-void restore_optimizer_and_rng(const std::string& checkpoint, ChronosForCausalLMImpl& model, torch::optim::AdamW& optimizer) {
+bool restore_optimizer_and_rng(const std::string& checkpoint, ChronosForCausalLMImpl& model, torch::optim::AdamW& optimizer,
+                               int64_t rank) {
   load_adamw_state(optimizer, model, (fs::path(checkpoint) / "optimizer.safetensors").string());
-  const at::Tensor rng = SafetensorsFile((fs::path(checkpoint) / "rng.safetensors").string()).tensor("cpu").clone();
+  const SafetensorsFile file((fs::path(checkpoint) / "rng.safetensors").string());
+  if (!file.contains(rng_key(rank))) return false;
+  const at::Tensor rng = file.tensor(rng_key(rank)).clone();
   at::Generator generator = at::detail::getDefaultCPUGenerator();  // a handle to the global generator
   std::lock_guard<std::mutex> lock(generator.mutex());
   generator.set_state(rng);
+  return true;
 }
 
 }  // namespace chronos

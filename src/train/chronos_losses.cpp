@@ -6,6 +6,7 @@
 #include "chronos/core/error.h"
 #include "chronos/model/causal_lm.h"
 #include "chronos/model/config.h"
+#include "chronos/train/global_batch.h"
 #include "train/loss_utils.h"
 
 namespace chronos {
@@ -53,16 +54,19 @@ at::Tensor average_over_steps(const at::Tensor& lookahead, const at::Tensor& tea
   const at::Tensor q = upcast(lookahead);
   const at::Tensor t = teacher.detach().to(q.scalar_type());
   const at::Tensor valid = valid_mask(mask, {B, S}, q.device());
-  at::Tensor sum = at::zeros({}, q.options());
-  at::Tensor steps = at::zeros({}, q.options());
+  std::vector<at::Tensor> sums, counts;
   for (int64_t j = 1; j <= K && j < S; ++j) {
     const at::Tensor q_j = q.narrow(1, 0, S - j).select(2, j);  // [B,S-j,E], predicted at t for t+j
     const at::Tensor t_j = t.narrow(1, j, S - j);                // [B,S-j,E], routing that happened at t+j
     const at::Tensor pair = valid.narrow(1, 0, S - j).logical_and(valid.narrow(1, j, S - j));
-    sum = sum + masked_mean(per_token(q_j, t_j), pair);
-    steps = steps + pair.any().to(q.scalar_type());
+    sums.push_back(at::where(pair, per_token(q_j, t_j), at::zeros({}, q.options())).sum());
+    counts.push_back(pair.sum().to(q.scalar_type()));
   }
-  return sum / steps.clamp_min(1);
+  if (sums.empty()) return at::zeros({}, q.options());
+  // Every step's pair count over the whole (data-parallel) batch, in one reduction.
+  const at::Tensor total = sum_over_ranks(at::stack(counts));
+  const at::Tensor steps = (total > 0).sum().to(q.scalar_type());
+  return (at::stack(sums) / total.clamp_min(1)).sum() / steps.clamp_min(1);
 }
 
 }  // namespace
@@ -199,11 +203,13 @@ at::Tensor load_balance_value(const at::Tensor& probs, const at::Tensor& selecte
   const at::Tensor p = upcast(probs).reshape({N, E});
   const at::Tensor valid = valid_mask(mask, {B, S}, p.device()).reshape({N});
   const at::Tensor weight = valid.to(p.scalar_type());
-  const at::Tensor tokens = weight.sum().clamp_min(1);
+  // Routed slots per expert and real tokens, over the whole (data-parallel) batch in one reduction.
+  const at::Tensor counts = sum_over_ranks(at::cat(
+      {at::zeros({E}, p.options()).index_add(0, selected.reshape({N * k}).to(p.device(), at::kLong), weight.repeat_interleave(k)),
+       weight.sum().reshape({1})}));
+  const at::Tensor tokens = counts[E].clamp_min(1);
   // f_e: share of routed slots (no gradient, as in the reference); mean_p carries the gradient.
-  const at::Tensor f = at::zeros({E}, p.options())
-                           .index_add(0, selected.reshape({N * k}).to(p.device(), at::kLong), weight.repeat_interleave(k)) /
-                       tokens;
+  const at::Tensor f = counts.narrow(0, 0, E) / tokens;
   const at::Tensor mean_p = at::where(valid.unsqueeze(1), p, at::zeros({}, p.options())).sum(0) / tokens;
   return static_cast<double>(E) * (f.detach() * mean_p).sum();
 }

@@ -10,6 +10,7 @@
 #include "chronos/tokenizer/chat_formatter.h"
 #include "chronos/tokenizer/chat_template.h"
 #include "chronos/tokenizer/training_corpus.h"
+#include "chronos/train/global_batch.h"
 
 namespace chronos {
 namespace {
@@ -36,7 +37,8 @@ Batch make_batch(const std::vector<Example>& examples, int64_t pad_id) {
   if (examples.empty()) throw InvalidArgument("make_batch: no examples");
   size_t longest = 0;
   for (const auto& e : examples) longest = std::max(longest, e.ids.size());
-  const int64_t B = static_cast<int64_t>(examples.size()), S = static_cast<int64_t>(longest);
+  // In a data-parallel step every rank pads to the longest sequence of any rank (train/global_batch.h).
+  const int64_t B = static_cast<int64_t>(examples.size()), S = max_over_ranks(static_cast<int64_t>(longest));
   Batch batch;
   batch.input_ids = at::full({B, S}, pad_id, at::kLong);
   batch.labels = at::full({B, S}, kIgnore, at::kLong);
@@ -219,6 +221,16 @@ DataCursor cursor_from_json(const nlohmann::json& json) {
   return {count("epoch"), count("position"), count("bad_records")};
 }
 
+nlohmann::json reshard_data_state(const nlohmann::json& state, int64_t from_ranks, int64_t to_ranks) {
+  if (from_ranks < 1 || to_ranks < 1) throw InvalidArgument(cat("cannot reshard data from ", from_ranks, " to ", to_ranks, " ranks"));
+  const DataCursor cursor = cursor_from_json(state);
+  nlohmann::json out = state;
+  const nlohmann::json moved = cursor_to_json({cursor.epoch, cursor.position * from_ranks / to_ranks, cursor.bad_records});
+  for (const auto& [key, value] : moved.items()) out[key] = value;
+  out.erase("carry");
+  return out;
+}
+
 RecordStream::RecordStream(const std::string& path, uint64_t seed, bool shuffle, bool skip_bad_lines)
     : file_(path), seed_(seed), shuffle_(shuffle), skip_bad_(skip_bad_lines) {
   if (file_.size() == 0) throw FormatError(cat(path, ": the dataset is empty"));
@@ -226,18 +238,37 @@ RecordStream::RecordStream(const std::string& path, uint64_t seed, bool shuffle,
 }
 
 void RecordStream::start_epoch() {
+  std::vector<size_t> order;
   if (shuffle_) {
-    order_ = shuffled_order(file_.size(), seed_ + static_cast<uint64_t>(cursor_.epoch));
+    order = shuffled_order(file_.size(), seed_ + static_cast<uint64_t>(cursor_.epoch));
   } else {
-    order_.resize(file_.size());
-    for (size_t i = 0; i < order_.size(); ++i) order_[i] = i;
+    order.resize(file_.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   }
+  if (shard_.count == 1) {
+    order_ = std::move(order);
+    return;
+  }
+  order_.clear();
+  const auto stride = static_cast<size_t>(shard_.count);
+  const size_t usable = order.size() - order.size() % stride;  // equal shares: the ranks stay in step
+  for (size_t i = static_cast<size_t>(shard_.rank); i < usable; i += stride) order_.push_back(order[i]);
+}
+
+void RecordStream::set_shard(const DataShard& shard) {
+  if (shard.count < 1 || shard.rank < 0 || shard.rank >= shard.count)
+    throw InvalidArgument(cat("data shard ", shard.rank, " of ", shard.count, " does not exist"));
+  if (static_cast<int64_t>(file_.size()) < shard.count)
+    throw InvalidArgument(cat(path(), ": ", file_.size(), " records cannot be shared by ", shard.count, " ranks"));
+  shard_ = shard;
+  start_epoch();
 }
 
 void RecordStream::seek(const DataCursor& cursor) {
-  if (cursor.epoch < 0 || cursor.position < 0 || cursor.bad_records < 0 || cursor.position > static_cast<int64_t>(records()))
+  if (cursor.epoch < 0 || cursor.position < 0 || cursor.bad_records < 0 || cursor.position > static_cast<int64_t>(records_per_epoch()))
     throw FormatError(cat("trainer_state.json: the data cursor (epoch ", cursor.epoch, ", position ", cursor.position, ") does not fit the ",
-                          records(), " records of ", path(), " (a checkpoint for other data?)"));
+                          records_per_epoch(), " records per epoch of ", path(), shard_.count > 1 ? cat(" on ", shard_.count, " ranks") : std::string(),
+                          " (a checkpoint for other data?)"));
   cursor_ = cursor;
   start_epoch();
 }
@@ -251,7 +282,7 @@ std::vector<Example> next_supervised_batch(RecordStream& records, const ExampleE
     if (e.has_targets()) {
       examples.push_back(std::move(e));
       misses_in_a_row = 0;
-    } else if (++dropped, ++misses_in_a_row >= static_cast<int64_t>(records.records())) {
+    } else if (++dropped, ++misses_in_a_row >= static_cast<int64_t>(records.records_per_epoch())) {
       throw FormatError(cat(records.path(), ": no record has a supervised assistant token within max_seq_len ",
                             encoder.options().max_seq_len));
     }

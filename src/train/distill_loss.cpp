@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "chronos/core/error.h"
+#include "chronos/train/global_batch.h"
 #include "chronos/train/sequence_log_probs.h"
 #include "train/loss_utils.h"
 
@@ -53,7 +54,7 @@ DistillOutput distill_loss(const at::Tensor& student_logits, const at::Tensor& t
 
   DistillOutput out;
   out.tokens = at::full({}, static_cast<double>(rows.size(0)), student.options());
-  const at::Tensor denominator = out.tokens.clamp_min(1);
+  const at::Tensor denominator = sum_over_ranks(out.tokens).clamp_min(1);  // the global batch's tokens
   out.kd = (T * T) * kl.sum() / denominator;
   out.ce = -target_log_probs(student.unsqueeze(0), targets.unsqueeze(0)).sum() / denominator;
   out.loss = config.alpha * out.kd + (1.0 - config.alpha) * out.ce;

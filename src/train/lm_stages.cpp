@@ -7,13 +7,15 @@
 #include "chronos/core/error.h"
 #include "chronos/core/log.h"
 #include "chronos/routing/router_control.h"
+#include "chronos/train/global_batch.h"
 #include "chronos/train/sequence_log_probs.h"
 
 namespace chronos {
 namespace {
 
 // Share of routed slots per expert, per layer, over the real tokens: [L, E].
-at::Tensor expert_load(const at::Tensor& counts) { return (counts / counts.sum(1, true).clamp_min(1)).detach(); }
+// In a data-parallel step, the rank's share: the ranks' values add up to the global batch's load.
+at::Tensor expert_load(const at::Tensor& counts) { return (counts / sum_over_ranks(counts.sum(1, true)).clamp_min(1)).detach(); }
 
 }  // namespace
 
@@ -70,7 +72,9 @@ int64_t PretrainStage::micro_batches_per_epoch() {
   for (size_t i = 0; i < pass.records(); ++i)
     tokens += static_cast<int64_t>(pass.next([&](const nlohmann::json& r, const std::string& w) { return encoder_.pretrain_tokens(r, w); }).size());
   const int64_t per_batch = encoder_.options().max_seq_len * options_.batch_size;
-  return std::max<int64_t>(1, tokens / per_batch);
+  // A data-parallel rank packs only its share of the records.
+  const auto share = static_cast<double>(records_.records_per_epoch()) / static_cast<double>(records_.records());
+  return std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(tokens) * share) / per_batch);
 }
 
 nlohmann::json PretrainStage::data_state() const {
@@ -107,7 +111,7 @@ MicroStep SftStage::micro_step(ChronosForCausalLMImpl& model) {
 }
 
 int64_t SftStage::micro_batches_per_epoch() {
-  return (static_cast<int64_t>(records_.records()) + options_.batch_size - 1) / options_.batch_size;
+  return (static_cast<int64_t>(records_.records_per_epoch()) + options_.batch_size - 1) / options_.batch_size;
 }
 
 nlohmann::json SftStage::data_state() const {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "chronos/core/error.h"
+#include "chronos/train/global_batch.h"
 
 namespace chronos::losses {
 
@@ -26,10 +27,8 @@ inline at::Tensor valid_mask(const at::Tensor& mask, at::IntArrayRef sizes, cons
 }
 
 // sum(values over valid) / max(#valid, 1): masked positions never contribute, even NaN or inf.
-inline at::Tensor masked_mean(const at::Tensor& values, const at::Tensor& valid) {
-  const at::Tensor kept = at::where(valid, values, at::zeros({}, values.options()));
-  return kept.sum() / valid.sum().to(values.scalar_type()).clamp_min(1);
-}
+// In a data-parallel step the count is the global batch's (train/global_batch.h).
+inline at::Tensor masked_mean(const at::Tensor& values, const at::Tensor& valid) { return global_masked_mean(values, valid); }
 
 // 0/1 tensor shaped like `probs` [...,E] marking the top-k experts of each row.
 inline at::Tensor topk_set(const at::Tensor& probs, int64_t k) {

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "chronos/core/error.h"
+#include "chronos/train/global_batch.h"
 #include "train/loss_utils.h"
 
 namespace chronos {
@@ -46,11 +47,11 @@ DpoOutput dpo_loss(const at::Tensor& policy_chosen, const at::Tensor& policy_rej
   const at::Tensor rr = reference_rejected.detach().to(pc.device(), pc.scalar_type());
   const at::Tensor logits = config.beta * ((pc - pr) - (rc - rr));
   DpoOutput out;
-  out.loss = -at::log_sigmoid(logits).mean();  // log_sigmoid is stable for large |logits|
+  out.loss = -batch_mean(at::log_sigmoid(logits));  // log_sigmoid is stable for large |logits|
   out.chosen_rewards = (config.beta * (pc - rc)).detach();
   out.rejected_rewards = (config.beta * (pr - rr)).detach();
-  out.reward_margin = (out.chosen_rewards - out.rejected_rewards).mean();
-  out.reward_accuracy = (out.chosen_rewards > out.rejected_rewards).to(pc.scalar_type()).mean();
+  out.reward_margin = batch_mean(out.chosen_rewards - out.rejected_rewards);
+  out.reward_accuracy = batch_mean((out.chosen_rewards > out.rejected_rewards).to(pc.scalar_type()));
   return out;
 }
 
@@ -69,11 +70,11 @@ OrpoOutput orpo_loss(const at::Tensor& chosen_mean, const at::Tensor& rejected_m
   const at::Tensor mr = rejected_mean.to(mc.scalar_type());
   const at::Tensor ratio = log_odds(mc) - log_odds(mr);
   OrpoOutput out;
-  out.nll = -mc.mean();
-  out.odds_ratio_loss = -at::log_sigmoid(config.beta * ratio).mean();
+  out.nll = -batch_mean(mc);
+  out.odds_ratio_loss = -batch_mean(at::log_sigmoid(config.beta * ratio));
   out.loss = out.nll + config.lambda_or * out.odds_ratio_loss;
-  out.log_odds_ratio = ratio.detach().mean();
-  out.accuracy = (ratio.detach() > 0).to(mc.scalar_type()).mean();
+  out.log_odds_ratio = batch_mean(ratio.detach());
+  out.accuracy = batch_mean((ratio.detach() > 0).to(mc.scalar_type()));
   return out;
 }
 

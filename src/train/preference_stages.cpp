@@ -27,7 +27,7 @@ MicroStep PreferenceStage::micro_step(ChronosForCausalLMImpl& model) {
   for (int64_t i = 0; i < B;) {
     PreferenceExample pair = records_.next([&](const nlohmann::json& r, const std::string& w) { return encoder_.preference(r, w); });
     if (!pair.chosen.has_targets() || !pair.rejected.has_targets()) {  // an answer truncated away (B9)
-      if (++misses_in_a_row >= static_cast<int64_t>(records_.records()))
+      if (++misses_in_a_row >= static_cast<int64_t>(records_.records_per_epoch()))
         throw FormatError(cat(options_.data.data_path, ": no pair keeps both answers within max_seq_len ", encoder_.options().max_seq_len));
       continue;
     }
@@ -76,7 +76,7 @@ MicroStep PreferenceStage::micro_step(ChronosForCausalLMImpl& model) {
 }
 
 int64_t PreferenceStage::micro_batches_per_epoch() {
-  return (static_cast<int64_t>(records_.records()) + options_.data.batch_size - 1) / options_.data.batch_size;
+  return (static_cast<int64_t>(records_.records_per_epoch()) + options_.data.batch_size - 1) / options_.data.batch_size;
 }
 
 nlohmann::json PreferenceStage::data_state() const { return cursor_to_json(records_.cursor()); }

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "chronos/core/error.h"
+#include "chronos/train/global_batch.h"
 #include "train/loss_utils.h"
 
 namespace chronos {
@@ -82,7 +83,7 @@ GrpoLossOutput grpo_loss(const at::Tensor& policy_log_probs, const at::Tensor& r
 
   GrpoLossOutput out;
   if (config.objective == PolicyObjective::Reinforce) {
-    out.policy_loss = -(A * per_sequence_mean(log_p, valid)).mean();
+    out.policy_loss = -batch_mean(A * per_sequence_mean(log_p, valid));
     out.clip_fraction = at::zeros({}, log_p.options());
   } else {
     require_tokens("grpo_loss (ClippedRatio needs old_log_probs)", log_p, old_log_probs);
@@ -91,7 +92,7 @@ GrpoLossOutput grpo_loss(const at::Tensor& policy_log_probs, const at::Tensor& r
     const at::Tensor a = A.unsqueeze(1);
     const double lo = 1.0 - config.clip_eps, hi = 1.0 + config.clip_eps;
     const at::Tensor surrogate = at::minimum(ratio * a, ratio.clamp(lo, hi) * a);
-    out.policy_loss = -per_sequence_mean(surrogate, valid).mean();
+    out.policy_loss = -batch_mean(per_sequence_mean(surrogate, valid));
     const at::Tensor r = ratio.detach();
     const at::Tensor clipped = ((a > 0).logical_and(r > hi)).logical_or((a < 0).logical_and(r < lo));
     out.clip_fraction = masked_mean(clipped.to(log_p.scalar_type()), valid);

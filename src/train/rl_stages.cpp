@@ -11,6 +11,7 @@
 #include "chronos/model/pretrained.h"
 #include "chronos/routing/router_control.h"
 #include "chronos/tokenizer/chat_template.h"
+#include "chronos/train/global_batch.h"
 #include "chronos/train/sequence_log_probs.h"
 
 namespace chronos {
@@ -148,7 +149,7 @@ MicroStep GrpoStage::micro_step(ChronosForCausalLMImpl& model) {
   step.loss = g.loss + terms.total;
   step.tokens = batch.tokens();
   step.routing_counts = expert_choice_counts(out.selected, forward.attention_mask, model.config().num_experts);
-  step.log = {{"pg", g.policy_loss}, {"kl", g.kl}, {"reward", reward.mean()}, {"la", terms.lookahead}, {"clip_fraction", g.clip_fraction}};
+  step.log = {{"pg", g.policy_loss}, {"kl", g.kl}, {"reward", batch_mean(reward)}, {"la", terms.lookahead}, {"clip_fraction", g.clip_fraction}};
   if (terms.anchor_active) step.log["anchor"] = terms.anchor;
   return step;
 }
@@ -200,7 +201,7 @@ MicroStep DistillStage::micro_step(ChronosForCausalLMImpl& model) {
 }
 
 int64_t DistillStage::micro_batches_per_epoch() {
-  return (static_cast<int64_t>(records_.records()) + options_.batch_size - 1) / options_.batch_size;
+  return (static_cast<int64_t>(records_.records_per_epoch()) + options_.batch_size - 1) / options_.batch_size;
 }
 nlohmann::json DistillStage::data_state() const {
   nlohmann::json state = cursor_to_json(records_.cursor());

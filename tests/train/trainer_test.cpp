@@ -452,6 +452,7 @@ TEST_F(TrainerTest, AnchorKeepsRoutingCloserToTheStart) {
 // A stage whose loss is NaN: every step is skipped, and the run stops after max_bad_steps.
 class NanStage : public TrainingStage {
  public:
+  void set_data_shard(const DataShard&) override {}
   std::string name() const override { return "nan"; }
   MicroStep micro_step(ChronosForCausalLMImpl& model) override {
     MicroStep m;

@@ -12,7 +12,8 @@ int main(int argc, char** argv) {
                                                    train_cli::add_pretrain_mode(app), train_cli::add_sft_mode(app),
                                                    train_cli::add_dpo_mode(app), train_cli::add_orpo_mode(app),
                                                    train_cli::add_grpo_mode(app), train_cli::add_distill_mode(app),
-                                                   train_cli::add_intent_mode(app), train_cli::add_eval_mode(app)};
+                                                   train_cli::add_intent_mode(app), train_cli::add_eval_mode(app),
+                                                   train_cli::add_launch_mode(app)};
     if (auto code = tools::parse_command_line(app, argc, argv, "chronos-train")) return *code;
     return tools::run_chosen(modes);
   });

@@ -15,5 +15,6 @@ tools::Subcommand add_grpo_mode(CLI::App& app);
 tools::Subcommand add_distill_mode(CLI::App& app);
 tools::Subcommand add_intent_mode(CLI::App& app);
 tools::Subcommand add_eval_mode(CLI::App& app);
+tools::Subcommand add_launch_mode(CLI::App& app);
 
 }  // namespace chronos::train_cli

@@ -1,6 +1,7 @@
 // chronos-train pretrain | sft | dpo | orpo | grpo | distill: the flags every stage shares, and the stages built on them.
 #include <torch/utils.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -12,6 +13,7 @@
 #include "chronos/tokenizer/chat_formatter.h"
 #include "chronos/tokenizer/tokenizer.h"
 #include "chronos/train/checkpoint.h"
+#include "chronos/train/process_group.h"
 #include "chronos/train/stage_recipe.h"
 #include "chronos/train/trainer.h"
 #include "common/flag_checks.h"
@@ -38,6 +40,9 @@ struct StageFlags {
   std::string teacher;                    // distillation
   tools::RouterControlFlags control;       // --chronovisor ... | --aux-free
   tools::RuntimeFlags runtime;
+  std::string dist_backend = "auto";       // data-parallel (WORLD_SIZE > 1)
+  double dist_timeout = 300;
+  double bucket_mb = 25;
 };
 
 void add_stage_flags(CLI::App& cmd, StageFlags& f) {
@@ -71,6 +76,11 @@ void add_stage_flags(CLI::App& cmd, StageFlags& f) {
   tools::add_chronovisor_flags(cmd, f.control);
   tools::add_aux_free_flags(cmd, f.control);
   tools::add_runtime_flags(cmd, f.runtime);
+  cmd.add_option("--dist-backend", f.dist_backend, "Data-parallel collectives when WORLD_SIZE > 1: gloo (CPU), nccl (CUDA) or auto")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "gloo", "nccl"}));
+  cmd.add_option("--dist-timeout", f.dist_timeout, "Seconds a data-parallel rank waits for the others (rendezvous, each collective)")
+      ->capture_default_str()->check(tools::positive(86400));
+  cmd.add_option("--bucket-mb", f.bucket_mb, "Gradient all-reduce bucket size in MiB (data-parallel)")->capture_default_str()->check(tools::positive(1 << 16));
 }
 
 // A model that only gives targets (reference, teacher): loaded in fp32 with gradients off.
@@ -81,7 +91,19 @@ std::shared_ptr<ChronosForCausalLMImpl> load_frozen(const std::string& dir, cons
 }
 
 int run_stage(StageFlags f) {
-  const tools::Runtime rt = tools::apply_runtime_flags(f.runtime);
+  tools::Runtime rt = tools::apply_runtime_flags(f.runtime);
+  // Data-parallel when started as one rank of several (chronos-train launch, torchrun, a scheduler).
+  const DistEnvironment dist = DistEnvironment::from_environment();
+  // Each rank of a machine takes its own GPU unless --device names one.
+  if (dist.distributed() && rt.device.is_cuda() && f.runtime.device.find(':') == std::string::npos)
+    rt.device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(dist.local_rank));
+  std::unique_ptr<DataParallelGroup> group;
+  if (dist.distributed()) {
+    group = DataParallelGroup::connect(dist, {parse_dist_backend(f.dist_backend), rt.device, f.dist_timeout});
+    if (dist.rank > 0 && std::getenv("CHRONOS_LOG_LEVEL") == nullptr) log::set_level(log::Level::warn);  // rank 0 tells the story
+    log::info(cat("data-parallel: ", dist.world_size, " ranks over ", group->backend_name(), ", rendezvous at ", dist.master_addr, ":", dist.port));
+  }
+  const bool writer = dist.rank == 0;
   StageRecipe& recipe = f.recipe;
   const StageDefaults& d = stage_defaults(recipe.stage);
   if (f.batch_size <= 0) f.batch_size = d.batch_size;
@@ -165,6 +187,8 @@ int run_stage(StageFlags f) {
     log::info(cat("router control: ", to_string(trainer.router_control.kind), f.log_jsonl.empty() ? " (give --log-jsonl to keep its ticks)" : ""));
   // fp32 master weights everywhere; on CUDA the matmuls run under bf16 autocast (fp16 would need loss scaling).
   trainer.autocast = rt.device.is_cuda() ? c10::kBFloat16 : c10::kFloat;
+  trainer.data_parallel = group.get();
+  trainer.bucket_bytes = static_cast<int64_t>(f.bucket_mb * (1 << 20));
   log::info(cat(stage_name, " from ", start, " on ", recipe.data, ": batch ", f.batch_size, " x ", f.max_seq_len, " tokens, grad-accum ",
                 f.grad_accum, ", lr ", f.lr, ", seed ", recipe.seed, ", threads ", rt.threads));
   tools::ProgressLine progress;
@@ -175,6 +199,7 @@ int run_stage(StageFlags f) {
   };
   const TrainingSummary summary = run_training(*model, *stage, trainer);
   progress.done();
+  if (!writer) return 0;
   if (summary.finished) {
     std::error_code ec;
     fs::copy_file(tokenizer_path, fs::path(f.out) / "tokenizer.json", fs::copy_options::overwrite_existing, ec);
@@ -184,6 +209,10 @@ int run_stage(StageFlags f) {
   std::cout << stage_name << ": " << summary.steps << " steps, last loss " << summary.last_loss << ", " << summary.skipped_steps
             << " skipped, " << static_cast<int64_t>(summary.seconds) << " s" << (summary.finished ? ", model in " + f.out : ", stopped early")
             << std::endl;
+  if (group)
+    std::cout << "data-parallel: " << group->world_size() << " ranks (" << group->backend_name() << "), " << summary.tokens_per_s
+              << " tok/s over all ranks; gradient all-reduce " << summary.all_reduce_ms << " ms per step (median), "
+              << summary.all_reduce_overlapped_ms << " ms of it during backward, " << summary.gradient_bytes / (1 << 20) << " MiB" << std::endl;
   return 0;
 }
 

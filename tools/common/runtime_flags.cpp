@@ -11,7 +11,7 @@ namespace chronos::tools {
 
 void add_runtime_flags(CLI::App& app, RuntimeFlags& flags, bool with_dtype) {
   app.add_option("--device", flags.device, "Compute device: auto, cpu, cuda, cuda:N or mps")->capture_default_str();
-  app.add_option("--threads", flags.threads, "Intra-op CPU threads (0 = all cores)")->capture_default_str()->check(thread_count());
+  app.add_option("--threads", flags.threads, "Intra-op CPU threads (0 = OMP_NUM_THREADS when set, else all cores)")->capture_default_str()->check(thread_count());
   if (with_dtype) app.add_option("--dtype", flags.dtype, "Compute dtype: fp32, bf16 or fp16 (where the device supports it)")->capture_default_str();
   app.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error or off (default: CHRONOS_LOG_LEVEL or info)");
   app.add_flag("--allow-nonfinite", flags.allow_nonfinite, "Load model weights even when they hold NaN or Inf (refused by default)");

@@ -35,7 +35,8 @@ std::string loaded_blas();
 // Throws InvalidArgument naming the request and what is available.
 c10::Device choose_device(const std::string& request);
 
-// Sets LibTorch's intra-op thread count; threads <= 0 means all cores. Returns the count set.
+// Sets LibTorch's intra-op thread count; threads <= 0 means OMP_NUM_THREADS when set, else all cores.
+// Returns the count set.
 int configure_threads(int threads);
 
 // Multi-line human-readable summary: devices, memory, threads, BLAS, LibTorch version.

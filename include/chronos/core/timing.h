@@ -20,6 +20,11 @@ class Stopwatch {
   std::chrono::steady_clock::time_point start_;
 };
 
+// Seconds on the steady clock since an arbitrary start: for ordering events within one process.
+inline double steady_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
 // Median of the samples (mean of the two middle ones for an even count); 0 for none.
 double median(std::vector<double> samples);
 

@@ -11,6 +11,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "chronos/model/causal_lm.h"
 
@@ -24,6 +25,11 @@ struct TrainerState {
   nlohmann::json data = nlohmann::json::object();     // the stage's data_state()
   nlohmann::json metrics = nlohmann::json::object();  // last logged values (informational)
   nlohmann::json router_control;                      // RouterControl::state() (router_control.json); null: none
+  // A data-parallel run: its ranks, each rank's data_state() (rank_data[r]; `data` is rank 0's) and
+  // each rank's CPU generator state (rank_rng[r], written to rng.safetensors as "cpu" and "cpu.rankR").
+  int64_t world_size = 1;
+  nlohmann::json rank_data = nlohmann::json::array();
+  std::vector<at::Tensor> rank_rng;
 };
 
 // Writes a checkpoint for state.step under out_dir/checkpoints and prunes old ones; returns its path.
@@ -37,7 +43,9 @@ std::optional<std::string> latest_checkpoint(const std::string& dir);
 TrainerState read_trainer_state(const std::string& checkpoint);
 
 // Restores the optimizer moments and the global RNG from a checkpoint (the weights come from
-// load_pretrained on the same folder).
-void restore_optimizer_and_rng(const std::string& checkpoint, ChronosForCausalLMImpl& model, torch::optim::AdamW& optimizer);
+// load_pretrained on the same folder): rank `rank`'s generator state of a data-parallel run. Returns
+// false when the checkpoint has no generator state for that rank (it was written by fewer ranks).
+bool restore_optimizer_and_rng(const std::string& checkpoint, ChronosForCausalLMImpl& model, torch::optim::AdamW& optimizer,
+                               int64_t rank = 0);
 
 }  // namespace chronos

@@ -97,10 +97,27 @@ DataCursor cursor_from_json(const nlohmann::json& json);
 // A stage's own count in its data state (0 when absent); FormatError when not a non-negative integer.
 int64_t optional_state_count(const nlohmann::json& state, const char* key);
 
+// A rank's part of the data in data-parallel training: of each epoch's seeded order (the same on
+// every rank), the records at positions rank, rank + count, rank + 2*count, ... Every rank gets
+// floor(records / count) of them, so the ranks walk their epochs in step; the few left over are a
+// different few each epoch (the order is reshuffled).
+struct DataShard {
+  int64_t rank = 0, count = 1;
+};
+
+// A rank's data cursor saved by a run of `from_ranks` ranks, for a run of `to_ranks`: the position
+// keeps its share of the epoch (records consumed are about the same fraction of each shard), a
+// pretrain carry is dropped. The data order differs from an uninterrupted run (the caller warns).
+nlohmann::json reshard_data_state(const nlohmann::json& state, int64_t from_ranks, int64_t to_ranks);
+
 // Records of a JSONL file in a per-epoch seeded order, with bad-record handling.
 class RecordStream {
  public:
   RecordStream(const std::string& path, uint64_t seed, bool shuffle, bool skip_bad_lines);
+
+  // Reads only this rank's part of every epoch from now on (call it before the first record);
+  // throws InvalidArgument when the file has fewer records than ranks.
+  void set_shard(const DataShard& shard);
 
   // The next record as (json, "FILE:LINE"); cycles into the next epoch at the end. A line that is
   // not valid JSON (or that `accept` rejects by throwing FormatError) throws, or is counted and skipped
@@ -111,6 +128,8 @@ class RecordStream {
   const DataCursor& cursor() const { return cursor_; }
   void seek(const DataCursor& cursor);
   size_t records() const { return file_.size(); }
+  // Records per epoch of this stream's shard (all of them without one).
+  size_t records_per_epoch() const { return file_.size() / static_cast<size_t>(shard_.count); }
   const std::string& path() const { return file_.path(); }
 
  private:
@@ -119,6 +138,7 @@ class RecordStream {
   uint64_t seed_;
   bool shuffle_, skip_bad_;
   std::vector<size_t> order_;
+  DataShard shard_;
   DataCursor cursor_;
   int64_t failures_in_a_row_ = 0;
 };
@@ -161,7 +181,7 @@ auto RecordStream::next(Fn&& accept) -> decltype(accept(nlohmann::json(), std::s
     } catch (const FormatError&) {
       if (!skip_bad_) throw;
       ++cursor_.bad_records;
-      if (++failures_in_a_row_ >= static_cast<int64_t>(file_.size()))
+      if (++failures_in_a_row_ >= static_cast<int64_t>(records_per_epoch()))
         throw FormatError(cat(file_.path(), ": no usable record (", file_.size(), " lines, every one skipped)"));
     }
   }

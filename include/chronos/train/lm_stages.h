@@ -34,6 +34,7 @@ class PretrainStage : public TrainingStage {
   int64_t micro_batches_per_epoch() override;  // one tokenising pass over the file
   nlohmann::json data_state() const override;
   void restore_data_state(const nlohmann::json& state) override;
+  void set_data_shard(const DataShard& shard) override { records_.set_shard(shard); }
 
  private:
   LmStageOptions options_;
@@ -53,6 +54,7 @@ class SftStage : public TrainingStage {
   int64_t micro_batches_per_epoch() override;
   nlohmann::json data_state() const override;
   void restore_data_state(const nlohmann::json& state) override;
+  void set_data_shard(const DataShard& shard) override { records_.set_shard(shard); }
 
  private:
   LmStageOptions options_;

@@ -28,6 +28,7 @@ class PreferenceStage : public TrainingStage {
   int64_t micro_batches_per_epoch() override;
   nlohmann::json data_state() const override;
   void restore_data_state(const nlohmann::json& state) override;
+  void set_data_shard(const DataShard& shard) override { records_.set_shard(shard); }
 
  private:
   PreferenceStageOptions options_;

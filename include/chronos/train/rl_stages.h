@@ -50,6 +50,7 @@ class GrpoStage : public TrainingStage {
   int64_t micro_batches_per_epoch() override { return static_cast<int64_t>(records_.records()); }
   nlohmann::json data_state() const override;
   void restore_data_state(const nlohmann::json& state) override;
+  void set_data_shard(const DataShard& shard) override { records_.set_shard(shard); }
 
  private:
   GrpoStageOptions options_;
@@ -70,6 +71,7 @@ class DistillStage : public TrainingStage {
   int64_t micro_batches_per_epoch() override;
   nlohmann::json data_state() const override;
   void restore_data_state(const nlohmann::json& state) override;
+  void set_data_shard(const DataShard& shard) override { records_.set_shard(shard); }
 
  private:
   LmStageOptions options_;

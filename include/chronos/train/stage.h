@@ -10,6 +10,7 @@
 #include <string>
 
 #include "chronos/model/router_bias.h"
+#include "chronos/train/data.h"
 
 namespace chronos {
 
@@ -35,6 +36,8 @@ class TrainingStage {
   // Where the data stands, as JSON, and its inverse.
   virtual nlohmann::json data_state() const = 0;
   virtual void restore_data_state(const nlohmann::json& state) = 0;
+  // Reads only this rank's part of the data from now on (data-parallel training; before the first step).
+  virtual void set_data_shard(const DataShard& shard) = 0;
 
   // The bias a router control sets on the trained model's routers (null: none), set by the trainer
   // before each step. The stage hands it to every forward of the trained model, never to a

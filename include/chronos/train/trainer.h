@@ -3,6 +3,9 @@
 // gradient clipping, a guard against non-finite losses (skip and count; stop after N in a row),
 // checkpoints every N steps with exact resume, progress reports through a callback and JSON lines for plots,
 // and an optional router control (the Chronovisor, or aux-loss-free balancing) ticked every step.
+// Data-parallel over c10d when given a DataParallelGroup (docs/training.md): each rank trains on its
+// shard of the data, gradients are summed in buckets during backward (train/gradient_sync.h), and
+// rank 0 alone writes logs, checkpoints and the final model.
 #pragma once
 
 #include <c10/core/ScalarType.h>
@@ -18,6 +21,7 @@
 namespace chronos {
 
 class ChronosForCausalLMImpl;
+class DataParallelGroup;
 
 // One log step of a run, for a progress display.
 struct TrainingProgress {
@@ -52,6 +56,11 @@ struct TrainerOptions {
   // Called on every log step and after every checkpoint; unset: each is an info log line.
   std::function<void(const TrainingProgress&)> on_progress;
   std::function<void(const std::string& checkpoint_dir)> on_checkpoint;
+  // Data-parallel training: the job's group (null: one process). Every rank calls run_training with
+  // the same options; the stage's batch size is per rank. Rank 0 alone logs, calls on_progress and
+  // on_checkpoint and writes files; every rank's data cursor and RNG state go into the checkpoints.
+  DataParallelGroup* data_parallel = nullptr;
+  int64_t bucket_bytes = int64_t{25} << 20;  // gradient all-reduce bucket size
 
   // Throws ConfigError naming the field ("trainer.grad_accum must be >= 1 (got 0)"): an empty
   // out_dir, neither steps nor epochs, negative counts, a non-finite or negative clip, a learning
@@ -64,8 +73,12 @@ struct TrainingSummary {
   int64_t skipped_steps = 0;  // non-finite steps skipped
   double last_loss = 0;
   double seconds = 0;
-  double tokens_per_s = 0;
+  double tokens_per_s = 0;     // over every rank
   bool finished = false;      // reached the planned steps (not stopped by --stop-at)
+  // Data-parallel runs: median per step of the gradient all-reduce (first bucket start to last end),
+  // its part overlapped with backward, and the gradient bytes summed per step.
+  double all_reduce_ms = 0, all_reduce_overlapped_ms = 0;
+  int64_t gradient_bytes = 0;
 };
 
 // Trains `model` with `stage` (the model's weights must already be the starting point: a fresh
