@@ -87,7 +87,7 @@ class DataParallelTraining : public ::testing::Test {
   // learning rate is small because AdamW turns the rounding differences of a split batch into update
   // differences proportional to it (docs/training.md "Data-parallel training").
   static std::vector<std::string> stage(const std::string& name, const std::string& out, int64_t batch, int64_t steps) {
-    const std::string data = name == "pretrain" ? "pre.jsonl" : name == "sft" ? "sft.jsonl" : "pref.jsonl";
+    const std::string data = name == "pretrain" ? "pre.jsonl" : name == "dpo" || name == "orpo" ? "pref.jsonl" : "sft.jsonl";
     return {name, "--from", dir_->file("init"), "--data", dir_->file(data), "--out", dir_->file(out), "--steps", std::to_string(steps),
             "--batch-size", std::to_string(batch), "--grad-accum", "2", "--max-seq-len", std::to_string(kSeqLen), "--fallback-mask-prob", "0",
             "--threads", "1", "--log-level", "warn", "--lr", "5e-5", "--log-every", "1", "--log-jsonl", dir_->file(out + ".jsonl")};
@@ -138,6 +138,18 @@ testing::TempDir* DataParallelTraining::dir_ = nullptr;
 TEST_F(DataParallelTraining, PretrainOnTwoRanksMatchesOneProcessWithTheWholeBatch) { expect_same_as_one_process("pretrain"); }
 TEST_F(DataParallelTraining, SftOnTwoRanksMatchesOneProcessWithTheWholeBatch) { expect_same_as_one_process("sft"); }
 TEST_F(DataParallelTraining, DpoOnTwoRanksMatchesOneProcessWithTheWholeBatch) { expect_same_as_one_process("dpo"); }
+
+TEST_F(DataParallelTraining, TheOtherStagesRunOnTwoRanks) {
+  for (const char* name : {"orpo", "grpo", "distill"}) {
+    std::vector<std::string> args = two_ranks(stage(name, std::string(name) + "_two", 2, 2));
+    if (name == std::string("distill")) args.insert(args.end(), {"--teacher", dir_->file("init")});
+    if (name == std::string("grpo")) args.insert(args.end(), {"--max-gen-len", "6", "--group-size", "2"});
+    const ProcessResult run = train(args);
+    ASSERT_EQ(run.exit_code, 0) << name << ": " << run.err;
+    EXPECT_NE(run.out.find("data-parallel: 2 ranks (gloo)"), std::string::npos) << run.out;
+    EXPECT_TRUE(fs::exists(dir_->file(std::string(name) + "_two/model.safetensors"))) << name;
+  }
+}
 
 TEST_F(DataParallelTraining, ResumeOnTwoRanksIsExact) {
   std::vector<std::string> straight = two_ranks(stage("sft", "straight", 2, 6));
