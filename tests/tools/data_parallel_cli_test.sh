@@ -68,6 +68,11 @@ finish_job() {
 if start_job killed 20; then
   kill -9 "$(rank_pid 1)"
   finish_job killed 60 "rank 1 was killed by signal 9" "rank 1 stopped (no heartbeat"
+  # ... and the job resumes from it, on two ranks again.
+  last=$(ls -d "$work/killed"/checkpoints/step_* | grep -v '\.tmp$' | tail -1)
+  step=$((10#${last##*step_}))
+  expect_ok resume_after_kill "$train" launch --nproc 2 "${stage[@]}" --out "$work/killed" --resume "$work/killed" --stop-at $((step + 1))
+  grep -q "^pretrain: $((step + 1)) steps," "$work/out" || { fail "resume_after_kill did not continue from step $step:"; cat "$work/out"; }
 fi
 
 # A frozen rank (SIGSTOP): rank 0's collective times out and names it; the launcher then stops it.
