@@ -100,7 +100,8 @@ int run_stage(StageFlags f) {
   std::unique_ptr<DataParallelGroup> group;
   if (dist.distributed()) {
     group = DataParallelGroup::connect(dist, {parse_dist_backend(f.dist_backend), rt.device, f.dist_timeout});
-    if (dist.rank > 0 && std::getenv("CHRONOS_LOG_LEVEL") == nullptr) log::set_level(log::Level::warn);  // rank 0 tells the story
+    // Rank 0 tells the story; the others only warn, unless a log level was asked for.
+    if (dist.rank > 0 && f.runtime.log_level.empty() && std::getenv("CHRONOS_LOG_LEVEL") == nullptr) log::set_level(log::Level::warn);
     log::info(cat("data-parallel: ", dist.world_size, " ranks over ", group->backend_name(), ", rendezvous at ", dist.master_addr, ":", dist.port));
   }
   const bool writer = dist.rank == 0;
