@@ -19,6 +19,7 @@
 
 #include "chronos/core/error.h"
 #include "chronos/core/timing.h"
+#include "chronos/train/process_group.h"
 
 extern char** environ;
 
@@ -70,12 +71,7 @@ LaunchOptions LaunchOptions::resolved() const {
   LaunchOptions out = *this;
   if (const char* addr = std::getenv("MASTER_ADDR"); out.master_addr.empty() && addr != nullptr) out.master_addr = addr;
   if (out.master_addr.empty()) out.master_addr = "127.0.0.1";
-  if (const char* text = std::getenv("MASTER_PORT"); out.master_port == 0 && text != nullptr && *text != '\0') {
-    char* end = nullptr;
-    const long port = std::strtol(text, &end, 10);
-    if (*end != '\0' || port < 1 || port > 65535) throw InvalidArgument(cat("MASTER_PORT must be a port number in [1, 65535] (got '", text, "')"));
-    out.master_port = static_cast<int>(port);
-  }
+  if (out.master_port == 0) out.master_port = master_port_from_environment().value_or(0);
   if (out.master_port == 0) out.master_port = nnodes == 1 ? free_local_port() : 29500;
   return out;
 }

@@ -135,13 +135,19 @@ DistEnvironment DistEnvironment::from_environment() {
   } else {
     throw InvalidArgument("MASTER_ADDR is not set (the host of rank 0, which serves the rendezvous store)");
   }
-  const char* port_text = std::getenv("MASTER_PORT");
-  if (port_text == nullptr || *port_text == '\0') throw InvalidArgument("MASTER_PORT is not set (rank 0's rendezvous port)");
-  char* end = nullptr;
-  const long port = std::strtol(port_text, &end, 10);
-  if (*end != '\0' || port < 1 || port > 65535) throw InvalidArgument(cat("MASTER_PORT must be a port number in [1, 65535] (got '", port_text, "')"));
-  env.port = static_cast<int>(port);
+  const std::optional<int> port = master_port_from_environment();
+  if (!port) throw InvalidArgument("MASTER_PORT is not set (rank 0's rendezvous port)");
+  env.port = *port;
   return env;
+}
+
+std::optional<int> master_port_from_environment() {
+  const char* text = std::getenv("MASTER_PORT");
+  if (text == nullptr || *text == '\0') return std::nullopt;
+  char* end = nullptr;
+  const long port = std::strtol(text, &end, 10);
+  if (*end != '\0' || port < 1 || port > 65535) throw InvalidArgument(cat("MASTER_PORT must be a port number in [1, 65535] (got '", text, "')"));
+  return static_cast<int>(port);
 }
 
 struct DataParallelGroup::Impl {

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,9 @@ struct DistEnvironment {
   // Throws InvalidArgument naming the variable that is malformed or missing.
   static DistEnvironment from_environment();
 };
+
+// MASTER_PORT when set; InvalidArgument when it is not a port number in [1, 65535].
+std::optional<int> master_port_from_environment();
 
 struct ProcessGroupOptions {
   DistBackend backend = DistBackend::automatic;
