@@ -201,7 +201,9 @@ GradientSyncTiming GradientSync::finish() {
     for (size_t slot = 0; slot < b.params.size(); ++slot) {
       at::Tensor& param = s.params[b.params[slot]];
       if (used[static_cast<int64_t>(b.params[slot])] > 0) {
-        param.mutable_grad() = b.buffer.narrow(0, b.offsets[slot], param.numel()).view(param.sizes()).clone();
+        // A view of the bucket (DDP's gradient_as_bucket_view): no second copy. The next step stages
+        // each slot only after its parameter's own backward, so the view is never overwritten early.
+        param.mutable_grad() = b.buffer.narrow(0, b.offsets[slot], param.numel()).view(param.sizes());
       } else {
         param.mutable_grad() = at::Tensor();  // no rank reached it: no gradient, as in one process
       }

@@ -44,7 +44,8 @@ class GradientSync {
   // Arms the hooks for the backward of `loss` (the step's last micro-batch).
   void prepare(const at::Tensor& loss);
   // After that backward: starts what is left, waits, and sets every parameter's gradient to the sum
-  // over the ranks (none where no rank had one). Throws DistributedError naming a failed rank.
+  // over the ranks (none where no rank had one), as a view into its bucket. Throws DistributedError
+  // naming a failed rank.
   GradientSyncTiming finish();
 
   int64_t buckets() const;
