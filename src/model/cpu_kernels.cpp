@@ -121,26 +121,35 @@ void swiglu_accumulate(const std::vector<SwigluTerm>& terms, const float* x, flo
   for (const SwigluTerm& t : terms) any_blocks = any_blocks || needs_blocks(t.format);
   const KernelInput input(x, hidden, any_blocks);
   std::vector<float> h(static_cast<size_t>(count * intermediate));
-  // Rows of every gate and up projection, split over the threads; then rows of every down projection.
+  // Rows of every gate and up projection, split over the threads, a term's rows at a time (one
+  // kernel dispatch per run of rows); then rows of every down projection.
+  constexpr int64_t kRun = 256;
   parallel_chunks(count * intermediate, 64, [&](int64_t first, int64_t last) {
-    for (int64_t i = first; i < last; ++i) {
+    float up[kRun];
+    for (int64_t i = first; i < last;) {
       const SwigluTerm& t = terms[static_cast<size_t>(i / intermediate)];
-      const int64_t r = i % intermediate;
-      const float g = row_dot(t.format, stored_row(t.format, t.gate, r, hidden), input);
-      h[static_cast<size_t>(i)] = g / (1.0f + std::exp(-g)) * row_dot(t.format, stored_row(t.format, t.up, r, hidden), input);
+      const int64_t r = i % intermediate, n = std::min({last - i, intermediate - r, kRun});
+      float* gate = h.data() + i;
+      rows_dot(t.format, t.gate, r, r + n, input, gate);
+      rows_dot(t.format, t.up, r, r + n, input, up);
+      for (int64_t j = 0; j < n; ++j) gate[j] = gate[j] / (1.0f + std::exp(-gate[j])) * up[j];
+      i += n;
     }
   });
   std::vector<KernelInput> inner(static_cast<size_t>(count));
   for (int64_t t = 0; t < count; ++t)
     inner[static_cast<size_t>(t)].assign(h.data() + t * intermediate, intermediate, needs_blocks(terms[static_cast<size_t>(t)].format));
   parallel_chunks(hidden, 16, [&](int64_t first, int64_t last) {
-    for (int64_t o = first; o < last; ++o) {
-      float sum = 0;
-      for (int64_t t = 0; t < count; ++t) {
+    float sum[kRun], part[kRun];
+    for (int64_t o = first; o < last; o += kRun) {
+      const int64_t n = std::min(last - o, kRun);
+      std::fill(sum, sum + n, 0.0f);
+      for (int64_t t = 0; t < count; ++t) {  // terms in order: the same sums as one row at a time
         const SwigluTerm& term = terms[static_cast<size_t>(t)];
-        sum += term.coef * row_dot(term.format, stored_row(term.format, term.down, o, intermediate), inner[static_cast<size_t>(t)]);
+        rows_dot(term.format, term.down, o, o + n, inner[static_cast<size_t>(t)], part);
+        for (int64_t j = 0; j < n; ++j) sum[j] += term.coef * part[j];
       }
-      y[o] += sum;
+      for (int64_t j = 0; j < n; ++j) y[o + j] += sum[j];
     }
   });
 }

@@ -10,6 +10,7 @@
 #include <immintrin.h>
 #define CHRONOS_FORMAT_AVX2 1
 #define CHRONOS_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define CHRONOS_TARGET_VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
 #endif
 
 #include "chronos/core/error.h"
@@ -64,9 +65,21 @@ float block_scale(const uint8_t* block) {
   return c10::detail::fp16_ieee_to_fp32_value(static_cast<uint16_t>(block[0] | (block[1] << 8)));
 }
 
+// One block of n <= kBlock values -> its int8 quants (zero beyond n) and returns its scale.
+float quantize_input_block(const float* x, int64_t n, int8_t* q) {
+  float amax = 0;
+  for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+  const float scale = amax / 127.0f;
+  const float inv = scale > 0 ? 1.0f / scale : 0.0f;
+  for (int64_t i = 0; i < kBlock; ++i) q[i] = i < n ? static_cast<int8_t>(std::nearbyint(std::clamp(x[i] * inv, -127.0f, 127.0f))) : 0;
+  return scale;
+}
+
+float quantize_full_block_portable(const float* x, int8_t* q) { return quantize_input_block(x, kBlock, q); }
+
 float dot_bf16_portable(const uint16_t* w, const float* x, int64_t n) { return dot_bf16_body(w, x, n); }
 
-float dot_int8_portable(const uint8_t* row, const float* scales, const int8_t* quants, int64_t blocks) {
+float dot_int8_portable(const uint8_t* row, const float* scales, const int8_t* quants, const int32_t*, int64_t blocks) {
   float sum = 0;
   for (int64_t b = 0; b < blocks; ++b) {
     const uint8_t* block = row + b * (2 + kBlock);
@@ -79,7 +92,7 @@ float dot_int8_portable(const uint8_t* row, const float* scales, const int8_t* q
   return sum;
 }
 
-float dot_int4_portable(const uint8_t* row, const float* scales, const int8_t* quants, int64_t blocks) {
+float dot_int4_portable(const uint8_t* row, const float* scales, const int8_t* quants, const int32_t*, int64_t blocks) {
   float sum = 0;
   for (int64_t b = 0; b < blocks; ++b) {
     const uint8_t* block = row + b * (2 + kBlock / 2);
@@ -105,20 +118,26 @@ CHRONOS_TARGET_AVX2 inline float horizontal_sum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// acc + scale * (32 int8 products of w and y summed in 8 lanes). maddubs multiplies unsigned by
-// signed bytes, so |w| meets y with w's sign moved onto it (w is never -128: quants are in
-// [-127, 127] and int4's in [-8, 7]); pairs sum into int16 (at most 2 * 127 * 127), then into int32.
-CHRONOS_TARGET_AVX2 inline __m256 block_product(__m256 acc, __m256i w, const int8_t* y, float scale) {
-  const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y));
-  const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(yv, w));
-  const __m256i sums = _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
-  return _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(sums), acc);
-}
-
-CHRONOS_TARGET_AVX2 inline float avx2_scale(const uint8_t* block) {
-  uint16_t bits;
-  std::memcpy(&bits, block, sizeof bits);
-  return _cvtsh_ss(bits);
+// quantize_input_block of a whole block, bit for bit: the same max, scale, product, clamp and
+// round-to-nearest-even (cvtps under the default rounding mode, as nearbyint), packed to int8.
+CHRONOS_TARGET_AVX2 float quantize_full_block_avx2(const float* x, int8_t* q) {
+  __m256 v[4];
+  __m256 m = _mm256_setzero_ps();
+  for (int j = 0; j < 4; ++j) {
+    v[j] = _mm256_loadu_ps(x + 8 * j);
+    m = _mm256_max_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), v[j]), m);  // a NaN loses, as in std::max
+  }
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_max_ss(h, _mm_movehdup_ps(h));
+  const float scale = _mm_cvtss_f32(h) / 127.0f;
+  const __m256 inv = _mm256_set1_ps(scale > 0 ? 1.0f / scale : 0.0f);
+  __m256i i[4];
+  for (int j = 0; j < 4; ++j)
+    i[j] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v[j], inv), _mm256_set1_ps(-127.0f)), _mm256_set1_ps(127.0f)));
+  const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  return scale;
 }
 
 // 8 bfloat16 values widened to float32: zero-extended to 32 bits and shifted into the high half.
@@ -143,53 +162,105 @@ CHRONOS_TARGET_AVX2 float dot_bf16_avx2(const uint16_t* w, const float* x, int64
   return sum;
 }
 
-// The 32 quants of int8 block b of a row.
-CHRONOS_TARGET_AVX2 inline __m256i int8_weights(const uint8_t* row, int64_t b) {
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + b * (2 + kBlock) + 2));
+CHRONOS_TARGET_AVX2 inline float avx2_scale(const uint8_t* block) {
+  uint16_t bits;
+  std::memcpy(&bits, block, sizeof bits);
+  return _cvtsh_ss(bits);
 }
 
-// The 32 weights of int4 block b of a row as int8: low nibbles are weights 0..15, high nibbles 16..31, each q + 8.
-CHRONOS_TARGET_AVX2 inline __m256i int4_weights(const uint8_t* row, int64_t b) {
-  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + b * (2 + kBlock / 2) + 2));
-  const __m256i nibbles = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0x0f));
-  return _mm256_sub_epi8(nibbles, _mm256_set1_epi8(8));
+// One block's products in 8 int32 lanes, starting from `start` (an offset to take off in lane 0, or
+// zero): q points at its 32 int8 quants (int8) or 16 nibble bytes (int4), y at the input's 32 quants.
+//  - int8, AVX2: maddubs multiplies unsigned by signed bytes, so |w| meets y with w's sign moved onto
+//    it (w is never -128: quants are in [-127, 127]); pairs sum into int16 (at most 2 * 127 * 127).
+//  - int4, AVX2: the stored nibbles u = q + 8 are unsigned already: maddubs(u, y) (pairs at most
+//    2 * 15 * 127), the offset -8 * sum(y) added in integers (kInt4Shift).
+//  - AVX-512 VNNI: vpdpbusd adds four unsigned-by-signed products straight into int32 lanes (no int16
+//    step). int8 meets it as w XOR 0x80 = w + 128 unsigned, its offset -128 * sum(y) (kInt8VnniShift).
+CHRONOS_TARGET_AVX2 inline __m256i nibbles(const uint8_t* q) {  // weights 0..15 low, 16..31 high
+  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0x0f));
+}
+CHRONOS_TARGET_AVX2 inline __m256i load_quants(const int8_t* y) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y)); }
+CHRONOS_TARGET_AVX2 inline __m256i int8_block_avx2(const uint8_t* q, const int8_t* y, __m256i) {
+  const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+  const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(load_quants(y), w));
+  return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+}
+CHRONOS_TARGET_AVX2 inline __m256i int4_block_avx2(const uint8_t* q, const int8_t* y, __m256i start) {
+  return _mm256_add_epi32(start, _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles(q), load_quants(y)), _mm256_set1_epi16(1)));
+}
+CHRONOS_TARGET_VNNI inline __m256i int8_block_vnni(const uint8_t* q, const int8_t* y, __m256i start) {
+  const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+  return _mm256_dpbusd_epi32(start, _mm256_xor_si256(w, _mm256_set1_epi8(static_cast<char>(0x80))), load_quants(y));
+}
+CHRONOS_TARGET_VNNI inline __m256i int4_block_vnni(const uint8_t* q, const int8_t* y, __m256i start) {
+  return _mm256_dpbusd_epi32(start, nibbles(q), load_quants(y));
+}
+constexpr int kInt4Shift = 3, kInt8VnniShift = 7;  // offsets 8 * sum(y) and 128 * sum(y)
+
+// A block's sum from its products (offset included), scaled by both scales into an accumulator.
+CHRONOS_TARGET_AVX2 inline __m256 add_scaled(__m256 acc, __m256i products, float scale) {
+  return _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(products), acc);
 }
 
-// Two accumulators over alternate blocks, hiding the FMA latency. `weights` gives block b's 32 weights
-// as int8, each block `bytes` long.
-template <__m256i (*weights)(const uint8_t*, int64_t), int64_t bytes>
-CHRONOS_TARGET_AVX2 float dot_blocks_avx2(const uint8_t* row, const float* scales, const int8_t* quants, int64_t blocks) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int64_t b = 0;
-  for (; b + 2 <= blocks; b += 2) {
-    acc0 = block_product(acc0, weights(row, b), quants + b * kBlock, avx2_scale(row + b * bytes) * scales[b]);
-    acc1 = block_product(acc1, weights(row, b + 1), quants + (b + 1) * kBlock, avx2_scale(row + (b + 1) * bytes) * scales[b + 1]);
+// The offset of block b as the start of its int32 lanes: -(sum(y) << shift) in lane 0 (shift < 0: none).
+CHRONOS_TARGET_AVX2 inline __m256i offset_start(const int32_t* sums, int64_t b, int shift) {
+  return shift < 0 ? _mm256_setzero_si256() : _mm256_setr_epi32(-sums[b] * (1 << shift), 0, 0, 0, 0, 0, 0, 0);
+}
+
+// The block loop, stamped out once per instruction set: a template cannot carry the target, and the
+// AVX2 clone must not be compiled with AVX-512 enabled. BLOCK(q, y, start) is one of the products
+// above, each block BYTES long (its float16 scale, then its quants), SHIFT its offset (-1: none).
+// Two accumulators over alternate blocks hide the FMA latency.
+#define CHRONOS_BLOCK_DOT(NAME, TARGET, BLOCK, BYTES, SHIFT)                                                             \
+  TARGET float NAME(const uint8_t* row, const float* scales, const int8_t* quants, const int32_t* sums, int64_t blocks) { \
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                                                      \
+    int64_t b = 0;                                                                                                      \
+    for (; b + 2 <= blocks; b += 2) {                                                                                   \
+      acc0 = add_scaled(acc0, BLOCK(row + b * (BYTES) + 2, quants + b * kBlock, offset_start(sums, b, SHIFT)),           \
+                        avx2_scale(row + b * (BYTES)) * scales[b]);                                                     \
+      acc1 = add_scaled(acc1, BLOCK(row + (b + 1) * (BYTES) + 2, quants + (b + 1) * kBlock, offset_start(sums, b + 1, SHIFT)), \
+                        avx2_scale(row + (b + 1) * (BYTES)) * scales[b + 1]);                                           \
+    }                                                                                                                   \
+    if (b < blocks)                                                                                                     \
+      acc0 = add_scaled(acc0, BLOCK(row + b * (BYTES) + 2, quants + b * kBlock, offset_start(sums, b, SHIFT)),           \
+                        avx2_scale(row + b * (BYTES)) * scales[b]);                                                     \
+    return horizontal_sum(_mm256_add_ps(acc0, acc1));                                                                   \
   }
-  if (b < blocks) acc0 = block_product(acc0, weights(row, b), quants + b * kBlock, avx2_scale(row + b * bytes) * scales[b]);
-  return horizontal_sum(_mm256_add_ps(acc0, acc1));
-}
+
+CHRONOS_BLOCK_DOT(dot_int8_avx2, CHRONOS_TARGET_AVX2, int8_block_avx2, 2 + kBlock, -1)
+CHRONOS_BLOCK_DOT(dot_int4_avx2, CHRONOS_TARGET_AVX2, int4_block_avx2, 2 + kBlock / 2, kInt4Shift)
+CHRONOS_BLOCK_DOT(dot_int8_vnni, CHRONOS_TARGET_VNNI, int8_block_vnni, 2 + kBlock, kInt8VnniShift)
+CHRONOS_BLOCK_DOT(dot_int4_vnni, CHRONOS_TARGET_VNNI, int4_block_vnni, 2 + kBlock / 2, kInt4Shift)
+#undef CHRONOS_BLOCK_DOT
 
 #endif
 
+using BlockDot = float (*)(const uint8_t* row, const float* scales, const int8_t* quants, const int32_t* sums, int64_t blocks);
+
 struct Kernels {
   float (*dot_bf16)(const uint16_t*, const float*, int64_t);
-  float (*dot_int8)(const uint8_t*, const float*, const int8_t*, int64_t);
-  float (*dot_int4)(const uint8_t*, const float*, const int8_t*, int64_t);
+  BlockDot dot_int8;
+  BlockDot dot_int4;
+  float (*quantize_block)(const float* x, int8_t* q);  // a whole block of the input
 };
 
 Kernels kernels_for(FormatIsa isa) {
 #ifdef CHRONOS_FORMAT_AVX2
-  if (isa == FormatIsa::avx2)
-    return {dot_bf16_avx2, dot_blocks_avx2<int8_weights, 2 + kBlock>, dot_blocks_avx2<int4_weights, 2 + kBlock / 2>};
+  // bf16 has no AVX-512 clone: vdpbf16ps would round the input to bfloat16 too.
+  if (isa == FormatIsa::avx512_vnni) return {dot_bf16_avx2, dot_int8_vnni, dot_int4_vnni, quantize_full_block_avx2};
+  if (isa == FormatIsa::avx2) return {dot_bf16_avx2, dot_int8_avx2, dot_int4_avx2, quantize_full_block_avx2};
 #endif
   (void)isa;
-  return {dot_bf16_portable, dot_int8_portable, dot_int4_portable};
+  return {dot_bf16_portable, dot_int8_portable, dot_int4_portable, quantize_full_block_portable};
 }
 
 FormatIsa detect() {
 #ifdef CHRONOS_FORMAT_AVX2
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) return FormatIsa::avx2;
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  if (avx2 && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni")) return FormatIsa::avx512_vnni;
+  if (avx2) return FormatIsa::avx2;
 #endif
   return FormatIsa::portable;
 }
@@ -197,25 +268,29 @@ FormatIsa detect() {
 FormatIsa g_isa = detect();
 Kernels g_kernels = kernels_for(g_isa);
 
-// One block of n <= kBlock values -> its int8 quants (zero beyond n) and returns its scale.
-float quantize_input_block(const float* x, int64_t n, int8_t* q) {
-  float amax = 0;
-  for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
-  const float scale = amax / 127.0f;
-  const float inv = scale > 0 ? 1.0f / scale : 0.0f;
-  for (int64_t i = 0; i < kBlock; ++i) q[i] = i < n ? static_cast<int8_t>(std::nearbyint(std::clamp(x[i] * inv, -127.0f, 127.0f))) : 0;
-  return scale;
-}
-
 }  // namespace
 
 FormatIsa detected_isa() { return detect(); }
 FormatIsa active_isa() { return g_isa; }
 
-const char* to_string(FormatIsa isa) { return isa == FormatIsa::avx2 ? "avx2" : "portable"; }
+const char* to_string(FormatIsa isa) {
+  switch (isa) {
+    case FormatIsa::portable: return "portable";
+    case FormatIsa::avx2: return "avx2";
+    case FormatIsa::avx512_vnni: return "avx512vnni";
+  }
+  return "?";
+}
+
+std::vector<FormatIsa> runnable_isas() {
+  std::vector<FormatIsa> isas;
+  for (const FormatIsa isa : {FormatIsa::portable, FormatIsa::avx2, FormatIsa::avx512_vnni})
+    if (static_cast<int>(isa) <= static_cast<int>(detect())) isas.push_back(isa);  // each level includes the ones below
+  return isas;
+}
 
 void use_isa(FormatIsa isa) {
-  if (isa == FormatIsa::avx2 && detect() != FormatIsa::avx2) throw InvalidArgument("this CPU does not run the AVX2 kernels");
+  if (static_cast<int>(isa) > static_cast<int>(detect())) throw InvalidArgument(cat("this CPU does not run the ", to_string(isa), " kernels"));
   g_isa = isa;
   g_kernels = kernels_for(isa);
 }
@@ -225,19 +300,26 @@ void KernelInput::assign(const float* x, int64_t n, bool with_blocks) {
   n_ = n;
   scales_.clear();
   quants_.clear();
+  sums_.clear();
   if (!with_blocks) return;
-  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  const int64_t blocks = (n + kBlock - 1) / kBlock, full = n / kBlock;
   scales_.resize(static_cast<size_t>(blocks));
+  sums_.resize(static_cast<size_t>(blocks));
   quants_.resize(static_cast<size_t>(blocks * kBlock));
-  for (int64_t b = 0; b < blocks; ++b)
-    scales_[b] = quantize_input_block(x + b * kBlock, std::min(kBlock, n - b * kBlock), quants_.data() + b * kBlock);
+  for (int64_t b = 0; b < blocks; ++b) {
+    int8_t* q = quants_.data() + b * kBlock;
+    scales_[b] = b < full ? g_kernels.quantize_block(x + b * kBlock, q) : quantize_input_block(x + b * kBlock, n - b * kBlock, q);
+    int32_t sum = 0;
+    for (int64_t i = 0; i < kBlock; ++i) sum += q[i];
+    sums_[b] = sum;
+  }
 }
 
 void round_to_input_blocks(float* x, int64_t n) {
   int8_t q[kBlock];
   for (int64_t start = 0; start < n; start += kBlock) {
     const int64_t len = std::min(kBlock, n - start);
-    const float scale = quantize_input_block(x + start, len, q);
+    const float scale = len == kBlock ? g_kernels.quantize_block(x + start, q) : quantize_input_block(x + start, len, q);
     for (int64_t i = 0; i < len; ++i) x[start + i] = scale * static_cast<float>(q[i]);
   }
 }
@@ -248,11 +330,31 @@ float row_dot(WeightFormat format, const void* row, const KernelInput& x) {
     case WeightFormat::fp32: return dot(static_cast<const float*>(row), x.values(), n);
     case WeightFormat::bf16: return g_kernels.dot_bf16(static_cast<const uint16_t*>(row), x.values(), n);
     case WeightFormat::int8:
-      return g_kernels.dot_int8(static_cast<const uint8_t*>(row), x.block_scales(), x.block_quants(), blocks);
+      return g_kernels.dot_int8(static_cast<const uint8_t*>(row), x.block_scales(), x.block_quants(), x.block_sums(), blocks);
     case WeightFormat::int4:
-      return g_kernels.dot_int4(static_cast<const uint8_t*>(row), x.block_scales(), x.block_quants(), blocks);
+      return g_kernels.dot_int4(static_cast<const uint8_t*>(row), x.block_scales(), x.block_quants(), x.block_sums(), blocks);
   }
   return 0;
+}
+
+void rows_dot(WeightFormat format, const void* matrix, int64_t first, int64_t last, const KernelInput& x, float* out) {
+  const int64_t n = x.size(), blocks = (n + kBlock - 1) / kBlock, row_bytes = weight_row_bytes(format, n);
+  const auto* rows = static_cast<const uint8_t*>(matrix) + first * row_bytes;
+  const int64_t count = last - first;
+  switch (format) {
+    case WeightFormat::fp32:
+      for (int64_t r = 0; r < count; ++r) out[r] = dot(reinterpret_cast<const float*>(rows + r * row_bytes), x.values(), n);
+      return;
+    case WeightFormat::bf16:
+      for (int64_t r = 0; r < count; ++r) out[r] = g_kernels.dot_bf16(reinterpret_cast<const uint16_t*>(rows + r * row_bytes), x.values(), n);
+      return;
+    case WeightFormat::int8:
+    case WeightFormat::int4: {
+      const BlockDot kernel = format == WeightFormat::int8 ? g_kernels.dot_int8 : g_kernels.dot_int4;
+      for (int64_t r = 0; r < count; ++r) out[r] = kernel(rows + r * row_bytes, x.block_scales(), x.block_quants(), x.block_sums(), blocks);
+      return;
+    }
+  }
 }
 
 void gemv_stored(WeightFormat format, const void* weight, const KernelInput& x, float* y, int64_t out) {
@@ -261,10 +363,7 @@ void gemv_stored(WeightFormat format, const void* weight, const KernelInput& x, 
   constexpr int64_t kMinChunkBytes = 128 << 10;
   const int64_t row_bytes = weight_row_bytes(format, x.size());
   const int64_t grain = std::max<int64_t>(4, kMinChunkBytes / std::max<int64_t>(row_bytes, 1));
-  const auto* rows = static_cast<const uint8_t*>(weight);
-  parallel_chunks(out, grain, [&](int64_t first, int64_t last) {
-    for (int64_t r = first; r < last; ++r) y[r] = row_dot(format, rows + r * row_bytes, x);
-  });
+  parallel_chunks(out, grain, [&](int64_t first, int64_t last) { rows_dot(format, weight, first, last, x, y + first); });
 }
 
 }  // namespace chronos::cpu

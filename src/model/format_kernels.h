@@ -4,7 +4,8 @@
 //  - int8 and int4 multiply integers: the input is cut into blocks of 32 quantized to int8 with one
 //    float scale each (max|x| / 127, as GGML's Q8_0 activations), a block's dot product is a sum of
 //    int8 products, scaled once by both scales: fewer instructions per block (counted in the loop
-//    bodies: ~8 vector operations against ~18 for widening each weight to float and multiplying).
+//    bodies: ~8 vector operations against ~18 for widening each weight to float and multiplying;
+//    ~4 with AVX-512 VNNI's vpdpbusd).
 // The general (batch) path computes the same values: it rounds the input to its int8 blocks
 // (round_to_input_blocks) before a float32 product with the widened weights.
 #pragma once
@@ -16,11 +17,14 @@
 
 namespace chronos::cpu {
 
-// The implementations: portable C++ every CPU runs, and AVX2 with FMA and F16C (x86-64-v3).
-enum class FormatIsa { portable, avx2 };
+// The implementations, each level running on the CPUs of the next: portable C++ every CPU runs, AVX2
+// with FMA and F16C (x86-64-v3), and AVX-512 VNNI (with VL) for the integer formats.
+enum class FormatIsa { portable, avx2, avx512_vnni };
 
 // The best one this CPU runs; the kernels start with it.
 FormatIsa detected_isa();
+// The implementations this CPU runs, portable first.
+std::vector<FormatIsa> runnable_isas();
 // Pins an implementation (tests run every one the CPU supports). Throws InvalidArgument when the CPU
 // lacks it. Not thread-safe against running kernels.
 void use_isa(FormatIsa isa);
@@ -38,14 +42,18 @@ class KernelInput {
   const float* values() const { return values_; }
   int64_t size() const { return n_; }
   bool has_blocks() const { return !scales_.empty() || n_ == 0; }
+  // Per block: its scale, its 32 quants, the sum of its quants (the offset term of kernels that meet
+  // the weights as unsigned bytes).
   const float* block_scales() const { return scales_.data(); }
   const int8_t* block_quants() const { return quants_.data(); }
+  const int32_t* block_sums() const { return sums_.data(); }
 
  private:
   const float* values_ = nullptr;
   int64_t n_ = 0;
   std::vector<float> scales_;
   std::vector<int8_t> quants_;
+  std::vector<int32_t> sums_;
 };
 
 // Replaces each value of x by its int8 block value (scale * quant): what the integer kernels see.
@@ -56,6 +64,10 @@ inline bool needs_blocks(WeightFormat format) { return format == WeightFormat::i
 
 // One stored row against the input (blocks assigned when needs_blocks(format)).
 float row_dot(WeightFormat format, const void* row, const KernelInput& x);
+
+// out[i] = row first + i of a stored row-major matrix against the input, for rows [first, last): one
+// dispatch for the whole range.
+void rows_dot(WeightFormat format, const void* matrix, int64_t first, int64_t last, const KernelInput& x, float* out);
 
 // Row `r` of a stored matrix of `cols` columns.
 inline const void* stored_row(WeightFormat format, const void* matrix, int64_t r, int64_t cols) {

@@ -1,6 +1,7 @@
 // The one-token kernels of the weight formats (model/format_kernels.h) against float64 sums, for
 // every implementation this CPU runs, on lengths that exercise each loop and tail: under one
-// vector, one block, partial last blocks, and rows split over the threads.
+// vector, one block, partial last blocks, whole and partial groups of 8 blocks, and rows split over
+// the threads.
 #include "model/format_kernels.h"
 
 #include <ATen/ATen.h>
@@ -14,13 +15,9 @@
 namespace chronos {
 namespace {
 
-const std::vector<int64_t> kLengths = {1, 5, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 257, 1000};
+const std::vector<int64_t> kLengths = {1, 5, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 255, 256, 257, 288, 1000};
 
-std::vector<cpu::FormatIsa> runnable_isas() {
-  std::vector<cpu::FormatIsa> isas = {cpu::FormatIsa::portable};
-  if (cpu::detected_isa() == cpu::FormatIsa::avx2) isas.push_back(cpu::FormatIsa::avx2);
-  return isas;
-}
+using cpu::runnable_isas;
 
 // Restores the detected implementation when a test ends.
 struct IsaGuard {
@@ -54,21 +51,57 @@ TEST(FormatKernels, RowDotMatchesFloat64OnEveryLengthAndImplementation) {
 }
 
 // The implementations agree with each other exactly on the integer formats' block sums, and to float
-// rounding overall.
+// rounding overall; at the extremes of every range too (w and the input at +-127, int4 at -8 and 7),
+// where an int16 step or the unsigned offsets could overflow.
 TEST(FormatKernels, ImplementationsAgree) {
-  if (cpu::detected_isa() != cpu::FormatIsa::avx2) GTEST_SKIP() << "only the portable kernels run on this CPU";
+  if (runnable_isas().size() < 2) GTEST_SKIP() << "only the portable kernels run on this CPU";
   const IsaGuard guard;
   at::manual_seed(22);
-  for (const WeightFormat format : {WeightFormat::bf16, WeightFormat::int8, WeightFormat::int4}) {
-    const int64_t n = 777;
-    const at::Tensor w = at::randn({1, n}), x = at::randn({n});
-    const at::Tensor stored = to_weight_format(w, format);
-    const cpu::KernelInput input(x.data_ptr<float>(), n, cpu::needs_blocks(format));
-    cpu::use_isa(cpu::FormatIsa::portable);
-    const float portable = cpu::row_dot(format, stored.data_ptr(), input);
-    cpu::use_isa(cpu::FormatIsa::avx2);
-    const float avx2 = cpu::row_dot(format, stored.data_ptr(), input);
-    EXPECT_NEAR(portable, avx2, 1e-5 * (1 + std::fabs(portable))) << to_string(format);
+  const int64_t n = 777;
+  // +-1 everywhere: every block's weights quantize to +-127 (int8) or -8 and 7 (int4), the input to +-127.
+  const at::Tensor signs = at::where(at::rand({1, n}) < 0.5, at::full({1, n}, -1.0f), at::full({1, n}, 1.0f));
+  const std::vector<std::pair<at::Tensor, at::Tensor>> cases = {{at::randn({1, n}), at::randn({n})}, {signs, signs[0] * -3.0f}};
+  for (const auto& [w, x] : cases) {
+    for (const WeightFormat format : {WeightFormat::bf16, WeightFormat::int8, WeightFormat::int4}) {
+      const at::Tensor stored = to_weight_format(w, format);
+      const cpu::KernelInput input(x.data_ptr<float>(), n, cpu::needs_blocks(format));
+      cpu::use_isa(cpu::FormatIsa::portable);
+      const float portable = cpu::row_dot(format, stored.data_ptr(), input);
+      for (const cpu::FormatIsa isa : runnable_isas()) {
+        cpu::use_isa(isa);
+        const float got = cpu::row_dot(format, stored.data_ptr(), input);
+        EXPECT_NEAR(portable, got, 1e-5 * (1 + std::fabs(portable))) << cpu::to_string(isa) << " " << to_string(format);
+      }
+    }
+  }
+}
+
+// The input's int8 blocks are the same bits from every implementation (whole blocks take the vector
+// quantizer), ties and values beyond the clamp included.
+TEST(FormatKernels, InputBlocksAreIdenticalOnEveryImplementation) {
+  const IsaGuard guard;
+  at::manual_seed(25);
+  const int64_t n = 32 * 9 + 7;
+  at::Tensor x = at::randn({n}) * 5;
+  x.narrow(0, 32, 32).copy_(at::arange(-16, 16).to(at::kFloat) * 0.5f);  // halves: round-to-even ties
+  x[70] = 0;
+  x.narrow(0, 96, 32).zero_();  // an all-zero block
+  cpu::use_isa(cpu::FormatIsa::portable);
+  const cpu::KernelInput want(x.data_ptr<float>(), n, true);
+  at::Tensor want_rounded = x.clone();
+  cpu::round_to_input_blocks(want_rounded.data_ptr<float>(), n);
+  const int64_t blocks = (n + 31) / 32;
+  for (const cpu::FormatIsa isa : runnable_isas()) {
+    cpu::use_isa(isa);
+    at::Tensor rounded = x.clone();
+    cpu::round_to_input_blocks(rounded.data_ptr<float>(), n);
+    EXPECT_TRUE(rounded.equal(want_rounded)) << cpu::to_string(isa) << ": the general path's rounding differs";
+    const cpu::KernelInput got(x.data_ptr<float>(), n, true);
+    for (int64_t b = 0; b < blocks; ++b) {
+      EXPECT_EQ(got.block_scales()[b], want.block_scales()[b]) << cpu::to_string(isa) << " block " << b;
+      EXPECT_EQ(got.block_sums()[b], want.block_sums()[b]) << cpu::to_string(isa) << " block " << b;
+      for (int64_t i = 0; i < 32; ++i) ASSERT_EQ(got.block_quants()[b * 32 + i], want.block_quants()[b * 32 + i]) << cpu::to_string(isa) << " block " << b << " " << i;
+    }
   }
 }
 
@@ -78,7 +111,7 @@ TEST(FormatKernels, GemvStoredMatchesTheWidenedMatrix) {
   for (const cpu::FormatIsa isa : runnable_isas()) {
     cpu::use_isa(isa);
     for (const WeightFormat format : {WeightFormat::bf16, WeightFormat::int8, WeightFormat::int4}) {
-      for (const auto& [out, in] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {7, 33}, {300, 17}, {1408, 512}, {512, 1408}, {33, 1000}}) {
+      for (const auto& [out, in] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {7, 33}, {300, 17}, {1408, 512}, {512, 1408}, {33, 1000}, {64, 288}}) {
         const at::Tensor w = at::randn({out, in}), x = at::randn({in});
         const at::Tensor stored = to_weight_format(w, format);
         at::Tensor y = at::full({out}, std::nanf(""));
@@ -105,6 +138,7 @@ TEST(FormatKernels, InputBlocksRoundWithinHalfAStep) {
   cpu::round_to_input_blocks(rounded.data_ptr<float>(), n);
   for (int64_t b = 0; b < 3; ++b) {
     const int64_t first = b * 32, len = std::min<int64_t>(32, n - first);
+    int32_t sum = 0;
     const float scale = x.narrow(0, first, len).abs().max().item<float>() / 127.0f;
     EXPECT_FLOAT_EQ(input.block_scales()[b], scale);
     for (int64_t i = 0; i < 32; ++i) {
@@ -115,8 +149,10 @@ TEST(FormatKernels, InputBlocksRoundWithinHalfAStep) {
       }
       EXPECT_GE(q, -127);
       EXPECT_FLOAT_EQ(rounded[first + i].item<float>(), scale * q);
+      sum += q;
       EXPECT_LE(std::fabs(x[first + i].item<float>() - scale * q), 0.5f * scale * 1.0001f);
     }
+    EXPECT_EQ(input.block_sums()[b], sum) << "block " << b;
   }
   // An all-zero block has scale 0 and zero quants.
   const std::vector<float> zeros(40, 0.0f);
