@@ -5,7 +5,8 @@
 # Usage: tools/experiments/compare.sh [quickstart|large]   (default quickstart)
 #   quickstart: configs/fine.json, 240 pretraining steps of 8 x 256 tokens + 40 SFT steps; 17 minutes on
 #               2 cores
-#   large:      configs/fine.json, 1500 pretraining steps + 200 SFT steps; about 1.5 hours on 2 cores
+#   large:      configs/fine.json, 1000 pretraining steps + 120 SFT steps, every held-out record, 32 prompts;
+#               about 1.5 hours on 2 cores
 # Environment: OUT (runs/compare/SCALE), STEPS, SFT_STEPS, EXTRA (more chronos-compare flags, e.g. --ssd-mbps 1000).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -13,7 +14,7 @@ bin="${BUILD_DIR:-$root/build}/tools"
 scale=${1:-quickstart}
 case $scale in
   quickstart) steps=${STEPS:-240} sft_steps=${SFT_STEPS:-40} eval_records=200 prompts=16 ;;
-  large) steps=${STEPS:-1500} sft_steps=${SFT_STEPS:-200} eval_records=0 prompts=32 ;;
+  large) steps=${STEPS:-1000} sft_steps=${SFT_STEPS:-120} eval_records=0 prompts=32 ;;
   *) echo "compare.sh: unknown scale '$scale' (quickstart or large)" >&2; exit 2 ;;
 esac
 [ -x "$bin/chronos-compare" ] || { echo "compare.sh: $bin/chronos-compare is missing (build first: tools/build.sh)" >&2; exit 1; }
