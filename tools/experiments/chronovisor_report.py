@@ -12,6 +12,11 @@ control) at the end and its Pearson correlation with the validation loss at the 
 specialisation by domain (the mutual information between a held-out token's domain and the experts it is
 routed to, per layer, averaged, in bits); and the offload hit rate at the sweep's budget, reactive and
 predictive. Prints Markdown; with --plots, writes coherence and validation-loss curves per model.
+
+With several seeds (SEEDS of the sweep: OUT/MODEL/SETTING is seed 0, OUT/MODEL/seedN/SETTING seed N) each
+cell is the mean and standard deviation over the seeds, and each setting's perplexity is compared with
+"none" of the same seed (same init, same data order): the paired change's mean and spread, and in how many
+seeds it helped. The plots show the lowest seed.
 """
 import argparse
 import glob
@@ -131,29 +136,76 @@ def fmt(v, digits=3):
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
+def mean_sd(values):
+    """'mean +- sd' over the finite values (inf when any is infinite), n/a when none."""
+    if any(isinstance(v, float) and math.isinf(v) for v in values):
+        return "inf"
+    finite = [v for v in values if not (isinstance(v, float) and math.isnan(v))]
+    if not finite:
+        return "n/a"
+    m = statistics.mean(finite)
+    sd = statistics.stdev(finite) if len(finite) > 1 else 0.0
+    digits = 0 if abs(m) >= 100 else 3
+    return f"{m:.{digits}f} ± {sd:.{digits}f}"
+
+
+def print_seeds(model, seeds, columns, order):
+    """The table of one model over several seeds, and each setting paired with "none" of its seed."""
+    names = sorted({n for runs in seeds.values() for n in runs}, key=lambda n: order.index(n) if n in order else len(order))
+    print(f"\n### {model} ({len(seeds)} seeds: {', '.join(str(s) for s in sorted(seeds))}; mean ± sd)\n")
+    print("| control | seeds | " + " | ".join(c[1] for c in columns) + " |")
+    print("|---|---|" + "---|" * len(columns))
+    for name in names:
+        runs = [seeds[s][name] for s in sorted(seeds) if name in seeds[s]]
+        print(f"| {name} | {len(runs)} | " + " | ".join(mean_sd([r[k] for r in runs]) for k, _, _ in columns) + " |")
+    paired = []
+    for name in names:
+        if name == "none":
+            continue
+        changes = [100 * (seeds[s][name]["ppl"] / seeds[s]["none"]["ppl"] - 1) for s in sorted(seeds) if name in seeds[s] and "none" in seeds[s]]
+        if changes:
+            sd = statistics.stdev(changes) if len(changes) > 1 else 0.0
+            helped = sum(1 for c in changes if c < 0)
+            paired.append(f"{name} {statistics.mean(changes):+.1f}% ± {sd:.1f} (lower in {helped} of {len(changes)})")
+    if paired:
+        print("\nPerplexity against no control of the same seed: " + ", ".join(paired))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", help="the sweep's output folder (OUT of chronovisor_sweep.sh)")
     parser.add_argument("--plots", help="write coherence and validation-loss plots here")
     args = parser.parse_args()
+    if not os.path.isdir(args.out):
+        print(f"chronovisor_report: {args.out}: no such folder (run tools/experiments/chronovisor_sweep.sh first)", file=sys.stderr)
+        return 1
     models = sorted(d for d in os.listdir(args.out) if os.path.isdir(os.path.join(args.out, d)))
     if not models:
         print(f"chronovisor_report: {args.out}: no model folders", file=sys.stderr)
         return 1
-    results = {}
+    by_seed = {}  # model -> seed -> setting -> figures
     for model in models:
-        for run in sorted(glob.glob(os.path.join(args.out, model, "*", "log.jsonl"))):
+        runs = [(0, r) for r in glob.glob(os.path.join(args.out, model, "*", "log.jsonl"))]
+        for r in glob.glob(os.path.join(args.out, model, "seed*", "*", "log.jsonl")):
+            seed = os.path.basename(os.path.dirname(os.path.dirname(r)))[len("seed"):]
+            if seed.isdigit():
+                runs.append((int(seed), r))
+        for seed, run in sorted(runs):
             name = os.path.basename(os.path.dirname(run))
             try:
-                results.setdefault(model, {})[name] = analyse(os.path.dirname(run))
+                by_seed.setdefault(model, {}).setdefault(seed, {})[name] = analyse(os.path.dirname(run))
             except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
                 print(f"chronovisor_report: skipping {os.path.dirname(run)}: {e}", file=sys.stderr)
+    results = {model: seeds[min(seeds)] for model, seeds in by_seed.items()}  # the single-seed tables and the plots
     columns = [("ppl", "held-out ppl", 2), ("cv", "load CV", 3), ("max_min", "max/min load", 1), ("starved", "starved experts", 0),
                ("spikes", "loss spikes", 0), ("grad_sd", "grad-norm sd", 3), ("coherence_end", "coherence", 3),
                ("coh_val_r", "r(coherence, val CE)", 2), ("mi_bits", "I(domain; expert) bits", 3),
                ("hit_reactive", "hit rate LRU", 3), ("hit_lookahead", "hit rate predictive", 3), ("train_s", "train s", 0)]
     order = ["none", "aux_free", "cv_s0.01", "cv_s0.05", "cv_s0.1", "cv_s0.5", "cv_s0.1_p10_40", "cv_s0.1_p3_10"]
     for model, runs in results.items():
+        if len(by_seed[model]) > 1:
+            print_seeds(model, by_seed[model], columns, order)
+            continue
         print(f"\n### {model}\n")
         print("| control | " + " | ".join(c[1] for c in columns) + " |")
         print("|---|" + "---|" * len(columns))
