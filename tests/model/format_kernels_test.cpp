@@ -1,7 +1,7 @@
 // The one-token kernels of the weight formats (model/format_kernels.h) against float64 sums, for
 // every implementation this CPU runs, on lengths that exercise each loop and tail: under one
-// vector, one block, partial last blocks, whole and partial groups of 8 blocks, and rows split over
-// the threads.
+// vector, one block, partial last blocks, odd and even block counts (the integer kernels alternate two
+// accumulators), and rows split over the threads.
 #include "model/format_kernels.h"
 
 #include <ATen/ATen.h>
