@@ -13,6 +13,7 @@
 #include "chronos/eval/kv_footprint.h"
 #include "chronos/eval/perplexity.h"
 #include "chronos/eval/token_agreement.h"
+#include "chronos/io/json_number.h"
 #include "chronos/model/causal_lm.h"
 #include "chronos/model/pretrained.h"
 #include "chronos/runtime/generation.h"
@@ -65,8 +66,6 @@ namespace {
 void phase(const MeasureOptions& o, const std::string& what) {
   if (o.on_phase) o.on_phase(what);
 }
-
-nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
 std::string ensure_expert_cache(ChronosForCausalLMImpl& model, const std::string& model_dir, const Tokenizer& tokenizer,
                                 const MeasureOptions& o) {
@@ -154,7 +153,7 @@ nlohmann::json offloaded_decode(const std::string& model_dir, const std::string&
   m["tokens_per_s"] = totals.tokens_per_s();
   if (predict != PredictMode::none) {
     m["lookahead_recall"] = nlohmann::json::array();
-    for (const PrecisionRecall& pr : lookahead) m["lookahead_recall"].push_back(number(pr.recall()));
+    for (const PrecisionRecall& pr : lookahead) m["lookahead_recall"].push_back(json_number(pr.recall()));
   }
   return m;
 }
@@ -174,12 +173,12 @@ nlohmann::json measure_model(ChronosForCausalLMImpl& model, const std::string& m
   ppl.max_seq_len = o.eval_seq_len;
   ppl.max_records = o.eval_records;
   const PerplexityReport report = evaluate_perplexity(model, tokenizer, o.heldout, ppl);
-  m["perplexity"] = number(report.total.perplexity());
-  m["cross_entropy"] = number(report.total.cross_entropy());
+  m["perplexity"] = json_number(report.total.perplexity());
+  m["cross_entropy"] = json_number(report.total.cross_entropy());
   m["heldout_tokens"] = report.total.tokens;
   m["perplexity_by_domain"] = nlohmann::json::object();
   for (const GroupLoss& g : report.groups)
-    if (!g.group.empty()) m["perplexity_by_domain"][g.group] = number(g.perplexity());
+    if (!g.group.empty()) m["perplexity_by_domain"][g.group] = json_number(g.perplexity());
 
   m["kv_bytes_per_token"] = nlohmann::json::object();
   for (int64_t context : o.kv_contexts) m["kv_bytes_per_token"][std::to_string(context)] = kv_cache_bytes_per_token(config, context);

@@ -6,11 +6,12 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "chronos/io/json_number.h"
+
 namespace chronos {
 
 namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 }  // namespace
 
 void pool(std::vector<PrecisionRecall>& total, const std::vector<PrecisionRecall>& more) {
@@ -88,12 +89,12 @@ MetricsSummary MetricsBus::summary() const {
 std::string to_json_line(const TokenMetrics& t) {
   const auto recall = [](const std::vector<PrecisionRecall>& v) {
     nlohmann::json out = nlohmann::json::array();
-    for (const PrecisionRecall& pr : v) out.push_back(number_or_null(pr.recall()));
+    for (const PrecisionRecall& pr : v) out.push_back(json_number(pr.recall()));
     return out;
   };
   const auto precision = [](const std::vector<PrecisionRecall>& v) {
     nlohmann::json out = nlohmann::json::array();
-    for (const PrecisionRecall& pr : v) out.push_back(number_or_null(pr.precision()));
+    for (const PrecisionRecall& pr : v) out.push_back(json_number(pr.precision()));
     return out;
   };
   const nlohmann::json line = {{"step", t.step},

@@ -30,6 +30,7 @@
 #include "chronos/core/error.h"
 #include "chronos/core/log.h"
 #include "chronos/eval/compare_measure.h"
+#include "chronos/io/json_number.h"
 #include "chronos/model/pretrained.h"
 #include "chronos/routing/intent_classifier.h"
 #include "chronos/routing/router_control.h"
@@ -106,8 +107,6 @@ struct ModeTotals {
   double logprob_sum = 0;
 };
 
-nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
-
 nlohmann::json mode_json(const ModeTotals& t, bool teacher_forced) {
   // The store's counters (rates, per generated token) and the bench's own figures beside them.
   nlohmann::json m = to_json(t.store, std::max<int64_t>(1, t.generated));
@@ -130,16 +129,16 @@ nlohmann::json mode_json(const ModeTotals& t, bool teacher_forced) {
     m["lookahead_precision"] = nlohmann::json::array();
     m["router_recall"] = nlohmann::json::array();
     for (const PrecisionRecall& pr : t.lookahead) {
-      m["lookahead_recall"].push_back(number(pr.recall()));
-      m["lookahead_precision"].push_back(number(pr.precision()));
+      m["lookahead_recall"].push_back(json_number(pr.recall()));
+      m["lookahead_precision"].push_back(json_number(pr.precision()));
     }
-    for (const PrecisionRecall& pr : t.router) m["router_recall"].push_back(number(pr.recall()));
+    for (const PrecisionRecall& pr : t.router) m["router_recall"].push_back(json_number(pr.recall()));
     // Entry d-1: layer-ahead prediction from the MoE input d layers earlier.
     m["layer_ahead_recall"] = nlohmann::json::array();
     m["layer_ahead_precision"] = nlohmann::json::array();
     for (const PrecisionRecall& pr : t.layer_ahead) {
-      m["layer_ahead_recall"].push_back(number(pr.recall()));
-      m["layer_ahead_precision"].push_back(number(pr.precision()));
+      m["layer_ahead_recall"].push_back(json_number(pr.recall()));
+      m["layer_ahead_precision"].push_back(json_number(pr.precision()));
     }
     m["prefetch_lead_ms"] = t.lead_tokens > 0 ? t.lead_ms_sum / t.lead_tokens : 0.0;
     // Experts not in RAM when their layer came, per generated token, by why (TokenMetrics).
@@ -215,9 +214,9 @@ class OffloadBench {
       const ModeTotals t = run_offloaded(mode, caches[name.storage], fallback);
       out["modes"][mode] = mode_json(t, fallback);
       if (name.base != "reactive" && !t.lookahead.empty() && !out.contains("lookahead_recall_t1")) {
-        out["lookahead_recall_t1"] = number(t.lookahead[0].recall());
-        out["lookahead_precision_t1"] = number(t.lookahead[0].precision());
-        out["router_recall_t1"] = number(t.router[0].recall());
+        out["lookahead_recall_t1"] = json_number(t.lookahead[0].recall());
+        out["lookahead_precision_t1"] = json_number(t.lookahead[0].precision());
+        out["router_recall_t1"] = json_number(t.router[0].recall());
         out["layer_ahead_recall"] = out["modes"][mode]["layer_ahead_recall"];
         out["layer_ahead_precision"] = out["modes"][mode]["layer_ahead_precision"];
       }

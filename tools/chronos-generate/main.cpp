@@ -10,6 +10,7 @@
 #include "chronos/core/error.h"
 #include "chronos/core/log.h"
 #include "chronos/io/append_file.h"
+#include "chronos/io/json_number.h"
 #include "chronos/io/regular_file.h"
 #include "chronos/runtime/generation.h"
 #include "chronos/runtime/offload_engine.h"
@@ -119,7 +120,6 @@ struct Session {
     if (store) offload = to_json(store->stats(), std::max<int64_t>(1, result.stats.generated_tokens));  // per token: prefill included
     if (engine) {
       const MetricsSummary m = engine->metrics().summary();
-      auto number = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
       offload["predict"] = to_string(engine->config().predict);
       offload["prefetch_lead_ms"] = m.prefetch_lead_ms;
       offload["misses_by_cause"] = {{"late", m.late}, {"not_started", m.not_started}, {"unpredicted", m.unpredicted}};
@@ -127,16 +127,16 @@ struct Session {
                               "layer_ahead_precision"})
         offload[key] = nlohmann::json::array();
       for (const PrecisionRecall& pr : m.lookahead) {
-        offload["lookahead_recall"].push_back(number(pr.recall()));
-        offload["lookahead_precision"].push_back(number(pr.precision()));
+        offload["lookahead_recall"].push_back(json_number(pr.recall()));
+        offload["lookahead_precision"].push_back(json_number(pr.precision()));
       }
       for (const PrecisionRecall& pr : m.router) {
-        offload["router_recall"].push_back(number(pr.recall()));
-        offload["router_precision"].push_back(number(pr.precision()));
+        offload["router_recall"].push_back(json_number(pr.recall()));
+        offload["router_precision"].push_back(json_number(pr.precision()));
       }
       for (const PrecisionRecall& pr : m.layer_ahead) {
-        offload["layer_ahead_recall"].push_back(number(pr.recall()));
-        offload["layer_ahead_precision"].push_back(number(pr.precision()));
+        offload["layer_ahead_recall"].push_back(json_number(pr.recall()));
+        offload["layer_ahead_precision"].push_back(json_number(pr.precision()));
       }
     }
 

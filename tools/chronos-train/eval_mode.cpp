@@ -11,6 +11,7 @@
 #include "chronos/core/error.h"
 #include "chronos/core/log.h"
 #include "chronos/eval/perplexity.h"
+#include "chronos/io/json_number.h"
 #include "chronos/model/pretrained.h"
 #include "chronos/routing/router_control.h"
 #include "chronos/store/expert_store.h"
@@ -32,19 +33,17 @@ struct EvalFlags {
   tools::RuntimeFlags runtime;
 };
 
-nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
-
 nlohmann::json report_json(const PerplexityReport& r) {
   nlohmann::json groups = nlohmann::json::object();
   for (const GroupLoss& g : r.groups)
     groups[g.group] = {{"records", g.records},
                        {"tokens", g.tokens},
-                       {"cross_entropy", number(g.cross_entropy())},
-                       {"perplexity", number(g.perplexity())},
+                       {"cross_entropy", json_number(g.cross_entropy())},
+                       {"perplexity", json_number(g.perplexity())},
                        {"expert_counts", g.expert_counts}};
   return {{"groups", groups},
-          {"total", {{"records", r.total.records}, {"tokens", r.total.tokens}, {"cross_entropy", number(r.total.cross_entropy())},
-                     {"perplexity", number(r.total.perplexity())}}}};
+          {"total", {{"records", r.total.records}, {"tokens", r.total.tokens}, {"cross_entropy", json_number(r.total.cross_entropy())},
+                     {"perplexity", json_number(r.total.perplexity())}}}};
 }
 
 // Experts from `cache` for every layer, all of them held in RAM, `wait` policy: the cache's stored
