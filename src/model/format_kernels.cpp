@@ -325,16 +325,9 @@ void round_to_input_blocks(float* x, int64_t n) {
 }
 
 float row_dot(WeightFormat format, const void* row, const KernelInput& x) {
-  const int64_t n = x.size(), blocks = (n + kBlock - 1) / kBlock;
-  switch (format) {
-    case WeightFormat::fp32: return dot(static_cast<const float*>(row), x.values(), n);
-    case WeightFormat::bf16: return g_kernels.dot_bf16(static_cast<const uint16_t*>(row), x.values(), n);
-    case WeightFormat::int8:
-      return g_kernels.dot_int8(static_cast<const uint8_t*>(row), x.block_scales(), x.block_quants(), x.block_sums(), blocks);
-    case WeightFormat::int4:
-      return g_kernels.dot_int4(static_cast<const uint8_t*>(row), x.block_scales(), x.block_quants(), x.block_sums(), blocks);
-  }
-  return 0;
+  float y = 0;
+  rows_dot(format, row, 0, 1, x, &y);
+  return y;
 }
 
 void rows_dot(WeightFormat format, const void* matrix, int64_t first, int64_t last, const KernelInput& x, float* out) {

@@ -69,11 +69,6 @@ float row_dot(WeightFormat format, const void* row, const KernelInput& x);
 // dispatch for the whole range.
 void rows_dot(WeightFormat format, const void* matrix, int64_t first, int64_t last, const KernelInput& x, float* out);
 
-// Row `r` of a stored matrix of `cols` columns.
-inline const void* stored_row(WeightFormat format, const void* matrix, int64_t r, int64_t cols) {
-  return static_cast<const uint8_t*>(matrix) + r * weight_row_bytes(format, cols);
-}
-
 // y[out] = W x for a stored row-major W [out, x.size()], rows split over the work pool in chunks of
 // >= 128 KiB of weights.
 void gemv_stored(WeightFormat format, const void* weight, const KernelInput& x, float* y, int64_t out);
