@@ -39,16 +39,6 @@ void rope(float* x, int64_t groups, int64_t d, const float* cos, const float* si
   }
 }
 
-// The cos and sin rows of one position, as raw fp32 pointers kept alive by the tensors.
-struct RopeRow {
-  at::Tensor cos, sin;
-  RopeRow(RotaryTable& table, int64_t position) {
-    auto rows = table.rows(position, 1, c10::Device(c10::kCPU));
-    cos = rows.first.contiguous();
-    sin = rows.second.contiguous();
-  }
-};
-
 // y = W x (+ b) for one token; W in any stored format (weight_format.h).
 void project_token_into(const torch::nn::Linear& linear, const float* x, float* y) {
   const at::Tensor& w = linear->weight;
@@ -114,10 +104,10 @@ at::Tensor MLAttentionImpl::forward_one_token(const at::Tensor& x, AttentionCont
   rms_norm(q_nope.data(), heads_, nope_, q_nope_norm->weight, q_nope_norm->eps());
   rms_norm(q_rope.data(), heads_, rope_, q_rope_norm->weight, q_rope_norm->eps());
   rms_norm(latent.data(), 1, C, kv_down_norm->weight, kv_down_norm->eps());
-  const RopeRow row(*ctx.rope_mla, ctx.position);
-  rope(q_rope.data(), heads_, rope_, row.cos.data_ptr<float>(), row.sin.data_ptr<float>());
+  const auto [cos_row, sin_row] = ctx.rope_mla->cpu_row(ctx.position);
+  rope(q_rope.data(), heads_, rope_, cos_row, sin_row);
   std::vector<float> rope_key = project_token(k_rope_proj, latent.data());
-  rope(rope_key.data(), kv_heads_, rope_, row.cos.data_ptr<float>(), row.sin.data_ptr<float>());
+  rope(rope_key.data(), kv_heads_, rope_, cos_row, sin_row);
   ctx.cache->append(at::from_blob(latent.data(), {1, 1, C}), at::from_blob(rope_key.data(), {1, 1, kv_heads_, rope_}));
 
   const LayerCache& cache = *ctx.cache;
@@ -172,9 +162,9 @@ at::Tensor WindowAttentionImpl::forward_one_token(const at::Tensor& x, Attention
     rms_norm(q.data(), heads_, D, q_norm->weight, q_norm->eps());
     rms_norm(k.data(), kv_heads_, D, k_norm->weight, k_norm->eps());
   }
-  const RopeRow row(*ctx.rope_full, P);
-  rope(q.data(), heads_, D, row.cos.data_ptr<float>(), row.sin.data_ptr<float>());
-  rope(k.data(), kv_heads_, D, row.cos.data_ptr<float>(), row.sin.data_ptr<float>());
+  const auto [cos_row, sin_row] = ctx.rope_full->cpu_row(P);
+  rope(q.data(), heads_, D, cos_row, sin_row);
+  rope(k.data(), kv_heads_, D, cos_row, sin_row);
   ctx.cache->append(at::from_blob(k.data(), {1, 1, kv_heads_, D}), at::from_blob(v.data(), {1, 1, kv_heads_, D}));
 
   LayerCache& cache = *ctx.cache;

@@ -110,7 +110,8 @@ ForwardOutput ChronosForCausalLMImpl::forward(const at::Tensor& input_ids, const
 
     DecoderOutput d = layer(l).forward(x, attention, call);
     x = std::move(d.hidden);
-    aux_total = aux_total + d.aux_raw * config_.router_aux_loss_coef;
+    // A layer at inference reports a zero aux_raw: nothing to add (two tensor operations a layer saved).
+    if (layer(l).is_training()) aux_total = aux_total + d.aux_raw * config_.router_aux_loss_coef;
     out.aux_raw.push_back(std::move(d.aux_raw));
     if (d.router_probs.defined()) out.router_probs.push_back(std::move(d.router_probs));
     if (d.selected.defined()) out.selected.push_back(std::move(d.selected));

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cstring>
 
 namespace chronos {
 namespace {
@@ -46,8 +47,18 @@ void LayerCache::append(const at::Tensor& a, const at::Tensor& b) {
     second_storage_ = grown(second, b, capacity);
     start_ = 0;
   }
-  first_storage_.narrow(1, start_ + length, extra).copy_(a);
-  second_storage_.narrow(1, start_ + length, extra).copy_(b);
+  // One sequence on the CPU (decode): its positions lie back to back in the storage, a plain copy.
+  if (extra > 0 && a.size(0) == 1 && a.is_cpu() && b.is_cpu() && a.is_contiguous() && b.is_contiguous()) {
+    const auto put = [&](at::Tensor& storage, const at::Tensor& t) {
+      const int64_t bytes_per_position = t.nbytes() / extra;
+      std::memcpy(static_cast<char*>(storage.data_ptr()) + (start_ + length) * bytes_per_position, t.data_ptr(), t.nbytes());
+    };
+    put(first_storage_, a);
+    put(second_storage_, b);
+  } else {
+    first_storage_.narrow(1, start_ + length, extra).copy_(a);
+    second_storage_.narrow(1, start_ + length, extra).copy_(b);
+  }
   first = first_storage_.narrow(1, start_, length + extra);
   second = second_storage_.narrow(1, start_, length + extra);
 }

@@ -52,6 +52,11 @@ std::pair<at::Tensor, at::Tensor> RotaryTable::rows(int64_t start, int64_t count
   return {copy.first.narrow(0, start, count), copy.second.narrow(0, start, count)};
 }
 
+std::pair<const float*, const float*> RotaryTable::cpu_row(int64_t position) {
+  if (position >= length_) build(std::max(position + 1, 2 * length_));
+  return {cos_.data_ptr<float>() + position * width_, sin_.data_ptr<float>() + position * width_};
+}
+
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
   const int64_t d = x.size(-1), h = d / 2;
   const at::Tensor c = cos.narrow(-1, 0, d).unsqueeze(1);  // [S, 1, d] broadcasts over batch and heads

@@ -20,6 +20,9 @@ class RotaryTable {
 
   // cos and sin rows for positions [start, start+count), fp32, [count, width], on `device`.
   std::pair<at::Tensor, at::Tensor> rows(int64_t start, int64_t count, const c10::Device& device);
+  // The cos and sin row of one position in the CPU table, width() floats each, for the one-token
+  // paths (no tensor per call); valid until the table next grows.
+  std::pair<const float*, const float*> cpu_row(int64_t position);
 
   int64_t width() const { return width_; }
   int64_t length() const { return length_; }
