@@ -58,20 +58,69 @@ inline __attribute__((always_inline)) float dot_inline(const float* a, const flo
 }
 }  // namespace
 
+// Four keys at a time share the loads of q and the shuffles of the lane sums (reduce4); each score is
+// summed exactly as dot_inline sums it, so the blocks and the single rows agree bit for bit.
 CHRONOS_SIMD_CLONES
 void dot_rows(const float* q, const float* rows, int64_t stride, int64_t count, int64_t n, float scale, float* out, bool accumulate) {
-  for (int64_t t = 0; t < count; ++t) {
+  int64_t t = 0;
+  for (; t + 4 <= count; t += 4) {
+    const float* r[4] = {rows + t * stride, rows + (t + 1) * stride, rows + (t + 2) * stride, rows + (t + 3) * stride};
+    Vec16 lo[4] = {}, hi[4] = {};
+    int64_t i = 0;
+    for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
+      const Vec16 q0 = load(q + i), q1 = load(q + i + kLanes);
+      for (int j = 0; j < 4; ++j) {
+        lo[j] += q0 * load(r[j] + i);
+        hi[j] += q1 * load(r[j] + i + kLanes);
+      }
+    }
+    for (; i + kLanes <= n; i += kLanes) {
+      const Vec16 q0 = load(q + i);
+      for (int j = 0; j < 4; ++j) lo[j] += q0 * load(r[j] + i);
+    }
+    const Vec4 sums = reduce4(lo[0] + hi[0], lo[1] + hi[1], lo[2] + hi[2], lo[3] + hi[3]);
+    for (int j = 0; j < 4; ++j) {
+      float sum = sums[j];
+      for (int64_t k = i; k < n; ++k) sum += q[k] * r[j][k];
+      const float v = scale * sum;
+      out[t + j] = accumulate ? out[t + j] + v : v;
+    }
+  }
+  for (; t < count; ++t) {
     const float v = scale * dot_inline(q, rows + t * stride, n);
     out[t] = accumulate ? out[t] + v : v;
   }
 }
 
+// Columns in blocks of four vectors that stay in registers over all rows (out is read and written
+// once, not once per row); every out[i] sums its rows in the same order as a row-by-row loop.
 CHRONOS_SIMD_CLONES
 void weighted_row_sum(const float* p, const float* rows, int64_t stride, int64_t count, int64_t n, float* out) {
-  for (int64_t t = 0; t < count; ++t) {
-    const float w = p[t];
-    const float* r = rows + t * stride;
-    for (int64_t i = 0; i < n; ++i) out[i] += w * r[i];
+  int64_t i = 0;
+  for (; i + 4 * kLanes <= n; i += 4 * kLanes) {
+    Vec16 o0 = load(out + i), o1 = load(out + i + kLanes), o2 = load(out + i + 2 * kLanes), o3 = load(out + i + 3 * kLanes);
+    for (int64_t t = 0; t < count; ++t) {
+      const float* r = rows + t * stride + i;
+      const float w = p[t];
+      o0 += w * load(r);
+      o1 += w * load(r + kLanes);
+      o2 += w * load(r + 2 * kLanes);
+      o3 += w * load(r + 3 * kLanes);
+    }
+    store(out + i, o0);
+    store(out + i + kLanes, o1);
+    store(out + i + 2 * kLanes, o2);
+    store(out + i + 3 * kLanes, o3);
+  }
+  for (; i + kLanes <= n; i += kLanes) {
+    Vec16 o = load(out + i);
+    for (int64_t t = 0; t < count; ++t) o += p[t] * load(rows + t * stride + i);
+    store(out + i, o);
+  }
+  for (; i < n; ++i) {
+    float o = out[i];
+    for (int64_t t = 0; t < count; ++t) o += p[t] * rows[t * stride + i];
+    out[i] = o;
   }
 }
 

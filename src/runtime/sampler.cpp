@@ -65,8 +65,25 @@ at::Tensor Sampler::probabilities(const at::Tensor& logits, const std::vector<in
   return probs / probs.sum();
 }
 
+namespace {
+// argmax over CPU floats as at::argmax picks: the first maximum, or the first NaN if there is one.
+int64_t first_max(const float* v, int64_t n) {
+  int64_t best = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (std::isnan(v[i])) return i;
+    if (v[i] > v[best]) best = i;
+  }
+  return best;
+}
+}  // namespace
+
 int64_t Sampler::next(const at::Tensor& logits, const std::vector<int64_t>& context) {
-  if (options_.greedy) return penalised(logits, context).argmax().item<int64_t>();
+  if (options_.greedy) {
+    const at::Tensor scores = penalised(logits, context);
+    // A step's one host read: a loop over the vocabulary, not two tensor operations and a copy.
+    if (scores.device().is_cpu() && scores.is_contiguous() && scores.numel() > 0) return first_max(scores.data_ptr<float>(), scores.numel());
+    return scores.argmax().item<int64_t>();
+  }
   const at::Tensor probs = probabilities(logits, context).to(at::kCPU);
   return at::multinomial(probs, 1, /*replacement=*/false, generator_).item<int64_t>();
 }

@@ -52,7 +52,7 @@ TEST(CpuSwiglu, AccumulatesTheWeightedSumOfFeedForwards) {
 // One head's scores and weighted sum over strided cache rows, lengths off the vector widths.
 TEST(CpuAttentionRows, DotRowsAndWeightedSumMatchFloat64) {
   at::manual_seed(6);
-  for (const int64_t n : {1, 15, 16, 32, 33, 64, 100}) {
+  for (const int64_t n : {1, 15, 16, 32, 33, 64, 100, 128, 130}) {
     const int64_t count = 37, stride = 3 * n;
     const at::Tensor rows = at::randn({count, stride}), q = at::randn({n}), p = at::rand({count});
     const at::Tensor used = rows.narrow(1, n, n).to(at::kDouble);  // each row's second run of n values
@@ -64,6 +64,19 @@ TEST(CpuAttentionRows, DotRowsAndWeightedSumMatchFloat64) {
     cpu::weighted_row_sum(p.data_ptr<float>(), rows.data_ptr<float>() + n, stride, count, n, out.data());
     const at::Tensor sum = 2.0 + at::mv(used.t(), p.to(at::kDouble));
     for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(out[i], sum[i].item<double>(), 1e-4) << n;
+  }
+}
+
+// Keys in blocks of four and one at a time sum alike: a score does not depend on where its key falls.
+TEST(CpuAttentionRows, ScoresOfBlockedKeysEqualSingleKeysBitForBit) {
+  at::manual_seed(7);
+  for (const int64_t n : {16, 33, 64, 96, 130}) {
+    const int64_t count = 11;
+    const at::Tensor rows = at::randn({count, n}), q = at::randn({n});
+    std::vector<float> blocked(count), single(count);
+    cpu::dot_rows(q.data_ptr<float>(), rows.data_ptr<float>(), n, count, n, 0.25f, blocked.data());
+    for (int64_t t = 0; t < count; ++t) cpu::dot_rows(q.data_ptr<float>(), rows.data_ptr<float>() + t * n, n, 1, n, 0.25f, &single[t]);
+    for (int64_t t = 0; t < count; ++t) EXPECT_EQ(blocked[t], single[t]) << "n " << n << ", key " << t;
   }
 }
 

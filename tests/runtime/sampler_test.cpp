@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "chronos/core/error.h"
 
 namespace chronos {
@@ -22,6 +24,17 @@ TEST(Sampler, GreedyTakesTheArgmax) {
   o.greedy = true;
   Sampler s(o);
   EXPECT_EQ(s.next(at::tensor({0.1f, 2.0f, -1.0f, 1.9f}), {}), 1);
+}
+
+// The CPU loop picks as at::argmax does: the first of equal maxima, a NaN over any number, -inf rows.
+TEST(Sampler, GreedyPicksAsArgmaxOnTiesNaNAndInfinities) {
+  SamplingOptions o = plain();
+  o.greedy = true;
+  Sampler s(o);
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  for (const at::Tensor& logits : {at::tensor({1.0f, 3.0f, 3.0f, 0.0f}), at::tensor({1.0f, nan, 5.0f, nan}), at::tensor({-inf, -inf, -inf}),
+                                   at::tensor({-inf, 2.0f, inf, inf}), at::tensor({7.0f})})
+    EXPECT_EQ(s.next(logits, {}), logits.argmax().item<int64_t>()) << logits;
 }
 
 TEST(Sampler, RepetitionPenaltyRespectsTheSign) {
