@@ -13,13 +13,16 @@
 namespace chronos::cpu {
 namespace {
 
-// A worker's wait for the next loop before it sleeps. A token's loops come some microseconds apart,
-// with gaps of tens between layers; a worker that has gone to sleep misses the next loops (the
-// caller runs them alone and pays the wake-up call). Measured on configs/fine.json, int8, medians of
-// 4-5 interleaved runs: waits of ~28 us / ~220 us / ~0.9 ms decoded 986 / 1341 / 1485 tokens/s on a
-// quiet machine and 813 / 905 / 620 beside one busy core, where a spinning worker takes the time
-// slices the caller needs. Timed, not counted: a pause instruction lasts 3 to 40 ns by CPU.
-constexpr auto kSpinBeforeSleep = std::chrono::microseconds(200);
+// A worker's wait for the next loop: pause instructions for kPauseFor, then yields of its core, then
+// sleep after kSpinFor. A token's loops come some microseconds apart, with gaps of tens between
+// layers; a worker that has gone to sleep misses the next loops (the caller runs them alone and pays
+// the wake-up call), and one that only pauses takes, beside a busy process, the time slices the caller
+// needs, where a yield hands them over. int8, medians of interleaved runs, tokens/s quiet / beside one
+// busy core: pause 28 us then sleep: base 282 / 211, fine 925 / 774; pause 200 us: 286 / 138, 1051 /
+// 570; pause 30 us, yield to 200 us: 304 / 187, 1272 / 828. Timed, not counted: a pause instruction
+// lasts 3 to 40 ns by CPU.
+constexpr auto kPauseFor = std::chrono::microseconds(30);
+constexpr auto kSpinFor = std::chrono::microseconds(200);
 // The caller's wait for chunks that other threads claimed, in pause instructions before it yields.
 constexpr int kSpinsBeforeYield = 1 << 10;
 // Chunks per thread: a running thread takes over the chunks of a parked one. 4 decoded 10-15%
@@ -98,10 +101,15 @@ class WorkPool {
     uint32_t seen = generation_of(state_.load(std::memory_order_acquire));
     while (true) {
       uint64_t s = state_.load(std::memory_order_acquire);
-      const auto sleep_at = std::chrono::steady_clock::now() + kSpinBeforeSleep;
+      const auto start = std::chrono::steady_clock::now();
+      bool yielding = false;  // past kPauseFor; the clock is read every 64 pauses and at every yield
       for (int spins = 1; generation_of(s) == seen && !stop_.load(std::memory_order_relaxed); ++spins) {
-        if (spins % 64 != 0 || std::chrono::steady_clock::now() < sleep_at) {  // the clock read every 64 spins
-          relax();
+        const bool check = yielding || spins % 64 == 0;
+        const auto waited = check ? std::chrono::steady_clock::now() - start : std::chrono::steady_clock::duration::zero();
+        if (waited < kSpinFor) {
+          yielding = yielding || waited >= kPauseFor;
+          if (yielding) std::this_thread::yield();
+          else relax();
           s = state_.load(std::memory_order_acquire);
           continue;
         }

@@ -6,8 +6,8 @@
 // Here the range is cut into small chunks that the calling thread and the pool's workers claim one
 // at a time from a shared counter. The caller returns once every chunk has run: a worker that has
 // not woken up yet claims nothing, so nobody waits for it, and the caller (or a worker that is
-// running) takes over its share. Workers spin briefly between loops (a token's kernels come every
-// few microseconds), then sleep.
+// running) takes over its share. Between loops a worker spins (a token's kernels come microseconds
+// apart), then yields its core for a while (a busy machine's caller needs it), then sleeps.
 #pragma once
 
 #include <cstdint>
