@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "chronos/model/linear.h"
+#include "chronos/model/rmsnorm.h"
 
 namespace chronos {
 namespace {
@@ -78,6 +79,27 @@ TEST(CpuAttentionRows, ScoresOfBlockedKeysEqualSingleKeysBitForBit) {
     for (int64_t t = 0; t < count; ++t) cpu::dot_rows(q.data_ptr<float>(), rows.data_ptr<float>() + t * n, n, 1, n, 0.25f, &single[t]);
     for (int64_t t = 0; t < count; ++t) EXPECT_EQ(blocked[t], single[t]) << "n " << n << ", key " << t;
   }
+}
+
+// RMSNorm's one-token loop (no gradient) against its tensor formula, and the formula kept where a
+// gradient is wanted.
+TEST(RMSNormModule, OneTokenLoopMatchesTheFormulaAndGradientsStillFlow) {
+  at::manual_seed(8);
+  RMSNorm norm(48, 1e-5);
+  {
+    torch::NoGradGuard no_grad;
+    norm->weight.uniform_(0.5, 1.5);
+  }
+  const at::Tensor x = at::randn({1, 1, 48});
+  const at::Tensor formula = x * at::rsqrt(x.square().mean(-1, true) + 1e-5) * norm->weight.detach();
+  {
+    torch::NoGradGuard no_grad;
+    EXPECT_LT((norm(x) - formula).abs().max().item<float>(), 1e-6);
+  }
+  const at::Tensor y = norm(x);  // the weight wants a gradient: the general path
+  ASSERT_TRUE(y.requires_grad());
+  y.sum().backward();
+  EXPECT_TRUE(norm->weight.grad().defined());
 }
 
 TEST(CpuGemv, AppliesOnlyToContiguousFloatRowsWithoutGradient) {

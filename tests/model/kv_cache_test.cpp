@@ -23,6 +23,20 @@ TEST(LayerCache, AppendEqualsConcatenationAndKeepsEarlierViews) {
   EXPECT_EQ(cache.length(), 200);
 }
 
+// Two sequences: a position's rows are not adjacent in the storage (the copy path, not the memcpy).
+TEST(LayerCache, TwoSequencesAppendAsConcatenation) {
+  LayerCache cache;
+  at::Tensor expected_a = at::empty({2, 0, 3}), expected_b = at::empty({2, 0, 2});
+  for (int64_t t = 0; t < 70; ++t) {
+    const at::Tensor a = at::randn({2, 1, 3}), b = at::randn({2, 1, 2});
+    cache.append(a, b);
+    expected_a = at::cat({expected_a, a}, 1);
+    expected_b = at::cat({expected_b, b}, 1);
+  }
+  EXPECT_TRUE(at::equal(cache.first, expected_a));
+  EXPECT_TRUE(at::equal(cache.second, expected_b));
+}
+
 TEST(LayerCache, KeepLastSlidesAWindowWithoutGrowingWithoutBound) {
   LayerCache cache;
   cache.append(rows(0, 5), rows(0, 5));

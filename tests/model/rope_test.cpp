@@ -66,6 +66,21 @@ TEST(Rope, GrowsOnDemand) {
   EXPECT_EQ(table.length(), 32);  // max(30, 2 * 16)
 }
 
+TEST(Rope, CpuRowIsTheTablesRowAndGrowsItOnDemand) {
+  ModelConfig c;
+  c.max_position_embeddings = 16;
+  RotaryTable table(c, 8);
+  for (const int64_t position : {0, 7, 15, 40}) {
+    const auto [cos_row, sin_row] = table.cpu_row(position);
+    auto [cos, sin] = table.rows(position, 1, c10::Device(c10::kCPU));
+    for (int64_t i = 0; i < 8; ++i) {
+      EXPECT_EQ(cos_row[i], cos[0][i].item<float>()) << position;
+      EXPECT_EQ(sin_row[i], sin[0][i].item<float>()) << position;
+    }
+  }
+  EXPECT_EQ(table.length(), 41);  // max(41, 2 * 16)
+}
+
 TEST(Rope, FullWidthIsARelativeRotation) {
   ModelConfig c;
   c.rope_theta = 10000;
