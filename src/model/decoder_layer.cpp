@@ -33,12 +33,6 @@ at::Tensor add_tokens(const at::Tensor& x, const at::Tensor& y) {
   return out;
 }
 
-at::Tensor norm_token(const RMSNorm& norm, const at::Tensor& x) {
-  at::Tensor out = at::empty_like(x);
-  cpu::rms_norm(x.data_ptr<float>(), out.data_ptr<float>(), 1, x.numel(), norm->weight.data_ptr<float>(), norm->eps());
-  return out;
-}
-
 // One float32 CPU token at inference with float32 norms.
 bool one_token_path_applies(const DecoderLayerImpl& layer, const at::Tensor& x) {
   return !layer.is_training() && x.dim() == 3 && x.numel() == x.size(2) && cpu::is_plain_float(x) &&
@@ -48,12 +42,12 @@ bool one_token_path_applies(const DecoderLayerImpl& layer, const at::Tensor& x) 
 }  // namespace
 
 DecoderOutput DecoderLayerImpl::forward(const at::Tensor& x, AttentionContext& attention, const MoECall& call) {
-  // One float32 CPU token at inference: the norms and residual adds in plain loops, not the ~14
-  // tensor operations a layer they take on the general path.
+  // One float32 CPU token at inference: the residual adds in plain loops (RMSNorm takes its own
+  // one-token loop), not the ~14 tensor operations a layer they take on the general path.
   if (one_token_path_applies(*this, x)) {
-    const at::Tensor h = add_tokens(x, (is_mla() ? mla->forward(norm_token(input_layernorm, x), attention)
-                                                 : window->forward(norm_token(input_layernorm, x), attention)).contiguous());
-    const at::Tensor ffn_in = norm_token(post_attention_layernorm, h);
+    const at::Tensor h = add_tokens(x, (is_mla() ? mla->forward(input_layernorm(x), attention)
+                                                 : window->forward(input_layernorm(x), attention)).contiguous());
+    const at::Tensor ffn_in = post_attention_layernorm(h);
     DecoderOutput out;
     if (!moe.is_empty()) {
       MoEOutput m = moe->forward(ffn_in, call);
