@@ -34,6 +34,12 @@ case "$kind" in
     ;;
   load)
     start_server --model "$work/tiny" --parallel 2 --max-queue 8 --max-body-bytes 65536 || exit 1
+    # A burst of 16 new connections needs a listen backlog above cpp-httplib's 5 (else SYN cookies
+    # reset some mid-request); ss shows a listening socket's backlog as its Send-Q.
+    if command -v ss >/dev/null; then
+      backlog=$(ss -Hltn "sport = :${server_url##*:}" | awk '{print $3; exit}')
+      [ "${backlog:-0}" -ge 64 ] || { echo "FAIL listen backlog ${backlog:-unknown} (want >= 64)"; stop_server; exit 1; }
+    fi
     # The resident-memory bound needs the server's pid; under AddressSanitizer freed memory sits in its
     # quarantine (256 MiB by default), so RSS says nothing about leaks there and is not checked.
     rss=(--pid "$server_pid")

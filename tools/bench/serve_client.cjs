@@ -131,7 +131,9 @@ async function load(f) {
       const key = `${kind.name} ${r.status}`;
       statuses[key] = (statuses[key] || 0) + 1;
     } catch (e) {
-      failures.push(`${kind.name}: ${e.message}`);
+      // undici's "fetch failed" keeps the socket error (ECONNRESET, other side closed) in cause.
+      const cause = e.cause ? ` (${e.cause.code || ""} ${e.cause.message || e.cause})` : "";
+      failures.push(`${kind.name}: ${e.message}${cause} [request ${i} at ${((performance.now() - started) / 1000).toFixed(3)} s]`);
     }
   });
   const seconds = (performance.now() - started) / 1000;

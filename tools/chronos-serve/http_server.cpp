@@ -10,6 +10,7 @@
 
 #include <httplib.h>
 
+#include <cerrno>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -90,6 +91,7 @@ constexpr double kPollSeconds = 0.05;  // how often a waiting request looks for 
 struct HttpServer::Impl {
   HttpOptions options;
   httplib::Server server;
+  int listen_socket = -1;  // the socket cpp-httplib bound last (its options hook records it)
   std::mutex mutex;
   std::shared_ptr<OpenAiService> service;
 
@@ -164,6 +166,10 @@ struct HttpServer::Impl {
   }
 
   void routes() {
+    server.set_socket_options([this](int sock) {
+      httplib::default_socket_options(sock);
+      listen_socket = sock;
+    });
     server.set_payload_max_length(options.max_body_bytes);
     server.set_keep_alive_timeout(2);
     const int threads = options.threads;
@@ -251,6 +257,11 @@ int HttpServer::bind() {
   const HttpOptions& o = impl_->options;
   const int port = o.port == 0 ? impl_->server.bind_to_any_port(o.host) : (impl_->server.bind_to_port(o.host, o.port) ? o.port : -1);
   if (port < 0) throw IoError(cat("cannot listen on ", o.host, ":", o.port, " (in use, or not an address of this machine)"));
+  // cpp-httplib 0.11 listens with a backlog of 5: a burst of new connections (16 clients at once)
+  // overflows it, and the kernel's SYN cookies then reset some of them mid-request. Listening again
+  // on the bound socket raises the backlog to the system's limit.
+  if (impl_->listen_socket >= 0 && ::listen(impl_->listen_socket, SOMAXCONN) != 0)
+    throw IoError(cat("cannot raise the listen backlog on ", o.host, ":", port, ": ", std::strerror(errno)));
   return port;
 }
 
