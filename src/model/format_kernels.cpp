@@ -79,7 +79,9 @@ float quantize_full_block_portable(const float* x, int8_t* q) { return quantize_
 
 float dot_bf16_portable(const uint16_t* w, const float* x, int64_t n) { return dot_bf16_body(w, x, n); }
 
-float dot_int8_portable(const uint8_t* row, const float* scales, const int8_t* quants, const int32_t*, int64_t blocks) {
+float dot_int8_portable(const uint8_t* row, const KernelInput& x, int64_t blocks) {
+  const float* scales = x.block_scales();
+  const int8_t* quants = x.block_quants();
   float sum = 0;
   for (int64_t b = 0; b < blocks; ++b) {
     const uint8_t* block = row + b * (2 + kBlock);
@@ -92,7 +94,9 @@ float dot_int8_portable(const uint8_t* row, const float* scales, const int8_t* q
   return sum;
 }
 
-float dot_int4_portable(const uint8_t* row, const float* scales, const int8_t* quants, const int32_t*, int64_t blocks) {
+float dot_int4_portable(const uint8_t* row, const KernelInput& x, int64_t blocks) {
+  const float* scales = x.block_scales();
+  const int8_t* quants = x.block_quants();
   float sum = 0;
   for (int64_t b = 0; b < blocks; ++b) {
     const uint8_t* block = row + b * (2 + kBlock / 2);
@@ -168,14 +172,15 @@ CHRONOS_TARGET_AVX2 inline float avx2_scale(const uint8_t* block) {
   return _cvtsh_ss(bits);
 }
 
-// One block's products in 8 int32 lanes, starting from `start` (an offset to take off in lane 0, or
-// zero): q points at its 32 int8 quants (int8) or 16 nibble bytes (int4), y at the input's 32 quants.
+// One block's products in 8 int32 lanes (lane i: products 4i..4i+3), starting from `start` (the
+// offsets to take off, or zero): q points at its 32 int8 quants (int8) or 16 nibble bytes (int4), y at
+// the input's 32 quants.
 //  - int8, AVX2: maddubs multiplies unsigned by signed bytes, so |w| meets y with w's sign moved onto
 //    it (w is never -128: quants are in [-127, 127]); pairs sum into int16 (at most 2 * 127 * 127).
 //  - int4, AVX2: the stored nibbles u = q + 8 are unsigned already: maddubs(u, y) (pairs at most
-//    2 * 15 * 127), the offset -8 * sum(y) added in integers (kInt4Shift).
+//    2 * 15 * 127), the offset -8 * sum(y) added in integers.
 //  - AVX-512 VNNI: vpdpbusd adds four unsigned-by-signed products straight into int32 lanes (no int16
-//    step). int8 meets it as w XOR 0x80 = w + 128 unsigned, its offset -128 * sum(y) (kInt8VnniShift).
+//    step). int8 meets it as w XOR 0x80 = w + 128 unsigned, each lane's offset -128 * (its four y).
 CHRONOS_TARGET_AVX2 inline __m256i nibbles(const uint8_t* q) {  // weights 0..15 low, 16..31 high
   const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
   return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0x0f));
@@ -196,47 +201,123 @@ CHRONOS_TARGET_VNNI inline __m256i int8_block_vnni(const uint8_t* q, const int8_
 CHRONOS_TARGET_VNNI inline __m256i int4_block_vnni(const uint8_t* q, const int8_t* y, __m256i start) {
   return _mm256_dpbusd_epi32(start, nibbles(q), load_quants(y));
 }
-constexpr int kInt4Shift = 3, kInt8VnniShift = 7;  // offsets 8 * sum(y) and 128 * sum(y)
 
 // A block's sum from its products (offset included), scaled by both scales into an accumulator.
 CHRONOS_TARGET_AVX2 inline __m256 add_scaled(__m256 acc, __m256i products, float scale) {
   return _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(products), acc);
 }
 
-// The offset of block b as the start of its int32 lanes: -(sum(y) << shift) in lane 0 (shift < 0: none).
-CHRONOS_TARGET_AVX2 inline __m256i offset_start(const int32_t* sums, int64_t b, int shift) {
-  return shift < 0 ? _mm256_setzero_si256() : _mm256_setr_epi32(-sums[b] * (1 << shift), 0, 0, 0, 0, 0, 0, 0);
+// The lanes block b's products start from: its offsets, so that each int32 lane holds the same sum
+// in every implementation (and the float steps after it round alike).
+CHRONOS_TARGET_AVX2 inline __m256i no_offset(const KernelInput&, int64_t) { return _mm256_setzero_si256(); }
+CHRONOS_TARGET_AVX2 inline __m256i int8_vnni_offsets(const KernelInput& x, int64_t b) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.int8_lane_offsets() + 8 * b));
+}
+CHRONOS_TARGET_AVX2 inline __m256i int4_offsets(const KernelInput& x, int64_t b) {
+  return _mm256_setr_epi32(-8 * x.block_sums()[b], 0, 0, 0, 0, 0, 0, 0);
 }
 
 // The block loop, stamped out once per instruction set: a template cannot carry the target, and the
 // AVX2 clone must not be compiled with AVX-512 enabled. BLOCK(q, y, start) is one of the products
-// above, each block BYTES long (its float16 scale, then its quants), SHIFT its offset (-1: none).
+// above, each block BYTES long (its float16 scale, then its quants), START(x, b) its offsets.
 // Two accumulators over alternate blocks hide the FMA latency.
-#define CHRONOS_BLOCK_DOT(NAME, TARGET, BLOCK, BYTES, SHIFT)                                                             \
-  TARGET float NAME(const uint8_t* row, const float* scales, const int8_t* quants, const int32_t* sums, int64_t blocks) { \
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                                                      \
-    int64_t b = 0;                                                                                                      \
-    for (; b + 2 <= blocks; b += 2) {                                                                                   \
-      acc0 = add_scaled(acc0, BLOCK(row + b * (BYTES) + 2, quants + b * kBlock, offset_start(sums, b, SHIFT)),           \
-                        avx2_scale(row + b * (BYTES)) * scales[b]);                                                     \
-      acc1 = add_scaled(acc1, BLOCK(row + (b + 1) * (BYTES) + 2, quants + (b + 1) * kBlock, offset_start(sums, b + 1, SHIFT)), \
-                        avx2_scale(row + (b + 1) * (BYTES)) * scales[b + 1]);                                           \
-    }                                                                                                                   \
-    if (b < blocks)                                                                                                     \
-      acc0 = add_scaled(acc0, BLOCK(row + b * (BYTES) + 2, quants + b * kBlock, offset_start(sums, b, SHIFT)),           \
-                        avx2_scale(row + b * (BYTES)) * scales[b]);                                                     \
-    return horizontal_sum(_mm256_add_ps(acc0, acc1));                                                                   \
+#define CHRONOS_BLOCK_DOT(NAME, TARGET, BLOCK, BYTES, START)                                                       \
+  TARGET float NAME(const uint8_t* row, const KernelInput& x, int64_t blocks) {                                   \
+    const float* scales = x.block_scales();                                                                       \
+    const int8_t* quants = x.block_quants();                                                                      \
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                                                \
+    int64_t b = 0;                                                                                                \
+    for (; b + 2 <= blocks; b += 2) {                                                                             \
+      acc0 = add_scaled(acc0, BLOCK(row + b * (BYTES) + 2, quants + b * kBlock, START(x, b)),                     \
+                        avx2_scale(row + b * (BYTES)) * scales[b]);                                               \
+      acc1 = add_scaled(acc1, BLOCK(row + (b + 1) * (BYTES) + 2, quants + (b + 1) * kBlock, START(x, b + 1)),     \
+                        avx2_scale(row + (b + 1) * (BYTES)) * scales[b + 1]);                                     \
+    }                                                                                                             \
+    if (b < blocks)                                                                                               \
+      acc0 = add_scaled(acc0, BLOCK(row + b * (BYTES) + 2, quants + b * kBlock, START(x, b)),                     \
+                        avx2_scale(row + b * (BYTES)) * scales[b]);                                               \
+    return horizontal_sum(_mm256_add_ps(acc0, acc1));                                                             \
   }
 
-CHRONOS_BLOCK_DOT(dot_int8_avx2, CHRONOS_TARGET_AVX2, int8_block_avx2, 2 + kBlock, -1)
-CHRONOS_BLOCK_DOT(dot_int4_avx2, CHRONOS_TARGET_AVX2, int4_block_avx2, 2 + kBlock / 2, kInt4Shift)
-CHRONOS_BLOCK_DOT(dot_int8_vnni, CHRONOS_TARGET_VNNI, int8_block_vnni, 2 + kBlock, kInt8VnniShift)
-CHRONOS_BLOCK_DOT(dot_int4_vnni, CHRONOS_TARGET_VNNI, int4_block_vnni, 2 + kBlock / 2, kInt4Shift)
+CHRONOS_BLOCK_DOT(dot_int8_avx2, CHRONOS_TARGET_AVX2, int8_block_avx2, 2 + kBlock, no_offset)
+CHRONOS_BLOCK_DOT(dot_int8_vnni, CHRONOS_TARGET_VNNI, int8_block_vnni, 2 + kBlock, int8_vnni_offsets)
 #undef CHRONOS_BLOCK_DOT
+
+// int4 takes its blocks two at a time: one 32-byte vector holds the nibbles of both, their low
+// nibbles (weights 0..15 of each) and high ones (16..31) are one mask and one shift apart, and they meet
+// the input's pair layout (KernelInput::pair_quants) whose lanes 0-3 belong to the first block and 4-7
+// to the second. Per block that is one unpacking step, one float conversion, one scaled add, and half
+// of building the two scales, against twice that one block at a time. PAIR(q, y, offsets) gives the
+// pair's int32 lanes, starting from the pair's offsets (KernelInput::pair_offsets).
+constexpr int64_t kInt4BlockBytes = 2 + kBlock / 2;
+
+CHRONOS_TARGET_AVX2 inline __m256i int4_pair_nibbles(const uint8_t* q, __m256i* high) {
+  const __m256i packed = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q))),
+                                                 _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + kInt4BlockBytes)), 1);
+  const __m256i mask = _mm256_set1_epi8(0x0f);
+  *high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), mask);
+  return _mm256_and_si256(packed, mask);
+}
+// AVX2: maddubs of the low and of the high nibbles (each pair at most 2 * 15 * 127) add in int16 (at
+// most 7,620) before one madd to int32.
+CHRONOS_TARGET_AVX2 inline __m256i int4_pair_avx2(const uint8_t* q, const int8_t* y, const int32_t* offsets) {
+  __m256i high;
+  const __m256i low = int4_pair_nibbles(q, &high);
+  const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(low, load_quants(y)), _mm256_maddubs_epi16(high, load_quants(y + 32)));
+  return _mm256_add_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(offsets)), _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+}
+CHRONOS_TARGET_VNNI inline __m256i int4_pair_vnni(const uint8_t* q, const int8_t* y, const int32_t* offsets) {
+  __m256i high;
+  const __m256i low = int4_pair_nibbles(q, &high);
+  const __m256i start = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(offsets));
+  return _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(start, low, load_quants(y)), high, load_quants(y + 32));
+}
+// The two blocks' scales (weight scale times input scale, each the same float product as one block's)
+// spread over their lanes: the first block's in lanes 0-3, the second's in 4-7.
+CHRONOS_TARGET_AVX2 inline __m256 int4_pair_scales(const uint8_t* block, const float* input_scales) {
+  uint16_t first, second;
+  std::memcpy(&first, block, sizeof first);
+  std::memcpy(&second, block + kInt4BlockBytes, sizeof second);
+  const __m128 weight = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(first | (static_cast<uint32_t>(second) << 16))));
+  const __m128 both = _mm_mul_ps(weight, _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(input_scales))));
+  return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(both), _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
+}
+
+// Two accumulators over alternate pairs; an odd last block goes one block at a time.
+#define CHRONOS_INT4_PAIR_DOT(NAME, TARGET, PAIR, BLOCK)                                                           \
+  TARGET float NAME(const uint8_t* row, const KernelInput& x, int64_t blocks) {                                   \
+    const float* scales = x.block_scales();                                                                       \
+    const int8_t* pair_quants = x.pair_quants();                                                                  \
+    const int32_t* pair_offsets = x.pair_offsets();                                                               \
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                                                \
+    int64_t b = 0;                                                                                                \
+    for (; b + 4 <= blocks; b += 4) {                                                                             \
+      const uint8_t* q = row + b * kInt4BlockBytes;                                                               \
+      acc0 = _mm256_fmadd_ps(int4_pair_scales(q, scales + b),                                                     \
+                             _mm256_cvtepi32_ps(PAIR(q + 2, pair_quants + b * kBlock, pair_offsets + b * 4)), acc0); \
+      q += 2 * kInt4BlockBytes;                                                                                   \
+      acc1 = _mm256_fmadd_ps(int4_pair_scales(q, scales + b + 2),                                                 \
+                             _mm256_cvtepi32_ps(PAIR(q + 2, pair_quants + (b + 2) * kBlock, pair_offsets + (b + 2) * 4)), acc1); \
+    }                                                                                                             \
+    if (b + 2 <= blocks) {                                                                                        \
+      const uint8_t* q = row + b * kInt4BlockBytes;                                                               \
+      acc0 = _mm256_fmadd_ps(int4_pair_scales(q, scales + b),                                                     \
+                             _mm256_cvtepi32_ps(PAIR(q + 2, pair_quants + b * kBlock, pair_offsets + b * 4)), acc0); \
+      b += 2;                                                                                                     \
+    }                                                                                                             \
+    if (b < blocks)                                                                                               \
+      acc1 = add_scaled(acc1, BLOCK(row + b * kInt4BlockBytes + 2, x.block_quants() + b * kBlock, int4_offsets(x, b)), \
+                        avx2_scale(row + b * kInt4BlockBytes) * scales[b]);                                       \
+    return horizontal_sum(_mm256_add_ps(acc0, acc1));                                                             \
+  }
+
+CHRONOS_INT4_PAIR_DOT(dot_int4_avx2, CHRONOS_TARGET_AVX2, int4_pair_avx2, int4_block_avx2)
+CHRONOS_INT4_PAIR_DOT(dot_int4_vnni, CHRONOS_TARGET_VNNI, int4_pair_vnni, int4_block_vnni)
+#undef CHRONOS_INT4_PAIR_DOT
 
 #endif
 
-using BlockDot = float (*)(const uint8_t* row, const float* scales, const int8_t* quants, const int32_t* sums, int64_t blocks);
+using BlockDot = float (*)(const uint8_t* row, const KernelInput& x, int64_t blocks);
 
 struct Kernels {
   float (*dot_bf16)(const uint16_t*, const float*, int64_t);
@@ -301,17 +382,42 @@ void KernelInput::assign(const float* x, int64_t n, bool with_blocks) {
   scales_.clear();
   quants_.clear();
   sums_.clear();
+  int8_lane_offsets_.clear();
+  pair_quants_.clear();
+  pair_offsets_.clear();
   if (!with_blocks) return;
   const int64_t blocks = (n + kBlock - 1) / kBlock, full = n / kBlock;
   scales_.resize(static_cast<size_t>(blocks));
   sums_.resize(static_cast<size_t>(blocks));
   quants_.resize(static_cast<size_t>(blocks * kBlock));
+  int8_lane_offsets_.resize(static_cast<size_t>(blocks * 8));
   for (int64_t b = 0; b < blocks; ++b) {
     int8_t* q = quants_.data() + b * kBlock;
     scales_[b] = b < full ? g_kernels.quantize_block(x + b * kBlock, q) : quantize_input_block(x + b * kBlock, n - b * kBlock, q);
     int32_t sum = 0;
-    for (int64_t i = 0; i < kBlock; ++i) sum += q[i];
+    for (int64_t lane = 0; lane < 8; ++lane) {
+      const int32_t four = q[4 * lane] + q[4 * lane + 1] + q[4 * lane + 2] + q[4 * lane + 3];
+      int8_lane_offsets_[static_cast<size_t>(8 * b + lane)] = -128 * four;
+      sum += four;
+    }
     sums_[b] = sum;
+  }
+  // Pairs of blocks (2p, 2p + 1): quants 0..15 of each, then 16..31 of each; the int4 offsets
+  // -8 * sum in the first lane of each block's four.
+  const int64_t pairs = blocks / 2;
+  pair_quants_.resize(static_cast<size_t>(pairs * 2 * kBlock));
+  pair_offsets_.assign(static_cast<size_t>(pairs * 8), 0);
+  constexpr int64_t kHalf = kBlock / 2;
+  for (int64_t p = 0; p < pairs; ++p) {
+    const int8_t* first = quants_.data() + 2 * p * kBlock;
+    const int8_t* second = first + kBlock;
+    int8_t* out = pair_quants_.data() + 2 * p * kBlock;
+    std::memcpy(out, first, kHalf);
+    std::memcpy(out + kHalf, second, kHalf);
+    std::memcpy(out + 2 * kHalf, first + kHalf, kHalf);
+    std::memcpy(out + 3 * kHalf, second + kHalf, kHalf);
+    pair_offsets_[static_cast<size_t>(8 * p)] = -8 * sums_[static_cast<size_t>(2 * p)];
+    pair_offsets_[static_cast<size_t>(8 * p + 4)] = -8 * sums_[static_cast<size_t>(2 * p + 1)];
   }
 }
 
@@ -344,7 +450,7 @@ void rows_dot(WeightFormat format, const void* matrix, int64_t first, int64_t la
     case WeightFormat::int8:
     case WeightFormat::int4: {
       const BlockDot kernel = format == WeightFormat::int8 ? g_kernels.dot_int8 : g_kernels.dot_int4;
-      for (int64_t r = 0; r < count; ++r) out[r] = kernel(rows + r * row_bytes, x.block_scales(), x.block_quants(), x.block_sums(), blocks);
+      for (int64_t r = 0; r < count; ++r) out[r] = kernel(rows + r * row_bytes, x, blocks);
       return;
     }
   }

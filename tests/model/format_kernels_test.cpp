@@ -1,7 +1,7 @@
 // The one-token kernels of the weight formats (model/format_kernels.h) against float64 sums, for
 // every implementation this CPU runs, on lengths that exercise each loop and tail: under one
 // vector, one block, partial last blocks, odd and even block counts (the integer kernels alternate two
-// accumulators), and rows split over the threads.
+// accumulators; int4 takes blocks in pairs), and rows split over the threads.
 #include "model/format_kernels.h"
 
 #include <ATen/ATen.h>
@@ -15,7 +15,8 @@
 namespace chronos {
 namespace {
 
-const std::vector<int64_t> kLengths = {1, 5, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 255, 256, 257, 288, 1000};
+// Block counts 1-4, 6-9 and 32: every mix of the int4 kernels' four-block loop, a lone pair and an odd last block.
+const std::vector<int64_t> kLengths = {1, 5, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 190, 200, 255, 256, 257, 288, 1000};
 
 using cpu::runnable_isas;
 
@@ -101,6 +102,64 @@ TEST(FormatKernels, InputBlocksAreIdenticalOnEveryImplementation) {
       EXPECT_EQ(got.block_scales()[b], want.block_scales()[b]) << cpu::to_string(isa) << " block " << b;
       EXPECT_EQ(got.block_sums()[b], want.block_sums()[b]) << cpu::to_string(isa) << " block " << b;
       for (int64_t i = 0; i < 32; ++i) ASSERT_EQ(got.block_quants()[b * 32 + i], want.block_quants()[b * 32 + i]) << cpu::to_string(isa) << " block " << b << " " << i;
+    }
+  }
+}
+
+// The vector implementations compute the same int32 lanes (maddubs and madd, or vpdpbusd) and the
+// same float operations on them in the same order, so they agree bit for bit.
+TEST(FormatKernels, VectorImplementationsAgreeBitForBit) {
+  std::vector<cpu::FormatIsa> vector_isas;
+  for (const cpu::FormatIsa isa : runnable_isas())
+    if (isa != cpu::FormatIsa::portable) vector_isas.push_back(isa);
+  if (vector_isas.size() < 2) GTEST_SKIP() << "fewer than two vector implementations run on this CPU";
+  const IsaGuard guard;
+  at::manual_seed(26);
+  for (const WeightFormat format : {WeightFormat::int8, WeightFormat::int4}) {
+    for (const int64_t n : kLengths) {
+      const at::Tensor w = at::randn({3, n}), x = at::randn({n}) * 2;
+      const at::Tensor stored = to_weight_format(w, format);
+      const cpu::KernelInput input(x.data_ptr<float>(), n, true);
+      std::vector<float> want(3), got(3);
+      cpu::use_isa(vector_isas[0]);
+      cpu::rows_dot(format, stored.data_ptr(), 0, 3, input, want.data());
+      for (size_t i = 1; i < vector_isas.size(); ++i) {
+        cpu::use_isa(vector_isas[i]);
+        cpu::rows_dot(format, stored.data_ptr(), 0, 3, input, got.data());
+        for (int r = 0; r < 3; ++r)
+          EXPECT_EQ(got[r], want[r]) << cpu::to_string(vector_isas[i]) << " vs " << cpu::to_string(vector_isas[0]) << " "
+                                     << to_string(format) << " n " << n << " row " << r;
+      }
+    }
+  }
+}
+
+// The int8 lane offsets are -128 * each lane's four quants; the pair layout of the int4 kernels is
+// the block quants reordered, its offsets -8 * each block's sum.
+TEST(FormatKernels, InputLayoutsOfTheKernels) {
+  at::manual_seed(27);
+  for (const int64_t n : {int64_t{31}, int64_t{64}, int64_t{100}, int64_t{288}}) {
+    const at::Tensor x = at::randn({n});
+    const cpu::KernelInput input(x.data_ptr<float>(), n, true);
+    const int64_t blocks = (n + 31) / 32, pairs = blocks / 2;
+    for (int64_t b = 0; b < blocks; ++b) {
+      for (int64_t lane = 0; lane < 8; ++lane) {
+        const int8_t* q = input.block_quants() + b * 32 + 4 * lane;
+        EXPECT_EQ(input.int8_lane_offsets()[8 * b + lane], -128 * (q[0] + q[1] + q[2] + q[3])) << "n " << n << " block " << b << " lane " << lane;
+      }
+    }
+    for (int64_t p = 0; p < pairs; ++p) {
+      for (int64_t half = 0; half < 2; ++half) {
+        for (int64_t block = 0; block < 2; ++block) {
+          const int8_t* want = input.block_quants() + (2 * p + block) * 32 + half * 16;
+          const int8_t* got = input.pair_quants() + p * 64 + half * 32 + block * 16;
+          for (int64_t i = 0; i < 16; ++i) ASSERT_EQ(got[i], want[i]) << "n " << n << " pair " << p << " block " << block << " half " << half;
+        }
+      }
+      for (int64_t lane = 0; lane < 8; ++lane) {
+        const int32_t want = lane % 4 == 0 ? -8 * input.block_sums()[2 * p + lane / 4] : 0;
+        EXPECT_EQ(input.pair_offsets()[8 * p + lane], want) << "n " << n << " pair " << p << " lane " << lane;
+      }
     }
   }
 }
