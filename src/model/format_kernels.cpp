@@ -180,7 +180,7 @@ CHRONOS_TARGET_AVX2 inline float avx2_scale(const uint8_t* block) {
 //  - int4, AVX2: the stored nibbles u = q + 8 are unsigned already: maddubs(u, y) (pairs at most
 //    2 * 15 * 127), the offset -8 * sum(y) added in integers.
 //  - AVX-512 VNNI: vpdpbusd adds four unsigned-by-signed products straight into int32 lanes (no int16
-//    step). int8 meets it as w XOR 0x80 = w + 128 unsigned, each lane's offset -128 * (its four y).
+//    step). int8 meets it as w XOR 0x80 = w + 128 unsigned, its offset -128 * sum(y).
 CHRONOS_TARGET_AVX2 inline __m256i nibbles(const uint8_t* q) {  // weights 0..15 low, 16..31 high
   const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
   return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0x0f));
@@ -207,11 +207,10 @@ CHRONOS_TARGET_AVX2 inline __m256 add_scaled(__m256 acc, __m256i products, float
   return _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(products), acc);
 }
 
-// The lanes block b's products start from: its offsets, so that each int32 lane holds the same sum
-// in every implementation (and the float steps after it round alike).
+// The lanes block b's products start from: its offset in lane 0, or none.
 CHRONOS_TARGET_AVX2 inline __m256i no_offset(const KernelInput&, int64_t) { return _mm256_setzero_si256(); }
 CHRONOS_TARGET_AVX2 inline __m256i int8_vnni_offsets(const KernelInput& x, int64_t b) {
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.int8_lane_offsets() + 8 * b));
+  return _mm256_setr_epi32(-128 * x.block_sums()[b], 0, 0, 0, 0, 0, 0, 0);
 }
 CHRONOS_TARGET_AVX2 inline __m256i int4_offsets(const KernelInput& x, int64_t b) {
   return _mm256_setr_epi32(-8 * x.block_sums()[b], 0, 0, 0, 0, 0, 0, 0);
@@ -248,9 +247,15 @@ CHRONOS_BLOCK_DOT(dot_int8_vnni, CHRONOS_TARGET_VNNI, int8_block_vnni, 2 + kBloc
 // the input's pair layout (KernelInput::pair_quants) whose lanes 0-3 belong to the first block and 4-7
 // to the second. Per block that is one unpacking step, one float conversion, one scaled add, and half
 // of building the two scales, against twice that one block at a time. PAIR(q, y, offsets) gives the
-// pair's int32 lanes, starting from the pair's offsets (KernelInput::pair_offsets).
+// pair's int32 lanes, starting from the pair's two offsets (KernelInput::pair_offsets) in lanes 0 and 4.
 constexpr int64_t kInt4BlockBytes = 2 + kBlock / 2;
 
+// [o0, 0, o1, 0] -> lanes [o0, 0, 0, 0, o1, 0, 0, 0]: one zero-extension of 32-bit lanes to 64. (A
+// 32-byte vector of offsets per pair, loaded as it is, cost 30-40% at k = 14,336: the input's
+// arrays then outgrow the L1 cache beside the streamed weights.)
+CHRONOS_TARGET_AVX2 inline __m256i int4_pair_start(const int32_t* offsets) {
+  return _mm256_cvtepu32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(offsets)));
+}
 CHRONOS_TARGET_AVX2 inline __m256i int4_pair_nibbles(const uint8_t* q, __m256i* high) {
   const __m256i packed = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q))),
                                                  _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + kInt4BlockBytes)), 1);
@@ -264,13 +269,12 @@ CHRONOS_TARGET_AVX2 inline __m256i int4_pair_avx2(const uint8_t* q, const int8_t
   __m256i high;
   const __m256i low = int4_pair_nibbles(q, &high);
   const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(low, load_quants(y)), _mm256_maddubs_epi16(high, load_quants(y + 32)));
-  return _mm256_add_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(offsets)), _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+  return _mm256_add_epi32(int4_pair_start(offsets), _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
 }
 CHRONOS_TARGET_VNNI inline __m256i int4_pair_vnni(const uint8_t* q, const int8_t* y, const int32_t* offsets) {
   __m256i high;
   const __m256i low = int4_pair_nibbles(q, &high);
-  const __m256i start = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(offsets));
-  return _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(start, low, load_quants(y)), high, load_quants(y + 32));
+  return _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(int4_pair_start(offsets), low, load_quants(y)), high, load_quants(y + 32));
 }
 // The two blocks' scales (weight scale times input scale, each the same float product as one block's)
 // spread over their lanes: the first block's in lanes 0-3, the second's in 4-7.
@@ -294,15 +298,15 @@ CHRONOS_TARGET_AVX2 inline __m256 int4_pair_scales(const uint8_t* block, const f
     for (; b + 4 <= blocks; b += 4) {                                                                             \
       const uint8_t* q = row + b * kInt4BlockBytes;                                                               \
       acc0 = _mm256_fmadd_ps(int4_pair_scales(q, scales + b),                                                     \
-                             _mm256_cvtepi32_ps(PAIR(q + 2, pair_quants + b * kBlock, pair_offsets + b * 4)), acc0); \
+                             _mm256_cvtepi32_ps(PAIR(q + 2, pair_quants + b * kBlock, pair_offsets + 2 * b)), acc0); \
       q += 2 * kInt4BlockBytes;                                                                                   \
       acc1 = _mm256_fmadd_ps(int4_pair_scales(q, scales + b + 2),                                                 \
-                             _mm256_cvtepi32_ps(PAIR(q + 2, pair_quants + (b + 2) * kBlock, pair_offsets + (b + 2) * 4)), acc1); \
+                             _mm256_cvtepi32_ps(PAIR(q + 2, pair_quants + (b + 2) * kBlock, pair_offsets + 2 * (b + 2))), acc1); \
     }                                                                                                             \
     if (b + 2 <= blocks) {                                                                                        \
       const uint8_t* q = row + b * kInt4BlockBytes;                                                               \
       acc0 = _mm256_fmadd_ps(int4_pair_scales(q, scales + b),                                                     \
-                             _mm256_cvtepi32_ps(PAIR(q + 2, pair_quants + b * kBlock, pair_offsets + b * 4)), acc0); \
+                             _mm256_cvtepi32_ps(PAIR(q + 2, pair_quants + b * kBlock, pair_offsets + 2 * b)), acc0); \
       b += 2;                                                                                                     \
     }                                                                                                             \
     if (b < blocks)                                                                                               \
@@ -382,7 +386,6 @@ void KernelInput::assign(const float* x, int64_t n, bool with_blocks) {
   scales_.clear();
   quants_.clear();
   sums_.clear();
-  int8_lane_offsets_.clear();
   pair_quants_.clear();
   pair_offsets_.clear();
   if (!with_blocks) return;
@@ -390,23 +393,17 @@ void KernelInput::assign(const float* x, int64_t n, bool with_blocks) {
   scales_.resize(static_cast<size_t>(blocks));
   sums_.resize(static_cast<size_t>(blocks));
   quants_.resize(static_cast<size_t>(blocks * kBlock));
-  int8_lane_offsets_.resize(static_cast<size_t>(blocks * 8));
   for (int64_t b = 0; b < blocks; ++b) {
     int8_t* q = quants_.data() + b * kBlock;
     scales_[b] = b < full ? g_kernels.quantize_block(x + b * kBlock, q) : quantize_input_block(x + b * kBlock, n - b * kBlock, q);
     int32_t sum = 0;
-    for (int64_t lane = 0; lane < 8; ++lane) {
-      const int32_t four = q[4 * lane] + q[4 * lane + 1] + q[4 * lane + 2] + q[4 * lane + 3];
-      int8_lane_offsets_[static_cast<size_t>(8 * b + lane)] = -128 * four;
-      sum += four;
-    }
+    for (int64_t i = 0; i < kBlock; ++i) sum += q[i];
     sums_[b] = sum;
   }
-  // Pairs of blocks (2p, 2p + 1): quants 0..15 of each, then 16..31 of each; the int4 offsets
-  // -8 * sum in the first lane of each block's four.
+  // Pairs of blocks (2p, 2p + 1): quants 0..15 of each, then 16..31 of each; the int4 offsets.
   const int64_t pairs = blocks / 2;
   pair_quants_.resize(static_cast<size_t>(pairs * 2 * kBlock));
-  pair_offsets_.assign(static_cast<size_t>(pairs * 8), 0);
+  pair_offsets_.assign(static_cast<size_t>(pairs * 4), 0);
   constexpr int64_t kHalf = kBlock / 2;
   for (int64_t p = 0; p < pairs; ++p) {
     const int8_t* first = quants_.data() + 2 * p * kBlock;
@@ -416,8 +413,8 @@ void KernelInput::assign(const float* x, int64_t n, bool with_blocks) {
     std::memcpy(out + kHalf, second, kHalf);
     std::memcpy(out + 2 * kHalf, first + kHalf, kHalf);
     std::memcpy(out + 3 * kHalf, second + kHalf, kHalf);
-    pair_offsets_[static_cast<size_t>(8 * p)] = -8 * sums_[static_cast<size_t>(2 * p)];
-    pair_offsets_[static_cast<size_t>(8 * p + 4)] = -8 * sums_[static_cast<size_t>(2 * p + 1)];
+    pair_offsets_[static_cast<size_t>(4 * p)] = -8 * sums_[static_cast<size_t>(2 * p)];
+    pair_offsets_[static_cast<size_t>(4 * p + 2)] = -8 * sums_[static_cast<size_t>(2 * p + 1)];
   }
 }
 

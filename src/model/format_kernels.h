@@ -7,7 +7,7 @@
 //    bodies: ~8 vector operations against ~18 for widening each weight to float and multiplying;
 //    ~4 with AVX-512 VNNI's vpdpbusd); int4 takes two blocks a step, which halves the unpacking and
 //    float work per block (the input's pair layout below).
-// The vector implementations give the same bits (the same int32 lanes, the same float steps).
+// The vector implementations of int4 give the same bits (the same int32 lanes, the same float steps).
 // The general (batch) path computes the same values: it rounds the input to its int8 blocks
 // (round_to_input_blocks) before a float32 product with the widened weights.
 #pragma once
@@ -49,13 +49,11 @@ class KernelInput {
   const float* block_scales() const { return scales_.data(); }
   const int8_t* block_quants() const { return quants_.data(); }
   const int32_t* block_sums() const { return sums_.data(); }
-  // Per block, 8 int32: -128 * the sum of quants 4i..4i+3 in lane i (the offsets of the VNNI int8
-  // kernel, which meets the weights as unsigned bytes w + 128, lane by lane).
-  const int32_t* int8_lane_offsets() const { return int8_lane_offsets_.data(); }
   // The whole blocks again in pairs (2p, 2p + 1), for the int4 kernels that take two blocks a step:
   // 64 quants a pair (0..15 of the first block, 0..15 of the second, 16..31 of the first, 16..31 of
-  // the second), and 8 int32 offsets a pair (-8 * the block's sum in lanes 0 and 4, zero elsewhere).
-  // Pair p starts at quant 64 p and offset 8 p.
+  // the second), and 4 int32 offsets a pair (-8 * each block's sum at 0 and 2, zero at 1 and 3, so
+  // one zero-extension to 64-bit lanes puts them in lanes 0 and 4). Pair p starts at quant 64 p and
+  // offset 4 p.
   const int8_t* pair_quants() const { return pair_quants_.data(); }
   const int32_t* pair_offsets() const { return pair_offsets_.data(); }
 
@@ -65,7 +63,6 @@ class KernelInput {
   std::vector<float> scales_;
   std::vector<int8_t> quants_;
   std::vector<int32_t> sums_;
-  std::vector<int32_t> int8_lane_offsets_;
   std::vector<int8_t> pair_quants_;
   std::vector<int32_t> pair_offsets_;
 };
