@@ -110,28 +110,25 @@ TEST(FormatKernels, InputBlocksAreIdenticalOnEveryImplementation) {
 // both from the offsets in lanes 0 and 4) and the same float operations on them in the same order, so
 // they agree bit for bit. (int8's do not: VNNI's lanes carry 128 times the input quants beside the
 // products, taken off in lane 0.)
-TEST(FormatKernels, VectorImplementationsAgreeBitForBit) {
+TEST(FormatKernels, VectorInt4ImplementationsAgreeBitForBit) {
   std::vector<cpu::FormatIsa> vector_isas;
   for (const cpu::FormatIsa isa : runnable_isas())
     if (isa != cpu::FormatIsa::portable) vector_isas.push_back(isa);
   if (vector_isas.size() < 2) GTEST_SKIP() << "fewer than two vector implementations run on this CPU";
   const IsaGuard guard;
   at::manual_seed(26);
-  for (const WeightFormat format : {WeightFormat::int4}) {
-    for (const int64_t n : kLengths) {
-      const at::Tensor w = at::randn({3, n}), x = at::randn({n}) * 2;
-      const at::Tensor stored = to_weight_format(w, format);
-      const cpu::KernelInput input(x.data_ptr<float>(), n, true);
-      std::vector<float> want(3), got(3);
-      cpu::use_isa(vector_isas[0]);
-      cpu::rows_dot(format, stored.data_ptr(), 0, 3, input, want.data());
-      for (size_t i = 1; i < vector_isas.size(); ++i) {
-        cpu::use_isa(vector_isas[i]);
-        cpu::rows_dot(format, stored.data_ptr(), 0, 3, input, got.data());
-        for (int r = 0; r < 3; ++r)
-          EXPECT_EQ(got[r], want[r]) << cpu::to_string(vector_isas[i]) << " vs " << cpu::to_string(vector_isas[0]) << " "
-                                     << to_string(format) << " n " << n << " row " << r;
-      }
+  for (const int64_t n : kLengths) {
+    const at::Tensor w = at::randn({3, n}), x = at::randn({n}) * 2;
+    const at::Tensor stored = to_weight_format(w, WeightFormat::int4);
+    const cpu::KernelInput input(x.data_ptr<float>(), n, true);
+    std::vector<float> want(3), got(3);
+    cpu::use_isa(vector_isas[0]);
+    cpu::rows_dot(WeightFormat::int4, stored.data_ptr(), 0, 3, input, want.data());
+    for (size_t i = 1; i < vector_isas.size(); ++i) {
+      cpu::use_isa(vector_isas[i]);
+      cpu::rows_dot(WeightFormat::int4, stored.data_ptr(), 0, 3, input, got.data());
+      for (int r = 0; r < 3; ++r)
+        EXPECT_EQ(got[r], want[r]) << cpu::to_string(vector_isas[i]) << " vs " << cpu::to_string(vector_isas[0]) << " n " << n << " row " << r;
     }
   }
 }
