@@ -77,7 +77,9 @@ float quantize_input_block(const float* x, int64_t n, int8_t* q) {
 
 float quantize_full_block_portable(const float* x, int8_t* q) { return quantize_input_block(x, kBlock, q); }
 
-float dot_bf16_portable(const uint16_t* w, const float* x, int64_t n) { return dot_bf16_body(w, x, n); }
+void rows_bf16_portable(const uint16_t* w, int64_t count, const float* x, int64_t n, float* out) {
+  for (int64_t r = 0; r < count; ++r) out[r] = dot_bf16_body(w + r * n, x, n);
+}
 
 float dot_int8_portable(const uint8_t* row, const KernelInput& x, int64_t blocks) {
   const float* scales = x.block_scales();
@@ -149,8 +151,8 @@ CHRONOS_TARGET_AVX2 inline __m256 widen8(const uint16_t* p) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
 }
 
-// Four accumulators hide the FMA latency. (The generic-vector body compiled for AVX2 widened through
-// shuffles and streamed 6 GB/s on one core, below its portable build.)
+// One row: four accumulators hide the FMA latency. (The generic-vector body compiled for AVX2 widened
+// through shuffles and streamed 6 GB/s on one core, below its portable build.)
 CHRONOS_TARGET_AVX2 float dot_bf16_avx2(const uint16_t* w, const float* x, int64_t n) {
   __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
   int64_t i = 0;
@@ -164,6 +166,46 @@ CHRONOS_TARGET_AVX2 float dot_bf16_avx2(const uint16_t* w, const float* x, int64
   float sum = horizontal_sum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
   for (; i < n; ++i) sum += bf16_value(w[i]) * x[i];
   return sum;
+}
+
+// Rows of at least this many columns go four at a time: their input (32 KB of floats and more) no
+// longer fits beside the weights in a 32-48 KB L1 cache, and a row at a time read it from L2 once per
+// row. Shorter rows stay one at a time: four interleaved streams of short rows lost the hardware
+// prefetcher (n = 512 to 2,816 streamed at half speed from memory), and their input is in L1 anyway.
+constexpr int64_t kSharedInputColumns = 8192;
+
+// Four rows a step share every load of the input, each row in two accumulators over alternate
+// 8-column steps (eight chains in all); a group short of four rows repeats its last row, so every
+// row sums in the same order wherever the rows split.
+CHRONOS_TARGET_AVX2 void rows_bf16_avx2(const uint16_t* w, int64_t count, const float* x, int64_t n, float* out) {
+  if (n < kSharedInputColumns) {
+    for (int64_t r = 0; r < count; ++r) out[r] = dot_bf16_avx2(w + r * n, x, n);
+    return;
+  }
+  for (int64_t r = 0; r < count; r += 4) {
+    const uint16_t* row[4];
+    for (int j = 0; j < 4; ++j) row[j] = w + std::min(r + j, count - 1) * n;
+    __m256 a0[4], a1[4];
+    for (int j = 0; j < 4; ++j) a0[j] = a1[j] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+      for (int j = 0; j < 4; ++j) {
+        a0[j] = _mm256_fmadd_ps(widen8(row[j] + i), x0, a0[j]);
+        a1[j] = _mm256_fmadd_ps(widen8(row[j] + i + 8), x1, a1[j]);
+      }
+    }
+    if (i + 8 <= n) {
+      const __m256 x0 = _mm256_loadu_ps(x + i);
+      for (int j = 0; j < 4; ++j) a0[j] = _mm256_fmadd_ps(widen8(row[j] + i), x0, a0[j]);
+      i += 8;
+    }
+    for (int j = 0; j < 4 && r + j < count; ++j) {
+      float sum = horizontal_sum(_mm256_add_ps(a0[j], a1[j]));
+      for (int64_t k = i; k < n; ++k) sum += bf16_value(row[j][k]) * x[k];
+      out[r + j] = sum;
+    }
+  }
 }
 
 CHRONOS_TARGET_AVX2 inline float avx2_scale(const uint8_t* block) {
@@ -324,7 +366,8 @@ CHRONOS_INT4_PAIR_DOT(dot_int4_vnni, CHRONOS_TARGET_VNNI, int4_pair_vnni, int4_b
 using BlockDot = float (*)(const uint8_t* row, const KernelInput& x, int64_t blocks);
 
 struct Kernels {
-  float (*dot_bf16)(const uint16_t*, const float*, int64_t);
+  // `count` rows of n bfloat16 values, back to back, against n floats.
+  void (*rows_bf16)(const uint16_t* rows, int64_t count, const float* x, int64_t n, float* out);
   BlockDot dot_int8;
   BlockDot dot_int4;
   float (*quantize_block)(const float* x, int8_t* q);  // a whole block of the input
@@ -333,11 +376,11 @@ struct Kernels {
 Kernels kernels_for(FormatIsa isa) {
 #ifdef CHRONOS_FORMAT_AVX2
   // bf16 has no AVX-512 clone: vdpbf16ps would round the input to bfloat16 too.
-  if (isa == FormatIsa::avx512_vnni) return {dot_bf16_avx2, dot_int8_vnni, dot_int4_vnni, quantize_full_block_avx2};
-  if (isa == FormatIsa::avx2) return {dot_bf16_avx2, dot_int8_avx2, dot_int4_avx2, quantize_full_block_avx2};
+  if (isa == FormatIsa::avx512_vnni) return {rows_bf16_avx2, dot_int8_vnni, dot_int4_vnni, quantize_full_block_avx2};
+  if (isa == FormatIsa::avx2) return {rows_bf16_avx2, dot_int8_avx2, dot_int4_avx2, quantize_full_block_avx2};
 #endif
   (void)isa;
-  return {dot_bf16_portable, dot_int8_portable, dot_int4_portable, quantize_full_block_portable};
+  return {rows_bf16_portable, dot_int8_portable, dot_int4_portable, quantize_full_block_portable};
 }
 
 FormatIsa detect() {
@@ -442,8 +485,7 @@ void rows_dot(WeightFormat format, const void* matrix, int64_t first, int64_t la
       for (int64_t r = 0; r < count; ++r) out[r] = dot(reinterpret_cast<const float*>(rows + r * row_bytes), x.values(), n);
       return;
     case WeightFormat::bf16:
-      for (int64_t r = 0; r < count; ++r) out[r] = g_kernels.dot_bf16(reinterpret_cast<const uint16_t*>(rows + r * row_bytes), x.values(), n);
-      return;
+      return g_kernels.rows_bf16(reinterpret_cast<const uint16_t*>(rows), count, x.values(), n, out);
     case WeightFormat::int8:
     case WeightFormat::int4: {
       const BlockDot kernel = format == WeightFormat::int8 ? g_kernels.dot_int8 : g_kernels.dot_int4;

@@ -162,7 +162,7 @@ TEST(FormatKernels, GemvStoredMatchesTheWidenedMatrix) {
   for (const cpu::FormatIsa isa : runnable_isas()) {
     cpu::use_isa(isa);
     for (const WeightFormat format : {WeightFormat::bf16, WeightFormat::int8, WeightFormat::int4}) {
-      for (const auto& [out, in] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {7, 33}, {300, 17}, {1408, 512}, {512, 1408}, {33, 1000}, {64, 288}}) {
+      for (const auto& [out, in] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {7, 33}, {300, 17}, {1408, 512}, {512, 1408}, {33, 1000}, {64, 288}, {37, 14336}}) {
         const at::Tensor w = at::randn({out, in}), x = at::randn({in});
         const at::Tensor stored = to_weight_format(w, format);
         at::Tensor y = at::full({out}, std::nanf(""));
@@ -171,6 +171,40 @@ TEST(FormatKernels, GemvStoredMatchesTheWidenedMatrix) {
         EXPECT_TRUE(at::allclose(y, want, 1e-4, 1e-4 * std::sqrt(static_cast<double>(in))))
             << cpu::to_string(isa) << " " << to_string(format) << " " << out << "x" << in << ": max error "
             << (y - want).abs().max().item<float>();
+      }
+    }
+  }
+}
+
+// A row's value does not depend on the rows around it: every format, lengths on both sides of where
+// bf16 starts taking rows four at a time (8,192 columns) with each of its tails, and 1-9 rows at once
+// (groups of four, a short last group), each row bit for bit what it gives alone and near its float64
+// sum.
+TEST(FormatKernels, RowsDotGivesEachRowWhatItGivesAlone) {
+  const IsaGuard guard;
+  at::manual_seed(28);
+  for (const cpu::FormatIsa isa : runnable_isas()) {
+    cpu::use_isa(isa);
+    for (const WeightFormat format : {WeightFormat::fp32, WeightFormat::bf16, WeightFormat::int8, WeightFormat::int4}) {
+      for (const int64_t n : {int64_t{100}, int64_t{8191}, int64_t{8192}, int64_t{8203}, int64_t{8208}, int64_t{9000}}) {
+        const at::Tensor w = at::randn({9, n}), x = at::randn({n});
+        const at::Tensor stored = to_weight_format(w, format);
+        const cpu::KernelInput input(x.data_ptr<float>(), n, cpu::needs_blocks(format));
+        const at::Tensor want = at::mv(widen_weight(stored, n).to(at::kDouble), seen_input(x, format).to(at::kDouble));
+        const int64_t row_bytes = weight_row_bytes(format, n);
+        std::vector<float> alone(9);
+        for (int64_t r = 0; r < 9; ++r) {
+          alone[r] = cpu::row_dot(format, static_cast<const uint8_t*>(stored.data_ptr()) + r * row_bytes, input);
+          const double expected = want[r].item<double>();
+          EXPECT_NEAR(alone[r], expected, 2e-6 * std::sqrt(static_cast<double>(n)) * (1 + std::fabs(expected)))
+              << cpu::to_string(isa) << " " << to_string(format) << " n " << n << " row " << r;
+        }
+        for (int64_t count = 1; count <= 9; ++count) {
+          std::vector<float> got(static_cast<size_t>(count), std::nanf(""));
+          cpu::rows_dot(format, stored.data_ptr(), 9 - count, 9, input, got.data());
+          for (int64_t r = 0; r < count; ++r)
+            EXPECT_EQ(got[r], alone[9 - count + r]) << cpu::to_string(isa) << " " << to_string(format) << " n " << n << " rows " << count << " row " << r;
+        }
       }
     }
   }
