@@ -21,6 +21,8 @@ namespace {
 namespace fs = std::filesystem;
 const std::string kMiniMind = std::string(CHRONOS_SOURCE_DIR) + "/tests/data/minimind/tokenizer.json";
 constexpr int kSeqLen = 48;
+// A fifth of lr x steps (5e-5 x 4): the bound on 2 ranks against 1 process after the runs below.
+constexpr double kMaxRoundingDifference = 4e-5;
 
 class DataParallelTraining : public ::testing::Test {
  protected:
@@ -127,7 +129,10 @@ class DataParallelTraining : public ::testing::Test {
     EXPECT_GT(max_difference(name + "_one", "init"), 1e-4);  // the weights moved
     const double difference = max_difference(name + "_one", name + "_two");
     std::cout << name << ": 2 ranks vs 1 process, max |delta| " << difference << " after 4 steps" << std::endl;
-    EXPECT_LE(difference, 1e-5);
+    // Rounding moves an element whose gradient is near AdamW's epsilon by up to the learning rate a
+    // step; the observed worst differs by machine (7.2e-6 to 1.2e-5 for DPO). A rank stepping on its
+    // own half batch moves most elements by ~2 lr (1e-4) at the first step already.
+    EXPECT_LE(difference, kMaxRoundingDifference);
   }
 
   static testing::TempDir* dir_;
