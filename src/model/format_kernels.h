@@ -7,8 +7,11 @@
 //    int8 products, scaled once by both scales: fewer instructions per block (counted in the loop
 //    bodies: ~8 vector operations against ~18 for widening each weight to float and multiplying;
 //    ~4 with AVX-512 VNNI's vpdpbusd); int4 takes two blocks a step, which halves the unpacking and
-//    float work per block (the input's pair layout below).
-// The vector implementations of int4 give the same bits (the same int32 lanes, the same float steps).
+//    float work per block (the input's group layout below).
+// The AVX-512 implementation works on 512-bit vectors: 16 bf16 weights, two int8 blocks or four int4
+// blocks a step.
+// The vector implementations of int4 give the same bits (the same int32 lanes, the same float steps:
+// a 512-bit accumulator holds the two 256-bit ones of AVX2 side by side).
 // The general (batch) path computes the same values: it rounds the input to its int8 blocks
 // (round_to_input_blocks) before a float32 product with the widened weights.
 #pragma once
@@ -21,7 +24,8 @@
 namespace chronos::cpu {
 
 // The implementations, each level running on the CPUs of the next: portable C++ every CPU runs, AVX2
-// with FMA and F16C (x86-64-v3), and AVX-512 VNNI (with VL) for the integer formats.
+// with FMA and F16C (x86-64-v3), and AVX-512 (F, VL, DQ and VNNI: Cascade Lake, Ice Lake, Zen 4 and
+// later) on 512-bit vectors.
 enum class FormatIsa { portable, avx2, avx512_vnni };
 
 // The best one this CPU runs; the kernels start with it.
@@ -50,12 +54,15 @@ class KernelInput {
   const float* block_scales() const { return scales_.data(); }
   const int8_t* block_quants() const { return quants_.data(); }
   const int32_t* block_sums() const { return sums_.data(); }
-  // The whole blocks again in pairs (2p, 2p + 1), for the int4 kernels that take two blocks a step:
-  // 64 quants a pair (0..15 of the first block, 0..15 of the second, 16..31 of the first, 16..31 of
-  // the second), and 4 int32 offsets a pair (-8 * each block's sum at 0 and 2, zero at 1 and 3, so
-  // one zero-extension to 64-bit lanes puts them in lanes 0 and 4). Pair p starts at quant 64 p and
-  // offset 4 p.
-  const int8_t* pair_quants() const { return pair_quants_.data(); }
+  // Per block, -128 times its quant sum: what meeting int8 weights as unsigned bytes (w + 128) adds.
+  const int32_t* int8_offsets() const { return int8_offsets_.data(); }
+  // The whole blocks again in groups of four, for the int4 kernels that take two or four blocks a
+  // step: 128 quants a group, quants 0..15 of each of its four blocks, then 16..31 of each. A last pair
+  // of blocks (the block count modulo 4 being 2 or 3) follows in the same order over two blocks (64
+  // quants); blocks 4g..4g+3 start at quant 128 g. The int4 offsets in pairs (2p, 2p + 1): 4 int32 a
+  // pair, -8 * each block's sum at 0 and 2, zero at 1 and 3, so that one zero-extension to 64-bit
+  // lanes puts a pair's in lanes 0 and 4 and two pairs' in lanes 0, 4, 8 and 12; pair p at offset 4 p.
+  const int8_t* quad_quants() const { return quad_quants_.data(); }
   const int32_t* pair_offsets() const { return pair_offsets_.data(); }
 
  private:
@@ -64,7 +71,8 @@ class KernelInput {
   std::vector<float> scales_;
   std::vector<int8_t> quants_;
   std::vector<int32_t> sums_;
-  std::vector<int8_t> pair_quants_;
+  std::vector<int32_t> int8_offsets_;
+  std::vector<int8_t> quad_quants_;
   std::vector<int32_t> pair_offsets_;
 };
 

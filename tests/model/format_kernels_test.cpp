@@ -107,9 +107,10 @@ TEST(FormatKernels, InputBlocksAreIdenticalOnEveryImplementation) {
 }
 
 // The vector implementations of int4 compute the same int32 lanes (maddubs and madd, or vpdpbusd,
-// both from the offsets in lanes 0 and 4) and the same float operations on them in the same order, so
-// they agree bit for bit. (int8's do not: VNNI's lanes carry 128 times the input quants beside the
-// products, taken off in lane 0.)
+// both from the offsets in lanes 0 and 4 of each pair of blocks) and the same float operations on them
+// in the same order (AVX-512's one accumulator is AVX2's two side by side), so they agree bit for bit.
+// (int8's do not: AVX-512's lanes carry 128 times the input quants beside the products, taken off in
+// one lane per block.)
 TEST(FormatKernels, VectorInt4ImplementationsAgreeBitForBit) {
   std::vector<cpu::FormatIsa> vector_isas;
   for (const cpu::FormatIsa isa : runnable_isas())
@@ -133,26 +134,25 @@ TEST(FormatKernels, VectorInt4ImplementationsAgreeBitForBit) {
   }
 }
 
-// The pair layout of the int4 kernels is the block quants reordered, its offsets -8 * each block's sum.
-TEST(FormatKernels, InputPairsReorderTheBlocks) {
+// The group layout of the int4 kernels is the block quants reordered (groups of four blocks, a last
+// pair), its offsets -8 * each block's sum; int8's offsets -128 * each block's sum.
+TEST(FormatKernels, InputGroupsReorderTheBlocks) {
   at::manual_seed(27);
-  for (const int64_t n : {int64_t{31}, int64_t{64}, int64_t{100}, int64_t{288}}) {
+  for (const int64_t n : {int64_t{31}, int64_t{64}, int64_t{100}, int64_t{200}, int64_t{288}, int64_t{320}}) {
     const at::Tensor x = at::randn({n});
     const cpu::KernelInput input(x.data_ptr<float>(), n, true);
-    const int64_t pairs = (n + 31) / 32 / 2;
-    for (int64_t p = 0; p < pairs; ++p) {
+    const int64_t blocks = (n + 31) / 32, pairs = blocks / 2;
+    for (int64_t b = 0; b < 2 * pairs; ++b) {
+      const int64_t first = b / 4 * 4, width = std::min<int64_t>(4, 2 * pairs - first);
       for (int64_t half = 0; half < 2; ++half) {
-        for (int64_t block = 0; block < 2; ++block) {
-          const int8_t* want = input.block_quants() + (2 * p + block) * 32 + half * 16;
-          const int8_t* got = input.pair_quants() + p * 64 + half * 32 + block * 16;
-          for (int64_t i = 0; i < 16; ++i) ASSERT_EQ(got[i], want[i]) << "n " << n << " pair " << p << " block " << block << " half " << half;
-        }
+        const int8_t* want = input.block_quants() + b * 32 + half * 16;
+        const int8_t* got = input.quad_quants() + first * 32 + (half * width + b - first) * 16;
+        for (int64_t i = 0; i < 16; ++i) ASSERT_EQ(got[i], want[i]) << "n " << n << " block " << b << " half " << half;
       }
-      for (int64_t block = 0; block < 2; ++block) {
-        EXPECT_EQ(input.pair_offsets()[4 * p + 2 * block], -8 * input.block_sums()[2 * p + block]) << "n " << n << " pair " << p << " block " << block;
-        EXPECT_EQ(input.pair_offsets()[4 * p + 2 * block + 1], 0) << "n " << n << " pair " << p << " block " << block;
-      }
+      EXPECT_EQ(input.pair_offsets()[4 * (b / 2) + 2 * (b % 2)], -8 * input.block_sums()[b]) << "n " << n << " block " << b;
+      EXPECT_EQ(input.pair_offsets()[4 * (b / 2) + 2 * (b % 2) + 1], 0) << "n " << n << " block " << b;
     }
+    for (int64_t b = 0; b < blocks; ++b) EXPECT_EQ(input.int8_offsets()[b], -128 * input.block_sums()[b]) << "n " << n << " block " << b;
   }
 }
 
