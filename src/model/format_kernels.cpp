@@ -425,22 +425,23 @@ CHRONOS_TARGET_AVX512 void rows_bf16_avx512(const uint16_t* w, int64_t count, co
   }
 }
 
+constexpr int64_t kInt8BlockBytes = 2 + kBlock;
+
+// The integer kernels ask for the row 4 KiB ahead of where they read: at ~20 instructions per
+// 72-136 bytes of weights the reorder window holds only ~2 KiB of a row's misses in flight, and with
+// the hardware prefetcher alone they streamed about half of fp32's bytes per second. (base.json,
+// `chronos-bench decode`, paired rounds: int4 +6-34% in six of six, int8 -8% to +14%, +8% in the
+// median of six; 1 and 2 KiB ahead showed nothing, 8 KiB scattered; bf16, 3 instructions per 32
+// bytes, did not gain; fine.json, in the L3 cache, int8 3-7% slower.)
+constexpr int64_t kPrefetchBytes = 4096;
+CHRONOS_TARGET_AVX512 inline void prefetch_ahead(const uint8_t* p) { _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0); }
+
 // Four int4 blocks are 72 bytes, 36 16-bit words, which one 64-byte load and one masked load of the
 // rest hold: a word permutation gathers their nibbles into place and another their float16 scales.
 // (Four 16-byte loads and three inserts a group, with the scales read a word at a time, ran int4 at
 // 50-54 G weights/s in cache, one core, hardly above the 256-bit kernel's 50; this runs 60. For two
 // int8 blocks the same permutations lost, 51 -> 41: the loads and one insert stay.)
-constexpr int64_t kInt8BlockBytes = 2 + kBlock;
-
-// The integer kernels ask for the row 4 KiB ahead of where they read: at ~20 instructions per 72-136
-// bytes of weights the reorder window holds only ~2 KiB of a row's misses in flight, and with the
-// hardware prefetcher alone they streamed about half of fp32's bytes per second. (base.json, `chronos-bench
-// decode`, paired rounds: int4 +6-34% in six of six, int8 -8% to +14%, +8% in the median of six;
-// 1 and 2 KiB ahead showed nothing, 8 KiB scattered; bf16, 3 instructions per 32 bytes, did not gain;
-// fine.json, in the L3 cache, int8 3-7% slower.)
-constexpr int64_t kPrefetchBytes = 4096;
-CHRONOS_TARGET_AVX512 inline void prefetch_ahead(const uint8_t* p) { _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0); }
-
+//
 // Word indices into (the first 64 bytes, the rest) of four int4 blocks: the nibbles of block k (words
 // 9k + 1 .. 9k + 8) in 128-bit lane k, the scales (words 0, 9, 18, 27) in words 0..3.
 struct WordIndex {
