@@ -228,7 +228,7 @@ CHRONOS_TARGET_AVX2 inline __m256i nibbles(const uint8_t* q) {  // weights 0..15
   return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0x0f));
 }
 CHRONOS_TARGET_AVX2 inline __m256i load_quants(const int8_t* y) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y)); }
-CHRONOS_TARGET_AVX2 inline __m256i int8_block_avx2(const uint8_t* q, const int8_t* y, __m256i) {
+CHRONOS_TARGET_AVX2 inline __m256i int8_block_avx2(const uint8_t* q, const int8_t* y) {
   const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
   const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(load_quants(y), w));
   return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
@@ -249,8 +249,7 @@ CHRONOS_TARGET_AVX2 inline __m256 add_scaled(__m256 acc, __m256i products, float
   return _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(products), acc);
 }
 
-// The lanes block b's products start from: its offset in lane 0, or none.
-CHRONOS_TARGET_AVX2 inline __m256i no_offset(const KernelInput&, int64_t) { return _mm256_setzero_si256(); }
+// The lanes block b's products start from: its offset in lane 0.
 CHRONOS_TARGET_AVX2 inline __m256i int8_vnni_offsets(const KernelInput& x, int64_t b) {
   return _mm256_setr_epi32(x.int8_offsets()[b], 0, 0, 0, 0, 0, 0, 0);
 }
@@ -258,37 +257,28 @@ CHRONOS_TARGET_AVX2 inline __m256i int4_offsets(const KernelInput& x, int64_t b)
   return _mm256_setr_epi32(-8 * x.block_sums()[b], 0, 0, 0, 0, 0, 0, 0);
 }
 
-// The block loop, stamped out once per instruction set: a template cannot carry the target, and the
-// AVX2 clone must not be compiled with AVX-512 enabled. BLOCK(q, y, start) is one of the products
-// above, each block BYTES long (its float16 scale, then its quants), START(x, b) its offsets.
-// Two accumulators over alternate blocks hide the FMA latency.
-#define CHRONOS_BLOCK_DOT(NAME, TARGET, BLOCK, BYTES, START)                                                       \
-  TARGET float NAME(const uint8_t* row, const KernelInput& x, int64_t blocks) {                                   \
-    const float* scales = x.block_scales();                                                                       \
-    const int8_t* quants = x.block_quants();                                                                      \
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                                                \
-    int64_t b = 0;                                                                                                \
-    for (; b + 2 <= blocks; b += 2) {                                                                             \
-      acc0 = add_scaled(acc0, BLOCK(row + b * (BYTES) + 2, quants + b * kBlock, START(x, b)),                     \
-                        avx2_scale(row + b * (BYTES)) * scales[b]);                                               \
-      acc1 = add_scaled(acc1, BLOCK(row + (b + 1) * (BYTES) + 2, quants + (b + 1) * kBlock, START(x, b + 1)),     \
-                        avx2_scale(row + (b + 1) * (BYTES)) * scales[b + 1]);                                     \
-    }                                                                                                             \
-    if (b < blocks)                                                                                               \
-      acc0 = add_scaled(acc0, BLOCK(row + b * (BYTES) + 2, quants + b * kBlock, START(x, b)),                     \
-                        avx2_scale(row + b * (BYTES)) * scales[b]);                                               \
-    return horizontal_sum(_mm256_add_ps(acc0, acc1));                                                             \
+// int8 one block at a time; two accumulators over alternate blocks hide the FMA latency.
+constexpr int64_t kInt8BlockBytes = 2 + kBlock;
+CHRONOS_TARGET_AVX2 float dot_int8_avx2(const uint8_t* row, const KernelInput& x, int64_t blocks) {
+  const float* scales = x.block_scales();
+  const int8_t* quants = x.block_quants();
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b + 2 <= blocks; b += 2) {
+    acc0 = add_scaled(acc0, int8_block_avx2(row + b * kInt8BlockBytes + 2, quants + b * kBlock), avx2_scale(row + b * kInt8BlockBytes) * scales[b]);
+    acc1 = add_scaled(acc1, int8_block_avx2(row + (b + 1) * kInt8BlockBytes + 2, quants + (b + 1) * kBlock), avx2_scale(row + (b + 1) * kInt8BlockBytes) * scales[b + 1]);
   }
-
-CHRONOS_BLOCK_DOT(dot_int8_avx2, CHRONOS_TARGET_AVX2, int8_block_avx2, 2 + kBlock, no_offset)
-#undef CHRONOS_BLOCK_DOT
+  if (b < blocks) acc0 = add_scaled(acc0, int8_block_avx2(row + b * kInt8BlockBytes + 2, quants + b * kBlock), avx2_scale(row + b * kInt8BlockBytes) * scales[b]);
+  return horizontal_sum(_mm256_add_ps(acc0, acc1));
+}
 
 // int4 takes its blocks two at a time: one 32-byte vector holds the nibbles of both, their low
 // nibbles (weights 0..15 of each) and high ones (16..31) are one mask and one shift apart, and they meet
-// the input's pair layout (KernelInput::pair_quants) whose lanes 0-3 belong to the first block and 4-7
-// to the second. Per block that is one unpacking step, one float conversion, one scaled add, and half
-// of building the two scales, against twice that one block at a time. PAIR(q, y, offsets) gives the
-// pair's int32 lanes, starting from the pair's two offsets (KernelInput::pair_offsets) in lanes 0 and 4.
+// the input's quants of both blocks (KernelInput::quad_quants: 0..15 of each, then 16..31 of each), so
+// lanes 0-3 belong to the first block and 4-7 to the second. Per block that is one unpacking step, one
+// float conversion, one scaled add, and half of building the two scales, against twice that one block
+// at a time. int4_pair_avx2 and int4_pair_vnni give the pair's int32 lanes, starting from the pair's
+// two offsets (KernelInput::pair_offsets) in lanes 0 and 4.
 constexpr int64_t kInt4BlockBytes = 2 + kBlock / 2;
 
 // [o0, 0, o1, 0] -> lanes [o0, 0, 0, 0, o1, 0, 0, 0]: one zero-extension of 32-bit lanes to 64. (A
@@ -332,37 +322,33 @@ CHRONOS_TARGET_AVX2 inline __m256 int4_pair_scales(const uint8_t* block, const f
 
 // Two accumulators over alternate pairs (the first and second half of each group of four blocks,
 // KernelInput::quad_quants); an odd last block goes one block at a time.
-#define CHRONOS_INT4_PAIR_DOT(NAME, TARGET, PAIR, BLOCK)                                                           \
-  TARGET float NAME(const uint8_t* row, const KernelInput& x, int64_t blocks) {                                   \
-    const float* scales = x.block_scales();                                                                       \
-    const int8_t* groups = x.quad_quants();                                                                       \
-    const int32_t* pair_offsets = x.pair_offsets();                                                               \
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                                                \
-    int64_t b = 0;                                                                                                \
-    for (; b + 4 <= blocks; b += 4) {                                                                             \
-      const uint8_t* q = row + b * kInt4BlockBytes;                                                               \
-      const int8_t* y = groups + b * kBlock;                                                                      \
-      acc0 = _mm256_fmadd_ps(int4_pair_scales(q, scales + b),                                                     \
-                             _mm256_cvtepi32_ps(PAIR(q + 2, y, y + 64, pair_offsets + 2 * b)), acc0);             \
-      q += 2 * kInt4BlockBytes;                                                                                   \
-      acc1 = _mm256_fmadd_ps(int4_pair_scales(q, scales + b + 2),                                                 \
-                             _mm256_cvtepi32_ps(PAIR(q + 2, y + 32, y + 96, pair_offsets + 2 * (b + 2))), acc1);  \
-    }                                                                                                             \
-    if (b + 2 <= blocks) {                                                                                        \
-      const uint8_t* q = row + b * kInt4BlockBytes;                                                               \
-      const int8_t* y = groups + b * kBlock;                                                                      \
-      acc0 = _mm256_fmadd_ps(int4_pair_scales(q, scales + b),                                                     \
-                             _mm256_cvtepi32_ps(PAIR(q + 2, y, y + 32, pair_offsets + 2 * b)), acc0);             \
-      b += 2;                                                                                                     \
-    }                                                                                                             \
-    if (b < blocks)                                                                                               \
-      acc1 = add_scaled(acc1, BLOCK(row + b * kInt4BlockBytes + 2, x.block_quants() + b * kBlock, int4_offsets(x, b)), \
-                        avx2_scale(row + b * kInt4BlockBytes) * scales[b]);                                       \
-    return horizontal_sum(_mm256_add_ps(acc0, acc1));                                                             \
+CHRONOS_TARGET_AVX2 float dot_int4_avx2(const uint8_t* row, const KernelInput& x, int64_t blocks) {
+  const float* scales = x.block_scales();
+  const int8_t* groups = x.quad_quants();
+  const int32_t* pair_offsets = x.pair_offsets();
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b + 4 <= blocks; b += 4) {
+    const uint8_t* q = row + b * kInt4BlockBytes;
+    const int8_t* y = groups + b * kBlock;
+    acc0 = _mm256_fmadd_ps(int4_pair_scales(q, scales + b),
+                           _mm256_cvtepi32_ps(int4_pair_avx2(q + 2, y, y + 64, pair_offsets + 2 * b)), acc0);
+    q += 2 * kInt4BlockBytes;
+    acc1 = _mm256_fmadd_ps(int4_pair_scales(q, scales + b + 2),
+                           _mm256_cvtepi32_ps(int4_pair_avx2(q + 2, y + 32, y + 96, pair_offsets + 2 * (b + 2))), acc1);
   }
-
-CHRONOS_INT4_PAIR_DOT(dot_int4_avx2, CHRONOS_TARGET_AVX2, int4_pair_avx2, int4_block_avx2)
-#undef CHRONOS_INT4_PAIR_DOT
+  if (b + 2 <= blocks) {
+    const uint8_t* q = row + b * kInt4BlockBytes;
+    const int8_t* y = groups + b * kBlock;
+    acc0 = _mm256_fmadd_ps(int4_pair_scales(q, scales + b),
+                           _mm256_cvtepi32_ps(int4_pair_avx2(q + 2, y, y + 32, pair_offsets + 2 * b)), acc0);
+    b += 2;
+  }
+  if (b < blocks)
+    acc1 = add_scaled(acc1, int4_block_avx2(row + b * kInt4BlockBytes + 2, x.block_quants() + b * kBlock, int4_offsets(x, b)),
+                      avx2_scale(row + b * kInt4BlockBytes) * scales[b]);
+  return horizontal_sum(_mm256_add_ps(acc0, acc1));
+}
 
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() as the unused source of their unmasked forms,
 // which it then reports as uninitialised where they inline (GCC bug 105593, fixed in GCC 13).
@@ -424,8 +410,6 @@ CHRONOS_TARGET_AVX512 void rows_bf16_avx512(const uint16_t* w, int64_t count, co
     }
   }
 }
-
-constexpr int64_t kInt8BlockBytes = 2 + kBlock;
 
 // The integer kernels ask for the row 4 KiB ahead of where they read: at ~20 instructions per
 // 72-136 bytes of weights the reorder window holds only ~2 KiB of a row's misses in flight, and with
