@@ -215,7 +215,7 @@ CHRONOS_TARGET_AVX2 inline float avx2_scale(const uint8_t* block) {
 }
 
 // One block's products in 8 int32 lanes (lane i: products 4i..4i+3), starting from `start` (the
-// offsets to take off, or zero): q points at its 32 int8 quants (int8) or 16 nibble bytes (int4), y at
+// offsets to take off; int8's AVX2 form has none): q points at its 32 int8 quants (int8) or 16 nibble bytes (int4), y at
 // the input's 32 quants.
 //  - int8, AVX2: maddubs multiplies unsigned by signed bytes, so |w| meets y with w's sign moved onto
 //    it (w is never -128: quants are in [-127, 127]); pairs sum into int16 (at most 2 * 127 * 127).

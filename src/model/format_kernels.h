@@ -24,8 +24,8 @@
 namespace chronos::cpu {
 
 // The implementations, each level running on the CPUs of the next: portable C++ every CPU runs, AVX2
-// with FMA and F16C (x86-64-v3), and AVX-512 (F, VL, DQ and VNNI: Cascade Lake, Ice Lake, Zen 4 and
-// later) on 512-bit vectors.
+// with FMA and F16C (x86-64-v3), and AVX-512 (F, VL, BW, DQ and VNNI: Cascade Lake, Ice Lake, Zen 4
+// and later) on 512-bit vectors.
 enum class FormatIsa { portable, avx2, avx512_vnni };
 
 // The best one this CPU runs; the kernels start with it.
