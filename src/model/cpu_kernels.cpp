@@ -142,11 +142,31 @@ void rms_norm(const float* x, float* y, int64_t groups, int64_t dim, const float
   }
 }
 
+CHRONOS_SIMD_CLONES
 void softmax_in_place(float* scores, int64_t n) {
   const float top = *std::max_element(scores, scores + n);
-  float sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += (scores[i] = std::exp(scores[i] - top));
-  for (int64_t i = 0; i < n; ++i) scores[i] /= sum;
+  Vec16 sums = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    const Vec16 e = vectors::exp(load(scores + i) - top);
+    store(scores + i, e);
+    sums += e;
+  }
+  float sum = reduce(sums);
+  for (; i < n; ++i) sum += (scores[i] = std::exp(scores[i] - top));
+  const float inverse = 1.0f / sum;
+  for (i = 0; i + kLanes <= n; i += kLanes) store(scores + i, load(scores + i) * inverse);
+  for (; i < n; ++i) scores[i] *= inverse;
+}
+
+CHRONOS_SIMD_CLONES
+void silu_times(float* gate, const float* up, int64_t n) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    const Vec16 g = load(gate + i);
+    store(gate + i, g / (1.0f + vectors::exp(-g)) * load(up + i));
+  }
+  for (; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
 bool is_plain_float(const at::Tensor& t) {
@@ -181,7 +201,7 @@ void swiglu_accumulate(const std::vector<SwigluTerm>& terms, const float* x, flo
       float* gate = h.data() + i;
       rows_dot(t.format, t.gate, r, r + n, input, gate);
       rows_dot(t.format, t.up, r, r + n, input, up);
-      for (int64_t j = 0; j < n; ++j) gate[j] = gate[j] / (1.0f + std::exp(-gate[j])) * up[j];
+      silu_times(gate, up, n);
       i += n;
     }
   });

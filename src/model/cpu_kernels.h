@@ -30,6 +30,9 @@ void rms_norm(const float* x, float* y, int64_t groups, int64_t dim, const float
 // Softmax of n scores in place, in float32 (the router's and attention's precision).
 void softmax_in_place(float* scores, int64_t n);
 
+// gate[i] = silu(gate[i]) * up[i] over n values: SwiGLU's hidden activation.
+void silu_times(float* gate, const float* up, int64_t n);
+
 // Whether t is a float32 CPU tensor with contiguous memory that nothing needs a gradient through.
 bool is_plain_float(const at::Tensor& t);
 

@@ -4,10 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <vector>
 
 #include "chronos/model/linear.h"
 #include "chronos/model/rmsnorm.h"
+#include "model/float_vectors.h"
 
 namespace chronos {
 namespace {
@@ -47,6 +50,60 @@ TEST(CpuSwiglu, AccumulatesTheWeightedSumOfFeedForwards) {
     cpu::swiglu_accumulate(terms, x.data_ptr<float>(), y.data_ptr<float>(), hidden, inter);
     const double scale = expected.abs().max().item<double>();
     EXPECT_LT((y.to(at::kDouble) - expected).abs().max().item<double>(), 1e-5 * scale) << hidden << "x" << inter;
+  }
+}
+
+// Distance in units in the last place between two finite floats of one sign.
+int64_t ulps(float a, float b) {
+  int32_t ia, ib;
+  std::memcpy(&ia, &a, sizeof ia);
+  std::memcpy(&ib, &b, sizeof ib);
+  return std::llabs(static_cast<int64_t>(ia) - static_cast<int64_t>(ib));
+}
+
+// The vector exp over its whole finite range and at its edges, against std::exp.
+TEST(CpuVectorExp, WithinTwoUlpOfStdExpAndKeepsItsSpecialValues) {
+  std::vector<float> xs;
+  for (float x = -87.3f; x <= 88.7f; x += 0.000731f) xs.push_back(x);
+  for (const float x : {0.0f, -0.0f, 1e-30f, -1e-30f, 1.0f, -1.0f, 0.34657359f, -0.34657359f, 88.72f, -87.33f}) xs.push_back(x);
+  int64_t worst = 0;
+  float worst_at = 0;
+  for (size_t i = 0; i < xs.size(); i += cpu::vectors::kLanes) {
+    float in[cpu::vectors::kLanes] = {}, out[cpu::vectors::kLanes];
+    const size_t n = std::min<size_t>(cpu::vectors::kLanes, xs.size() - i);
+    std::copy(xs.begin() + static_cast<int64_t>(i), xs.begin() + static_cast<int64_t>(i + n), in);
+    cpu::vectors::store(out, cpu::vectors::exp(cpu::vectors::load(in)));
+    for (size_t j = 0; j < n; ++j) {
+      const float want = std::exp(in[j]);
+      ASSERT_TRUE(std::isfinite(out[j])) << in[j];
+      const int64_t d = std::fpclassify(want) == FP_NORMAL ? ulps(out[j], want) : 0;
+      if (d > worst) worst = d, worst_at = in[j];
+    }
+  }
+  EXPECT_LE(worst, 2) << "at x = " << worst_at;
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  float in[cpu::vectors::kLanes] = {inf, -inf, nan, 89.0f, -88.0f, -1000.0f, 1000.0f}, out[cpu::vectors::kLanes];
+  cpu::vectors::store(out, cpu::vectors::exp(cpu::vectors::load(in)));
+  EXPECT_EQ(out[0], inf);
+  EXPECT_EQ(out[1], 0.0f);
+  EXPECT_TRUE(std::isnan(out[2]));
+  EXPECT_EQ(out[3], inf);
+  EXPECT_EQ(out[4], 0.0f);  // below 2^-126: flushed
+  EXPECT_EQ(out[5], 0.0f);
+  EXPECT_EQ(out[6], inf);
+}
+
+// Softmax and SwiGLU's silu(gate) * up on lengths off the vector width, against float64.
+TEST(CpuVectorExp, SoftmaxAndSiluTimesMatchFloat64) {
+  at::manual_seed(9);
+  for (const int64_t n : {1, 5, 16, 17, 64, 100, 257}) {
+    const at::Tensor x = at::randn({n}) * 8, up = at::randn({n});
+    at::Tensor scores = x.clone();
+    cpu::softmax_in_place(scores.data_ptr<float>(), n);
+    EXPECT_TRUE(at::allclose(scores.to(at::kDouble), at::softmax(x.to(at::kDouble), 0), 1e-6, 1e-7)) << n;
+    at::Tensor gate = x.clone();
+    cpu::silu_times(gate.data_ptr<float>(), up.data_ptr<float>(), n);
+    EXPECT_TRUE(at::allclose(gate.to(at::kDouble), at::silu(x.to(at::kDouble)) * up.to(at::kDouble), 1e-6, 1e-7)) << n;
   }
 }
 
