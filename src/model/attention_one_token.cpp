@@ -39,27 +39,42 @@ void rope(float* x, int64_t groups, int64_t d, const float* cos, const float* si
   }
 }
 
+// One token's input to the projections that read it, quantized once for all of them when any
+// needs its int8 blocks.
+cpu::KernelInput input_for(const float* x, std::initializer_list<const torch::nn::Linear*> readers) {
+  bool blocks = false;
+  int64_t in = 0;
+  for (const torch::nn::Linear* linear : readers) {
+    in = (*linear)->options.in_features();
+    blocks = blocks || cpu::needs_blocks(stored_format((*linear)->weight, in));
+  }
+  return cpu::KernelInput(x, in, blocks);
+}
+
 // y = W x (+ b) for one token; W in any stored format (weight_format.h).
-void project_token_into(const torch::nn::Linear& linear, const float* x, float* y) {
+void project_token_into(const torch::nn::Linear& linear, const cpu::KernelInput& x, float* y) {
   const at::Tensor& w = linear->weight;
-  const int64_t in = linear->options.in_features(), out = w.size(0);
-  const WeightFormat format = stored_format(w, in);
-  cpu::gemv_stored(format, w.data_ptr(), cpu::KernelInput(x, in, cpu::needs_blocks(format)), y, out);
+  const int64_t out = w.size(0);
+  cpu::gemv_stored(stored_format(w, x.size()), w.data_ptr(), x, y, out);
   if (linear->bias.defined()) {
     const float* b = linear->bias.data_ptr<float>();
     for (int64_t i = 0; i < out; ++i) y[i] += b[i];
   }
 }
 
-std::vector<float> project_token(const torch::nn::Linear& linear, const float* x) {
+std::vector<float> project_token(const torch::nn::Linear& linear, const cpu::KernelInput& x) {
   std::vector<float> y(static_cast<size_t>(linear->weight.size(0)));
   project_token_into(linear, x, y.data());
   return y;
 }
 
+std::vector<float> project_token(const torch::nn::Linear& linear, const float* x) {
+  return project_token(linear, input_for(x, {&linear}));
+}
+
 at::Tensor output_token(const torch::nn::Linear& o_proj, const std::vector<float>& heads, const at::Tensor& like) {
   at::Tensor y = at::empty({1, 1, o_proj->weight.size(0)}, like.options());
-  project_token_into(o_proj, heads.data(), y.data_ptr<float>());
+  project_token_into(o_proj, input_for(heads.data(), {&o_proj}), y.data_ptr<float>());
   return y;
 }
 
@@ -98,9 +113,10 @@ bool MLAttentionImpl::one_token_path_applies(const at::Tensor& x, const Attentio
 at::Tensor MLAttentionImpl::forward_one_token(const at::Tensor& x, AttentionContext& ctx) {
   const float* token = x.data_ptr<float>();
   const int64_t C = kv_down_proj->weight.size(0), D = head_dim_, rep = heads_ / kv_heads_;
-  std::vector<float> q_nope = project_token(q_nope_proj, token);
-  std::vector<float> q_rope = project_token(q_rope_proj, token);
-  std::vector<float> latent = project_token(kv_down_proj, token);
+  const cpu::KernelInput input = input_for(token, {&q_nope_proj, &q_rope_proj, &kv_down_proj});
+  std::vector<float> q_nope = project_token(q_nope_proj, input);
+  std::vector<float> q_rope = project_token(q_rope_proj, input);
+  std::vector<float> latent = project_token(kv_down_proj, input);
   rms_norm(q_nope.data(), heads_, nope_, q_nope_norm->weight, q_nope_norm->eps());
   rms_norm(q_rope.data(), heads_, rope_, q_rope_norm->weight, q_rope_norm->eps());
   rms_norm(latent.data(), 1, C, kv_down_norm->weight, kv_down_norm->eps());
@@ -149,9 +165,10 @@ bool WindowAttentionImpl::one_token_path_applies(const at::Tensor& x, const Atte
 at::Tensor WindowAttentionImpl::forward_one_token(const at::Tensor& x, AttentionContext& ctx) {
   const float* token = x.data_ptr<float>();
   const int64_t D = head_dim_, rep = heads_ / kv_heads_, P = ctx.position;
-  std::vector<float> q = project_token(q_proj, token);
-  std::vector<float> k = project_token(k_proj, token);
-  std::vector<float> v = project_token(v_proj, token);
+  const cpu::KernelInput input = input_for(token, {&q_proj, &k_proj, &v_proj});
+  std::vector<float> q = project_token(q_proj, input);
+  std::vector<float> k = project_token(k_proj, input);
+  std::vector<float> v = project_token(v_proj, input);
   // The same order as project_heads: full-width norm, clipping, per-head norm.
   if (qk_norm_ == QkNorm::full_width) {
     rms_norm(q.data(), 1, heads_ * D, q_norm->weight, q_norm->eps());

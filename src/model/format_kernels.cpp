@@ -586,47 +586,64 @@ void use_isa(FormatIsa isa) {
   g_kernels = kernels_for(isa);
 }
 
+std::vector<KernelInput::Blocks>& KernelInput::stock() {
+  thread_local std::vector<Blocks> spare;
+  return spare;
+}
+
+KernelInput::~KernelInput() {
+  constexpr size_t kStocked = 16;  // more than one step holds at once
+  if (b_.scales.capacity() == 0) return;
+  std::vector<Blocks>& spare = stock();
+  if (spare.capacity() < kStocked) spare.reserve(kStocked);
+  if (spare.size() < kStocked) spare.push_back(std::move(b_));
+}
+
 void KernelInput::assign(const float* x, int64_t n, bool with_blocks) {
   values_ = x;
   n_ = n;
-  scales_.clear();
-  quants_.clear();
-  sums_.clear();
-  int8_offsets_.clear();
-  quad_quants_.clear();
-  pair_offsets_.clear();
+  b_.scales.clear();
+  b_.quants.clear();
+  b_.sums.clear();
+  b_.int8_offsets.clear();
+  b_.quad_quants.clear();
+  b_.pair_offsets.clear();
   if (!with_blocks) return;
+  if (b_.scales.capacity() == 0 && !stock().empty()) {
+    b_ = std::move(stock().back());
+    stock().pop_back();
+  }
   const int64_t blocks = (n + kBlock - 1) / kBlock, full = n / kBlock;
-  scales_.resize(static_cast<size_t>(blocks));
-  sums_.resize(static_cast<size_t>(blocks));
-  quants_.resize(static_cast<size_t>(blocks * kBlock));
+  b_.scales.resize(static_cast<size_t>(blocks));
+  b_.sums.resize(static_cast<size_t>(blocks));
+  b_.quants.resize(static_cast<size_t>(blocks * kBlock));
   for (int64_t b = 0; b < blocks; ++b) {
-    int8_t* q = quants_.data() + b * kBlock;
-    scales_[b] = b < full ? g_kernels.quantize_block(x + b * kBlock, q) : quantize_input_block(x + b * kBlock, n - b * kBlock, q);
+    int8_t* q = b_.quants.data() + b * kBlock;
+    b_.scales[b] = b < full ? g_kernels.quantize_block(x + b * kBlock, q) : quantize_input_block(x + b * kBlock, n - b * kBlock, q);
     int32_t sum = 0;
     for (int64_t i = 0; i < kBlock; ++i) sum += q[i];
-    sums_[b] = sum;
+    b_.sums[b] = sum;
   }
-  int8_offsets_.resize(static_cast<size_t>(blocks));
-  for (int64_t b = 0; b < blocks; ++b) int8_offsets_[static_cast<size_t>(b)] = -128 * sums_[static_cast<size_t>(b)];
+  b_.int8_offsets.resize(static_cast<size_t>(blocks));
+  for (int64_t b = 0; b < blocks; ++b) b_.int8_offsets[static_cast<size_t>(b)] = -128 * b_.sums[static_cast<size_t>(b)];
   // Groups of four blocks, then a last pair (a zero-padded last block included): quants 0..15 of
   // each block, then 16..31 of each; the int4 offsets of each pair.
   constexpr int64_t kHalf = kBlock / 2;
   const int64_t pairs = blocks / 2, grouped = 2 * pairs;
-  quad_quants_.resize(static_cast<size_t>(grouped * kBlock));
+  b_.quad_quants.resize(static_cast<size_t>(grouped * kBlock));
   for (int64_t first = 0; first < grouped; first += 4) {
     const int64_t width = std::min<int64_t>(4, grouped - first);
-    int8_t* out = quad_quants_.data() + first * kBlock;
+    int8_t* out = b_.quad_quants.data() + first * kBlock;
     for (int64_t j = 0; j < width; ++j) {
-      const int8_t* block = quants_.data() + (first + j) * kBlock;
+      const int8_t* block = b_.quants.data() + (first + j) * kBlock;
       std::memcpy(out + j * kHalf, block, kHalf);
       std::memcpy(out + (width + j) * kHalf, block + kHalf, kHalf);
     }
   }
-  pair_offsets_.assign(static_cast<size_t>(pairs * 4), 0);
+  b_.pair_offsets.assign(static_cast<size_t>(pairs * 4), 0);
   for (int64_t p = 0; p < pairs; ++p) {
-    pair_offsets_[static_cast<size_t>(4 * p)] = -8 * sums_[static_cast<size_t>(2 * p)];
-    pair_offsets_[static_cast<size_t>(4 * p + 2)] = -8 * sums_[static_cast<size_t>(2 * p + 1)];
+    b_.pair_offsets[static_cast<size_t>(4 * p)] = -8 * b_.sums[static_cast<size_t>(2 * p)];
+    b_.pair_offsets[static_cast<size_t>(4 * p + 2)] = -8 * b_.sums[static_cast<size_t>(2 * p + 1)];
   }
 }
 
