@@ -20,39 +20,46 @@ inline __attribute__((always_inline)) Vec16 load(const float* p) {
 
 inline __attribute__((always_inline)) void store(float* p, Vec16 v) { std::memcpy(p, &v, sizeof v); }
 
-using Int16 = int32_t __attribute__((vector_size(64)));
+using Int8 = int32_t __attribute__((vector_size(32)));
 
 // e^x in every lane, within 2 ulp of std::exp: x = n ln2 + r with |r| <= ln2 / 2, e^r by Cephes'
 // degree-7 polynomial (S. L. Moshier, Cephes Math Library, expf.c), 2^n put into the exponent bits.
 // exp(+inf) = +inf, exp(-inf) = 0 and NaN stays NaN, as std::exp; results below 2^-126 flush to zero.
 // std::exp one value at a time was 2.5% of a decode step (softmax scores, SwiGLU gates).
-inline __attribute__((always_inline)) Vec16 exp(Vec16 x) {
-  constexpr float kMax = 88.72283905f, kMin = -87.33654475f;  // ln(FLT_MAX), ln(2^-126)
-  const Int16 over = x > kMax, under = x < kMin;
-  const Vec16 c = (over | under) ? Vec16{} : x;  // NaN passes through
+// On 8 lanes, each comparison inside the select that uses it: GCC 12 lowers this header before it
+// inlines it into the clones, and there it turns selects on 16 lanes (in the AVX2 clone) and selects
+// on a mask kept in a variable (in every clone) into one branch per lane.
+inline __attribute__((always_inline)) Vec8 exp(Vec8 x) {
+  const Vec8 hi = Vec8{} + 88.72283905f, lo = Vec8{} - 87.33654475f;  // ln(FLT_MAX), ln(2^-126)
+  const Vec8 c = x > hi ? hi : (x < lo ? lo : x);                     // NaN passes through
   // Round to nearest by the 1.5 * 2^23 trick: n's integer sits in the low mantissa bits.
   constexpr float kRound = 12582912.0f;
-  const Vec16 shifted = c * 1.44269504088896341f + kRound;
-  const Vec16 n = shifted - kRound;
-  const Vec16 r = (c - n * 0.693359375f) - n * -2.12194440e-4f;  // ln2 in two parts, exact products
-  Vec16 p = Vec16{} + 1.9875691500e-4f;
+  const Vec8 shifted = c * 1.44269504088896341f + kRound;
+  const Vec8 n = shifted - kRound;
+  const Vec8 r = (c - n * 0.693359375f) - n * -2.12194440e-4f;  // ln2 in two parts, exact products
+  Vec8 p = Vec8{} + 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * (r * r) + r + 1.0f;
-  Int16 bits;
+  Int8 bits;
   std::memcpy(&bits, &shifted, sizeof bits);
   // n in [-126, 128]: 2^n as two factors keeps n = 128 (x near ln FLT_MAX) finite in between.
-  const Int16 half = ((bits - 0x4B400000) >> 1);
-  const Int16 e1 = (half + 127) << 23, e2 = ((bits - 0x4B400000) - half + 127) << 23;
-  Vec16 s1, s2;
+  const Int8 whole = bits - 0x4B400000, half = whole >> 1;
+  const Int8 e1 = (half + 127) << 23, e2 = (whole - half + 127) << 23;
+  Vec8 s1, s2;
   std::memcpy(&s1, &e1, sizeof s1);
   std::memcpy(&s2, &e2, sizeof s2);
-  const Vec16 y = p * s1 * s2;
-  const Vec16 inf = Vec16{} + __builtin_inff();
-  return over ? inf : (under ? Vec16{} : y);
+  const Vec8 y = p * s1 * s2;
+  return x > hi ? Vec8{} + __builtin_inff() : (x < lo ? Vec8{} : y);
+}
+
+inline __attribute__((always_inline)) Vec16 exp(Vec16 x) {
+  const Vec8 a = exp(Vec8(__builtin_shufflevector(x, x, 0, 1, 2, 3, 4, 5, 6, 7)));
+  const Vec8 b = exp(Vec8(__builtin_shufflevector(x, x, 8, 9, 10, 11, 12, 13, 14, 15)));
+  return __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 }
 
 // The sum of the 16 lanes.
