@@ -24,9 +24,12 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, int64_t index, bool rou
 
 namespace {
 
-// x + y for two contiguous float32 tokens, into a new tensor.
-at::Tensor add_tokens(const at::Tensor& x, const at::Tensor& y) {
-  at::Tensor out = at::empty_like(x);
+// x + y for two float32 tokens, x contiguous: into y itself when nothing else holds y or its memory
+// (a sublayer's fresh output), else into a new tensor.
+at::Tensor add_tokens(const at::Tensor& x, at::Tensor y) {
+  const bool in_place = y.use_count() == 1 && y.storage().use_count() == 1 && cpu::is_plain_float(y) && y.sizes() == x.sizes();
+  if (!in_place) y = y.contiguous();
+  at::Tensor out = in_place ? y : at::empty_like(x);
   const float *a = x.data_ptr<float>(), *b = y.data_ptr<float>();
   float* o = out.data_ptr<float>();
   for (int64_t i = 0; i < x.numel(); ++i) o[i] = a[i] + b[i];
@@ -45,18 +48,17 @@ DecoderOutput DecoderLayerImpl::forward(const at::Tensor& x, AttentionContext& a
   // One float32 CPU token at inference: the residual adds in plain loops (RMSNorm takes its own
   // one-token loop), not the ~14 tensor operations a layer they take on the general path.
   if (one_token_path_applies(*this, x)) {
-    const at::Tensor h = add_tokens(x, (is_mla() ? mla->forward(input_layernorm(x), attention)
-                                                 : window->forward(input_layernorm(x), attention)).contiguous());
+    const at::Tensor h = add_tokens(x, is_mla() ? mla->forward(input_layernorm(x), attention) : window->forward(input_layernorm(x), attention));
     const at::Tensor ffn_in = post_attention_layernorm(h);
     DecoderOutput out;
     if (!moe.is_empty()) {
       MoEOutput m = moe->forward(ffn_in, call);
-      out.hidden = add_tokens(h, m.output.contiguous());
+      out.hidden = add_tokens(h, std::move(m.output));
       out.router_probs = std::move(m.router_probs);
       out.selected = std::move(m.selected);
       out.aux_raw = std::move(m.aux_raw);
     } else {
-      out.hidden = add_tokens(h, dense->forward(ffn_in.view({1, x.size(2)})).view_as(x).contiguous());
+      out.hidden = add_tokens(h, dense->forward(ffn_in.view({1, x.size(2)})).view_as(x));
       out.aux_raw = at::zeros({}, x.options());
     }
     return out;

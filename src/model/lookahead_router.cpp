@@ -17,8 +17,10 @@ LookaheadRouterImpl::LookaheadRouterImpl(const ModelConfig& c)
 }
 
 at::Tensor LookaheadRouterImpl::forward(const at::Tensor& x) {
-  const auto weights = proj->parameters();  // proj.0 and proj.2
-  const at::Tensor logits = project(at::silu(project(x, weights[0])), weights[1]);
+  // proj.0 and proj.2 (bias-free), read directly: parameters() builds a named dictionary each call.
+  const at::Tensor& in = proj[0]->as<torch::nn::Linear>()->weight;
+  const at::Tensor& out = proj[2]->as<torch::nn::Linear>()->weight;
+  const at::Tensor logits = project(at::silu(project(x, in)), out);
   const at::Tensor shaped = layers_ > 1 ? logits.view({x.size(0), x.size(1), steps_, layers_, experts_})
                                         : logits.view({x.size(0), x.size(1), steps_, experts_});
   return at::softmax(shaped.to(at::kFloat), -1);

@@ -33,15 +33,16 @@ std::optional<WeightFormat> kernel_format(const ExpertWeights& w, int64_t H, int
 }  // namespace
 
 bool MoEImpl::one_token_path_applies(const at::Tensor& x) const {
-  return !is_training() && x.dim() == 3 && x.size(0) * x.size(1) == 1 && x.is_contiguous() &&
-         cpu::gemv_applies(x.reshape({x.size(2)}), gate->weight) &&
+  // gemv_applies' conditions on the token and the router, without a reshaped tensor to ask it.
+  const at::Tensor& router = gate->weight;
+  return !is_training() && x.dim() == 3 && x.size(0) * x.size(1) == 1 && cpu::is_plain_float(x) && cpu::is_plain_float(router) &&
+         router.dim() == 2 && router.size(1) == x.size(2) &&
          (shared_expert_gate.is_empty() || cpu::is_plain_float(shared_expert_gate->weight));
 }
 
 MoEOutput MoEImpl::forward_one_token(const at::Tensor& x, const MoECall& call) {
   const int64_t H = x.size(2), E = num_experts_, k = top_k_;
-  const at::Tensor token = x.reshape({H});
-  const float* x_data = token.data_ptr<float>();
+  const float* x_data = x.data_ptr<float>();
 
   // Routing on the host: E logits, softmax, top-k (ties to the lower id), renormalisation.
   at::Tensor probs = at::empty({1, 1, E}, x.options());
@@ -82,16 +83,18 @@ MoEOutput MoEImpl::forward_one_token(const at::Tensor& x, const MoECall& call) {
     wanted.erase(std::remove_if(wanted.begin(), wanted.end(), [&](int64_t e) { return !available.data_ptr<bool>()[e]; }),
                  wanted.end());
 
-  at::Tensor y = at::zeros({H}, x.options());
+  at::Tensor y = at::empty({1, 1, H}, x.options());
   float* y_data = y.data_ptr<float>();
+  std::fill(y_data, y_data + H, 0.0f);
   std::vector<cpu::SwigluTerm> terms;
   const auto add_term = [&](const ExpertWeights& w, float coef, int64_t I) {
     if (const std::optional<WeightFormat> format = kernel_format(w, H, I)) {
       terms.push_back({w.gate_proj.data_ptr(), w.up_proj.data_ptr(), w.down_proj.data_ptr(), coef, *format});
     } else {  // another dtype or layout: the general SwiGLU, added in place
       const bool stored = w.gate_proj.scalar_type() == at::kByte || w.gate_proj.scalar_type() == at::kBFloat16;
-      const at::Tensor input = stored ? token.view({1, H}) : token.view({1, H}).to(w.gate_proj.scalar_type());
-      y.add_(swiglu(input, w).to(at::kFloat).view({H}), coef);
+      const at::Tensor token = x.view({1, H});
+      const at::Tensor input = stored ? token : token.to(w.gate_proj.scalar_type());
+      y.add_(swiglu(input, w).to(at::kFloat).view({1, 1, H}), coef);
     }
   };
   const auto run_terms = [&](int64_t I) {
@@ -127,7 +130,7 @@ MoEOutput MoEImpl::forward_one_token(const at::Tensor& x, const MoECall& call) {
   }
 
   MoEOutput out;
-  out.output = y.view({1, 1, H});
+  out.output = y;
   out.router_probs = probs;
   out.selected = selected;
   out.aux_raw = at::zeros({}, probs.options());
