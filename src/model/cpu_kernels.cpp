@@ -189,7 +189,11 @@ void swiglu_accumulate(const std::vector<SwigluTerm>& terms, const float* x, flo
   bool any_blocks = false;
   for (const SwigluTerm& t : terms) any_blocks = any_blocks || needs_blocks(t.format);
   const KernelInput input(x, hidden, any_blocks);
-  std::vector<float> h(static_cast<size_t>(count * intermediate));
+  // The hidden activations in the calling thread's buffer, kept from call to call (the workers reach
+  // it through this pointer: a thread_local named in the loop bodies would be each worker's own).
+  thread_local std::vector<float> buffer;
+  buffer.resize(static_cast<size_t>(count * intermediate));
+  float* const h = buffer.data();
   // Rows of every gate and up projection, split over the threads, a term's rows at a time (one
   // kernel dispatch per run of rows); then rows of every down projection.
   constexpr int64_t kRun = 256;
@@ -198,7 +202,7 @@ void swiglu_accumulate(const std::vector<SwigluTerm>& terms, const float* x, flo
     for (int64_t i = first; i < last;) {
       const SwigluTerm& t = terms[static_cast<size_t>(i / intermediate)];
       const int64_t r = i % intermediate, n = std::min({last - i, intermediate - r, kRun});
-      float* gate = h.data() + i;
+      float* gate = h + i;
       rows_dot(t.format, t.gate, r, r + n, input, gate);
       rows_dot(t.format, t.up, r, r + n, input, up);
       silu_times(gate, up, n);
@@ -207,7 +211,7 @@ void swiglu_accumulate(const std::vector<SwigluTerm>& terms, const float* x, flo
   });
   std::vector<KernelInput> inner(static_cast<size_t>(count));
   for (int64_t t = 0; t < count; ++t)
-    inner[static_cast<size_t>(t)].assign(h.data() + t * intermediate, intermediate, needs_blocks(terms[static_cast<size_t>(t)].format));
+    inner[static_cast<size_t>(t)].assign(h + t * intermediate, intermediate, needs_blocks(terms[static_cast<size_t>(t)].format));
   parallel_chunks(hidden, 16, [&](int64_t first, int64_t last) {
     float sum[kRun], part[kRun];
     for (int64_t o = first; o < last; o += kRun) {

@@ -27,6 +27,22 @@ at::Tensor grown(const at::Tensor& live, const at::Tensor& like, int64_t capacit
   return storage;
 }
 
+// view = storage.narrow(1, start, length). When nothing else holds the view (the attention's own
+// references end with its step), its sizes and offset change in place: narrow() builds a new tensor
+// through the dispatcher, two a layer per token, 3.8% of a step of the fine preset.
+void narrow_view(at::Tensor& view, const at::Tensor& storage, int64_t start, int64_t length) {
+  c10::TensorImpl* impl = view.defined() ? view.unsafeGetTensorImpl() : nullptr;
+  if (impl != nullptr && view.use_count() == 1 && impl->allow_tensor_metadata_change() && !view.requires_grad() &&
+      view.is_alias_of(storage) && view.dim() == storage.dim() && view.strides() == storage.strides()) {
+    std::vector<int64_t> sizes(storage.sizes().begin(), storage.sizes().end());
+    sizes[1] = length;
+    impl->set_sizes_and_strides(sizes, storage.strides());
+    impl->set_storage_offset(storage.storage_offset() + start * storage.stride(1));
+    return;
+  }
+  view = storage.narrow(1, start, length);
+}
+
 }  // namespace
 
 void LayerCache::append(const at::Tensor& a, const at::Tensor& b) {
@@ -59,16 +75,21 @@ void LayerCache::append(const at::Tensor& a, const at::Tensor& b) {
     first_storage_.narrow(1, start_ + length, extra).copy_(a);
     second_storage_.narrow(1, start_ + length, extra).copy_(b);
   }
-  first = first_storage_.narrow(1, start_, length + extra);
-  second = second_storage_.narrow(1, start_, length + extra);
+  narrow_view(first, first_storage_, start_, length + extra);
+  narrow_view(second, second_storage_, start_, length + extra);
 }
 
 void LayerCache::keep_last(int64_t n) {
   const int64_t drop = length() - n;
   if (drop <= 0) return;
-  first = first.narrow(1, drop, n);
-  second = second.narrow(1, drop, n);
-  if (first_storage_.defined()) start_ += drop;
+  if (first_storage_.defined()) {
+    start_ += drop;
+    narrow_view(first, first_storage_, start_, n);
+    narrow_view(second, second_storage_, start_, n);
+  } else {
+    first = first.narrow(1, drop, n);
+    second = second.narrow(1, drop, n);
+  }
 }
 
 void KVCache::reset() {

@@ -133,7 +133,8 @@ MoEOutput MoEImpl::forward_one_token(const at::Tensor& x, const MoECall& call) {
   out.output = y;
   out.router_probs = probs;
   out.selected = selected;
-  out.aux_raw = at::zeros({}, probs.options());
+  if (!inference_aux_.defined()) inference_aux_ = at::zeros({}, probs.options());  // float32 CPU, as this path's input
+  out.aux_raw = inference_aux_;
   return out;
 }
 

@@ -23,6 +23,31 @@ TEST(LayerCache, AppendEqualsConcatenationAndKeepsEarlierViews) {
   EXPECT_EQ(cache.length(), 200);
 }
 
+// The views nobody else holds change their sizes in place; a view someone holds keeps its rows.
+TEST(LayerCache, UnsharedViewsGrowInPlaceAndHeldOnesKeepTheirRows) {
+  LayerCache cache;
+  cache.append(rows(0, 3), rows(100, 3));
+  cache.append(rows(3, 1), rows(103, 1));
+  const c10::TensorImpl* impl = cache.first.unsafeGetTensorImpl();
+  cache.append(rows(4, 1), rows(104, 1));
+  EXPECT_EQ(cache.first.unsafeGetTensorImpl(), impl);
+  EXPECT_TRUE(at::equal(cache.first, rows(0, 5)));
+  const at::Tensor held = cache.first, held_values = cache.second;
+  cache.append(rows(5, 1), rows(105, 1));
+  EXPECT_TRUE(at::equal(held, rows(0, 5)));
+  EXPECT_TRUE(at::equal(held_values, rows(100, 5)));
+  EXPECT_TRUE(at::equal(cache.first, rows(0, 6)));
+  const at::Tensor before_slide = cache.first;
+  cache.keep_last(2);
+  EXPECT_TRUE(at::equal(before_slide, rows(0, 6)));
+  EXPECT_TRUE(at::equal(cache.first, rows(4, 2)));
+  EXPECT_TRUE(at::equal(cache.second, rows(104, 2)));
+  cache.append(rows(6, 1), rows(106, 1));
+  cache.keep_last(2);  // in place now: nothing holds the views
+  EXPECT_TRUE(at::equal(cache.first, rows(5, 2)));
+  EXPECT_TRUE(at::equal(cache.second, rows(105, 2)));
+}
+
 // Two sequences: a position's rows are not adjacent in the storage (the copy path, not the memcpy).
 TEST(LayerCache, TwoSequencesAppendAsConcatenation) {
   LayerCache cache;
