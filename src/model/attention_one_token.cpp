@@ -73,7 +73,7 @@ std::vector<float> project_token(const torch::nn::Linear& linear, const float* x
 }
 
 at::Tensor output_token(const torch::nn::Linear& o_proj, const std::vector<float>& heads, const at::Tensor& like) {
-  at::Tensor y = at::empty({1, 1, o_proj->weight.size(0)}, like.options());
+  at::Tensor y = at::empty({1, 1, o_proj->weight.size(0)}, like.options());  // fresh: the residual adds into it
   project_token_into(o_proj, input_for(heads.data(), {&o_proj}), y.data_ptr<float>());
   return y;
 }

@@ -13,6 +13,7 @@
 #include "chronos/model/moe.h"
 #include "chronos/model/weight_format.h"
 #include "model/cpu_kernels.h"
+#include "model/token_buffer.h"
 
 namespace chronos {
 namespace {
@@ -45,7 +46,12 @@ MoEOutput MoEImpl::forward_one_token(const at::Tensor& x, const MoECall& call) {
   const float* x_data = x.data_ptr<float>();
 
   // Routing on the host: E logits, softmax, top-k (ties to the lower id), renormalisation.
-  at::Tensor probs = at::empty({1, 1, E}, x.options());
+  // One pair of buffers per layer index: a step's outputs hold every layer's until the step ends.
+  thread_local std::vector<std::pair<TokenBuffer, TokenBuffer>> buffers;
+  const size_t slot = static_cast<size_t>(std::clamp<int64_t>(call.layer, 0, 1023));  // shared slots stay correct
+  if (buffers.size() <= slot) buffers.resize(slot + 1);
+  auto& [probs_buffer, selected_buffer] = buffers[slot];
+  at::Tensor probs = probs_buffer.get({1, 1, E}, x.options());
   float* p = probs.data_ptr<float>();
   cpu::gemv(gate->weight.data_ptr<float>(), x_data, p, E, H);
   // A router bias: on the logits before the softmax, or on separate selection scores.
@@ -67,7 +73,7 @@ MoEOutput MoEImpl::forward_one_token(const at::Tensor& x, const MoECall& call) {
   std::iota(order.begin(), order.end(), 0);
   std::partial_sort(order.begin(), order.begin() + k, order.end(),
                     [&](int64_t a, int64_t b) { return rank[a] > rank[b] || (rank[a] == rank[b] && a < b); });
-  at::Tensor selected = at::empty({1, 1, k}, x.options().dtype(at::kLong));
+  at::Tensor selected = selected_buffer.get({1, 1, k}, x.options().dtype(at::kLong));
   std::vector<float> weight(E, 0.0f);  // the renormalised top-k weight of each chosen expert
   float chosen_mass = 0;
   for (int64_t j = 0; j < k; ++j) chosen_mass += p[order[j]];
@@ -83,7 +89,7 @@ MoEOutput MoEImpl::forward_one_token(const at::Tensor& x, const MoECall& call) {
     wanted.erase(std::remove_if(wanted.begin(), wanted.end(), [&](int64_t e) { return !available.data_ptr<bool>()[e]; }),
                  wanted.end());
 
-  at::Tensor y = at::empty({1, 1, H}, x.options());
+  at::Tensor y = at::empty({1, 1, H}, x.options());  // fresh: the residual adds into it
   float* y_data = y.data_ptr<float>();
   std::fill(y_data, y_data + H, 0.0f);
   std::vector<cpu::SwigluTerm> terms;
@@ -133,7 +139,6 @@ MoEOutput MoEImpl::forward_one_token(const at::Tensor& x, const MoECall& call) {
   out.output = y;
   out.router_probs = probs;
   out.selected = selected;
-  if (!inference_aux_.defined()) inference_aux_ = at::zeros({}, probs.options());  // float32 CPU, as this path's input
   out.aux_raw = inference_aux_;
   return out;
 }

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "model/cpu_kernels.h"
+#include "model/token_buffer.h"
 
 namespace chronos {
 
@@ -14,7 +15,8 @@ at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
   // One float32 CPU token without autograd (the last norm of a decode step): a plain loop, not the
   // six tensor operations below.
   if (x.dim() >= 1 && x.numel() == x.size(-1) && weight.numel() == x.numel() && cpu::is_plain_float(x) && cpu::is_plain_float(weight)) {
-    at::Tensor y = at::empty_like(x);
+    thread_local TokenBuffer buffer;
+    at::Tensor y = buffer.get(x.sizes(), x.options());
     cpu::rms_norm(x.data_ptr<float>(), y.data_ptr<float>(), 1, x.numel(), weight.data_ptr<float>(), eps_);
     return y;
   }

@@ -85,7 +85,7 @@ class MoEImpl : public torch::nn::Module {
   int64_t num_experts_, top_k_, num_shared_, intermediate_, shared_intermediate_;
   bool norm_topk_;
   double fallback_mask_prob_;
-  at::Tensor inference_aux_;  // the one-token path's zero aux_raw, one tensor for every call
+  at::Tensor inference_aux_;  // the one-token path's zero aux_raw (float32, CPU, as its input), one tensor for every call
 };
 TORCH_MODULE(MoE);
 
