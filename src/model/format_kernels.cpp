@@ -75,7 +75,18 @@ float quantize_input_block(const float* x, int64_t n, int8_t* q) {
   return scale;
 }
 
-float quantize_full_block_portable(const float* x, int8_t* q) { return quantize_input_block(x, kBlock, q); }
+// The sum of a block's quants: the offset term of the kernels that meet weights as unsigned bytes.
+int32_t quant_sum(const int8_t* q) {
+  int32_t sum = 0;
+  for (int64_t i = 0; i < kBlock; ++i) sum += q[i];
+  return sum;
+}
+
+float quantize_full_block_portable(const float* x, int8_t* q, int32_t* sum) {
+  const float scale = quantize_input_block(x, kBlock, q);
+  *sum = quant_sum(q);
+  return scale;
+}
 
 void rows_bf16_portable(const uint16_t* w, int64_t count, const float* x, int64_t n, float* out) {
   for (int64_t r = 0; r < count; ++r) out[r] = dot_bf16_body(w + r * n, x, n);
@@ -126,7 +137,7 @@ CHRONOS_TARGET_AVX2 inline float horizontal_sum(__m256 v) {
 
 // quantize_input_block of a whole block, bit for bit: the same max, scale, product, clamp and
 // round-to-nearest-even (cvtps under the default rounding mode, as nearbyint), packed to int8.
-CHRONOS_TARGET_AVX2 float quantize_full_block_avx2(const float* x, int8_t* q) {
+CHRONOS_TARGET_AVX2 float quantize_full_block_avx2(const float* x, int8_t* q, int32_t* sum) {
   __m256 v[4];
   __m256 m = _mm256_setzero_ps();
   for (int j = 0; j < 4; ++j) {
@@ -143,6 +154,12 @@ CHRONOS_TARGET_AVX2 float quantize_full_block_avx2(const float* x, int8_t* q) {
     i[j] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v[j], inv), _mm256_set1_ps(-127.0f)), _mm256_set1_ps(127.0f)));
   const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  // The quants' sum from the int32 lanes (within +-127 each: the packing saturates nothing).
+  const __m256i s8 = _mm256_add_epi32(_mm256_add_epi32(i[0], i[1]), _mm256_add_epi32(i[2], i[3]));
+  __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
+  s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+  s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+  *sum = _mm_cvtsi128_si32(s4);
   return scale;
 }
 
@@ -531,7 +548,7 @@ struct Kernels {
   void (*rows_bf16)(const uint16_t* rows, int64_t count, const float* x, int64_t n, float* out);
   BlockDot dot_int8;
   BlockDot dot_int4;
-  float (*quantize_block)(const float* x, int8_t* q);  // a whole block of the input
+  float (*quantize_block)(const float* x, int8_t* q, int32_t* sum);  // a whole block of the input: scale, quants, their sum
 };
 
 Kernels kernels_for(FormatIsa isa) {
@@ -617,15 +634,18 @@ void KernelInput::assign(const float* x, int64_t n, bool with_blocks) {
   b_.scales.resize(static_cast<size_t>(blocks));
   b_.sums.resize(static_cast<size_t>(blocks));
   b_.quants.resize(static_cast<size_t>(blocks * kBlock));
+  b_.int8_offsets.resize(static_cast<size_t>(blocks));
   for (int64_t b = 0; b < blocks; ++b) {
     int8_t* q = b_.quants.data() + b * kBlock;
-    b_.scales[b] = b < full ? g_kernels.quantize_block(x + b * kBlock, q) : quantize_input_block(x + b * kBlock, n - b * kBlock, q);
-    int32_t sum = 0;
-    for (int64_t i = 0; i < kBlock; ++i) sum += q[i];
-    b_.sums[b] = sum;
+    int32_t& sum = b_.sums[static_cast<size_t>(b)];
+    if (b < full) {
+      b_.scales[static_cast<size_t>(b)] = g_kernels.quantize_block(x + b * kBlock, q, &sum);
+    } else {
+      b_.scales[static_cast<size_t>(b)] = quantize_input_block(x + b * kBlock, n - b * kBlock, q);
+      sum = quant_sum(q);
+    }
+    b_.int8_offsets[static_cast<size_t>(b)] = -128 * sum;
   }
-  b_.int8_offsets.resize(static_cast<size_t>(blocks));
-  for (int64_t b = 0; b < blocks; ++b) b_.int8_offsets[static_cast<size_t>(b)] = -128 * b_.sums[static_cast<size_t>(b)];
   // Groups of four blocks, then a last pair (a zero-padded last block included): quants 0..15 of
   // each block, then 16..31 of each; the int4 offsets of each pair.
   constexpr int64_t kHalf = kBlock / 2;
@@ -651,7 +671,8 @@ void round_to_input_blocks(float* x, int64_t n) {
   int8_t q[kBlock];
   for (int64_t start = 0; start < n; start += kBlock) {
     const int64_t len = std::min(kBlock, n - start);
-    const float scale = len == kBlock ? g_kernels.quantize_block(x + start, q) : quantize_input_block(x + start, len, q);
+    int32_t sum = 0;
+    const float scale = len == kBlock ? g_kernels.quantize_block(x + start, q, &sum) : quantize_input_block(x + start, len, q);
     for (int64_t i = 0; i < len; ++i) x[start + i] = scale * static_cast<float>(q[i]);
   }
 }
