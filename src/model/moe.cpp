@@ -15,7 +15,7 @@ namespace chronos {
 MoEImpl::MoEImpl(const ModelConfig& c, bool routed_experts)
     : num_experts_(c.num_experts), top_k_(c.num_experts_per_tok), num_shared_(c.num_shared_experts),
       intermediate_(c.resolved_moe_intermediate_size()), shared_intermediate_(c.resolved_shared_intermediate_size()),
-      norm_topk_(c.norm_topk_prob), fallback_mask_prob_(c.fallback_mask_prob), inference_aux_(at::zeros({})) {
+      norm_topk_(c.norm_topk_prob), fallback_mask_prob_(c.fallback_mask_prob), inference_aux_(at::zeros({}, at::kFloat)) {
   const int64_t H = c.hidden_size;
   gate = register_module("gate", make_linear(H, num_experts_));
   experts = register_module("experts", torch::nn::ModuleList());
