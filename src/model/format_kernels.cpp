@@ -609,7 +609,7 @@ std::vector<KernelInput::Blocks>& KernelInput::stock() {
 }
 
 KernelInput::~KernelInput() {
-  constexpr size_t kStocked = 16;  // more than one step holds at once
+  constexpr size_t kStocked = 16;  // more than a layer holds at once: one per SwiGLU term, and its input
   if (b_.scales.capacity() == 0) return;
   std::vector<Blocks>& spare = stock();
   if (spare.capacity() < kStocked) spare.reserve(kStocked);
