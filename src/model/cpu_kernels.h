@@ -16,6 +16,9 @@ namespace chronos::cpu {
 // a . b over n floats (wide FMAs, four accumulators).
 float dot(const float* a, const float* b, int64_t n);
 
+// out[r] = dot(rows + r * n, x, n) for r in [0, count), the same sums as dot() row by row.
+void matrix_rows_dot(const float* rows, int64_t n, int64_t count, const float* x, float* out);
+
 // out[t] (+)= scale * (q . rows[t]) for `count` rows of n floats, `stride` floats apart (one head's
 // attention scores over its cache): one call per head, not one per key. Adds when `accumulate`.
 void dot_rows(const float* q, const float* rows, int64_t stride, int64_t count, int64_t n, float scale, float* out, bool accumulate = false);

@@ -32,6 +32,15 @@ constexpr int64_t kBlock = kQuantBlock;
 // x86-64).
 #define CHRONOS_ALWAYS_INLINE inline __attribute__((always_inline))
 
+// A rows function: rows [0, count) of a block-format matrix, each by `row_dot` inlined. A call per row
+// through a function pointer made decode 6-12% slower on fine.json (rows of 4 and 8 blocks) and 1-5%
+// on base.json, int8 and int4 (token-by-token pairs, docs/decode.md).
+#define CHRONOS_BLOCK_ROWS(target, name, row_dot)                                                              \
+  target void name(const uint8_t* rows, int64_t row_bytes, int64_t count, const KernelInput& x, int64_t blocks, \
+                   float* out) {                                                                                \
+    for (int64_t r = 0; r < count; ++r) out[r] = row_dot(rows + r * row_bytes, x, blocks);                    \
+  }
+
 // 16 bfloat16 values widened to float32: their bits become the high half of each float.
 CHRONOS_ALWAYS_INLINE Vec16 widen16(const uint16_t* p) {
   U16x16 v;
@@ -92,7 +101,7 @@ void rows_bf16_portable(const uint16_t* w, int64_t count, const float* x, int64_
   for (int64_t r = 0; r < count; ++r) out[r] = dot_bf16_body(w + r * n, x, n);
 }
 
-float dot_int8_portable(const uint8_t* row, const KernelInput& x, int64_t blocks) {
+CHRONOS_ALWAYS_INLINE float dot_int8_portable(const uint8_t* row, const KernelInput& x, int64_t blocks) {
   const float* scales = x.block_scales();
   const int8_t* quants = x.block_quants();
   float sum = 0;
@@ -107,7 +116,7 @@ float dot_int8_portable(const uint8_t* row, const KernelInput& x, int64_t blocks
   return sum;
 }
 
-float dot_int4_portable(const uint8_t* row, const KernelInput& x, int64_t blocks) {
+CHRONOS_ALWAYS_INLINE float dot_int4_portable(const uint8_t* row, const KernelInput& x, int64_t blocks) {
   const float* scales = x.block_scales();
   const int8_t* quants = x.block_quants();
   float sum = 0;
@@ -125,6 +134,9 @@ float dot_int4_portable(const uint8_t* row, const KernelInput& x, int64_t blocks
   }
   return sum;
 }
+
+CHRONOS_BLOCK_ROWS(, rows_int8_portable, dot_int8_portable)
+CHRONOS_BLOCK_ROWS(, rows_int4_portable, dot_int4_portable)
 
 #ifdef CHRONOS_FORMAT_AVX2
 
@@ -170,7 +182,7 @@ CHRONOS_TARGET_AVX2 inline __m256 widen8(const uint16_t* p) {
 
 // One row: four accumulators hide the FMA latency. (The generic-vector body compiled for AVX2 widened
 // through shuffles and streamed 6 GB/s on one core, below its portable build.)
-CHRONOS_TARGET_AVX2 float dot_bf16_avx2(const uint16_t* w, const float* x, int64_t n) {
+CHRONOS_TARGET_AVX2 CHRONOS_ALWAYS_INLINE float dot_bf16_avx2(const uint16_t* w, const float* x, int64_t n) {
   __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
@@ -276,7 +288,7 @@ CHRONOS_TARGET_AVX2 inline __m256i int4_offsets(const KernelInput& x, int64_t b)
 
 // int8 one block at a time; two accumulators over alternate blocks hide the FMA latency.
 constexpr int64_t kInt8BlockBytes = 2 + kBlock;
-CHRONOS_TARGET_AVX2 float dot_int8_avx2(const uint8_t* row, const KernelInput& x, int64_t blocks) {
+CHRONOS_TARGET_AVX2 CHRONOS_ALWAYS_INLINE float dot_int8_avx2(const uint8_t* row, const KernelInput& x, int64_t blocks) {
   const float* scales = x.block_scales();
   const int8_t* quants = x.block_quants();
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
@@ -339,7 +351,7 @@ CHRONOS_TARGET_AVX2 inline __m256 int4_pair_scales(const uint8_t* block, const f
 
 // Two accumulators over alternate pairs (the first and second half of each group of four blocks,
 // KernelInput::quad_quants); an odd last block goes one block at a time.
-CHRONOS_TARGET_AVX2 float dot_int4_avx2(const uint8_t* row, const KernelInput& x, int64_t blocks) {
+CHRONOS_TARGET_AVX2 CHRONOS_ALWAYS_INLINE float dot_int4_avx2(const uint8_t* row, const KernelInput& x, int64_t blocks) {
   const float* scales = x.block_scales();
   const int8_t* groups = x.quad_quants();
   const int32_t* pair_offsets = x.pair_offsets();
@@ -367,6 +379,9 @@ CHRONOS_TARGET_AVX2 float dot_int4_avx2(const uint8_t* row, const KernelInput& x
   return horizontal_sum(_mm256_add_ps(acc0, acc1));
 }
 
+CHRONOS_BLOCK_ROWS(CHRONOS_TARGET_AVX2, rows_int8_avx2, dot_int8_avx2)
+CHRONOS_BLOCK_ROWS(CHRONOS_TARGET_AVX2, rows_int4_avx2, dot_int4_avx2)
+
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() as the unused source of their unmasked forms,
 // which it then reports as uninitialised where they inline (GCC bug 105593, fixed in GCC 13).
 #pragma GCC diagnostic push
@@ -381,7 +396,7 @@ CHRONOS_TARGET_AVX512 inline __m512 widen16_avx512(const uint16_t* p) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
 }
 
-CHRONOS_TARGET_AVX512 float dot_bf16_avx512(const uint16_t* w, const float* x, int64_t n) {
+CHRONOS_TARGET_AVX512 CHRONOS_ALWAYS_INLINE float dot_bf16_avx512(const uint16_t* w, const float* x, int64_t n) {
   __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
   int64_t i = 0;
   for (; i + 64 <= n; i += 64) {
@@ -470,7 +485,7 @@ CHRONOS_TARGET_AVX512 inline __m512 int8_pair_avx512(__m512 acc, const uint8_t* 
 }
 
 // Two accumulators over alternate pairs of blocks; an odd last block on 256 bits.
-CHRONOS_TARGET_AVX512 float dot_int8_avx512(const uint8_t* row, const KernelInput& x, int64_t blocks) {
+CHRONOS_TARGET_AVX512 CHRONOS_ALWAYS_INLINE float dot_int8_avx512(const uint8_t* row, const KernelInput& x, int64_t blocks) {
   const float* scales = x.block_scales();
   const int8_t* quants = x.block_quants();
   const int32_t* offsets = x.int8_offsets();
@@ -514,7 +529,7 @@ CHRONOS_TARGET_AVX512 inline __m512 int4_quad_avx512(__m512 acc, const uint8_t* 
 // One accumulator: its low half is AVX2's acc0 and its high half AVX2's acc1, with the same float
 // operations in the same order, so both give the same bits; the tail goes as in AVX2, on 256 bits.
 // (One chain of FMAs a group of four blocks is not what limits the loop.)
-CHRONOS_TARGET_AVX512 float dot_int4_avx512(const uint8_t* row, const KernelInput& x, int64_t blocks) {
+CHRONOS_TARGET_AVX512 CHRONOS_ALWAYS_INLINE float dot_int4_avx512(const uint8_t* row, const KernelInput& x, int64_t blocks) {
   const float* scales = x.block_scales();
   const int8_t* groups = x.quad_quants();
   const int32_t* pair_offsets = x.pair_offsets();
@@ -537,28 +552,32 @@ CHRONOS_TARGET_AVX512 float dot_int4_avx512(const uint8_t* row, const KernelInpu
   return horizontal_sum(_mm256_add_ps(acc0, acc1));
 }
 
+CHRONOS_BLOCK_ROWS(CHRONOS_TARGET_AVX512, rows_int8_avx512, dot_int8_avx512)
+CHRONOS_BLOCK_ROWS(CHRONOS_TARGET_AVX512, rows_int4_avx512, dot_int4_avx512)
+
 #pragma GCC diagnostic pop
 
 #endif
 
-using BlockDot = float (*)(const uint8_t* row, const KernelInput& x, int64_t blocks);
+// `count` rows of `blocks` blocks each, `row_bytes` apart, against the input's blocks.
+using BlockRows = void (*)(const uint8_t* rows, int64_t row_bytes, int64_t count, const KernelInput& x, int64_t blocks, float* out);
 
 struct Kernels {
   // `count` rows of n bfloat16 values, back to back, against n floats.
   void (*rows_bf16)(const uint16_t* rows, int64_t count, const float* x, int64_t n, float* out);
-  BlockDot dot_int8;
-  BlockDot dot_int4;
+  BlockRows rows_int8;
+  BlockRows rows_int4;
   float (*quantize_block)(const float* x, int8_t* q, int32_t* sum);  // a whole block of the input: scale, quants, their sum
 };
 
 Kernels kernels_for(FormatIsa isa) {
 #ifdef CHRONOS_FORMAT_AVX2
   // bf16 widens in registers on AVX-512 too: vdpbf16ps would round the input to bfloat16.
-  if (isa == FormatIsa::avx512_vnni) return {rows_bf16_avx512, dot_int8_avx512, dot_int4_avx512, quantize_full_block_avx2};
-  if (isa == FormatIsa::avx2) return {rows_bf16_avx2, dot_int8_avx2, dot_int4_avx2, quantize_full_block_avx2};
+  if (isa == FormatIsa::avx512_vnni) return {rows_bf16_avx512, rows_int8_avx512, rows_int4_avx512, quantize_full_block_avx2};
+  if (isa == FormatIsa::avx2) return {rows_bf16_avx2, rows_int8_avx2, rows_int4_avx2, quantize_full_block_avx2};
 #endif
   (void)isa;
-  return {rows_bf16_portable, dot_int8_portable, dot_int4_portable, quantize_full_block_portable};
+  return {rows_bf16_portable, rows_int8_portable, rows_int4_portable, quantize_full_block_portable};
 }
 
 FormatIsa detect() {
@@ -689,16 +708,12 @@ void rows_dot(WeightFormat format, const void* matrix, int64_t first, int64_t la
   const int64_t count = last - first;
   switch (format) {
     case WeightFormat::fp32:
-      for (int64_t r = 0; r < count; ++r) out[r] = dot(reinterpret_cast<const float*>(rows + r * row_bytes), x.values(), n);
-      return;
+      return matrix_rows_dot(reinterpret_cast<const float*>(rows), n, count, x.values(), out);
     case WeightFormat::bf16:
       return g_kernels.rows_bf16(reinterpret_cast<const uint16_t*>(rows), count, x.values(), n, out);
     case WeightFormat::int8:
-    case WeightFormat::int4: {
-      const BlockDot kernel = format == WeightFormat::int8 ? g_kernels.dot_int8 : g_kernels.dot_int4;
-      for (int64_t r = 0; r < count; ++r) out[r] = kernel(rows + r * row_bytes, x, blocks);
-      return;
-    }
+    case WeightFormat::int4:
+      return (format == WeightFormat::int8 ? g_kernels.rows_int8 : g_kernels.rows_int4)(rows, row_bytes, count, x, blocks, out);
   }
 }
 

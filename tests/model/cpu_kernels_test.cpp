@@ -34,6 +34,21 @@ TEST(CpuGemv, MatchesMatrixVectorProduct) {
   }
 }
 
+// The rows in one call sum each row exactly as dot() sums it alone, wherever a call starts and ends.
+TEST(CpuGemv, MatrixRowsDotGivesEachRowWhatDotGives) {
+  at::manual_seed(29);
+  for (const int64_t n : {int64_t{1}, int64_t{15}, int64_t{64}, int64_t{100}, int64_t{256}, int64_t{1000}}) {
+    const at::Tensor w = at::randn({9, n}), x = at::randn({n});
+    const float* rows = w.data_ptr<float>();
+    for (int64_t first = 0; first < 9; first += 4) {
+      std::vector<float> got(static_cast<size_t>(9 - first), std::nanf(""));
+      cpu::matrix_rows_dot(rows + first * n, n, 9 - first, x.data_ptr<float>(), got.data());
+      for (int64_t r = first; r < 9; ++r)
+        EXPECT_EQ(got[static_cast<size_t>(r - first)], cpu::dot(rows + r * n, x.data_ptr<float>(), n)) << "n " << n << " row " << r;
+    }
+  }
+}
+
 // The fused SwiGLU sum adds to y; sizes off the vector widths, with more and fewer rows than threads.
 TEST(CpuSwiglu, AccumulatesTheWeightedSumOfFeedForwards) {
   at::manual_seed(5);

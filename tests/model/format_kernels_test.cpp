@@ -186,7 +186,7 @@ TEST(FormatKernels, RowsDotGivesEachRowWhatItGivesAlone) {
   for (const cpu::FormatIsa isa : runnable_isas()) {
     cpu::use_isa(isa);
     for (const WeightFormat format : {WeightFormat::fp32, WeightFormat::bf16, WeightFormat::int8, WeightFormat::int4}) {
-      for (const int64_t n : {int64_t{100}, int64_t{8191}, int64_t{8192}, int64_t{8203}, int64_t{8208}, int64_t{9000}}) {
+      for (const int64_t n : {int64_t{100}, int64_t{128}, int64_t{256}, int64_t{8191}, int64_t{8192}, int64_t{8203}, int64_t{8208}, int64_t{9000}}) {
         const at::Tensor w = at::randn({9, n}), x = at::randn({n});
         const at::Tensor stored = to_weight_format(w, format);
         const cpu::KernelInput input(x.data_ptr<float>(), n, cpu::needs_blocks(format));
