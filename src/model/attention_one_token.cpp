@@ -135,23 +135,47 @@ at::Tensor MLAttentionImpl::forward_one_token(const at::Tensor& x, AttentionCont
   const float* Wv = v_proj->weight.data_ptr<float>();       // [kv_heads * D, C]
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   std::vector<float> out(static_cast<size_t>(heads_ * D));
-  cpu::parallel_chunks(heads_, 1, [&](int64_t first, int64_t last) {
-    std::vector<float> absorbed(C), scores(T), mixed(C);
-    for (int64_t h = first; h < last; ++h) {
-      const int64_t g = h / rep;
+  // Heads in pairs, a pair a parallel unit: both heads' scores and mixtures read the cached latents
+  // once (dot_rows2, weighted_row_sum2: the same sums as one head at a time).
+  cpu::parallel_chunks((heads_ + 1) / 2, 1, [&](int64_t first, int64_t last) {
+    std::vector<float> absorbed(2 * C), scores(2 * T), mixed(2 * C);
+    for (int64_t pair = first; pair < last; ++pair) {
+      const int64_t head[2] = {2 * pair, std::min(2 * pair + 1, heads_ - 1)};
+      const int n = head[1] != head[0] ? 2 : 1;
       std::fill(absorbed.begin(), absorbed.end(), 0.0f);
-      for (int64_t i = 0; i < nope_; ++i) {
-        const float q = q_nope[h * nope_ + i];
-        const float* w = Wk + (g * nope_ + i) * C;
-        for (int64_t c = 0; c < C; ++c) absorbed[c] += q * w[c];
+      for (int j = 0; j < n; ++j) {
+        const int64_t g = head[j] / rep;
+        float* a = absorbed.data() + j * C;
+        for (int64_t i = 0; i < nope_; ++i) {
+          const float q = q_nope[head[j] * nope_ + i];
+          const float* w = Wk + (g * nope_ + i) * C;
+          for (int64_t c = 0; c < C; ++c) a[c] += q * w[c];
+        }
       }
-      const float* qr = q_rope.data() + h * rope_;
-      cpu::dot_rows(absorbed.data(), L, C, T, C, scale, scores.data());
-      cpu::dot_rows(qr, R + g * rope_, kv_heads_ * rope_, T, rope_, scale, scores.data(), /*accumulate=*/true);
-      cpu::softmax_in_place(scores.data(), T);
+      const int64_t g0 = head[0] / rep, g1 = head[1] / rep;
+      const float *qr0 = q_rope.data() + head[0] * rope_, *qr1 = q_rope.data() + head[1] * rope_;
+      float *s0 = scores.data(), *s1 = scores.data() + T;
+      if (n == 2) {
+        cpu::dot_rows2(absorbed.data(), absorbed.data() + C, L, C, T, C, scale, s0, s1);
+        if (g0 == g1) {
+          cpu::dot_rows2(qr0, qr1, R + g0 * rope_, kv_heads_ * rope_, T, rope_, scale, s0, s1, /*accumulate=*/true);
+        } else {
+          cpu::dot_rows(qr0, R + g0 * rope_, kv_heads_ * rope_, T, rope_, scale, s0, /*accumulate=*/true);
+          cpu::dot_rows(qr1, R + g1 * rope_, kv_heads_ * rope_, T, rope_, scale, s1, /*accumulate=*/true);
+        }
+      } else {
+        cpu::dot_rows(absorbed.data(), L, C, T, C, scale, s0);
+        cpu::dot_rows(qr0, R + g0 * rope_, kv_heads_ * rope_, T, rope_, scale, s0, /*accumulate=*/true);
+      }
       std::fill(mixed.begin(), mixed.end(), 0.0f);
-      cpu::weighted_row_sum(scores.data(), L, C, T, C, mixed.data());
-      for (int64_t d = 0; d < D; ++d) out[h * D + d] = cpu::dot(Wv + (g * D + d) * C, mixed.data(), C);
+      cpu::softmax_in_place(s0, T);
+      if (n == 2) {
+        cpu::softmax_in_place(s1, T);
+        cpu::weighted_row_sum2(s0, s1, L, C, T, C, mixed.data(), mixed.data() + C);
+      } else {
+        cpu::weighted_row_sum(s0, L, C, T, C, mixed.data());
+      }
+      for (int j = 0; j < n; ++j) cpu::matrix_rows_dot(Wv + head[j] / rep * D * C, C, D, mixed.data() + j * C, out.data() + head[j] * D);
     }
   });
   return output_token(o_proj, out, x);
@@ -193,14 +217,28 @@ at::Tensor WindowAttentionImpl::forward_one_token(const at::Tensor& x, Attention
   const float* V = values.data_ptr<float>();  // [T, kv_heads, D]
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   std::vector<float> out(static_cast<size_t>(heads_ * D), 0.0f);
-  cpu::parallel_chunks(heads_, 1, [&](int64_t first, int64_t last) {
-    std::vector<float> scores(T - first_key);
-    for (int64_t h = first; h < last; ++h) {
-      const int64_t g = h / rep;
-      const float* qh = q.data() + h * D;
-      cpu::dot_rows(qh, K + (first_key * kv_heads_ + g) * D, kv_heads_ * D, T - first_key, D, scale, scores.data());
-      cpu::softmax_in_place(scores.data(), T - first_key);
-      cpu::weighted_row_sum(scores.data(), V + (first_key * kv_heads_ + g) * D, kv_heads_ * D, T - first_key, D, out.data() + h * D);
+  // Heads in pairs, a pair a parallel unit: two heads of one key-value group read its keys and values
+  // once (dot_rows2, weighted_row_sum2: the same sums as one head at a time).
+  const int64_t S = T - first_key;
+  cpu::parallel_chunks((heads_ + 1) / 2, 1, [&](int64_t first, int64_t last) {
+    std::vector<float> scores(2 * S);
+    for (int64_t pair = first; pair < last; ++pair) {
+      const int64_t h0 = 2 * pair, h1 = std::min(h0 + 1, heads_ - 1), g0 = h0 / rep, g1 = h1 / rep;
+      if (h1 != h0 && g1 == g0) {
+        const float *group_keys = K + (first_key * kv_heads_ + g0) * D, *group_values = V + (first_key * kv_heads_ + g0) * D;
+        float *s0 = scores.data(), *s1 = scores.data() + S;
+        cpu::dot_rows2(q.data() + h0 * D, q.data() + h1 * D, group_keys, kv_heads_ * D, S, D, scale, s0, s1);
+        cpu::softmax_in_place(s0, S);
+        cpu::softmax_in_place(s1, S);
+        cpu::weighted_row_sum2(s0, s1, group_values, kv_heads_ * D, S, D, out.data() + h0 * D, out.data() + h1 * D);
+        continue;
+      }
+      for (int j = 0; j < (h1 != h0 ? 2 : 1); ++j) {
+        const int64_t h = j == 0 ? h0 : h1, g = h / rep;
+        cpu::dot_rows(q.data() + h * D, K + (first_key * kv_heads_ + g) * D, kv_heads_ * D, S, D, scale, scores.data());
+        cpu::softmax_in_place(scores.data(), S);
+        cpu::weighted_row_sum(scores.data(), V + (first_key * kv_heads_ + g) * D, kv_heads_ * D, S, D, out.data() + h * D);
+      }
     }
   });
   if (window_ > 0) cache.keep_last(std::min(T, window_));

@@ -103,6 +103,48 @@ void dot_rows(const float* q, const float* rows, int64_t stride, int64_t count, 
   }
 }
 
+// Two queries against the same rows (two heads of one key-value group): each row is read once for
+// both, two keys a step, and every score is summed exactly as dot_rows sums it (lo and hi halves,
+// one reduction, the scalar tail), so the pair and the single heads agree bit for bit.
+CHRONOS_SIMD_CLONES
+void dot_rows2(const float* q0, const float* q1, const float* rows, int64_t stride, int64_t count, int64_t n, float scale, float* out0,
+               float* out1, bool accumulate) {
+  const float* q[2] = {q0, q1};
+  float* out[2] = {out0, out1};
+  for (int64_t t = 0; t < count; t += 2) {
+    const int keys = t + 1 < count ? 2 : 1;
+    const float* r[2] = {rows + t * stride, rows + (t + keys - 1) * stride};
+    Vec16 lo[2][2] = {}, hi[2][2] = {};  // [key][query]
+    int64_t i = 0;
+    for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
+      const Vec16 k0 = load(r[0] + i), k0h = load(r[0] + i + kLanes), k1 = load(r[1] + i), k1h = load(r[1] + i + kLanes);
+      for (int j = 0; j < 2; ++j) {
+        const Vec16 ql = load(q[j] + i), qh = load(q[j] + i + kLanes);
+        lo[0][j] += ql * k0;
+        hi[0][j] += qh * k0h;
+        lo[1][j] += ql * k1;
+        hi[1][j] += qh * k1h;
+      }
+    }
+    for (; i + kLanes <= n; i += kLanes) {
+      const Vec16 k0 = load(r[0] + i), k1 = load(r[1] + i);
+      for (int j = 0; j < 2; ++j) {
+        lo[0][j] += load(q[j] + i) * k0;
+        lo[1][j] += load(q[j] + i) * k1;
+      }
+    }
+    const Vec4 sums = reduce4(lo[0][0] + hi[0][0], lo[1][0] + hi[1][0], lo[0][1] + hi[0][1], lo[1][1] + hi[1][1]);
+    for (int j = 0; j < 2; ++j) {
+      for (int key = 0; key < keys; ++key) {
+        float sum = sums[2 * j + key];
+        for (int64_t k = i; k < n; ++k) sum += q[j][k] * r[key][k];
+        const float v = scale * sum;
+        out[j][t + key] = accumulate ? out[j][t + key] + v : v;
+      }
+    }
+  }
+}
+
 // Columns in blocks of four vectors that stay in registers over all rows (out is read and written
 // once, not once per row); every out[i] sums its rows in the same order as a row-by-row loop.
 CHRONOS_SIMD_CLONES
@@ -132,6 +174,52 @@ void weighted_row_sum(const float* p, const float* rows, int64_t stride, int64_t
     float o = out[i];
     for (int64_t t = 0; t < count; ++t) o += p[t] * rows[t * stride + i];
     out[i] = o;
+  }
+}
+
+// weighted_row_sum for two weightings of the same rows, each row read once; each out sums its rows in
+// the order weighted_row_sum does, so the pair and the single heads agree bit for bit.
+CHRONOS_SIMD_CLONES
+void weighted_row_sum2(const float* p0, const float* p1, const float* rows, int64_t stride, int64_t count, int64_t n, float* out0, float* out1) {
+  const float* p[2] = {p0, p1};
+  float* out[2] = {out0, out1};
+  int64_t i = 0;
+  for (; i + 4 * kLanes <= n; i += 4 * kLanes) {
+    Vec16 o[2][4];
+    for (int j = 0; j < 2; ++j)
+      for (int c = 0; c < 4; ++c) o[j][c] = load(out[j] + i + c * kLanes);
+    for (int64_t t = 0; t < count; ++t) {
+      const float* r = rows + t * stride + i;
+      const Vec16 r0 = load(r), r1 = load(r + kLanes), r2 = load(r + 2 * kLanes), r3 = load(r + 3 * kLanes);
+      for (int j = 0; j < 2; ++j) {
+        const float w = p[j][t];
+        o[j][0] += w * r0;
+        o[j][1] += w * r1;
+        o[j][2] += w * r2;
+        o[j][3] += w * r3;
+      }
+    }
+    for (int j = 0; j < 2; ++j)
+      for (int c = 0; c < 4; ++c) store(out[j] + i + c * kLanes, o[j][c]);
+  }
+  for (; i + kLanes <= n; i += kLanes) {
+    Vec16 o0 = load(out0 + i), o1 = load(out1 + i);
+    for (int64_t t = 0; t < count; ++t) {
+      const Vec16 r = load(rows + t * stride + i);
+      o0 += p0[t] * r;
+      o1 += p1[t] * r;
+    }
+    store(out0 + i, o0);
+    store(out1 + i, o1);
+  }
+  for (; i < n; ++i) {
+    float o0 = out0[i], o1 = out1[i];
+    for (int64_t t = 0; t < count; ++t) {
+      o0 += p0[t] * rows[t * stride + i];
+      o1 += p1[t] * rows[t * stride + i];
+    }
+    out0[i] = o0;
+    out1[i] = o1;
   }
 }
 

@@ -156,6 +156,33 @@ TEST(CpuAttentionRows, ScoresOfBlockedKeysEqualSingleKeysBitForBit) {
   }
 }
 
+// Two heads over the same rows give, bit for bit, what each gives alone: scores (with and without
+// accumulating, odd and even key counts) and weighted sums, lengths off the vector widths.
+TEST(CpuAttentionRows, TwoHeadsAtOnceEqualOneAtATimeBitForBit) {
+  at::manual_seed(30);
+  for (const int64_t n : {1, 15, 16, 32, 33, 64, 96, 130}) {
+    for (const int64_t count : {1, 2, 7, 12}) {
+      const int64_t stride = 2 * n;
+      const at::Tensor rows = at::randn({count, stride}), q = at::randn({2, n}), p = at::rand({2, count});
+      const float* r = rows.data_ptr<float>() + n;
+      for (const bool accumulate : {false, true}) {
+        std::vector<float> pair0(count, 0.5f), pair1(count, -1.0f), single0(count, 0.5f), single1(count, -1.0f);
+        cpu::dot_rows2(q[0].data_ptr<float>(), q[1].data_ptr<float>(), r, stride, count, n, 0.25f, pair0.data(), pair1.data(), accumulate);
+        cpu::dot_rows(q[0].data_ptr<float>(), r, stride, count, n, 0.25f, single0.data(), accumulate);
+        cpu::dot_rows(q[1].data_ptr<float>(), r, stride, count, n, 0.25f, single1.data(), accumulate);
+        EXPECT_EQ(pair0, single0) << "n " << n << " count " << count;
+        EXPECT_EQ(pair1, single1) << "n " << n << " count " << count;
+      }
+      std::vector<float> sum0(n, 1.0f), sum1(n, 2.0f), alone0(n, 1.0f), alone1(n, 2.0f);
+      cpu::weighted_row_sum2(p[0].data_ptr<float>(), p[1].data_ptr<float>(), r, stride, count, n, sum0.data(), sum1.data());
+      cpu::weighted_row_sum(p[0].data_ptr<float>(), r, stride, count, n, alone0.data());
+      cpu::weighted_row_sum(p[1].data_ptr<float>(), r, stride, count, n, alone1.data());
+      EXPECT_EQ(sum0, alone0) << "n " << n << " count " << count;
+      EXPECT_EQ(sum1, alone1) << "n " << n << " count " << count;
+    }
+  }
+}
+
 // RMSNorm's one-token loop (no gradient) against its tensor formula, and the formula kept where a
 // gradient is wanted.
 TEST(RMSNormModule, OneTokenLoopMatchesTheFormulaAndGradientsStillFlow) {

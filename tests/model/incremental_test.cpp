@@ -13,6 +13,9 @@ struct Variant {
   const char* name;
   bool hybrid;
   bool proper_rope;
+  int64_t heads = 0;  // with kv_heads and hidden, instead of the tiny config's (0: keep them)
+  int64_t kv_heads = 0;
+  int64_t hidden = 0;
 };
 void PrintTo(const Variant& v, std::ostream* out) { *out << v.name; }
 
@@ -23,6 +26,11 @@ class Incremental : public ::testing::TestWithParam<Variant> {
     config = testing::tiny_config();  // window 8
     config.use_hybrid_attention = GetParam().hybrid;
     config.mla_proper_rope = GetParam().proper_rope;
+    if (GetParam().heads > 0) {
+      config.num_attention_heads = GetParam().heads;
+      config.num_key_value_heads = GetParam().kv_heads;
+      config.hidden_size = GetParam().hidden;
+    }
     model = ChronosForCausalLM(config);
     model->eval();
     ids = at::randint(config.vocab_size, {2, 30});  // > 3x the window
@@ -118,7 +126,10 @@ TEST_P(Incremental, WindowCacheStaysBounded) {
 
 INSTANTIATE_TEST_SUITE_P(Modes, Incremental,
                          ::testing::Values(Variant{"hybrid", true, false}, Variant{"hybrid_proper_rope", true, true},
-                                           Variant{"plain_gqa", false, false}),
+                                           Variant{"plain_gqa", false, false},
+                                           // Head pairs across two key-value groups, and an odd last head.
+                                           Variant{"hybrid_six_heads_two_groups", true, false, 6, 2, 96},
+                                           Variant{"plain_three_heads_one_group", false, false, 3, 1, 48}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
