@@ -3,10 +3,10 @@
 // An OpenMP fork-join splits a range into one fixed share per thread and then waits at a barrier
 // for every thread; on a machine where another process holds a core, the share of a thread the
 // scheduler has parked waits for its next time slice, and decode fell below its one-thread speed.
-// Here the range is cut into small chunks that the calling thread and the pool's workers claim one
-// at a time from a shared counter. The caller returns once every chunk has run: a worker that has
-// not woken up yet claims nothing, so nobody waits for it, and the caller (or a worker that is
-// running) takes over its share. Between loops a worker spins (a token's kernels come microseconds
+// Here the range is cut into a few chunks per thread; each thread runs its own adjacent chunks and
+// then claims the ones other threads have not started. The caller returns once every chunk has run:
+// a worker that has not woken up yet claims nothing, so nobody waits for it, and the caller (or a
+// worker that is running) takes over its share. Between loops a worker spins (a token's kernels come microseconds
 // apart), then yields its core for a while (a busy machine's caller needs it), then sleeps.
 #pragma once
 
