@@ -25,8 +25,8 @@ constexpr auto kPauseFor = std::chrono::microseconds(30);
 constexpr auto kSpinFor = std::chrono::microseconds(200);
 // The caller's wait for chunks that other threads claimed, in pause instructions before it yields.
 constexpr int kSpinsBeforeYield = 1 << 10;
-// Chunks per thread: a running thread takes over the chunks of a parked one. 4 decoded 10-15%
-// slower on a quiet machine than 2, and no faster on a busy one.
+// Chunks per thread: a running thread takes over the chunks of a parked one. 4 decoded 5-15% slower
+// on a quiet machine than 2, and no faster on a busy one.
 constexpr int64_t kChunksPerThread = 2;
 constexpr int64_t kMaxChunks = 0xffff;
 
@@ -37,10 +37,10 @@ inline void relax() {
 }
 
 // One chunk's claim and completion: the generation of the loop that last claimed it and the last that
-// finished it. Generations only grow (48 bits: no wrap in centuries of loops), so "claimed < g" means free in loop g, and a
-// thread still holding an older generation can never claim a chunk of a newer loop. On its own cache
-// line: a chunk is claimed and finished by its owner, and only a thief's claim or the caller's wait
-// for it moves the line to another core.
+// finished it. Generations only grow (48 bits, no wrap in centuries of loops), so "claimed < g" means
+// free in loop g, and a thread still holding an older generation can never claim a chunk of a newer
+// loop. On its own cache line: a chunk is claimed and finished by its owner, and only a thief's claim
+// or the caller's wait for it moves the line to another core.
 struct alignas(64) ChunkState {
   std::atomic<uint64_t> claimed{0};
   std::atomic<uint64_t> done{0};

@@ -28,7 +28,11 @@ function check(ok, what, detail) {
     await page.goto(url + "/", { waitUntil: "load" });
     await page.waitForFunction(() => document.getElementById("model-name").textContent === "tiny", null, { timeout: 30000 });
 
-    // Count the reply's text updates as they happen.
+    // Count the reply's text updates as they happen. The tiny model streams its reply in a few
+    // milliseconds, which a renderer starved by a loaded machine could take in as one or two reads;
+    // a throttled network spreads the reply's bytes over seconds, so that each arrives on its own.
+    const cdp = await context.newCDPSession(page);
+    await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: 4096, uploadThroughput: -1 });
     await page.evaluate(() => {
       window.__updates = 0;
       new MutationObserver(() => { window.__updates++; })
@@ -42,6 +46,7 @@ function check(ok, what, detail) {
     const updates = await page.evaluate(() => window.__updates);
     check(reply.length > 0, "the reply has text", reply);
     check(updates >= 5, "the reply streamed in (text updates before the end)", updates);
+    await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
     const meta = await page.textContent(".msg.assistant .meta");
     check(/tokens/.test(meta), "the reply's statistics", meta);
     await page.screenshot({ path: path.join(artifacts, "web_ui_chat.png") });
