@@ -112,7 +112,7 @@ void dot_rows2(const float* q0, const float* q1, const float* rows, int64_t stri
   const float* q[2] = {q0, q1};
   float* out[2] = {out0, out1};
   for (int64_t t = 0; t < count; t += 2) {
-    const int keys = t + 1 < count ? 2 : 1;
+    const int keys = t + 1 < count ? 2 : 1;  // an odd last key is read as both (its second sums go unused)
     const float* r[2] = {rows + t * stride, rows + (t + keys - 1) * stride};
     Vec16 lo[2][2] = {}, hi[2][2] = {};  // [key][query]
     int64_t i = 0;

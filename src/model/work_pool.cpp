@@ -52,7 +52,7 @@ struct alignas(64) ChunkState {
 // few cache lines between cores: the caller's announcement and the completion of the worker's
 // chunks. A thread's rows stay one sequential stream: with one shared counter, claims alternated
 // between the threads (chunks 0 and 2 on one, 1 and 3 on the other), and each chunk started a new
-// stream for the hardware prefetcher; one chunk a thread ran 4-5% faster than that, and this order
+// stream for the hardware prefetcher; one chunk a thread ran 3-5% faster than that, and this order
 // 2-4% (int8, base.json and fine.json, tokens paired one by one), with a parked thread's share still
 // taken over in halves.
 class WorkPool {

@@ -129,7 +129,7 @@ INSTANTIATE_TEST_SUITE_P(Modes, Incremental,
                                            Variant{"plain_gqa", false, false},
                                            // Head pairs across two key-value groups, and an odd last head.
                                            Variant{"hybrid_six_heads_two_groups", true, false, 6, 2, 96},
-                                           Variant{"plain_three_heads_one_group", false, false, 3, 1, 48}),
+                                           Variant{"hybrid_three_heads_one_group", true, false, 3, 1, 48}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
