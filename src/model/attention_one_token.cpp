@@ -55,7 +55,7 @@ cpu::KernelInput input_for(const float* x, std::initializer_list<const torch::nn
 void project_token_into(const torch::nn::Linear& linear, const cpu::KernelInput& x, float* y) {
   const at::Tensor& w = linear->weight;
   const int64_t out = w.size(0);
-  cpu::gemv_stored(stored_format(w, x.size()), w.data_ptr(), x, y, out);
+  cpu::gemv_stored(stored_format(w, x.size()), w.data_ptr(), x, y, out, cpu::row_layout(w, x.size()));
   if (linear->bias.defined()) {
     const float* b = linear->bias.data_ptr<float>();
     for (int64_t i = 0; i < out; ++i) y[i] += b[i];

@@ -10,6 +10,7 @@
 #include "chronos/core/error.h"
 #include "chronos/model/linear.h"
 #include "chronos/model/weight_format.h"
+#include "model/stored_rows.h"
 
 namespace chronos {
 
@@ -61,8 +62,7 @@ at::Tensor embed(ChronosModelImpl& model, const at::Tensor& input_ids) {
   const int64_t hidden = model.embed_tokens->options.embedding_dim();
   std::vector<int64_t> shape(input_ids.sizes().begin(), input_ids.sizes().end());
   shape.push_back(hidden);
-  const at::Tensor rows = table.index_select(0, input_ids.reshape({-1}).to(table.device()));
-  return widen_weight(rows, hidden).to(table.device(), compute).view(shape);
+  return widen_selected_rows(table, input_ids.reshape({-1}).to(table.device()), hidden).to(table.device(), compute).view(shape);
 }
 }  // namespace
 

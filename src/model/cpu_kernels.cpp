@@ -277,7 +277,12 @@ void gemv(const float* weight, const float* x, float* y, int64_t out, int64_t in
 void swiglu_accumulate(const std::vector<SwigluTerm>& terms, const float* x, float* y, int64_t hidden, int64_t intermediate) {
   const int64_t count = static_cast<int64_t>(terms.size());
   bool any_blocks = false;
-  for (const SwigluTerm& t : terms) any_blocks = any_blocks || needs_blocks(t.format);
+  int64_t gate_up_align = 1, down_align = 1;
+  for (const SwigluTerm& t : terms) {
+    any_blocks = any_blocks || needs_blocks(t.format);
+    gate_up_align = std::max(gate_up_align, chunk_alignment(t.gate_up_layout));
+    down_align = std::max(down_align, chunk_alignment(t.down_layout));
+  }
   const KernelInput input(x, hidden, any_blocks);
   // The hidden activations in the calling thread's buffer, kept from call to call (the workers reach
   // it through this pointer: a thread_local named in the loop bodies would be each worker's own).
@@ -285,36 +290,43 @@ void swiglu_accumulate(const std::vector<SwigluTerm>& terms, const float* x, flo
   buffer.resize(static_cast<size_t>(count * intermediate));
   float* const h = buffer.data();
   // Rows of every gate and up projection, split over the threads, a term's rows at a time (one
-  // kernel dispatch per run of rows); then rows of every down projection.
+  // kernel dispatch per run of rows); then rows of every down projection. Runs and chunks start at
+  // multiples of four rows when a term is in int8 row groups (its row counts are multiples of four).
   constexpr int64_t kRun = 256;
-  parallel_chunks(count * intermediate, 64, [&](int64_t first, int64_t last) {
-    float up[kRun];
-    for (int64_t i = first; i < last;) {
-      const SwigluTerm& t = terms[static_cast<size_t>(i / intermediate)];
-      const int64_t r = i % intermediate, n = std::min({last - i, intermediate - r, kRun});
-      float* gate = h + i;
-      rows_dot(t.format, t.gate, r, r + n, input, gate);
-      rows_dot(t.format, t.up, r, r + n, input, up);
-      silu_times(gate, up, n);
-      i += n;
-    }
-  });
+  parallel_chunks(
+      count * intermediate, 64,
+      [&](int64_t first, int64_t last) {
+        float up[kRun];
+        for (int64_t i = first; i < last;) {
+          const SwigluTerm& t = terms[static_cast<size_t>(i / intermediate)];
+          const int64_t r = i % intermediate, n = std::min({last - i, intermediate - r, kRun});
+          float* gate = h + i;
+          rows_dot(t.format, t.gate, r, r + n, input, gate, t.gate_up_layout);
+          rows_dot(t.format, t.up, r, r + n, input, up, t.gate_up_layout);
+          silu_times(gate, up, n);
+          i += n;
+        }
+      },
+      gate_up_align);
   std::vector<KernelInput> inner(static_cast<size_t>(count));
   for (int64_t t = 0; t < count; ++t)
     inner[static_cast<size_t>(t)].assign(h + t * intermediate, intermediate, needs_blocks(terms[static_cast<size_t>(t)].format));
-  parallel_chunks(hidden, 16, [&](int64_t first, int64_t last) {
-    float sum[kRun], part[kRun];
-    for (int64_t o = first; o < last; o += kRun) {
-      const int64_t n = std::min(last - o, kRun);
-      std::fill(sum, sum + n, 0.0f);
-      for (int64_t t = 0; t < count; ++t) {  // terms in order: the same sums as one row at a time
-        const SwigluTerm& term = terms[static_cast<size_t>(t)];
-        rows_dot(term.format, term.down, o, o + n, inner[static_cast<size_t>(t)], part);
-        for (int64_t j = 0; j < n; ++j) sum[j] += term.coef * part[j];
-      }
-      for (int64_t j = 0; j < n; ++j) y[o + j] += sum[j];
-    }
-  });
+  parallel_chunks(
+      hidden, 16,
+      [&](int64_t first, int64_t last) {
+        float sum[kRun], part[kRun];
+        for (int64_t o = first; o < last; o += kRun) {
+          const int64_t n = std::min(last - o, kRun);
+          std::fill(sum, sum + n, 0.0f);
+          for (int64_t t = 0; t < count; ++t) {  // terms in order: the same sums as one row at a time
+            const SwigluTerm& term = terms[static_cast<size_t>(t)];
+            rows_dot(term.format, term.down, o, o + n, inner[static_cast<size_t>(t)], part, term.down_layout);
+            for (int64_t j = 0; j < n; ++j) sum[j] += term.coef * part[j];
+          }
+          for (int64_t j = 0; j < n; ++j) y[o + j] += sum[j];
+        }
+      },
+      down_align);
 }
 
 }  // namespace chronos::cpu

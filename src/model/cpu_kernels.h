@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "chronos/model/weight_format.h"
+#include "model/format_kernels.h"
 
 namespace chronos::cpu {
 
@@ -64,6 +65,8 @@ struct SwigluTerm {
   const void* down = nullptr;  // [H, I]
   float coef = 1;
   WeightFormat format = WeightFormat::fp32;
+  RowLayout gate_up_layout = RowLayout::rows;  // of gate and up (rows: I)
+  RowLayout down_layout = RowLayout::rows;     // (rows: H)
 };
 
 // y[H] += sum_t coef_t * down_t( silu(gate_t x) * (up_t x) ) for one token x[H] and every term at

@@ -10,11 +10,16 @@
 //    float work per block (the input's group layout below).
 // The AVX-512 implementation works on 512-bit vectors: 16 bf16 weights, two int8 blocks or four int4
 // blocks a step.
-// The vector implementations of int4 give the same bits (the same int32 lanes, the same float steps:
+// Block-format matrices in groups of four rows (model/row_groups.h, how convert_weights leaves them)
+// go a block of four rows a step: one 64-byte load of sixteen quants of each row (int4: all 32) meets
+// the input's sixteen in one vpdpbusd, one 8-byte load gives the four rows' scales.
+// The vector implementations of row-major int4 give the same bits (the same int32 lanes, the same float steps:
 // a 512-bit accumulator holds the two 256-bit ones of AVX2 side by side).
 // The general (batch) path computes the same values: it rounds the input to its int8 blocks
 // (round_to_input_blocks) before a float32 product with the widened weights.
 #pragma once
+
+#include <ATen/core/Tensor.h>
 
 #include <cstdint>
 #include <vector>
@@ -93,15 +98,28 @@ void round_to_input_blocks(float* x, int64_t n);
 // Whether rows of `format` need the input's int8 blocks.
 inline bool needs_blocks(WeightFormat format) { return format == WeightFormat::int8 || format == WeightFormat::int4; }
 
+// How a stored matrix lays out its rows: one after another, or (int8, int4) in groups of four rows
+// (model/row_groups.h, the layout convert_weights gives the block formats).
+enum class RowLayout : uint8_t { rows, groups };
+
+// The layout of a stored matrix of `cols` columns.
+RowLayout row_layout(const at::Tensor& stored, int64_t cols);
+
+// The multiple of rows that work split over threads should cut a matrix of `layout` at: a cut inside
+// a group of four reads the group's rows one by one.
+inline int64_t chunk_alignment(RowLayout layout) { return layout == RowLayout::groups ? 4 : 1; }
+
 // One stored row against the input (blocks assigned when needs_blocks(format)).
 float row_dot(WeightFormat format, const void* row, const KernelInput& x);
 
-// out[i] = row first + i of a stored row-major matrix against the input, for rows [first, last): one
-// dispatch for the whole range.
-void rows_dot(WeightFormat format, const void* matrix, int64_t first, int64_t last, const KernelInput& x, float* out);
+// out[i] = row first + i of a stored matrix against the input, for rows [first, last): one dispatch
+// for the whole range. A range of grouped rows may start and end anywhere: each row's sum is the same
+// bits wherever the range cuts.
+void rows_dot(WeightFormat format, const void* matrix, int64_t first, int64_t last, const KernelInput& x, float* out,
+              RowLayout layout = RowLayout::rows);
 
-// y[out] = W x for a stored row-major W [out, x.size()], rows split over the work pool in chunks of
-// >= 128 KiB of weights.
-void gemv_stored(WeightFormat format, const void* weight, const KernelInput& x, float* y, int64_t out);
+// y[out] = W x for a stored W [out, x.size()], rows split over the work pool in chunks of >= 128 KiB
+// of weights.
+void gemv_stored(WeightFormat format, const void* weight, const KernelInput& x, float* y, int64_t out, RowLayout layout = RowLayout::rows);
 
 }  // namespace chronos::cpu

@@ -7,6 +7,7 @@
 #include "chronos/model/weight_format.h"
 #include "model/cpu_kernels.h"
 #include "model/format_kernels.h"
+#include "model/stored_rows.h"
 
 namespace chronos {
 namespace {
@@ -22,7 +23,7 @@ at::Tensor project_stored(const at::Tensor& x, const at::Tensor& weight, WeightF
   if (x.numel() == in && cpu::is_plain_float(x) && is_stored_matrix(weight, in)) {
     at::Tensor y = at::empty(shape, x.options());
     const cpu::KernelInput input(x.data_ptr<float>(), in, blocks);
-    cpu::gemv_stored(format, weight.data_ptr(), input, y.data_ptr<float>(), out);
+    cpu::gemv_stored(format, weight.data_ptr(), input, y.data_ptr<float>(), out, cpu::row_layout(weight, in));
     return y;
   }
   at::Tensor rows = x.reshape({-1, in});
@@ -35,7 +36,7 @@ at::Tensor project_stored(const at::Tensor& x, const at::Tensor& weight, WeightF
   const int64_t tile = std::max<int64_t>(1, (1 << 20) / (4 * std::max<int64_t>(in, 1)));
   for (int64_t first = 0; first < out; first += tile) {
     const int64_t n = std::min(tile, out - first);
-    const at::Tensor widened = widen_weight(weight.narrow(0, first, n), in).to(rows.device(), rows.scalar_type());
+    const at::Tensor widened = widen_rows(weight, first, n, in).to(rows.device(), rows.scalar_type());
     y.narrow(1, first, n).copy_(at::mm(rows, widened.t()));
   }
   return y.to(x.scalar_type()).view(shape);

@@ -95,7 +95,8 @@ MoEOutput MoEImpl::forward_one_token(const at::Tensor& x, const MoECall& call) {
   std::vector<cpu::SwigluTerm> terms;
   const auto add_term = [&](const ExpertWeights& w, float coef, int64_t I) {
     if (const std::optional<WeightFormat> format = kernel_format(w, H, I)) {
-      terms.push_back({w.gate_proj.data_ptr(), w.up_proj.data_ptr(), w.down_proj.data_ptr(), coef, *format});
+      terms.push_back({w.gate_proj.data_ptr(), w.up_proj.data_ptr(), w.down_proj.data_ptr(), coef, *format,
+                       cpu::row_layout(w.gate_proj, H), cpu::row_layout(w.down_proj, I)});
     } else {  // another dtype or layout: the general SwiGLU, added in place
       const bool stored = w.gate_proj.scalar_type() == at::kByte || w.gate_proj.scalar_type() == at::kBFloat16;
       const at::Tensor token = x.view({1, H});

@@ -20,6 +20,7 @@
 #include "chronos/model/weight_arena.h"
 #include "model/checkpoint_layout.h"
 #include "model/checkpoint_tensors.h"
+#include "model/row_groups.h"
 
 namespace chronos {
 namespace fs = std::filesystem;
@@ -48,10 +49,17 @@ std::string shape_string(at::IntArrayRef shape) {
 
 std::vector<std::pair<std::string, at::Tensor>> reference_state_dict(ChronosForCausalLMImpl& model) {
   const ModelConfig& config = model.config();
+  // Block-format matrices leave the groups of four rows they decode from for the row-major layout.
+  std::map<std::string, int64_t> formatted;
+  for (const FormattedMatrix& m : formatted_matrices(model)) formatted[m.name] = m.cols;
+  const auto row_major = [](const at::Tensor& t, int64_t cols) { return grouped_format(t, cols) ? ungroup_rows(t, 0, t.size(0)) : t; };
   std::vector<std::pair<std::string, at::Tensor>> out;
-  for (const auto& item : model.named_parameters(/*recurse=*/true))
-    out.emplace_back(checkpoint_tensor_name(config, item.key()), item.value().detach());
-  if (config.is_chronos()) out.emplace_back(kLmHead, model.lm_head_weight().detach());
+  for (const auto& item : model.named_parameters(/*recurse=*/true)) {
+    const auto matrix = formatted.find(item.key());
+    const at::Tensor value = item.value().detach();
+    out.emplace_back(checkpoint_tensor_name(config, item.key()), matrix == formatted.end() ? value : row_major(value, matrix->second));
+  }
+  if (config.is_chronos()) out.emplace_back(kLmHead, row_major(model.lm_head_weight().detach(), config.hidden_size));
   return out;
 }
 

@@ -11,6 +11,8 @@
 #include "chronos/model/attention.h"
 #include "chronos/model/causal_lm.h"
 #include "chronos/model/quantized.h"
+#include "model/row_groups.h"
+#include "model/stored_rows.h"
 
 namespace chronos {
 namespace {
@@ -86,6 +88,7 @@ double bytes_per_weight(WeightFormat format, int64_t cols) {
 }
 
 WeightFormat stored_format(const at::Tensor& weight, int64_t cols) {
+  if (const std::optional<WeightFormat> grouped = grouped_format(weight, cols)) return *grouped;
   if (weight.defined() && weight.dim() == 2) {
     if (weight.scalar_type() == at::kFloat && weight.size(1) == cols) return WeightFormat::fp32;
     if (weight.scalar_type() == at::kBFloat16 && weight.size(1) == cols) return WeightFormat::bf16;
@@ -97,7 +100,8 @@ WeightFormat stored_format(const at::Tensor& weight, int64_t cols) {
   if (!weight.defined()) throw InvalidArgument("stored_format: undefined weight");
   throw InvalidArgument(cat("a ", weight.scalar_type(), " ", weight.sizes(), " tensor is no stored matrix of ", cols,
                             " columns (float32 or bfloat16 [rows, ", cols, "], uint8 [rows, ", weight_row_bytes(WeightFormat::int8, cols),
-                            "] for int8 or [rows, ", weight_row_bytes(WeightFormat::int4, cols), "] for int4)"));
+                            "] for int8, [rows, ", weight_row_bytes(WeightFormat::int4, cols), "] for int4, or [rows, ", (cols + kQuantBlock - 1) / kQuantBlock,
+                            ", 34 or 18] in groups of four rows)"));
 }
 
 at::Tensor to_weight_format(const at::Tensor& weight, WeightFormat format) {
@@ -113,12 +117,35 @@ at::Tensor to_weight_format(const at::Tensor& weight, WeightFormat format) {
 at::Tensor widen_weight(const at::Tensor& stored, int64_t cols) {
   const WeightFormat format = stored_format(stored, cols);
   if (format == WeightFormat::fp32 || format == WeightFormat::bf16) return stored.detach().to(at::kCPU, at::kFloat).contiguous();
+  if (grouped_format(stored, cols)) return dequantize_matrix(ungroup_rows(stored, 0, stored.size(0)), quant_of(format), cols);
   return dequantize_matrix(stored, quant_of(format), cols);
 }
 
+at::Tensor widen_rows(const at::Tensor& stored, int64_t first, int64_t count, int64_t cols) {
+  if (const std::optional<WeightFormat> grouped = grouped_format(stored, cols))
+    return dequantize_matrix(ungroup_rows(stored, first, count), quant_of(*grouped), cols);
+  return widen_weight(stored.narrow(0, first, count), cols);
+}
+
+at::Tensor widen_selected_rows(const at::Tensor& stored, const at::Tensor& index, int64_t cols) {
+  const std::optional<WeightFormat> grouped = grouped_format(stored, cols);
+  if (!grouped) return widen_weight(stored.index_select(0, index), cols);
+  const at::Tensor ids = index.to(at::kCPU, at::kLong).contiguous(), table = stored.contiguous();
+  const int64_t n = ids.numel(), rows = table.size(0), blocks = table.size(1), row_bytes = weight_row_bytes(*grouped, cols);
+  at::Tensor picked = at::empty({n, row_bytes}, table.options());
+  const int64_t* id = ids.data_ptr<int64_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    if (id[i] < 0 || id[i] >= rows) throw InvalidArgument(cat("row ", id[i], " of a matrix of ", rows, " rows"));
+    ungroup_row(table.data_ptr<uint8_t>(), table.size(2), blocks, id[i], picked.data_ptr<uint8_t>() + i * row_bytes);
+  }
+  return dequantize_matrix(picked, quant_of(*grouped), cols);
+}
+
 bool is_stored_matrix(const at::Tensor& weight, int64_t cols) {
-  if (!weight.defined() || weight.dim() != 2 || !weight.device().is_cpu() || !weight.is_contiguous()) return false;
+  if (!weight.defined() || !weight.device().is_cpu() || !weight.is_contiguous()) return false;
   if (c10::GradMode::is_enabled() && weight.requires_grad()) return false;
+  if (grouped_format(weight, cols)) return true;
+  if (weight.dim() != 2) return false;
   const bool floats = (weight.scalar_type() == at::kFloat || weight.scalar_type() == at::kBFloat16) && weight.size(1) == cols;
   const bool blocks = weight.scalar_type() == at::kByte &&
                       (weight.size(1) == weight_row_bytes(WeightFormat::int8, cols) || weight.size(1) == weight_row_bytes(WeightFormat::int4, cols));
@@ -143,6 +170,9 @@ int64_t convert_weights(ChronosForCausalLMImpl& model, WeightFormat format) {
       weight.requires_grad_(false);
       weight.set_data(to_weight_format(current == WeightFormat::fp32 ? weight : widen_weight(weight, cols), format));
     }
+    // The block formats decode from groups of four rows (model/row_groups.h).
+    if (quant_of(format) != QuantFormat::none && weight.size(0) % kGroupRows == 0 && !grouped_format(weight, cols))
+      weight.set_data(group_rows(weight, format, cols));
     bytes += static_cast<int64_t>(weight.nbytes());
   });
   for (at::Tensor& p : model.parameters()) p.requires_grad_(false);

@@ -190,7 +190,7 @@ thread_local bool WorkPool::is_worker_ = false;
 
 }  // namespace
 
-void parallel_chunks(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& body) {
+void parallel_chunks(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& body, int64_t align) {
   if (n <= 0) return;
   const int threads = std::max(1, at::get_num_threads());
   const int64_t chunks = std::min<int64_t>({n / std::max<int64_t>(grain, 1), threads * kChunksPerThread, kMaxChunks});
@@ -199,7 +199,8 @@ void parallel_chunks(int64_t n, int64_t grain, const std::function<void(int64_t,
     body(0, n);
     return;
   }
-  const int64_t chunk = (n + chunks - 1) / chunks;
+  align = std::max<int64_t>(align, 1);
+  const int64_t chunk = ((n + chunks - 1) / chunks + align - 1) / align * align;
   pool.run(n, chunk, (n + chunk - 1) / chunk, threads - 1, body);
 }
 

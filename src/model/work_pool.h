@@ -18,7 +18,8 @@ namespace chronos::cpu {
 // Runs body(first, last) over [0, n) in chunks of at least `grain` items, on the calling thread
 // and up to at::get_num_threads() - 1 pool workers; returns when all of [0, n) has run. Serial when
 // one chunk covers the range, with one thread, or when called while another parallel_chunks runs
-// (from a worker, or from a second thread at the same time). `body` must not throw.
-void parallel_chunks(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& body);
+// (from a worker, or from a second thread at the same time). `body` must not throw. Chunks start at
+// multiples of `align`.
+void parallel_chunks(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& body, int64_t align = 1);
 
 }  // namespace chronos::cpu

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "chronos/model/weight_format.h"
+#include "model/row_groups.h"
 
 namespace chronos {
 namespace {
@@ -205,6 +206,63 @@ TEST(FormatKernels, RowsDotGivesEachRowWhatItGivesAlone) {
           for (int64_t r = 0; r < count; ++r)
             EXPECT_EQ(got[r], alone[9 - count + r]) << cpu::to_string(isa) << " " << to_string(format) << " n " << n << " rows " << count << " row " << r;
         }
+      }
+    }
+  }
+}
+
+// The block formats in groups of four rows (model/row_groups.h), on every implementation: each row
+// near its float64 sum, and the same bits whether its group is read whole, or the range starts or
+// ends inside the group (the rows then read one by one).
+TEST(FormatKernels, RowGroupsGiveEachRowTheSameBitsWhereverARangeCuts) {
+  const IsaGuard guard;
+  at::manual_seed(29);
+  const int64_t rows = 12;
+  for (const cpu::FormatIsa isa : runnable_isas()) {
+    cpu::use_isa(isa);
+    for (const WeightFormat format : {WeightFormat::int8, WeightFormat::int4}) {
+      for (const int64_t n : {int64_t{1}, int64_t{31}, int64_t{32}, int64_t{33}, int64_t{64}, int64_t{96}, int64_t{100}, int64_t{257}, int64_t{1000}}) {
+        const at::Tensor w = at::randn({rows, n}), x = at::randn({n}) * 3;
+        const at::Tensor row_major = to_weight_format(w, format);
+        const at::Tensor grouped = group_rows(row_major, format, n);
+        const cpu::KernelInput input(x.data_ptr<float>(), n, true);
+        const at::Tensor want = at::mv(widen_weight(row_major, n).to(at::kDouble), seen_input(x, format).to(at::kDouble));
+        std::vector<float> all(rows);
+        cpu::rows_dot(format, grouped.data_ptr(), 0, rows, input, all.data(), cpu::RowLayout::groups);
+        for (int64_t r = 0; r < rows; ++r) {
+          const double expected = want[r].item<double>();
+          EXPECT_NEAR(all[r], expected, 2e-6 * std::sqrt(static_cast<double>(n)) * (1 + std::fabs(expected)))
+              << cpu::to_string(isa) << " " << to_string(format) << " n " << n << " row " << r;
+        }
+        for (const auto& [first, last] : std::vector<std::pair<int64_t, int64_t>>{{0, 1}, {3, 4}, {1, 7}, {2, 12}, {5, 6}, {3, 9}, {4, 8}}) {
+          std::vector<float> part(static_cast<size_t>(last - first));
+          cpu::rows_dot(format, grouped.data_ptr(), first, last, input, part.data(), cpu::RowLayout::groups);
+          for (int64_t r = first; r < last; ++r)
+            EXPECT_EQ(part[r - first], all[r]) << cpu::to_string(isa) << " " << to_string(format) << " n " << n << " rows [" << first << ", "
+                                               << last << ") row " << r;
+        }
+      }
+    }
+  }
+}
+
+// gemv_stored over row groups, the rows split over the threads at multiples of four: the row-major
+// matrix's values to float rounding.
+TEST(FormatKernels, GemvStoredOverRowGroupsMatchesTheWidenedMatrix) {
+  const IsaGuard guard;
+  at::manual_seed(30);
+  for (const cpu::FormatIsa isa : runnable_isas()) {
+    cpu::use_isa(isa);
+    for (const WeightFormat format : {WeightFormat::int8, WeightFormat::int4}) {
+      for (const auto& [out, in] : std::vector<std::pair<int64_t, int64_t>>{{4, 1}, {8, 33}, {300, 17}, {1408, 512}, {512, 1408}, {64, 288}, {36, 14336}}) {
+        const at::Tensor w = at::randn({out, in}), x = at::randn({in});
+        const at::Tensor row_major = to_weight_format(w, format);
+        at::Tensor y = at::full({out}, std::nanf(""));
+        cpu::gemv_stored(format, group_rows(row_major, format, in).data_ptr(), cpu::KernelInput(x.data_ptr<float>(), in, true), y.data_ptr<float>(),
+                         out, cpu::RowLayout::groups);
+        const at::Tensor want = at::mv(widen_weight(row_major, in).to(at::kDouble), seen_input(x, format).to(at::kDouble)).to(at::kFloat);
+        EXPECT_TRUE(at::allclose(y, want, 1e-4, 1e-4 * std::sqrt(static_cast<double>(in))))
+            << cpu::to_string(isa) << " " << to_string(format) << " " << out << "x" << in << ": max error " << (y - want).abs().max().item<float>();
       }
     }
   }

@@ -25,10 +25,11 @@ namespace fs = std::filesystem;
 
 const std::vector<WeightFormat> kFormats = {WeightFormat::bf16, WeightFormat::int8, WeightFormat::int4};
 
-ChronosForCausalLM tiny_model(bool hybrid = true) {
+ChronosForCausalLM tiny_model(bool hybrid = true, int64_t vocab = 97) {
   at::manual_seed(0);
   ModelConfig config = testing::tiny_config();
   config.use_hybrid_attention = hybrid;
+  config.vocab_size = vocab;
   ChronosForCausalLM model(config);
   model->eval();
   return model;
@@ -101,6 +102,12 @@ TEST(WeightFormat, ConvertsTheMatricesAndKeepsTheRestInFloat32) {
     for (const auto& [name, kind] : kinds)
       if (name.find("lookahead_router") != std::string::npos) EXPECT_EQ(kind, at::kFloat) << name;
     for (const auto& item : m->named_parameters()) EXPECT_FALSE(item.value().requires_grad()) << item.key();
+    // The block formats decode from groups of four rows where a matrix's rows allow (97 embedding
+    // rows do not); the checkpoint state dict has every matrix row-major.
+    const int64_t grouped_dims = format == WeightFormat::bf16 ? 2 : 3;
+    EXPECT_EQ(m->layer(1).window->q_proj->weight.dim(), grouped_dims);
+    EXPECT_EQ(m->model->embed_tokens->weight.dim(), 2);
+    for (const auto& [name, t] : reference_state_dict(*m)) EXPECT_LE(t.dim(), 2) << name;
   }
   EXPECT_EQ(weights_format(*model), WeightFormat::fp32);
 }
@@ -136,6 +143,7 @@ TEST(WeightFormat, DecodeBytesFollowTheFormat) {
 struct PathCase {
   WeightFormat format;
   bool hybrid;
+  int64_t vocab = 97;  // 96: the tied embedding and lm_head in row groups too
 };
 
 class OneTokenPath : public ::testing::TestWithParam<PathCase> {};
@@ -148,8 +156,8 @@ class OneTokenPath : public ::testing::TestWithParam<PathCase> {};
 // between the paths stays under a tenth of the format's own difference from float32, and the greedy
 // tokens agree.
 TEST_P(OneTokenPath, EqualsTheGeneralPath) {
-  ChronosForCausalLM model = tiny_model(GetParam().hybrid);
-  const at::Tensor ids = at::randint(97, {1, 20});
+  ChronosForCausalLM model = tiny_model(GetParam().hybrid, GetParam().vocab);
+  const at::Tensor ids = at::randint(GetParam().vocab, {1, 20});
   const at::Tensor float32 = whole(*model, ids);
   convert_weights(*model, GetParam().format);
   {
@@ -175,9 +183,11 @@ TEST_P(OneTokenPath, EqualsTheGeneralPath) {
 INSTANTIATE_TEST_SUITE_P(Formats, OneTokenPath,
                          ::testing::Values(PathCase{WeightFormat::bf16, true}, PathCase{WeightFormat::int8, true},
                                            PathCase{WeightFormat::int4, true}, PathCase{WeightFormat::int8, false},
-                                           PathCase{WeightFormat::int4, false}),
+                                           PathCase{WeightFormat::int4, false}, PathCase{WeightFormat::int8, true, 96},
+                                           PathCase{WeightFormat::int4, false, 96}),
                          [](const auto& info) {
-                           return std::string(to_string(info.param.format)) + (info.param.hybrid ? "_hybrid" : "_gqa");
+                           return std::string(to_string(info.param.format)) + (info.param.hybrid ? "_hybrid" : "_gqa") +
+                                  (info.param.vocab % 4 == 0 ? "_grouped_lm_head" : "");
                          });
 
 // The formats stay close to float32: bf16 and int8 within a small fraction of the logits' spread.
@@ -222,6 +232,25 @@ TEST(WeightFormat, SaveLoadRoundTripKeepsTheFormat) {
     EXPECT_EQ(weights_format(*wide), WeightFormat::fp32);
     EXPECT_TRUE(at::equal(wide->layer(1).window->q_proj->weight, widen_weight(model->layer(1).window->q_proj->weight, 64)));
   }
+}
+
+// Row groups stay in memory: a directory holds every matrix row-major, and loading groups them again,
+// the tied embedding and lm_head included (96 rows).
+TEST(WeightFormat, RowGroupsSaveRowMajorAndLoadGrouped) {
+  ChronosForCausalLM model = tiny_model(true, 96);
+  convert_weights(*model, WeightFormat::int8);
+  ASSERT_EQ(model->model->embed_tokens->weight.dim(), 3);
+  testing::TempDir dir;
+  save_pretrained(*model, dir.path());
+  const SafetensorsFile file(dir.file("model.safetensors"));
+  EXPECT_EQ(file.tensor("model.embed_tokens.weight").sizes(), (std::vector<int64_t>{96, 68}));
+  EXPECT_EQ(file.tensor("lm_head.weight").sizes(), (std::vector<int64_t>{96, 68}));
+  ChronosForCausalLM loaded = load_pretrained(dir.path());
+  EXPECT_EQ(loaded->model->embed_tokens->weight.dim(), 3);
+  EXPECT_TRUE(loaded->model->embed_tokens->weight.equal(model->model->embed_tokens->weight));
+  const at::Tensor ids = at::randint(96, {1, 9});
+  EXPECT_TRUE(at::equal(whole(*model, ids), whole(*loaded, ids)));
+  EXPECT_TRUE(at::equal(token_by_token(*model, ids), token_by_token(*loaded, ids)));
 }
 
 // A float32 directory loaded with a format equals converting after loading.

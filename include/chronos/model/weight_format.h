@@ -5,8 +5,10 @@
 // keeps in float32 what is small: norms, biases, the MoE router, the shared-expert gate, the
 // LookaheadRouter, and MLA's k_nope_proj and v_proj, which the absorbed one-token form multiplies
 // against the whole cached latent (docs/decode.md has their share of the bytes).
-// A stored matrix is a bfloat16 [rows, cols] tensor, or a uint8 [rows, quantized row bytes] one; its
-// format follows from the dtype and, for uint8, from the row bytes and the logical column count.
+// A stored matrix is a bfloat16 [rows, cols] tensor, or a uint8 [rows, quantized row bytes] one, or
+// (int8 and int4 as convert_weights leaves them, rows a multiple of four) a uint8 [rows, blocks, block
+// bytes] one in groups of four rows (docs/formats.md); its format follows from the dtype and, for
+// uint8, from the row bytes and the logical column count.
 #pragma once
 
 #include <ATen/Tensor.h>
@@ -56,9 +58,10 @@ struct FormattedMatrix {
 };
 std::vector<FormattedMatrix> formatted_matrices(ChronosForCausalLMImpl& model);
 
-// Converts the model's matrices to `format` in place (from any stored format; converting to the
-// format they have is a no-op) and returns the bytes they take afterwards. The parameters stop
-// requiring gradients: a converted model is for inference. Call gather_weights_in_huge_pages after.
+// Converts the model's matrices to `format` in place (from any stored format; int8 and int4 matrices
+// end in groups of four rows where their rows allow) and returns the bytes they take afterwards. The
+// parameters stop requiring gradients: a converted model is for inference. Call
+// gather_weights_in_huge_pages after.
 int64_t convert_weights(ChronosForCausalLMImpl& model, WeightFormat format);
 
 // The format the model's matrices are stored in beside float32 compute (that of its lm_head weight);
