@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "chronos/model/linear.h"
+#include "chronos/model/weight_format.h"
 
 namespace chronos {
 
@@ -10,9 +11,7 @@ at::Tensor swiglu(const at::Tensor& x, const ExpertWeights& w) {
   // On the CPU, project() reads quantized rows as the one-token kernels do (weight_format.h).
   if (w.quant != QuantFormat::none && !x.device().is_cpu()) {
     const int64_t H = w.down_proj.size(0), I = w.gate_proj.size(0);
-    const auto dense = [&](const at::Tensor& q, int64_t cols) {
-      return dequantize_matrix(q, w.quant, cols).to(x.device(), x.scalar_type());
-    };
+    const auto dense = [&](const at::Tensor& q, int64_t cols) { return widen_weight(q, cols).to(x.device(), x.scalar_type()); };
     return swiglu(x, ExpertWeights{dense(w.gate_proj, H), dense(w.up_proj, H), dense(w.down_proj, I)});
   }
   return project(at::silu(project(x, w.gate_proj)) * project(x, w.up_proj), w.down_proj);

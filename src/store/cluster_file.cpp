@@ -9,6 +9,8 @@
 #include "chronos/io/atomic_file.h"
 #include "chronos/io/safetensors.h"
 #include "chronos/io/safetensors_header.h"
+#include "chronos/model/weight_format.h"
+#include "model/row_groups.h"
 
 namespace chronos {
 namespace {
@@ -65,7 +67,9 @@ ClusterFile write_cluster_file(const std::string& dir, const std::string& file, 
   const uint64_t in_bytes = storage.matrix_bytes(I, H), out_bytes = storage.matrix_bytes(H, I);
   // The stored bytes of one weight: cast, or quantized along its rows.
   const auto encode = [&](const at::Tensor& t) {
-    return storage.is_quantized() ? quantize_matrix(t, storage.quant) : t.detach().to(at::kCPU, storage.dtype).contiguous();
+    if (!storage.is_quantized()) return t.detach().to(at::kCPU, storage.dtype).contiguous();
+    const at::Tensor blocks = quantize_matrix(t, storage.quant);
+    return storage.row_groups ? group_rows(blocks, storage.quant == QuantFormat::int8 ? WeightFormat::int8 : WeightFormat::int4, t.size(1)) : blocks;
   };
 
   // Layout: per member gate|up|down, then zero padding (a U8 tensor) up to the next 4 KiB boundary.

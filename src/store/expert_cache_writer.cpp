@@ -9,6 +9,7 @@
 #include "chronos/model/decoder_layer.h"
 #include "chronos/model/moe.h"
 #include "chronos/store/cluster_file.h"
+#include "model/row_groups.h"
 
 namespace chronos {
 
@@ -48,12 +49,15 @@ ClusterManifest write_expert_cache(const ModelConfig& config, const ExpertReader
   manifest.hidden_size = config.hidden_size;
   manifest.moe_intermediate_size = config.resolved_moe_intermediate_size();
   manifest.storage = storage;
+  // Row groups where both matrices' rows allow.
+  manifest.storage.row_groups =
+      storage.row_groups && storage.is_quantized() && manifest.hidden_size % kGroupRows == 0 && manifest.moe_intermediate_size % kGroupRows == 0;
   manifest.model_fingerprint = model_fingerprint;
   for (size_t c = 0; c < clusters.size(); ++c) {
     std::vector<std::pair<ExpertKey, ExpertWeights>> members;
     for (ExpertKey key : clusters[c]) members.emplace_back(key, read(key));
     const int64_t id = static_cast<int64_t>(c);
-    manifest.clusters.push_back(write_cluster_file(dir, cluster_file_name(id), id, members, storage));
+    manifest.clusters.push_back(write_cluster_file(dir, cluster_file_name(id), id, members, manifest.storage));
     if (progress) progress(c + 1, clusters.size());
   }
   write_cluster_manifest(manifest, dir);

@@ -1,5 +1,7 @@
 #include "chronos/store/expert_store.h"
 
+#include <c10/util/accumulate.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -126,7 +128,7 @@ ExpertStore::Impl::Impl(const OffloadConfig& config, const ModelConfig& model, C
     // Views of each host slot as gate | up | down, as laid out in the file (quantized: uint8 rows).
     const int64_t H = manifest_.hidden_size, I = manifest_.moe_intermediate_size;
     const std::vector<int64_t> in_shape = manifest_.storage.stored_shape(I, H), out_shape = manifest_.storage.stored_shape(H, I);
-    const int64_t in = in_shape[0] * in_shape[1], out = out_shape[0] * out_shape[1];
+    const int64_t in = c10::multiply_integers(in_shape), out = c10::multiply_integers(out_shape);
     const auto options = at::TensorOptions().dtype(manifest_.storage.dtype);
     for (int32_t s = 0; s < host_pool_->count(); ++s) {
       const at::Tensor slot = at::from_blob(host_pool_->data(s), {2 * in + out}, options);

@@ -13,10 +13,12 @@
 #include "chronos/model/decoder_layer.h"
 #include "chronos/model/moe.h"
 #include "chronos/model/pretrained.h"
+#include "chronos/model/weight_format.h"
 #include "chronos/store/cluster_file.h"
 #include "chronos/store/cluster_manifest.h"
 #include "chronos/store/expert_cache_writer.h"
 #include "support/temp_dir.h"
+#include "model/row_groups.h"
 #include "support/tiny_config.h"
 
 namespace chronos {
@@ -107,26 +109,48 @@ TEST_F(ClusterFormatTest, ClusterFilesArePlainSafetensorsWithReferenceKeys) {
   EXPECT_NO_THROW(open_all());
 }
 
-// int8 / int4: each weight is stored as uint8 [rows, quantized row bytes], the quantization of the
-// model's float weights; the manifest names the format and the sizes follow from it.
+// int8 / int4: each weight is stored as the quantization of the model's float weights, in groups of
+// four rows (uint8 [rows, blocks, block bytes]) unless asked for row-major rows (uint8 [rows,
+// quantized row bytes], the layout of caches packed before row groups); the manifest names the
+// format and the sizes follow from it.
 TEST_F(ClusterFormatTest, QuantizedCachesStoreBlockQuantizedRows) {
   for (const QuantFormat format : {QuantFormat::int8, QuantFormat::int4}) {
-    SCOPED_TRACE(to_string(format));
-    pack(ExpertStorage::quantized(format));
-    const ClusterManifest m = read_cluster_manifest(dir);
-    EXPECT_EQ(m.storage, ExpertStorage::quantized(format));
-    const int64_t in_row = quantized_row_bytes(format, 64), out_row = quantized_row_bytes(format, 96);
-    EXPECT_EQ(m.expert_bytes(), static_cast<uint64_t>(2 * 96 * in_row + 64 * out_row));
-    EXPECT_EQ(read_json_file(dir + "/cluster_manifest.json")["dtype"], format == QuantFormat::int8 ? "INT8_B32" : "INT4_B32");
-    const SafetensorsFile file(dir + "/cluster_000.ctsr");
-    const ExpertWeights w = model->layer(0).moe->expert_weights(0);
-    EXPECT_EQ(file.entry("l0_e0__gate_proj.weight").shape, (std::vector<int64_t>{96, in_row}));
-    EXPECT_TRUE(at::equal(file.tensor("l0_e0__down_proj.weight"), quantize_matrix(w.down_proj, format)));
-    EXPECT_TRUE(at::equal(file.tensor("l0_e0__up_proj.weight"), quantize_matrix(w.up_proj, format)));
-    EXPECT_NO_THROW(open_all());
+    for (const bool groups : {true, false}) {
+      SCOPED_TRACE(std::string(to_string(format)) + (groups ? " in row groups" : " row-major"));
+      pack(ExpertStorage::quantized(format, groups));
+      const ClusterManifest m = read_cluster_manifest(dir);
+      EXPECT_EQ(m.storage, ExpertStorage::quantized(format, groups));
+      const int64_t in_row = quantized_row_bytes(format, 64), out_row = quantized_row_bytes(format, 96);
+      EXPECT_EQ(m.expert_bytes(), static_cast<uint64_t>(2 * 96 * in_row + 64 * out_row));
+      const std::string name = format == QuantFormat::int8 ? "INT8_B32" : "INT4_B32";
+      EXPECT_EQ(read_json_file(dir + "/cluster_manifest.json")["dtype"], groups ? name + "_G4" : name);
+      const SafetensorsFile file(dir + "/cluster_000.ctsr");
+      const ExpertWeights w = model->layer(0).moe->expert_weights(0);
+      const WeightFormat weights = format == QuantFormat::int8 ? WeightFormat::int8 : WeightFormat::int4;
+      const auto stored = [&](const at::Tensor& t, int64_t cols) {
+        return groups ? group_rows(quantize_matrix(t, format), weights, cols) : quantize_matrix(t, format);
+      };
+      const std::vector<int64_t> gate_shape = groups ? std::vector<int64_t>{96, 2, quantized_block_bytes(format)} : std::vector<int64_t>{96, in_row};
+      EXPECT_EQ(file.entry("l0_e0__gate_proj.weight").shape, gate_shape);
+      EXPECT_TRUE(at::equal(file.tensor("l0_e0__down_proj.weight"), stored(w.down_proj, 96)));
+      EXPECT_TRUE(at::equal(file.tensor("l0_e0__up_proj.weight"), stored(w.up_proj, 64)));
+      EXPECT_NO_THROW(open_all());
+    }
   }
   edit_manifest([](nlohmann::json& j) { j["dtype"] = "INT3_B32"; });
   expect_error([&] { open_all(); }, {"cluster_manifest.json", "dtype", "INT8_B32"});
+}
+
+// Row groups need rows in fours: a model whose expert width is not a multiple of four gets row-major
+// rows even when row groups are asked for.
+TEST_F(ClusterFormatTest, RowGroupsOnlyWhereTheRowsComeInFours) {
+  ModelConfig odd = config;
+  odd.moe_intermediate_size = 90;
+  at::manual_seed(5);
+  ChronosForCausalLM narrow(odd);
+  write_expert_cache(*narrow, two_clusters(odd), ExpertStorage::quantized(QuantFormat::int8), dir);
+  EXPECT_EQ(read_cluster_manifest(dir).storage, ExpertStorage::quantized(QuantFormat::int8, false));
+  EXPECT_EQ(SafetensorsFile(dir + "/cluster_000.ctsr").entry("l0_e0__gate_proj.weight").shape, (std::vector<int64_t>{90, 68}));
 }
 
 TEST_F(ClusterFormatTest, ManifestKeepsTheSpecFields) {

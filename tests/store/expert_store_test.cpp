@@ -13,6 +13,8 @@
 #include <tuple>
 
 #include "chronos/core/error.h"
+#include "chronos/model/weight_format.h"
+#include "model/row_groups.h"
 #include "store/store_fixture.h"
 
 namespace chronos {
@@ -584,41 +586,46 @@ void use_quantized_experts(ChronosForCausalLMImpl& model, QuantFormat format) {
     }
 }
 
-// int8 / int4 caches are served zero-copy as quantized rows; decoding from them (the batch-1 kernel
-// path and the batch path) gives the logits, and so the greedy tokens, of the resident model whose
-// expert weights are the same quantized rows.
+// int8 / int4 caches are served zero-copy as quantized rows, in row groups or row-major (caches packed
+// before row groups); decoding from them (the batch-1 kernel path and the batch path) gives the
+// logits, and so the greedy tokens, of the resident model whose expert weights are the same quantized
+// rows.
 TEST(ExpertStore, QuantizedCacheDecodesAsTheDequantisedModel) {
   for (const QuantFormat format : {QuantFormat::int8, QuantFormat::int4}) {
-    SCOPED_TRACE(to_string(format));
-    StoreFixture f(3, ExpertStorage::quantized(format));
-    StoreFixture fp32(3);
-    EXPECT_LT(f.manifest.expert_bytes() * 3, fp32.manifest.expert_bytes());  // int8: 34 / 128 of fp32, int4: 18 / 128
-    ExpertStore store(f.offload(0.25, 0.5), f.config);
-    EXPECT_TRUE(store.zero_copy());
-    EXPECT_EQ(store.compute_slots(), 4);  // 25% of 16 experts, counted in quantized bytes
-    const auto held = store.acquire(1, {2});
-    ASSERT_TRUE(held[0]);
-    EXPECT_EQ(held[0]->quant, format);
-    const at::Tensor want = quantize_matrix(f.model->layer(1).moe->expert_weights(2).down_proj, format);
-    EXPECT_TRUE(at::equal(held[0]->down_proj, want));
-    store.release(1);
+    for (const bool groups : {true, false}) {
+      SCOPED_TRACE(std::string(to_string(format)) + (groups ? " in row groups" : " row-major"));
+      StoreFixture f(3, ExpertStorage::quantized(format, groups));
+      StoreFixture fp32(3);
+      EXPECT_LT(f.manifest.expert_bytes() * 3, fp32.manifest.expert_bytes());  // int8: 34 / 128 of fp32, int4: 18 / 128
+      ExpertStore store(f.offload(0.25, 0.5), f.config);
+      EXPECT_TRUE(store.zero_copy());
+      EXPECT_EQ(store.compute_slots(), 4);  // 25% of 16 experts, counted in quantized bytes
+      const auto held = store.acquire(1, {2});
+      ASSERT_TRUE(held[0]);
+      EXPECT_EQ(held[0]->quant, format);
+      const at::Tensor row_major = quantize_matrix(f.model->layer(1).moe->expert_weights(2).down_proj, format);
+      const WeightFormat weights = format == QuantFormat::int8 ? WeightFormat::int8 : WeightFormat::int4;
+      const int64_t I = f.config.resolved_moe_intermediate_size();
+      EXPECT_TRUE(at::equal(held[0]->down_proj, groups ? group_rows(row_major, weights, I) : row_major));
+      store.release(1);
 
-    at::manual_seed(3);
-    for (const int64_t batch : {1, 2}) {
-      const at::Tensor ids = at::randint(f.config.vocab_size, {batch, 12});
-      const at::Tensor offloaded = run_sequence(*f.model, ids, 5, &store, &store);
-      StoreFixture reference(3);
-      use_quantized_experts(*reference.model, format);
-      const at::Tensor resident = run_sequence(*reference.model, ids, 5, nullptr);
-      EXPECT_LE((resident - offloaded).abs().max().item<float>(), 1e-4) << "batch " << batch;
-      EXPECT_TRUE(at::equal(resident.argmax(-1), offloaded.argmax(-1))) << "batch " << batch;
+      at::manual_seed(3);
+      for (const int64_t batch : {1, 2}) {
+        const at::Tensor ids = at::randint(f.config.vocab_size, {batch, 12});
+        const at::Tensor offloaded = run_sequence(*f.model, ids, 5, &store, &store);
+        StoreFixture reference(3);
+        use_quantized_experts(*reference.model, format);
+        const at::Tensor resident = run_sequence(*reference.model, ids, 5, nullptr);
+        EXPECT_LE((resident - offloaded).abs().max().item<float>(), 1e-4) << "batch " << batch;
+        EXPECT_TRUE(at::equal(resident.argmax(-1), offloaded.argmax(-1))) << "batch " << batch;
+      }
+      EXPECT_EQ(store.stats().io_errors, 0);
+      expect_within_budgets(store, f.offload(0.25, 0.5));
+      // Without zero copy there is no compute copy of a quantized expert to make: one clear error.
+      OffloadConfig copies = f.offload(0.25, 0.5);
+      copies.zero_copy = false;
+      EXPECT_THROW(ExpertStore(copies, f.config), ConfigError);
     }
-    EXPECT_EQ(store.stats().io_errors, 0);
-    expect_within_budgets(store, f.offload(0.25, 0.5));
-    // Without zero copy there is no compute copy of a quantized expert to make: one clear error.
-    OffloadConfig copies = f.offload(0.25, 0.5);
-    copies.zero_copy = false;
-    EXPECT_THROW(ExpertStore(copies, f.config), ConfigError);
   }
 }
 

@@ -145,10 +145,11 @@ a, b = (json.load(open(p)) for p in sys.argv[1:3])
 o = b["stats"]["offload"]
 sys.exit(0 if a["tokens"] == b["tokens"] and o["uses"] > 0 and o["fallbacks"] == 0 and o["compute_high_water_mb"] > 0 else 1)
 PY
-# int8 / int4 expert caches: quantized at pack time, computed from the quantized bytes.
+# int8 / int4 expert caches: quantized at pack time, in groups of four rows (the tiny widths are
+# multiples of four), computed from the quantized bytes.
 for q in int8 int4; do
   expect_ok "pack_$q" "$pack" --model "$work/gen" --data "$work/calib.jsonl" --out "$work/cache_$q" --dtype "$q" --seq-len 16 --log-level warn
-  grep -q "\"dtype\": \"${q^^}_B32\"" "$work/cache_$q/cluster_manifest.json" || fail "pack --dtype $q not applied"
+  grep -q "\"dtype\": \"${q^^}_B32_G4\"" "$work/cache_$q/cluster_manifest.json" || fail "pack --dtype $q not applied"
   expect_ok "generate_offload_$q" "$generate" "${args[@]}" --json --offload "$work/cache_$q" --compute-budget 25% --ram-budget 50%
 done
 expect_error pack_bad_dtype "--dtype: unknown expert storage 'int3'" "$pack" --model "$work/gen" --data "$work/calib.jsonl" --out "$work/y" --dtype int3
