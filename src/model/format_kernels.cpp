@@ -493,17 +493,22 @@ CHRONOS_TARGET_AVX2 inline __m128 group_row_step_avx2(__m128 acc, const uint8_t*
   return _mm_fmadd_ps(_mm_set1_ps(avx2_scale(group + group_scale_offset(b, k)) * x.block_scales()[b]), _mm_cvtepi32_ps(products), acc);
 }
 
-template <WeightFormat F>
-CHRONOS_TARGET_AVX2 CHRONOS_ALWAYS_INLINE float dot_group_row_avx2(const uint8_t* group, int64_t blocks, int64_t k, const KernelInput& x) {
-  __m128 acc0 = _mm_setzero_ps(), acc1 = _mm_setzero_ps();
-  int64_t b = 0;
-  for (; b + 2 <= blocks; b += 2) {
-    acc0 = group_row_step_avx2<F>(acc0, group, blocks, b, k, x);
-    acc1 = group_row_step_avx2<F>(acc1, group, blocks, b + 1, k, x);
+// Row k of a group, block by block into its four lanes by `step` (a 128-bit step of the ISA), two
+// accumulators over alternate blocks: what the ISA's four-row kernel computes in that row's lanes.
+#define CHRONOS_GROUP_ROW(target, name, step)                                                                  \
+  template <WeightFormat F>                                                                                    \
+  target CHRONOS_ALWAYS_INLINE float name(const uint8_t* group, int64_t blocks, int64_t k, const KernelInput& x) { \
+    __m128 acc0 = _mm_setzero_ps(), acc1 = _mm_setzero_ps();                                                   \
+    int64_t b = 0;                                                                                             \
+    for (; b + 2 <= blocks; b += 2) {                                                                          \
+      acc0 = step<F>(acc0, group, blocks, b, k, x);                                                            \
+      acc1 = step<F>(acc1, group, blocks, b + 1, k, x);                                                        \
+    }                                                                                                          \
+    if (b < blocks) acc0 = step<F>(acc0, group, blocks, b, k, x);                                              \
+    return lane_sum(_mm_add_ps(acc0, acc1));                                                                   \
   }
-  if (b < blocks) acc0 = group_row_step_avx2<F>(acc0, group, blocks, b, k, x);
-  return lane_sum(_mm_add_ps(acc0, acc1));
-}
+
+CHRONOS_GROUP_ROW(CHRONOS_TARGET_AVX2, dot_group_row_avx2, group_row_step_avx2)
 
 // One block of four rows: rows 0 and 1 in acc01, rows 2 and 3 in acc23.
 template <WeightFormat F>
@@ -750,17 +755,7 @@ CHRONOS_TARGET_AVX512 inline __m128 group_row_step_avx512(__m128 acc, const uint
   return _mm_fmadd_ps(_mm_set1_ps(avx2_scale(group + group_scale_offset(b, k)) * x.block_scales()[b]), _mm_cvtepi32_ps(products), acc);
 }
 
-template <WeightFormat F>
-CHRONOS_TARGET_AVX512 CHRONOS_ALWAYS_INLINE float dot_group_row_avx512(const uint8_t* group, int64_t blocks, int64_t k, const KernelInput& x) {
-  __m128 acc0 = _mm_setzero_ps(), acc1 = _mm_setzero_ps();
-  int64_t b = 0;
-  for (; b + 2 <= blocks; b += 2) {
-    acc0 = group_row_step_avx512<F>(acc0, group, blocks, b, k, x);
-    acc1 = group_row_step_avx512<F>(acc1, group, blocks, b + 1, k, x);
-  }
-  if (b < blocks) acc0 = group_row_step_avx512<F>(acc0, group, blocks, b, k, x);
-  return lane_sum(_mm_add_ps(acc0, acc1));
-}
+CHRONOS_GROUP_ROW(CHRONOS_TARGET_AVX512, dot_group_row_avx512, group_row_step_avx512)
 
 template <WeightFormat F>
 CHRONOS_TARGET_AVX512 inline __m512 group_step_avx512(__m512 acc, const uint8_t* group, int64_t blocks, int64_t b, const KernelInput& x) {
