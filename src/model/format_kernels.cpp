@@ -200,8 +200,10 @@ CHRONOS_ALWAYS_INLINE void dot_group_portable(const uint8_t* group, int64_t bloc
 }
 
 constexpr int64_t kInt8Block = 2 + block_quant_bytes(WeightFormat::int8), kInt4Block = 2 + block_quant_bytes(WeightFormat::int4);
-CHRONOS_GROUP_ROWS(, rows_int8_groups_portable, kInt8Block, dot_group_portable<WeightFormat::int8>, dot_group_row_portable<WeightFormat::int8>)
-CHRONOS_GROUP_ROWS(, rows_int4_groups_portable, kInt4Block, dot_group_portable<WeightFormat::int4>, dot_group_row_portable<WeightFormat::int4>)
+CHRONOS_GROUP_ROWS(, rows_int8_groups_portable, kInt8Block, dot_group_portable<WeightFormat::int8>,
+                   dot_group_row_portable<WeightFormat::int8>)
+CHRONOS_GROUP_ROWS(, rows_int4_groups_portable, kInt4Block, dot_group_portable<WeightFormat::int4>,
+                   dot_group_row_portable<WeightFormat::int4>)
 
 #ifdef CHRONOS_FORMAT_AVX2
 
@@ -547,8 +549,10 @@ CHRONOS_TARGET_AVX2 CHRONOS_ALWAYS_INLINE void dot_group_avx2(const uint8_t* gro
   out[3] = lane_sum(_mm256_extractf128_ps(s23, 1));
 }
 
-CHRONOS_GROUP_ROWS(CHRONOS_TARGET_AVX2, rows_int8_groups_avx2, kInt8Block, dot_group_avx2<WeightFormat::int8>, dot_group_row_avx2<WeightFormat::int8>)
-CHRONOS_GROUP_ROWS(CHRONOS_TARGET_AVX2, rows_int4_groups_avx2, kInt4Block, dot_group_avx2<WeightFormat::int4>, dot_group_row_avx2<WeightFormat::int4>)
+CHRONOS_GROUP_ROWS(CHRONOS_TARGET_AVX2, rows_int8_groups_avx2, kInt8Block, dot_group_avx2<WeightFormat::int8>,
+                   dot_group_row_avx2<WeightFormat::int8>)
+CHRONOS_GROUP_ROWS(CHRONOS_TARGET_AVX2, rows_int4_groups_avx2, kInt4Block, dot_group_avx2<WeightFormat::int4>,
+                   dot_group_row_avx2<WeightFormat::int4>)
 
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() as the unused source of their unmasked forms,
 // which it then reports as uninitialised where they inline (GCC bug 105593, fixed in GCC 13).
@@ -794,8 +798,10 @@ CHRONOS_TARGET_AVX512 CHRONOS_ALWAYS_INLINE void dot_group_avx512(const uint8_t*
   out[3] = lane_sum(_mm512_extractf32x4_ps(sum, 3));
 }
 
-CHRONOS_GROUP_ROWS(CHRONOS_TARGET_AVX512, rows_int8_groups_avx512, kInt8Block, dot_group_avx512<WeightFormat::int8>, dot_group_row_avx512<WeightFormat::int8>)
-CHRONOS_GROUP_ROWS(CHRONOS_TARGET_AVX512, rows_int4_groups_avx512, kInt4Block, dot_group_avx512<WeightFormat::int4>, dot_group_row_avx512<WeightFormat::int4>)
+CHRONOS_GROUP_ROWS(CHRONOS_TARGET_AVX512, rows_int8_groups_avx512, kInt8Block, dot_group_avx512<WeightFormat::int8>,
+                   dot_group_row_avx512<WeightFormat::int8>)
+CHRONOS_GROUP_ROWS(CHRONOS_TARGET_AVX512, rows_int4_groups_avx512, kInt4Block, dot_group_avx512<WeightFormat::int4>,
+                   dot_group_row_avx512<WeightFormat::int4>)
 
 #pragma GCC diagnostic pop
 
@@ -819,11 +825,14 @@ struct Kernels {
 Kernels kernels_for(FormatIsa isa) {
 #ifdef CHRONOS_FORMAT_AVX2
   // bf16 widens in registers on AVX-512 too: vdpbf16ps would round the input to bfloat16.
-  if (isa == FormatIsa::avx512_vnni) return {rows_bf16_avx512, rows_int8_avx512, rows_int4_avx512, rows_int8_groups_avx512, rows_int4_groups_avx512, quantize_full_block_avx2};
-  if (isa == FormatIsa::avx2) return {rows_bf16_avx2, rows_int8_avx2, rows_int4_avx2, rows_int8_groups_avx2, rows_int4_groups_avx2, quantize_full_block_avx2};
+  if (isa == FormatIsa::avx512_vnni)
+    return {rows_bf16_avx512, rows_int8_avx512, rows_int4_avx512, rows_int8_groups_avx512, rows_int4_groups_avx512, quantize_full_block_avx2};
+  if (isa == FormatIsa::avx2)
+    return {rows_bf16_avx2, rows_int8_avx2, rows_int4_avx2, rows_int8_groups_avx2, rows_int4_groups_avx2, quantize_full_block_avx2};
 #endif
   (void)isa;
-  return {rows_bf16_portable, rows_int8_portable, rows_int4_portable, rows_int8_groups_portable, rows_int4_groups_portable, quantize_full_block_portable};
+  return {rows_bf16_portable,        rows_int8_portable,        rows_int4_portable,
+          rows_int8_groups_portable, rows_int4_groups_portable, quantize_full_block_portable};
 }
 
 FormatIsa detect() {

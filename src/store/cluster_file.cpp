@@ -65,7 +65,7 @@ ClusterFile write_cluster_file(const std::string& dir, const std::string& file, 
   const at::Tensor& first = members.front().second.gate_proj;
   const int64_t I = first.size(0), H = first.size(1);
   const uint64_t in_bytes = storage.matrix_bytes(I, H), out_bytes = storage.matrix_bytes(H, I);
-  // The stored bytes of one weight: cast, or quantized along its rows.
+  // The stored bytes of one weight: cast, or quantized along its rows (in row groups when asked).
   const auto encode = [&](const at::Tensor& t) {
     if (!storage.is_quantized()) return t.detach().to(at::kCPU, storage.dtype).contiguous();
     const at::Tensor blocks = quantize_matrix(t, storage.quant);
