@@ -42,13 +42,16 @@ void rope(float* x, int64_t groups, int64_t d, const float* cos, const float* si
 // One token's input to the projections that read it, quantized once for all of them when any
 // needs its int8 blocks.
 cpu::KernelInput input_for(const float* x, std::initializer_list<const torch::nn::Linear*> readers) {
-  bool blocks = false;
+  bool blocks = false, pairs = false;
   int64_t in = 0;
   for (const torch::nn::Linear* linear : readers) {
+    const at::Tensor& w = (*linear)->weight;
     in = (*linear)->options.in_features();
-    blocks = blocks || cpu::needs_blocks(stored_format((*linear)->weight, in));
+    const WeightFormat format = stored_format(w, in);
+    blocks = blocks || cpu::needs_blocks(format);
+    pairs = pairs || cpu::needs_int4_pairs(format, cpu::row_layout(w, in));
   }
-  return cpu::KernelInput(x, in, blocks);
+  return cpu::KernelInput(x, in, blocks, pairs);
 }
 
 // y = W x (+ b) for one token; W in any stored format (weight_format.h).

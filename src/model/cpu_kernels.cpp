@@ -276,14 +276,15 @@ void gemv(const float* weight, const float* x, float* y, int64_t out, int64_t in
 
 void swiglu_accumulate(const std::vector<SwigluTerm>& terms, const float* x, float* y, int64_t hidden, int64_t intermediate) {
   const int64_t count = static_cast<int64_t>(terms.size());
-  bool any_blocks = false;
+  bool any_blocks = false, any_pairs = false;
   int64_t gate_up_align = 1, down_align = 1;
   for (const SwigluTerm& t : terms) {
     any_blocks = any_blocks || needs_blocks(t.format);
+    any_pairs = any_pairs || needs_int4_pairs(t.format, t.gate_up_layout);
     gate_up_align = std::max(gate_up_align, chunk_alignment(t.gate_up_layout));
     down_align = std::max(down_align, chunk_alignment(t.down_layout));
   }
-  const KernelInput input(x, hidden, any_blocks);
+  const KernelInput input(x, hidden, any_blocks, any_pairs);
   // The hidden activations in the calling thread's buffer, kept from call to call (the workers reach
   // it through this pointer: a thread_local named in the loop bodies would be each worker's own).
   thread_local std::vector<float> buffer;
@@ -309,8 +310,10 @@ void swiglu_accumulate(const std::vector<SwigluTerm>& terms, const float* x, flo
       },
       gate_up_align);
   std::vector<KernelInput> inner(static_cast<size_t>(count));
-  for (int64_t t = 0; t < count; ++t)
-    inner[static_cast<size_t>(t)].assign(h + t * intermediate, intermediate, needs_blocks(terms[static_cast<size_t>(t)].format));
+  for (int64_t t = 0; t < count; ++t) {
+    const SwigluTerm& term = terms[static_cast<size_t>(t)];
+    inner[static_cast<size_t>(t)].assign(h + t * intermediate, intermediate, needs_blocks(term.format), needs_int4_pairs(term.format, term.down_layout));
+  }
   parallel_chunks(
       hidden, 16,
       [&](int64_t first, int64_t last) {

@@ -890,9 +890,10 @@ KernelInput::~KernelInput() {
   if (spare.size() < kStocked) spare.push_back(std::move(b_));
 }
 
-void KernelInput::assign(const float* x, int64_t n, bool with_blocks) {
+void KernelInput::assign(const float* x, int64_t n, bool with_blocks, bool with_int4_pairs) {
   values_ = x;
   n_ = n;
+  int4_pairs_ = false;
   b_.scales.clear();
   b_.quants.clear();
   b_.sums.clear();
@@ -920,6 +921,8 @@ void KernelInput::assign(const float* x, int64_t n, bool with_blocks) {
     }
     b_.int8_offsets[static_cast<size_t>(b)] = -128 * sum;
   }
+  if (!with_int4_pairs) return;
+  int4_pairs_ = true;
   // Groups of four blocks, then a last pair (a zero-padded last block included): quants 0..15 of
   // each block, then 16..31 of each; the int4 offsets of each pair.
   constexpr int64_t kHalf = kBlock / 2;
@@ -968,6 +971,7 @@ void rows_dot(WeightFormat format, const void* matrix, int64_t first, int64_t la
     return (format == WeightFormat::int8 ? g_kernels.rows_int8_groups : g_kernels.rows_int4_groups)(static_cast<const uint8_t*>(matrix), first,
                                                                                                      last, x, blocks, out);
   }
+  if (format == WeightFormat::int4 && !x.has_int4_pairs()) throw InvalidArgument("rows_dot: row-major int4 rows need the input's int4 pairs");
   const auto* rows = static_cast<const uint8_t*>(matrix) + first * row_bytes;
   const int64_t count = last - first;
   switch (format) {

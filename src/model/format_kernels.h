@@ -50,17 +50,20 @@ const char* to_string(FormatIsa isa);
 class KernelInput {
  public:
   KernelInput() = default;
-  KernelInput(const float* x, int64_t n, bool with_blocks) { assign(x, n, with_blocks); }
+  // `with_int4_pairs`: also the group layout below that row-major int4 rows read (needs_int4_pairs);
+  // row groups and int8 read the blocks alone.
+  KernelInput(const float* x, int64_t n, bool with_blocks, bool with_int4_pairs = true) { assign(x, n, with_blocks, with_int4_pairs); }
   KernelInput(KernelInput&&) noexcept = default;
   KernelInput& operator=(KernelInput&&) noexcept = default;
   KernelInput(const KernelInput&) = delete;
   KernelInput& operator=(const KernelInput&) = delete;
   ~KernelInput();
-  void assign(const float* x, int64_t n, bool with_blocks);
+  void assign(const float* x, int64_t n, bool with_blocks, bool with_int4_pairs = true);
 
   const float* values() const { return values_; }
   int64_t size() const { return n_; }
   bool has_blocks() const { return !b_.scales.empty() || n_ == 0; }
+  bool has_int4_pairs() const { return int4_pairs_; }
   // Per block: its scale, its 32 quants, the sum of its quants (the offset term of kernels that meet
   // the weights as unsigned bytes).
   const float* block_scales() const { return b_.scales.data(); }
@@ -80,6 +83,7 @@ class KernelInput {
  private:
   const float* values_ = nullptr;
   int64_t n_ = 0;
+  bool int4_pairs_ = false;
   struct Blocks {
     std::vector<float> scales;
     std::vector<int8_t> quants;
@@ -95,8 +99,7 @@ class KernelInput {
 // Replaces each value of x by its int8 block value (scale * quant): what the integer kernels see.
 void round_to_input_blocks(float* x, int64_t n);
 
-// Whether rows of `format` need the input's int8 blocks.
-inline bool needs_blocks(WeightFormat format) { return format == WeightFormat::int8 || format == WeightFormat::int4; }
+
 
 // How a stored matrix lays out its rows: one after another, or (int8, int4) in groups of four rows
 // (model/row_groups.h, the layout convert_weights gives the block formats).
@@ -108,6 +111,12 @@ RowLayout row_layout(const at::Tensor& stored, int64_t cols);
 // The multiple of rows that work split over threads should cut a matrix of `layout` at: a cut inside
 // a group of four reads the group's rows one by one.
 inline int64_t chunk_alignment(RowLayout layout) { return layout == RowLayout::groups ? 4 : 1; }
+
+// Whether rows of `format` need the input's int8 blocks, and whether rows of `format` in `layout` need
+// its int4 pair layout besides (row-major int4 only: built for every input, it made a fine.json int8
+// step 2-6% slower, docs/decode.md "Row groups").
+inline bool needs_blocks(WeightFormat format) { return format == WeightFormat::int8 || format == WeightFormat::int4; }
+inline bool needs_int4_pairs(WeightFormat format, RowLayout layout) { return format == WeightFormat::int4 && layout == RowLayout::rows; }
 
 // One stored row against the input (blocks assigned when needs_blocks(format)).
 float row_dot(WeightFormat format, const void* row, const KernelInput& x);

@@ -22,8 +22,9 @@ at::Tensor project_stored(const at::Tensor& x, const at::Tensor& weight, WeightF
   const bool blocks = cpu::needs_blocks(format);
   if (x.numel() == in && cpu::is_plain_float(x) && is_stored_matrix(weight, in)) {
     at::Tensor y = at::empty(shape, x.options());
-    const cpu::KernelInput input(x.data_ptr<float>(), in, blocks);
-    cpu::gemv_stored(format, weight.data_ptr(), input, y.data_ptr<float>(), out, cpu::row_layout(weight, in));
+    const cpu::RowLayout layout = cpu::row_layout(weight, in);
+    const cpu::KernelInput input(x.data_ptr<float>(), in, blocks, cpu::needs_int4_pairs(format, layout));
+    cpu::gemv_stored(format, weight.data_ptr(), input, y.data_ptr<float>(), out, layout);
     return y;
   }
   at::Tensor rows = x.reshape({-1, in});

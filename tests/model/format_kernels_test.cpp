@@ -10,6 +10,7 @@
 #include <cmath>
 #include <vector>
 
+#include "chronos/core/error.h"
 #include "chronos/model/weight_format.h"
 #include "model/row_groups.h"
 
@@ -244,6 +245,32 @@ TEST(FormatKernels, RowGroupsGiveEachRowTheSameBitsWhereverARangeCuts) {
       }
     }
   }
+}
+
+// An input built without the int4 pair layout serves row groups of both formats and row-major int8,
+// and refuses row-major int4 in one clear error rather than reading what was not built.
+TEST(FormatKernels, InputsWithoutInt4PairsServeWhatDoesNotReadThem) {
+  at::manual_seed(31);
+  const int64_t rows = 8, n = 100;
+  const at::Tensor w = at::randn({rows, n}), x = at::randn({n});
+  const cpu::KernelInput full(x.data_ptr<float>(), n, true), lean(x.data_ptr<float>(), n, true, false);
+  EXPECT_TRUE(full.has_int4_pairs());
+  EXPECT_FALSE(lean.has_int4_pairs());
+  std::vector<float> want(rows), got(rows);
+  for (const WeightFormat format : {WeightFormat::int8, WeightFormat::int4}) {
+    const at::Tensor row_major = to_weight_format(w, format), grouped = group_rows(row_major, format, n);
+    cpu::rows_dot(format, grouped.data_ptr(), 0, rows, full, want.data(), cpu::RowLayout::groups);
+    cpu::rows_dot(format, grouped.data_ptr(), 0, rows, lean, got.data(), cpu::RowLayout::groups);
+    EXPECT_EQ(got, want) << to_string(format);
+  }
+  const at::Tensor int8_rows = to_weight_format(w, WeightFormat::int8);
+  cpu::rows_dot(WeightFormat::int8, int8_rows.data_ptr(), 0, rows, full, want.data());
+  cpu::rows_dot(WeightFormat::int8, int8_rows.data_ptr(), 0, rows, lean, got.data());
+  EXPECT_EQ(got, want);
+  EXPECT_FALSE(cpu::needs_int4_pairs(WeightFormat::int4, cpu::RowLayout::groups));
+  EXPECT_TRUE(cpu::needs_int4_pairs(WeightFormat::int4, cpu::RowLayout::rows));
+  const at::Tensor int4_rows = to_weight_format(w, WeightFormat::int4);
+  EXPECT_THROW(cpu::rows_dot(WeightFormat::int4, int4_rows.data_ptr(), 0, rows, lean, got.data()), InvalidArgument);
 }
 
 // gemv_stored over row groups, the rows split over the threads at multiples of four: the row-major
