@@ -987,6 +987,8 @@ void rows_dot(WeightFormat format, const void* matrix, int64_t first, int64_t la
 
 void gemv_stored(WeightFormat format, const void* weight, const KernelInput& x, float* y, int64_t out, RowLayout layout) {
   if (needs_blocks(format) && !x.has_blocks()) throw InvalidArgument(cat("gemv_stored: ", to_string(format), " rows need the input's int8 blocks"));
+  // Checked here, on the calling thread: rows_dot's own check would throw inside the parallel loop.
+  if (needs_int4_pairs(format, layout) && !x.has_int4_pairs()) throw InvalidArgument("gemv_stored: row-major int4 rows need the input's int4 pairs");
   if (format == WeightFormat::fp32) return gemv(static_cast<const float*>(weight), x.values(), y, out, x.size());
   constexpr int64_t kMinChunkBytes = 128 << 10;
   const int64_t row_bytes = weight_row_bytes(format, x.size());

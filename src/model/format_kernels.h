@@ -99,8 +99,6 @@ class KernelInput {
 // Replaces each value of x by its int8 block value (scale * quant): what the integer kernels see.
 void round_to_input_blocks(float* x, int64_t n);
 
-
-
 // How a stored matrix lays out its rows: one after another, or (int8, int4) in groups of four rows
 // (model/row_groups.h, the layout convert_weights gives the block formats).
 enum class RowLayout : uint8_t { rows, groups };

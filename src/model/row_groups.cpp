@@ -66,7 +66,7 @@ void ungroup_row(const uint8_t* grouped, int64_t block_bytes, int64_t blocks, in
 
 at::Tensor ungroup_rows(const at::Tensor& grouped, int64_t first, int64_t count) {
   const bool shaped = grouped.scalar_type() == at::kByte && grouped.dim() == 3 && grouped.size(0) % kGroupRows == 0 &&
-                      (grouped.size(2) == 34 || grouped.size(2) == 18);
+                      (grouped.size(2) == 2 + block_quant_bytes(WeightFormat::int8) || grouped.size(2) == 2 + block_quant_bytes(WeightFormat::int4));
   if (!shaped)
     throw InvalidArgument(cat("ungroup_rows: a ", grouped.scalar_type(), " ", grouped.sizes(),
                               " tensor is no matrix in row groups (uint8 [rows, blocks, 34] for int8 or [rows, blocks, 18] for int4, rows a "

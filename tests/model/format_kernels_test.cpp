@@ -271,6 +271,7 @@ TEST(FormatKernels, InputsWithoutInt4PairsServeWhatDoesNotReadThem) {
   EXPECT_TRUE(cpu::needs_int4_pairs(WeightFormat::int4, cpu::RowLayout::rows));
   const at::Tensor int4_rows = to_weight_format(w, WeightFormat::int4);
   EXPECT_THROW(cpu::rows_dot(WeightFormat::int4, int4_rows.data_ptr(), 0, rows, lean, got.data()), InvalidArgument);
+  EXPECT_THROW(cpu::gemv_stored(WeightFormat::int4, int4_rows.data_ptr(), lean, got.data(), rows), InvalidArgument);
 }
 
 // gemv_stored over row groups, the rows split over the threads at multiples of four: the row-major
