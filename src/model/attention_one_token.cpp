@@ -101,8 +101,8 @@ bool one_token_applies(const at::Tensor& x, const AttentionContext& ctx, bool tr
   for (const at::Tensor* w : floats)
     if (!cpu::is_plain_float(*w)) return false;
   const LayerCache& cache = *ctx.cache;
-  return !cache.first.defined() || (cache.first.scalar_type() == at::kFloat && cache.first.size(0) == 1 &&
-                                    cache.second.scalar_type() == at::kFloat);
+  return !cache.first.defined() || (cache.first.scalar_type() == at::kFloat && cache.first.size(0) == 1 && cache.first.is_contiguous() &&
+                                    cache.second.scalar_type() == at::kFloat && cache.second.is_contiguous());
 }
 
 }  // namespace
@@ -215,9 +215,10 @@ at::Tensor WindowAttentionImpl::forward_one_token(const at::Tensor& x, Attention
   const int64_t T = cache.length();
   // Key t sits at position P - (T - 1) + t; the query at P sees (P - window, P].
   const int64_t first_key = window_ > 0 ? std::max<int64_t>(0, T - window_) : 0;
-  const at::Tensor keys = cache.first.contiguous(), values = cache.second.contiguous();
-  const float* K = keys.data_ptr<float>();    // [T, kv_heads, D]
-  const float* V = values.data_ptr<float>();  // [T, kv_heads, D]
+  // The cache's own views, by reference, so that keep_last below slides them in place (a held view is
+  // rebuilt: 1.3% of a fine.json step). Contiguous: one sequence's positions lie back to back.
+  const float* K = cache.first.data_ptr<float>();   // [T, kv_heads, D]
+  const float* V = cache.second.data_ptr<float>();  // [T, kv_heads, D]
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   std::vector<float> out(static_cast<size_t>(heads_ * D), 0.0f);
   // Heads in pairs, a pair a parallel unit: two heads of one key-value group read its keys and values

@@ -115,7 +115,7 @@ ForwardOutput ChronosForCausalLMImpl::forward(const at::Tensor& input_ids, const
     out.aux_raw.push_back(std::move(d.aux_raw));
     if (d.router_probs.defined()) out.router_probs.push_back(std::move(d.router_probs));
     if (d.selected.defined()) out.selected.push_back(std::move(d.selected));
-    if (l == 0 && !model->lookahead_router.is_empty()) {
+    if (l == 0 && options.lookahead && !model->lookahead_router.is_empty()) {
       out.lookahead_probs = model->lookahead_router(x);
       if (options.on_lookahead) options.on_lookahead(out.lookahead_probs);
     }

@@ -259,6 +259,34 @@ void silu_times(float* gate, const float* up, int64_t n) {
   for (; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
+// Eight lanes, each comparison inside the select that uses it (float_vectors.h on GCC 12's selects):
+// the lanes' maxima and a NaN flag in one pass, then the first value equal to the maximum.
+CHRONOS_SIMD_CLONES
+int64_t first_max(const float* v, int64_t n) {
+  Vec8 top = Vec8{} - __builtin_inff();
+  Int8 nan = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    Vec8 x;
+    std::memcpy(&x, v + i, sizeof x);
+    nan |= x != x;
+    top = x > top ? x : top;
+  }
+  bool any_nan = false;
+  float best = -__builtin_inff();
+  for (int j = 0; j < 8; ++j) {
+    any_nan = any_nan || nan[j] != 0;
+    best = std::max(best, top[j]);
+  }
+  for (; i < n; ++i) {
+    any_nan = any_nan || std::isnan(v[i]);
+    best = std::max(best, v[i]);
+  }
+  for (int64_t k = 0; k < n; ++k)
+    if (any_nan ? std::isnan(v[k]) : v[k] == best) return k;
+  return 0;
+}
+
 bool is_plain_float(const at::Tensor& t) {
   return t.defined() && t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous() &&
          (!c10::GradMode::is_enabled() || !t.requires_grad());

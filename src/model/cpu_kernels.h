@@ -46,6 +46,10 @@ void softmax_in_place(float* scores, int64_t n);
 // gate[i] = silu(gate[i]) * up[i] over n values: SwiGLU's hidden activation.
 void silu_times(float* gate, const float* up, int64_t n);
 
+// The index of the first largest of n > 0 floats, or of the first NaN when there is one (the index
+// at::argmax picks): greedy decoding's pick over the vocabulary.
+int64_t first_max(const float* v, int64_t n);
+
 // Whether t is a float32 CPU tensor with contiguous memory that nothing needs a gradient through.
 bool is_plain_float(const at::Tensor& t);
 

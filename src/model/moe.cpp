@@ -19,7 +19,11 @@ MoEImpl::MoEImpl(const ModelConfig& c, bool routed_experts)
   const int64_t H = c.hidden_size;
   gate = register_module("gate", make_linear(H, num_experts_));
   experts = register_module("experts", torch::nn::ModuleList());
-  for (int64_t e = 0; e < num_experts_; ++e) experts->push_back(FeedForward(H, intermediate_, routed_experts));
+  for (int64_t e = 0; e < num_experts_; ++e) {
+    FeedForward expert(H, intermediate_, routed_experts);
+    routed_.push_back(expert.get());
+    experts->push_back(expert);
+  }
   shared_experts = register_module("shared_experts", torch::nn::ModuleList());
   for (int64_t s = 0; s < num_shared_; ++s) shared_experts->push_back(FeedForward(H, shared_intermediate_));
   if (c.shared_expert_gate) shared_expert_gate = register_module("shared_expert_gate", make_linear(H, 1));
@@ -35,7 +39,7 @@ at::Tensor MoEImpl::shared_output(const at::Tensor& x) {
 }
 
 ExpertWeights MoEImpl::expert_weights(int64_t expert) const {
-  ExpertWeights w = experts->at<FeedForwardImpl>(static_cast<size_t>(expert)).weights();
+  ExpertWeights w = routed_[static_cast<size_t>(expert)]->weights();
   if (w.gate_proj.numel() == 0)
     throw InvalidArgument(cat("routed expert ", expert, " was not loaded (skip_routed_experts): pass an expert source"));
   return w;

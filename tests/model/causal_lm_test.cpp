@@ -48,6 +48,24 @@ TEST(CausalLM, PerLayerLookaheadRouterPredictsEachLayer) {
   EXPECT_EQ(ModelConfig::from_json(testing::tiny_config().to_json()).lookahead_per_layer, false);
 }
 
+// ForwardOptions::lookahead = false: the LookaheadRouter does not run and nothing else changes.
+TEST(CausalLM, ForwardWithoutLookaheadLeavesItOutAndTheLogitsAlone) {
+  const ModelConfig c = testing::tiny_config();
+  ChronosForCausalLM model(c);
+  model->eval();
+  at::NoGradGuard no_grad;
+  const at::Tensor ids = at::randint(c.vocab_size, {1, 5});
+  ForwardOptions without;
+  without.lookahead = false;
+  int calls = 0;
+  without.on_lookahead = [&](const at::Tensor&) { ++calls; };
+  const ForwardOutput a = model->forward(ids), b = model->forward(ids, without);
+  ASSERT_TRUE(a.lookahead_probs.defined());
+  EXPECT_FALSE(b.lookahead_probs.defined());
+  EXPECT_EQ(calls, 0);
+  EXPECT_TRUE(at::equal(a.logits, b.logits));
+}
+
 TEST(CausalLM, SmokeConfigHasTheSpecSize) {
   ModelConfig c;
   c.hidden_size = 128;

@@ -125,6 +125,33 @@ TEST(CpuVectorExp, SoftmaxAndSiluTimesMatchFloat64) {
   }
 }
 
+// Greedy decoding's pick: the index at::argmax gives (the first of equal maxima, the first NaN), on
+// lengths off the vector width, with the special values in the vector part and in the tail.
+TEST(CpuFirstMax, PicksWhatArgmaxPicks) {
+  at::manual_seed(4);
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  for (const int64_t n : {1, 7, 8, 9, 16, 23, 6400}) {
+    std::vector<at::Tensor> cases;
+    const at::Tensor x = at::randn({n});
+    cases.push_back(x);
+    cases.push_back(at::full({n}, -inf));
+    cases.push_back(x.round());  // many ties
+    for (const int64_t at : {int64_t{0}, n / 2, n - 1}) {
+      for (const float special : {nan, inf, -inf}) {
+        at::Tensor y = x.clone();
+        y[at] = special;
+        cases.push_back(y);
+        if (n > 2) {
+          y[n - 1 - at / 2] = special;  // a second one later
+          cases.push_back(y.clone());
+        }
+      }
+    }
+    for (const at::Tensor& v : cases)
+      EXPECT_EQ(cpu::first_max(v.data_ptr<float>(), n), v.argmax().item<int64_t>()) << "n " << n << ": " << v.slice(0, 0, std::min<int64_t>(n, 12));
+  }
+}
+
 // One head's scores and weighted sum over strided cache rows, lengths off the vector widths.
 TEST(CpuAttentionRows, DotRowsAndWeightedSumMatchFloat64) {
   at::manual_seed(6);

@@ -24,6 +24,12 @@ TEST(Sampler, GreedyTakesTheArgmax) {
   o.greedy = true;
   Sampler s(o);
   EXPECT_EQ(s.next(at::tensor({0.1f, 2.0f, -1.0f, 1.9f}), {}), 1);
+  // Any shape of V scores (a decode step's [1, 1, V] logits), with and without a penalty to apply.
+  EXPECT_EQ(s.next(at::tensor({0.1f, 2.0f, -1.0f, 1.9f}).view({1, 1, 4}), {3}), 1);
+  o.repetition_penalty = 2.0;
+  Sampler penalised(o);
+  EXPECT_EQ(penalised.next(at::tensor({0.1f, 2.0f, -1.0f, 1.9f}).view({1, 1, 4}), {1}), 3);
+  EXPECT_EQ(penalised.next(at::tensor({0.1f, 2.0f, -1.0f, 1.9f}).view({1, 1, 4}), {}), 1);
 }
 
 // The CPU loop picks as at::argmax does: the first of equal maxima, a NaN over any number, -inf rows.

@@ -54,6 +54,8 @@ class DecodeRun {
   GenerationResult result_;
   void finish();
   void tick_router_control(RouterControl& control, const ForwardOutput& out);
+  // The [1, 1] input of the step after `token` with the KV cache.
+  at::Tensor next_input(int64_t token);
 };
 
 // Steps `run` to its end, handing each token to `on_token` (false stops the run: "callback").

@@ -32,7 +32,7 @@ class Sampler {
  public:
   explicit Sampler(SamplingOptions options);
 
-  // logits: [V] for the next position (any device/dtype). `context` holds the ids seen so far
+  // logits: the next position's V scores, [V] or any shape of V values (any device/dtype). `context` holds the ids seen so far
   // (prompt and generated); only the repetition penalty reads it.
   int64_t next(const at::Tensor& logits, const std::vector<int64_t>& context);
 
@@ -43,6 +43,8 @@ class Sampler {
   const SamplingOptions& options() const { return options_; }
 
  private:
+  // Whether a penalty changes scores after `context`.
+  bool penalises(const std::vector<int64_t>& context) const;
   at::Tensor penalised(const at::Tensor& logits, const std::vector<int64_t>& context) const;
 
   SamplingOptions options_;
