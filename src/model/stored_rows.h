@@ -15,4 +15,9 @@ at::Tensor widen_rows(const at::Tensor& stored, int64_t first, int64_t count, in
 // float32 [index.numel(), cols]: the rows `index` names (int64 ids, each checked against the rows).
 at::Tensor widen_selected_rows(const at::Tensor& stored, const at::Tensor& index, int64_t cols);
 
+// Row `row` of a CPU stored matrix (any format and layout) widened into cols floats at out: one
+// token's embedding without the tensor operations of widen_selected_rows. Throws InvalidArgument
+// for a row outside the matrix.
+void widen_row_into(const at::Tensor& stored, int64_t row, int64_t cols, float* out);
+
 }  // namespace chronos

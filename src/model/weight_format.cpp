@@ -6,6 +6,8 @@
 #include <torch/nn/modules/linear.h>
 
 #include <algorithm>
+#include <cstring>
+#include <vector>
 
 #include "chronos/core/error.h"
 #include "chronos/model/attention.h"
@@ -139,6 +141,38 @@ at::Tensor widen_selected_rows(const at::Tensor& stored, const at::Tensor& index
     ungroup_row(table.data_ptr<uint8_t>(), table.size(2), blocks, id[i], picked.data_ptr<uint8_t>() + i * row_bytes);
   }
   return dequantize_matrix(picked, quant_of(*grouped), cols);
+}
+
+void widen_row_into(const at::Tensor& stored, int64_t row, int64_t cols, float* out) {
+  if (row < 0 || row >= stored.size(0)) throw InvalidArgument(cat("row ", row, " of a matrix of ", stored.size(0), " rows"));
+  const WeightFormat format = stored_format(stored, cols);
+  switch (format) {
+    case WeightFormat::fp32:
+      std::memcpy(out, stored.data_ptr<float>() + row * cols, static_cast<size_t>(cols) * sizeof(float));
+      return;
+    case WeightFormat::bf16: {
+      const uint16_t* bits = reinterpret_cast<const uint16_t*>(stored.data_ptr()) + row * cols;
+      for (int64_t i = 0; i < cols; ++i) {
+        const uint32_t widened = static_cast<uint32_t>(bits[i]) << 16;
+        std::memcpy(out + i, &widened, sizeof widened);
+      }
+      return;
+    }
+    case WeightFormat::int8:
+    case WeightFormat::int4: {
+      const int64_t row_bytes = weight_row_bytes(format, cols);
+      const uint8_t* bytes = stored.data_ptr<uint8_t>();
+      if (grouped_format(stored, cols)) {
+        thread_local std::vector<uint8_t> ungrouped;
+        ungrouped.resize(static_cast<size_t>(row_bytes));
+        ungroup_row(bytes, stored.size(2), stored.size(1), row, ungrouped.data());
+        dequantize_row(quant_of(format), ungrouped.data(), cols, out);
+      } else {
+        dequantize_row(quant_of(format), bytes + row * row_bytes, cols, out);
+      }
+      return;
+    }
+  }
 }
 
 bool is_stored_matrix(const at::Tensor& weight, int64_t cols) {

@@ -86,6 +86,30 @@ void expect_error(const std::function<void()>& call, const std::string& fragment
   }
 }
 
+// One row widened into floats (a decode step's embedding) equals the matrix's widened row, in every
+// format and layout; a row outside the matrix is one clear error.
+TEST(RowGroups, OneRowWidensAsTheMatrixDoes) {
+  at::manual_seed(43);
+  const int64_t rows = 8, cols = 70;
+  const at::Tensor weights = at::randn({rows, cols});
+  for (const WeightFormat format : {WeightFormat::fp32, WeightFormat::bf16, WeightFormat::int8, WeightFormat::int4}) {
+    const at::Tensor row_major = to_weight_format(weights, format);
+    std::vector<at::Tensor> layouts{row_major};
+    if (format == WeightFormat::int8 || format == WeightFormat::int4) layouts.push_back(group_rows(row_major, format, cols));
+    const at::Tensor wide = widen_weight(row_major, cols);
+    for (const at::Tensor& stored : layouts) {
+      SCOPED_TRACE(std::string(to_string(format)) + (stored.dim() == 3 ? " in row groups" : ""));
+      at::Tensor row = at::empty({cols});
+      for (const int64_t r : {int64_t{0}, int64_t{5}, rows - 1}) {
+        widen_row_into(stored, r, cols, row.data_ptr<float>());
+        EXPECT_TRUE(row.equal(wide[r])) << "row " << r;
+      }
+      expect_error([&] { widen_row_into(stored, rows, cols, row.data_ptr<float>()); }, "row 8 of a matrix of 8 rows");
+      expect_error([&] { widen_row_into(stored, -1, cols, row.data_ptr<float>()); }, "row -1");
+    }
+  }
+}
+
 TEST(RowGroups, RefuseWhatIsNoMatrixOfGroups) {
   const at::Tensor six_rows = to_weight_format(at::randn({6, 64}), WeightFormat::int8);
   expect_error([&] { group_rows(six_rows, WeightFormat::int8, 64); }, "rows a multiple of 4");
