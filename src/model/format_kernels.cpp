@@ -242,17 +242,23 @@ CHRONOS_TARGET_AVX2 float quantize_full_block_avx2(const float* x, int8_t* q, in
   return scale;
 }
 
+// How far ahead the bf16 row kernels ask for their row (see dot_bf16_avx512).
+constexpr int64_t kBf16PrefetchBytes = 4096;
+
 // 8 bfloat16 values widened to float32: zero-extended to 32 bits and shifted into the high half.
 CHRONOS_TARGET_AVX2 inline __m256 widen8(const uint16_t* p) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
 }
 
 // One row: four accumulators hide the FMA latency. (The generic-vector body compiled for AVX2 widened
-// through shuffles and streamed 6 GB/s on one core, below its portable build.)
+// through shuffles and streamed 6 GB/s on one core, below its portable build.) The row 4 KiB ahead is
+// asked for as in the AVX-512 kernel: on an Intel Xeon VM, this kernel pinned, 14336 x 4096 from memory
+// 17.5 -> 20.4 GB/s on both cores, 1024 x 512 in L2 +5%.
 CHRONOS_TARGET_AVX2 CHRONOS_ALWAYS_INLINE float dot_bf16_avx2(const uint16_t* w, const float* x, int64_t n) {
   __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
+    _mm_prefetch(reinterpret_cast<const char*>(w + i) + kBf16PrefetchBytes, _MM_HINT_T0);
     a0 = _mm256_fmadd_ps(widen8(w + i), _mm256_loadu_ps(x + i), a0);
     a1 = _mm256_fmadd_ps(widen8(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
     a2 = _mm256_fmadd_ps(widen8(w + i + 16), _mm256_loadu_ps(x + i + 16), a2);
@@ -562,8 +568,6 @@ CHRONOS_GROUP_ROWS(CHRONOS_TARGET_AVX2, rows_int4_groups_avx2, kInt4Block, dot_g
 
 // AVX-512: the same formats on 512-bit vectors, half the instructions per weight of the 256-bit
 // kernels (in cache, one core, 512 x 512 bf16: 28 -> 54 G weights/s).
-
-constexpr int64_t kBf16PrefetchBytes = 4096;
 
 // 16 bfloat16 values widened to float32.
 CHRONOS_TARGET_AVX512 inline __m512 widen16_avx512(const uint16_t* p) {
