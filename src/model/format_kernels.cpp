@@ -574,31 +574,67 @@ CHRONOS_TARGET_AVX512 inline __m512 widen16_avx512(const uint16_t* p) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
 }
 
-// The row (and the rows after it) asked for 4 KiB ahead: on an Intel Xeon VM whose two cores read
-// memory at 26 GB/s together, base.json bf16 decoded 21-28% faster (10-16% beside a busy core; fine.json
-// 7-17%); 8 KiB ahead was level with 4. (On an AMD EPYC VM the bf16 rows had not gained, see
-// kPrefetchBytes; the float32 kernel lost 17% with prefetches on the Intel VM.)
-CHRONOS_TARGET_AVX512 CHRONOS_ALWAYS_INLINE float dot_bf16_avx512(const uint16_t* w, const float* x, int64_t n) {
+// The input in pairs of columns for the bf16 rows: per whole 32 columns, the values of the 16 even
+// columns, then of the 16 odd ones; the columns after the last whole 32 as they are.
+CHRONOS_TARGET_AVX512 void pair_columns_avx512(const float* x, int64_t n, float* paired) {
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512 lo = _mm512_loadu_ps(x + i), hi = _mm512_loadu_ps(x + i + 16);
+    _mm512_storeu_ps(paired + i, _mm512_permutex2var_ps(lo, even, hi));
+    _mm512_storeu_ps(paired + i + 16, _mm512_permutex2var_ps(lo, odd, hi));
+  }
+  for (; i < n; ++i) paired[i] = x[i];
+}
+
+// A 64-byte load holds 32 weights, each 32-bit lane a pair (the even column's bits low, the odd one's
+// high): the lane shifted left by 16 is the even column's float, the lane with its low half cleared
+// the odd one's. Against the paired input that is two integer operations and two FMAs per 32 weights,
+// where widening 16 at a time took a shuffle, a shift and an FMA per 16 (one core, in cache, rows of
+// 128-640 columns: 19-20 -> 23-24 G weights/s; 14336 x 4096 from memory 1.36x). The row (and the rows
+// after it) is asked for 4 KiB ahead: on an Intel Xeon VM whose two cores read memory at 26 GB/s
+// together, base.json bf16 decoded 21-28% faster with it (10-16% beside a busy core; fine.json 7-17%);
+// 8 KiB ahead was level with 4. (On an AMD EPYC VM the bf16 rows had not gained, see kPrefetchBytes;
+// the float32 kernel lost 17% with prefetches on the Intel VM.)
+CHRONOS_TARGET_AVX512 inline __m512 even_columns_avx512(__m512i pairs) { return _mm512_castsi512_ps(_mm512_slli_epi32(pairs, 16)); }
+CHRONOS_TARGET_AVX512 inline __m512 odd_columns_avx512(__m512i pairs) {
+  return _mm512_castsi512_ps(_mm512_and_si512(pairs, _mm512_set1_epi32(static_cast<int>(0xFFFF0000u))));
+}
+
+CHRONOS_TARGET_AVX512 CHRONOS_ALWAYS_INLINE float dot_bf16_avx512(const uint16_t* w, const float* paired, int64_t n) {
   __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
   int64_t i = 0;
   for (; i + 64 <= n; i += 64) {
     _mm_prefetch(reinterpret_cast<const char*>(w + i) + kBf16PrefetchBytes, _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(w + i) + kBf16PrefetchBytes + 64, _MM_HINT_T0);
-    a0 = _mm512_fmadd_ps(widen16_avx512(w + i), _mm512_loadu_ps(x + i), a0);
-    a1 = _mm512_fmadd_ps(widen16_avx512(w + i + 16), _mm512_loadu_ps(x + i + 16), a1);
-    a2 = _mm512_fmadd_ps(widen16_avx512(w + i + 32), _mm512_loadu_ps(x + i + 32), a2);
-    a3 = _mm512_fmadd_ps(widen16_avx512(w + i + 48), _mm512_loadu_ps(x + i + 48), a3);
+    const __m512i v0 = _mm512_loadu_si512(w + i), v1 = _mm512_loadu_si512(w + i + 32);
+    a0 = _mm512_fmadd_ps(even_columns_avx512(v0), _mm512_loadu_ps(paired + i), a0);
+    a1 = _mm512_fmadd_ps(odd_columns_avx512(v0), _mm512_loadu_ps(paired + i + 16), a1);
+    a2 = _mm512_fmadd_ps(even_columns_avx512(v1), _mm512_loadu_ps(paired + i + 32), a2);
+    a3 = _mm512_fmadd_ps(odd_columns_avx512(v1), _mm512_loadu_ps(paired + i + 48), a3);
   }
-  for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(widen16_avx512(w + i), _mm512_loadu_ps(x + i), a0);
+  if (i + 32 <= n) {
+    const __m512i v = _mm512_loadu_si512(w + i);
+    a0 = _mm512_fmadd_ps(even_columns_avx512(v), _mm512_loadu_ps(paired + i), a0);
+    a1 = _mm512_fmadd_ps(odd_columns_avx512(v), _mm512_loadu_ps(paired + i + 16), a1);
+    i += 32;
+  }
+  if (i + 16 <= n) {  // past the last whole 32 columns the input is in its own order
+    a2 = _mm512_fmadd_ps(widen16_avx512(w + i), _mm512_loadu_ps(paired + i), a2);
+    i += 16;
+  }
   float sum = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-  for (; i < n; ++i) sum += bf16_value(w[i]) * x[i];
+  for (; i < n; ++i) sum += bf16_value(w[i]) * paired[i];
   return sum;
 }
 
 // As rows_bf16_avx2: rows of kSharedInputColumns and more four at a time, each row in two chains.
 CHRONOS_TARGET_AVX512 void rows_bf16_avx512(const uint16_t* w, int64_t count, const float* x, int64_t n, float* out) {
   if (n < kSharedInputColumns) {
-    for (int64_t r = 0; r < count; ++r) out[r] = dot_bf16_avx512(w + r * n, x, n);
+    alignas(64) float paired[kSharedInputColumns];
+    pair_columns_avx512(x, n, paired);
+    for (int64_t r = 0; r < count; ++r) out[r] = dot_bf16_avx512(w + r * n, paired, n);
     return;
   }
   for (int64_t r = 0; r < count; r += 4) {
