@@ -250,23 +250,50 @@ CHRONOS_TARGET_AVX2 inline __m256 widen8(const uint16_t* p) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
 }
 
-// One row: four accumulators hide the FMA latency. (The generic-vector body compiled for AVX2 widened
-// through shuffles and streamed 6 GB/s on one core, below its portable build.) The row 4 KiB ahead is
-// asked for as in the AVX-512 kernel: on an Intel Xeon VM, this kernel pinned, 14336 x 4096 from memory
-// 17.5 -> 20.4 GB/s on both cores, 1024 x 512 in L2 +5%.
-CHRONOS_TARGET_AVX2 CHRONOS_ALWAYS_INLINE float dot_bf16_avx2(const uint16_t* w, const float* x, int64_t n) {
+// The input in pairs of columns for the bf16 rows, the layout pair_columns_avx512 gives: per whole 32
+// columns the values of the 16 even columns, then of the 16 odd ones; the columns after the last whole
+// 32 as they are.
+CHRONOS_TARGET_AVX2 void pair_columns_avx2(const float* x, int64_t n, float* paired) {
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    for (int half = 0; half < 2; ++half) {  // columns 16 half .. 16 half + 15
+      const __m256 a = _mm256_loadu_ps(x + i + 16 * half), b = _mm256_loadu_ps(x + i + 16 * half + 8);
+      // shuffle_ps works within 128-bit lanes: (a0 a2 b0 b2 | a4 a6 b4 b6), put back in order
+      const __m256d even = _mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), odd = _mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD));
+      _mm256_storeu_ps(paired + i + 8 * half, _mm256_castpd_ps(_mm256_permute4x64_pd(even, 0xD8)));
+      _mm256_storeu_ps(paired + i + 16 + 8 * half, _mm256_castpd_ps(_mm256_permute4x64_pd(odd, 0xD8)));
+    }
+  }
+  for (; i < n; ++i) paired[i] = x[i];
+}
+
+CHRONOS_TARGET_AVX2 inline __m256 even_columns_avx2(__m256i pairs) { return _mm256_castsi256_ps(_mm256_slli_epi32(pairs, 16)); }
+CHRONOS_TARGET_AVX2 inline __m256 odd_columns_avx2(__m256i pairs) {
+  return _mm256_castsi256_ps(_mm256_and_si256(pairs, _mm256_set1_epi32(static_cast<int>(0xFFFF0000u))));
+}
+
+// One row against the paired input, as dot_bf16_avx512 reads it: a 32-byte load holds 16 weights in
+// pairs, a shift gives the even columns' floats and a mask the odd ones'. Four accumulators hide the
+// FMA latency. (The generic-vector body compiled for AVX2 widened through shuffles and streamed 6 GB/s
+// on one core, below its portable build.) The row 4 KiB ahead is asked for as in the AVX-512 kernel:
+// on an Intel Xeon VM, this kernel pinned, 14336 x 4096 from memory 17.5 -> 20.4 GB/s on both cores,
+// 1024 x 512 in L2 +5%; the even and odd columns then gave one core 0-8% more from memory and in L2
+// (2048 x 512, 512 x 256: 33-41 -> 42-44 GB/s in four of six pairs).
+CHRONOS_TARGET_AVX2 CHRONOS_ALWAYS_INLINE float dot_bf16_avx2(const uint16_t* w, const float* paired, int64_t n) {
   __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
     _mm_prefetch(reinterpret_cast<const char*>(w + i) + kBf16PrefetchBytes, _MM_HINT_T0);
-    a0 = _mm256_fmadd_ps(widen8(w + i), _mm256_loadu_ps(x + i), a0);
-    a1 = _mm256_fmadd_ps(widen8(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
-    a2 = _mm256_fmadd_ps(widen8(w + i + 16), _mm256_loadu_ps(x + i + 16), a2);
-    a3 = _mm256_fmadd_ps(widen8(w + i + 24), _mm256_loadu_ps(x + i + 24), a3);
+    const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i));
+    const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i + 16));
+    a0 = _mm256_fmadd_ps(even_columns_avx2(lo), _mm256_loadu_ps(paired + i), a0);
+    a1 = _mm256_fmadd_ps(odd_columns_avx2(lo), _mm256_loadu_ps(paired + i + 16), a1);
+    a2 = _mm256_fmadd_ps(even_columns_avx2(hi), _mm256_loadu_ps(paired + i + 8), a2);
+    a3 = _mm256_fmadd_ps(odd_columns_avx2(hi), _mm256_loadu_ps(paired + i + 24), a3);
   }
-  for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(widen8(w + i), _mm256_loadu_ps(x + i), a0);
+  for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(widen8(w + i), _mm256_loadu_ps(paired + i), a0);  // past the last whole 32: in order
   float sum = horizontal_sum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-  for (; i < n; ++i) sum += bf16_value(w[i]) * x[i];
+  for (; i < n; ++i) sum += bf16_value(w[i]) * paired[i];
   return sum;
 }
 
@@ -281,7 +308,9 @@ constexpr int64_t kSharedInputColumns = 8192;
 // row sums in the same order wherever the rows split.
 CHRONOS_TARGET_AVX2 void rows_bf16_avx2(const uint16_t* w, int64_t count, const float* x, int64_t n, float* out) {
   if (n < kSharedInputColumns) {
-    for (int64_t r = 0; r < count; ++r) out[r] = dot_bf16_avx2(w + r * n, x, n);
+    alignas(64) float paired[kSharedInputColumns];
+    pair_columns_avx2(x, n, paired);
+    for (int64_t r = 0; r < count; ++r) out[r] = dot_bf16_avx2(w + r * n, paired, n);
     return;
   }
   for (int64_t r = 0; r < count; r += 4) {

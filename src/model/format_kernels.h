@@ -1,7 +1,9 @@
 // Batch-1 kernels for the stored weight formats (chronos/model/weight_format.h): one token's input
 // against rows of bfloat16, int8 or int4 weights, at the rows' packed size.
-//  - bf16 widens in registers (a shift of the 16 bits into a float) and multiplies in float32, rows of
-//    8,192 columns and more four at a time (one load of the input for four rows);
+//  - bf16 widens in registers and multiplies in float32: below 8,192 columns a row meets the input
+//    rearranged in even and odd columns (a shift gives each 32-bit pair's even weight as a float, a
+//    mask its odd one), rows of 8,192 columns and more go four at a time (one load of the input for
+//    four rows, each weight zero-extended and shifted);
 //  - int8 and int4 multiply integers: the input is cut into blocks of 32 quantized to int8 with one
 //    float scale each (max|x| / 127, as GGML's Q8_0 activations), a block's dot product is a sum of
 //    int8 products, scaled once by both scales: fewer instructions per block (counted in the loop
