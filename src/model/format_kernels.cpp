@@ -617,6 +617,11 @@ CHRONOS_TARGET_AVX512 void pair_columns_avx512(const float* x, int64_t n, float*
   for (; i < n; ++i) paired[i] = x[i];
 }
 
+CHRONOS_TARGET_AVX512 inline __m512 even_columns_avx512(__m512i pairs) { return _mm512_castsi512_ps(_mm512_slli_epi32(pairs, 16)); }
+CHRONOS_TARGET_AVX512 inline __m512 odd_columns_avx512(__m512i pairs) {
+  return _mm512_castsi512_ps(_mm512_and_si512(pairs, _mm512_set1_epi32(static_cast<int>(0xFFFF0000u))));
+}
+
 // A 64-byte load holds 32 weights, each 32-bit lane a pair (the even column's bits low, the odd one's
 // high): the lane shifted left by 16 is the even column's float, the lane with its low half cleared
 // the odd one's. Against the paired input that is two integer operations and two FMAs per 32 weights,
@@ -626,11 +631,6 @@ CHRONOS_TARGET_AVX512 void pair_columns_avx512(const float* x, int64_t n, float*
 // together, base.json bf16 decoded 21-28% faster with it (10-16% beside a busy core; fine.json 7-17%);
 // 8 KiB ahead was level with 4. (On an AMD EPYC VM the bf16 rows had not gained, see kPrefetchBytes;
 // the float32 kernel lost 17% with prefetches on the Intel VM.)
-CHRONOS_TARGET_AVX512 inline __m512 even_columns_avx512(__m512i pairs) { return _mm512_castsi512_ps(_mm512_slli_epi32(pairs, 16)); }
-CHRONOS_TARGET_AVX512 inline __m512 odd_columns_avx512(__m512i pairs) {
-  return _mm512_castsi512_ps(_mm512_and_si512(pairs, _mm512_set1_epi32(static_cast<int>(0xFFFF0000u))));
-}
-
 CHRONOS_TARGET_AVX512 CHRONOS_ALWAYS_INLINE float dot_bf16_avx512(const uint16_t* w, const float* paired, int64_t n) {
   __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
   int64_t i = 0;
