@@ -131,9 +131,8 @@ at::Tensor MLAttentionImpl::forward_one_token(const at::Tensor& x, AttentionCont
 
   const LayerCache& cache = *ctx.cache;
   const int64_t T = cache.length();
-  const at::Tensor latents = cache.first.contiguous(), rope_keys = cache.second.contiguous();
-  const float* L = latents.data_ptr<float>();    // [T, C]
-  const float* R = rope_keys.data_ptr<float>();  // [T, kv_heads, rope]
+  const float* L = cache.first.data_ptr<float>();   // [T, C], contiguous (one_token_applies)
+  const float* R = cache.second.data_ptr<float>();  // [T, kv_heads, rope]
   const float* Wk = k_nope_proj->weight.data_ptr<float>();  // [kv_heads * nope, C]
   const float* Wv = v_proj->weight.data_ptr<float>();       // [kv_heads * D, C]
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
@@ -216,7 +215,7 @@ at::Tensor WindowAttentionImpl::forward_one_token(const at::Tensor& x, Attention
   // Key t sits at position P - (T - 1) + t; the query at P sees (P - window, P].
   const int64_t first_key = window_ > 0 ? std::max<int64_t>(0, T - window_) : 0;
   // The cache's own views, by reference, so that keep_last below slides them in place (a held view is
-  // rebuilt: 1.3% of a fine.json step). Contiguous: one sequence's positions lie back to back.
+  // rebuilt: 1.3% of a fine.json step); contiguous, as one_token_applies asks.
   const float* K = cache.first.data_ptr<float>();   // [T, kv_heads, D]
   const float* V = cache.second.data_ptr<float>();  // [T, kv_heads, D]
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));

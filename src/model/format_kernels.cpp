@@ -277,8 +277,9 @@ CHRONOS_TARGET_AVX2 inline __m256 odd_columns_avx2(__m256i pairs) {
 // FMA latency. (The generic-vector body compiled for AVX2 widened through shuffles and streamed 6 GB/s
 // on one core, below its portable build.) The row 4 KiB ahead is asked for as in the AVX-512 kernel:
 // on an Intel Xeon VM, this kernel pinned, 14336 x 4096 from memory 17.5 -> 20.4 GB/s on both cores,
-// 1024 x 512 in L2 +5%; the even and odd columns then gave one core 0-8% more from memory and in L2
-// (2048 x 512, 512 x 256: 33-41 -> 42-44 GB/s in four of six pairs).
+// 1024 x 512 in L2 5-9% faster. The even and odd columns then gave one core -1 to +8% from memory
+// (three pairs) and, in L2 (2048 x 512, 512 x 256), 33-42 -> 42-44 GB/s in five of six pairs (41 -> 30
+// in the sixth).
 CHRONOS_TARGET_AVX2 CHRONOS_ALWAYS_INLINE float dot_bf16_avx2(const uint16_t* w, const float* paired, int64_t n) {
   __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
   int64_t i = 0;
