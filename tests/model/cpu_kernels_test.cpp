@@ -140,7 +140,7 @@ TEST(CpuFirstMax, PicksWhatArgmaxPicks) {
       for (const float special : {nan, inf, -inf}) {
         at::Tensor y = x.clone();
         y[at] = special;
-        cases.push_back(y);
+        cases.push_back(y.clone());  // a copy: y takes a second special value below
         if (n > 2) {
           y[n - 1 - at / 2] = special;  // a second one later
           cases.push_back(y.clone());
