@@ -1,5 +1,5 @@
 // The batch-1 decoding paths of both attention kinds: one float32 CPU token attending to its layer's
-// cache, with the projections on the streaming gemv and the per-head work in plain loops. The
+// cache (float32 or bfloat16 rows, widened in registers), with the projections on the streaming gemv and the per-head work in plain loops. The
 // general paths spend ~100 tensor operations per layer on one token, and the MLA one re-projected
 // the whole cached latent into keys and values at every step (T x C x (nope + head_dim) x kv_heads
 // multiply-adds, 9.4M per layer at T = 384); here MLA attends in the absorbed form
@@ -101,8 +101,18 @@ bool one_token_applies(const at::Tensor& x, const AttentionContext& ctx, bool tr
   for (const at::Tensor* w : floats)
     if (!cpu::is_plain_float(*w)) return false;
   const LayerCache& cache = *ctx.cache;
-  return !cache.first.defined() || (cache.first.scalar_type() == at::kFloat && cache.first.size(0) == 1 && cache.first.is_contiguous() &&
-                                    cache.second.scalar_type() == at::kFloat && cache.second.is_contiguous());
+  const bool kernel_dtype = cache.first.defined() && (cache.first.scalar_type() == at::kFloat || cache.first.scalar_type() == at::kBFloat16);
+  return !cache.first.defined() || (kernel_dtype && cache.first.size(0) == 1 && cache.first.is_contiguous() &&
+                                    cache.second.scalar_type() == cache.first.scalar_type() && cache.second.is_contiguous());
+}
+
+// f(first, second) with the cache's two tensors as float or bfloat16 rows (one_token_applies).
+template <typename F>
+void with_cache_rows(const LayerCache& cache, F&& f) {
+  if (cache.first.scalar_type() == at::kBFloat16)
+    f(cache.first.data_ptr<c10::BFloat16>(), cache.second.data_ptr<c10::BFloat16>());
+  else
+    f(cache.first.data_ptr<float>(), cache.second.data_ptr<float>());
 }
 
 }  // namespace
@@ -131,54 +141,55 @@ at::Tensor MLAttentionImpl::forward_one_token(const at::Tensor& x, AttentionCont
 
   const LayerCache& cache = *ctx.cache;
   const int64_t T = cache.length();
-  const float* L = cache.first.data_ptr<float>();   // [T, C], contiguous (one_token_applies)
-  const float* R = cache.second.data_ptr<float>();  // [T, kv_heads, rope]
   const float* Wk = k_nope_proj->weight.data_ptr<float>();  // [kv_heads * nope, C]
   const float* Wv = v_proj->weight.data_ptr<float>();       // [kv_heads * D, C]
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   std::vector<float> out(static_cast<size_t>(heads_ * D));
   // Heads in pairs, a pair a parallel unit: both heads' scores and mixtures read the cached latents
-  // once (dot_rows2, weighted_row_sum2: the same sums as one head at a time).
-  cpu::parallel_chunks((heads_ + 1) / 2, 1, [&](int64_t first, int64_t last) {
-    std::vector<float> absorbed(2 * C), scores(2 * T), mixed(2 * C);
-    for (int64_t pair = first; pair < last; ++pair) {
-      const int64_t head[2] = {2 * pair, std::min(2 * pair + 1, heads_ - 1)};
-      const int n = head[1] != head[0] ? 2 : 1;
-      std::fill(absorbed.begin(), absorbed.end(), 0.0f);
-      for (int j = 0; j < n; ++j) {
-        const int64_t g = head[j] / rep;
-        float* a = absorbed.data() + j * C;
-        for (int64_t i = 0; i < nope_; ++i) {
-          const float q = q_nope[head[j] * nope_ + i];
-          const float* w = Wk + (g * nope_ + i) * C;
-          for (int64_t c = 0; c < C; ++c) a[c] += q * w[c];
+  // once (dot_rows2, weighted_row_sum2: the same sums as one head at a time). L: the latents [T, C],
+  // R: the rope keys [T, kv_heads, rope], contiguous (one_token_applies), float or bfloat16.
+  with_cache_rows(cache, [&](const auto* L, const auto* R) {
+    cpu::parallel_chunks((heads_ + 1) / 2, 1, [&](int64_t first, int64_t last) {
+      std::vector<float> absorbed(2 * C), scores(2 * T), mixed(2 * C);
+      for (int64_t pair = first; pair < last; ++pair) {
+        const int64_t head[2] = {2 * pair, std::min(2 * pair + 1, heads_ - 1)};
+        const int n = head[1] != head[0] ? 2 : 1;
+        std::fill(absorbed.begin(), absorbed.end(), 0.0f);
+        for (int j = 0; j < n; ++j) {
+          const int64_t g = head[j] / rep;
+          float* a = absorbed.data() + j * C;
+          for (int64_t i = 0; i < nope_; ++i) {
+            const float q = q_nope[head[j] * nope_ + i];
+            const float* w = Wk + (g * nope_ + i) * C;
+            for (int64_t c = 0; c < C; ++c) a[c] += q * w[c];
+          }
         }
-      }
-      const int64_t g0 = head[0] / rep, g1 = head[1] / rep;
-      const float *qr0 = q_rope.data() + head[0] * rope_, *qr1 = q_rope.data() + head[1] * rope_;
-      float *s0 = scores.data(), *s1 = scores.data() + T;
-      if (n == 2) {
-        cpu::dot_rows2(absorbed.data(), absorbed.data() + C, L, C, T, C, scale, s0, s1);
-        if (g0 == g1) {
-          cpu::dot_rows2(qr0, qr1, R + g0 * rope_, kv_heads_ * rope_, T, rope_, scale, s0, s1, /*accumulate=*/true);
+        const int64_t g0 = head[0] / rep, g1 = head[1] / rep;
+        const float *qr0 = q_rope.data() + head[0] * rope_, *qr1 = q_rope.data() + head[1] * rope_;
+        float *s0 = scores.data(), *s1 = scores.data() + T;
+        if (n == 2) {
+          cpu::dot_rows2(absorbed.data(), absorbed.data() + C, L, C, T, C, scale, s0, s1);
+          if (g0 == g1) {
+            cpu::dot_rows2(qr0, qr1, R + g0 * rope_, kv_heads_ * rope_, T, rope_, scale, s0, s1, /*accumulate=*/true);
+          } else {
+            cpu::dot_rows(qr0, R + g0 * rope_, kv_heads_ * rope_, T, rope_, scale, s0, /*accumulate=*/true);
+            cpu::dot_rows(qr1, R + g1 * rope_, kv_heads_ * rope_, T, rope_, scale, s1, /*accumulate=*/true);
+          }
         } else {
+          cpu::dot_rows(absorbed.data(), L, C, T, C, scale, s0);
           cpu::dot_rows(qr0, R + g0 * rope_, kv_heads_ * rope_, T, rope_, scale, s0, /*accumulate=*/true);
-          cpu::dot_rows(qr1, R + g1 * rope_, kv_heads_ * rope_, T, rope_, scale, s1, /*accumulate=*/true);
         }
-      } else {
-        cpu::dot_rows(absorbed.data(), L, C, T, C, scale, s0);
-        cpu::dot_rows(qr0, R + g0 * rope_, kv_heads_ * rope_, T, rope_, scale, s0, /*accumulate=*/true);
+        std::fill(mixed.begin(), mixed.end(), 0.0f);
+        cpu::softmax_in_place(s0, T);
+        if (n == 2) {
+          cpu::softmax_in_place(s1, T);
+          cpu::weighted_row_sum2(s0, s1, L, C, T, C, mixed.data(), mixed.data() + C);
+        } else {
+          cpu::weighted_row_sum(s0, L, C, T, C, mixed.data());
+        }
+        for (int j = 0; j < n; ++j) cpu::matrix_rows_dot(Wv + head[j] / rep * D * C, C, D, mixed.data() + j * C, out.data() + head[j] * D);
       }
-      std::fill(mixed.begin(), mixed.end(), 0.0f);
-      cpu::softmax_in_place(s0, T);
-      if (n == 2) {
-        cpu::softmax_in_place(s1, T);
-        cpu::weighted_row_sum2(s0, s1, L, C, T, C, mixed.data(), mixed.data() + C);
-      } else {
-        cpu::weighted_row_sum(s0, L, C, T, C, mixed.data());
-      }
-      for (int j = 0; j < n; ++j) cpu::matrix_rows_dot(Wv + head[j] / rep * D * C, C, D, mixed.data() + j * C, out.data() + head[j] * D);
-    }
+    });
   });
   return output_token(o_proj, out, x);
 }
@@ -214,35 +225,36 @@ at::Tensor WindowAttentionImpl::forward_one_token(const at::Tensor& x, Attention
   const int64_t T = cache.length();
   // Key t sits at position P - (T - 1) + t; the query at P sees (P - window, P].
   const int64_t first_key = window_ > 0 ? std::max<int64_t>(0, T - window_) : 0;
-  // The cache's own views, by reference, so that keep_last below slides them in place (a held view is
-  // rebuilt: 1.3% of a fine.json step); contiguous, as one_token_applies asks.
-  const float* K = cache.first.data_ptr<float>();   // [T, kv_heads, D]
-  const float* V = cache.second.data_ptr<float>();  // [T, kv_heads, D]
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   std::vector<float> out(static_cast<size_t>(heads_ * D), 0.0f);
   // Heads in pairs, a pair a parallel unit: two heads of one key-value group read its keys and values
   // once (dot_rows2, weighted_row_sum2: the same sums as one head at a time).
   const int64_t S = T - first_key;
-  cpu::parallel_chunks((heads_ + 1) / 2, 1, [&](int64_t first, int64_t last) {
-    std::vector<float> scores(2 * S);
-    for (int64_t pair = first; pair < last; ++pair) {
-      const int64_t h0 = 2 * pair, h1 = std::min(h0 + 1, heads_ - 1), g0 = h0 / rep, g1 = h1 / rep;
-      if (h1 != h0 && g1 == g0) {
-        const float *group_keys = K + (first_key * kv_heads_ + g0) * D, *group_values = V + (first_key * kv_heads_ + g0) * D;
-        float *s0 = scores.data(), *s1 = scores.data() + S;
-        cpu::dot_rows2(q.data() + h0 * D, q.data() + h1 * D, group_keys, kv_heads_ * D, S, D, scale, s0, s1);
-        cpu::softmax_in_place(s0, S);
-        cpu::softmax_in_place(s1, S);
-        cpu::weighted_row_sum2(s0, s1, group_values, kv_heads_ * D, S, D, out.data() + h0 * D, out.data() + h1 * D);
-        continue;
+  // K and V [T, kv_heads, D], float or bfloat16: the cache's own views, by reference, so that keep_last
+  // below slides them in place (a held view is rebuilt: 1.3% of a fine.json step); contiguous, as
+  // one_token_applies asks.
+  with_cache_rows(cache, [&](const auto* K, const auto* V) {
+    cpu::parallel_chunks((heads_ + 1) / 2, 1, [&](int64_t first, int64_t last) {
+      std::vector<float> scores(2 * S);
+      for (int64_t pair = first; pair < last; ++pair) {
+        const int64_t h0 = 2 * pair, h1 = std::min(h0 + 1, heads_ - 1), g0 = h0 / rep, g1 = h1 / rep;
+        if (h1 != h0 && g1 == g0) {
+          const auto *group_keys = K + (first_key * kv_heads_ + g0) * D, *group_values = V + (first_key * kv_heads_ + g0) * D;
+          float *s0 = scores.data(), *s1 = scores.data() + S;
+          cpu::dot_rows2(q.data() + h0 * D, q.data() + h1 * D, group_keys, kv_heads_ * D, S, D, scale, s0, s1);
+          cpu::softmax_in_place(s0, S);
+          cpu::softmax_in_place(s1, S);
+          cpu::weighted_row_sum2(s0, s1, group_values, kv_heads_ * D, S, D, out.data() + h0 * D, out.data() + h1 * D);
+          continue;
+        }
+        for (int j = 0; j < (h1 != h0 ? 2 : 1); ++j) {
+          const int64_t h = j == 0 ? h0 : h1, g = h / rep;
+          cpu::dot_rows(q.data() + h * D, K + (first_key * kv_heads_ + g) * D, kv_heads_ * D, S, D, scale, scores.data());
+          cpu::softmax_in_place(scores.data(), S);
+          cpu::weighted_row_sum(scores.data(), V + (first_key * kv_heads_ + g) * D, kv_heads_ * D, S, D, out.data() + h * D);
+        }
       }
-      for (int j = 0; j < (h1 != h0 ? 2 : 1); ++j) {
-        const int64_t h = j == 0 ? h0 : h1, g = h / rep;
-        cpu::dot_rows(q.data() + h * D, K + (first_key * kv_heads_ + g) * D, kv_heads_ * D, S, D, scale, scores.data());
-        cpu::softmax_in_place(scores.data(), S);
-        cpu::weighted_row_sum(scores.data(), V + (first_key * kv_heads_ + g) * D, kv_heads_ * D, S, D, out.data() + h * D);
-      }
-    }
+    });
   });
   if (window_ > 0) cache.keep_last(std::min(T, window_));
   return output_token(o_proj, out, x);

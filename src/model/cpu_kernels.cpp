@@ -53,46 +53,53 @@ void matrix_rows_dot(const float* rows, int64_t n, int64_t count, const float* x
   for (int64_t r = 0; r < count; ++r) out[r] = dot4_inline(rows + r * n, x, n);
 }
 
-// Inline here, so that the clones below compile it for their instruction set.
+// The attention kernels, inline templates over the cached rows' type (float, or bfloat16 widened in
+// registers) that the exported clones below compile for their instruction set.
 namespace {
-inline __attribute__((always_inline)) float dot_inline(const float* a, const float* b, int64_t n) {
+inline __attribute__((always_inline)) Vec16 load_row(const float* p) { return load(p); }
+inline __attribute__((always_inline)) Vec16 load_row(const c10::BFloat16* p) { return widen16(reinterpret_cast<const uint16_t*>(p)); }
+inline __attribute__((always_inline)) float value(float v) { return v; }
+inline __attribute__((always_inline)) float value(c10::BFloat16 v) { return bf16_value(v.x); }
+
+template <typename Row>
+inline __attribute__((always_inline)) float dot_inline(const float* a, const Row* b, int64_t n) {
   Vec16 a0 = {}, a1 = {};
   int64_t i = 0;
   for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
-    a0 += load(a + i) * load(b + i);
-    a1 += load(a + i + kLanes) * load(b + i + kLanes);
+    a0 += load(a + i) * load_row(b + i);
+    a1 += load(a + i + kLanes) * load_row(b + i + kLanes);
   }
-  for (; i + kLanes <= n; i += kLanes) a0 += load(a + i) * load(b + i);
+  for (; i + kLanes <= n; i += kLanes) a0 += load(a + i) * load_row(b + i);
   float sum = reduce(a0 + a1);
-  for (; i < n; ++i) sum += a[i] * b[i];
+  for (; i < n; ++i) sum += a[i] * value(b[i]);
   return sum;
 }
-}  // namespace
 
 // Four keys at a time share the loads of q and the shuffles of the lane sums (reduce4); each score is
 // summed exactly as dot_inline sums it, so the blocks and the single rows agree bit for bit.
-CHRONOS_SIMD_CLONES
-void dot_rows(const float* q, const float* rows, int64_t stride, int64_t count, int64_t n, float scale, float* out, bool accumulate) {
+template <typename Row>
+inline __attribute__((always_inline)) void dot_rows_inline(const float* q, const Row* rows, int64_t stride, int64_t count, int64_t n,
+                                                           float scale, float* out, bool accumulate) {
   int64_t t = 0;
   for (; t + 4 <= count; t += 4) {
-    const float* r[4] = {rows + t * stride, rows + (t + 1) * stride, rows + (t + 2) * stride, rows + (t + 3) * stride};
+    const Row* r[4] = {rows + t * stride, rows + (t + 1) * stride, rows + (t + 2) * stride, rows + (t + 3) * stride};
     Vec16 lo[4] = {}, hi[4] = {};
     int64_t i = 0;
     for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
       const Vec16 q0 = load(q + i), q1 = load(q + i + kLanes);
       for (int j = 0; j < 4; ++j) {
-        lo[j] += q0 * load(r[j] + i);
-        hi[j] += q1 * load(r[j] + i + kLanes);
+        lo[j] += q0 * load_row(r[j] + i);
+        hi[j] += q1 * load_row(r[j] + i + kLanes);
       }
     }
     for (; i + kLanes <= n; i += kLanes) {
       const Vec16 q0 = load(q + i);
-      for (int j = 0; j < 4; ++j) lo[j] += q0 * load(r[j] + i);
+      for (int j = 0; j < 4; ++j) lo[j] += q0 * load_row(r[j] + i);
     }
     const Vec4 sums = reduce4(lo[0] + hi[0], lo[1] + hi[1], lo[2] + hi[2], lo[3] + hi[3]);
     for (int j = 0; j < 4; ++j) {
       float sum = sums[j];
-      for (int64_t k = i; k < n; ++k) sum += q[k] * r[j][k];
+      for (int64_t k = i; k < n; ++k) sum += q[k] * value(r[j][k]);
       const float v = scale * sum;
       out[t + j] = accumulate ? out[t + j] + v : v;
     }
@@ -106,18 +113,18 @@ void dot_rows(const float* q, const float* rows, int64_t stride, int64_t count, 
 // Two queries against the same rows (two heads of one key-value group): each row is read once for
 // both, two keys a step, and every score is summed exactly as dot_rows sums it (lo and hi halves,
 // one reduction, the scalar tail), so the pair and the single heads agree bit for bit.
-CHRONOS_SIMD_CLONES
-void dot_rows2(const float* q0, const float* q1, const float* rows, int64_t stride, int64_t count, int64_t n, float scale, float* out0,
-               float* out1, bool accumulate) {
+template <typename Row>
+inline __attribute__((always_inline)) void dot_rows2_inline(const float* q0, const float* q1, const Row* rows, int64_t stride, int64_t count,
+                                                            int64_t n, float scale, float* out0, float* out1, bool accumulate) {
   const float* q[2] = {q0, q1};
   float* out[2] = {out0, out1};
   for (int64_t t = 0; t < count; t += 2) {
     const int keys = t + 1 < count ? 2 : 1;  // an odd last key is read as both (its second sums go unused)
-    const float* r[2] = {rows + t * stride, rows + (t + keys - 1) * stride};
+    const Row* r[2] = {rows + t * stride, rows + (t + keys - 1) * stride};
     Vec16 lo[2][2] = {}, hi[2][2] = {};  // [key][query]
     int64_t i = 0;
     for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
-      const Vec16 k0 = load(r[0] + i), k0h = load(r[0] + i + kLanes), k1 = load(r[1] + i), k1h = load(r[1] + i + kLanes);
+      const Vec16 k0 = load_row(r[0] + i), k0h = load_row(r[0] + i + kLanes), k1 = load_row(r[1] + i), k1h = load_row(r[1] + i + kLanes);
       for (int j = 0; j < 2; ++j) {
         const Vec16 ql = load(q[j] + i), qh = load(q[j] + i + kLanes);
         lo[0][j] += ql * k0;
@@ -127,7 +134,7 @@ void dot_rows2(const float* q0, const float* q1, const float* rows, int64_t stri
       }
     }
     for (; i + kLanes <= n; i += kLanes) {
-      const Vec16 k0 = load(r[0] + i), k1 = load(r[1] + i);
+      const Vec16 k0 = load_row(r[0] + i), k1 = load_row(r[1] + i);
       for (int j = 0; j < 2; ++j) {
         lo[0][j] += load(q[j] + i) * k0;
         lo[1][j] += load(q[j] + i) * k1;
@@ -137,7 +144,7 @@ void dot_rows2(const float* q0, const float* q1, const float* rows, int64_t stri
     for (int j = 0; j < 2; ++j) {
       for (int key = 0; key < keys; ++key) {
         float sum = sums[2 * j + key];
-        for (int64_t k = i; k < n; ++k) sum += q[j][k] * r[key][k];
+        for (int64_t k = i; k < n; ++k) sum += q[j][k] * value(r[key][k]);
         const float v = scale * sum;
         out[j][t + key] = accumulate ? out[j][t + key] + v : v;
       }
@@ -147,18 +154,19 @@ void dot_rows2(const float* q0, const float* q1, const float* rows, int64_t stri
 
 // Columns in blocks of four vectors that stay in registers over all rows (out is read and written
 // once, not once per row); every out[i] sums its rows in the same order as a row-by-row loop.
-CHRONOS_SIMD_CLONES
-void weighted_row_sum(const float* p, const float* rows, int64_t stride, int64_t count, int64_t n, float* out) {
+template <typename Row>
+inline __attribute__((always_inline)) void weighted_row_sum_inline(const float* p, const Row* rows, int64_t stride, int64_t count, int64_t n,
+                                                                   float* out) {
   int64_t i = 0;
   for (; i + 4 * kLanes <= n; i += 4 * kLanes) {
     Vec16 o0 = load(out + i), o1 = load(out + i + kLanes), o2 = load(out + i + 2 * kLanes), o3 = load(out + i + 3 * kLanes);
     for (int64_t t = 0; t < count; ++t) {
-      const float* r = rows + t * stride + i;
+      const Row* r = rows + t * stride + i;
       const float w = p[t];
-      o0 += w * load(r);
-      o1 += w * load(r + kLanes);
-      o2 += w * load(r + 2 * kLanes);
-      o3 += w * load(r + 3 * kLanes);
+      o0 += w * load_row(r);
+      o1 += w * load_row(r + kLanes);
+      o2 += w * load_row(r + 2 * kLanes);
+      o3 += w * load_row(r + 3 * kLanes);
     }
     store(out + i, o0);
     store(out + i + kLanes, o1);
@@ -167,20 +175,21 @@ void weighted_row_sum(const float* p, const float* rows, int64_t stride, int64_t
   }
   for (; i + kLanes <= n; i += kLanes) {
     Vec16 o = load(out + i);
-    for (int64_t t = 0; t < count; ++t) o += p[t] * load(rows + t * stride + i);
+    for (int64_t t = 0; t < count; ++t) o += p[t] * load_row(rows + t * stride + i);
     store(out + i, o);
   }
   for (; i < n; ++i) {
     float o = out[i];
-    for (int64_t t = 0; t < count; ++t) o += p[t] * rows[t * stride + i];
+    for (int64_t t = 0; t < count; ++t) o += p[t] * value(rows[t * stride + i]);
     out[i] = o;
   }
 }
 
 // weighted_row_sum for two weightings of the same rows, each row read once; each out sums its rows in
 // the order weighted_row_sum does, so the pair and the single heads agree bit for bit.
-CHRONOS_SIMD_CLONES
-void weighted_row_sum2(const float* p0, const float* p1, const float* rows, int64_t stride, int64_t count, int64_t n, float* out0, float* out1) {
+template <typename Row>
+inline __attribute__((always_inline)) void weighted_row_sum2_inline(const float* p0, const float* p1, const Row* rows, int64_t stride,
+                                                                    int64_t count, int64_t n, float* out0, float* out1) {
   const float* p[2] = {p0, p1};
   float* out[2] = {out0, out1};
   int64_t i = 0;
@@ -189,8 +198,8 @@ void weighted_row_sum2(const float* p0, const float* p1, const float* rows, int6
     for (int j = 0; j < 2; ++j)
       for (int c = 0; c < 4; ++c) o[j][c] = load(out[j] + i + c * kLanes);
     for (int64_t t = 0; t < count; ++t) {
-      const float* r = rows + t * stride + i;
-      const Vec16 r0 = load(r), r1 = load(r + kLanes), r2 = load(r + 2 * kLanes), r3 = load(r + 3 * kLanes);
+      const Row* r = rows + t * stride + i;
+      const Vec16 r0 = load_row(r), r1 = load_row(r + kLanes), r2 = load_row(r + 2 * kLanes), r3 = load_row(r + 3 * kLanes);
       for (int j = 0; j < 2; ++j) {
         const float w = p[j][t];
         o[j][0] += w * r0;
@@ -205,7 +214,7 @@ void weighted_row_sum2(const float* p0, const float* p1, const float* rows, int6
   for (; i + kLanes <= n; i += kLanes) {
     Vec16 o0 = load(out0 + i), o1 = load(out1 + i);
     for (int64_t t = 0; t < count; ++t) {
-      const Vec16 r = load(rows + t * stride + i);
+      const Vec16 r = load_row(rows + t * stride + i);
       o0 += p0[t] * r;
       o1 += p1[t] * r;
     }
@@ -215,13 +224,36 @@ void weighted_row_sum2(const float* p0, const float* p1, const float* rows, int6
   for (; i < n; ++i) {
     float o0 = out0[i], o1 = out1[i];
     for (int64_t t = 0; t < count; ++t) {
-      o0 += p0[t] * rows[t * stride + i];
-      o1 += p1[t] * rows[t * stride + i];
+      o0 += p0[t] * value(rows[t * stride + i]);
+      o1 += p1[t] * value(rows[t * stride + i]);
     }
     out0[i] = o0;
     out1[i] = o1;
   }
 }
+
+}  // namespace
+
+// The exported kernels: one set of clones per row type.
+#define CHRONOS_ATTENTION_KERNELS(Row)                                                                                                   \
+  CHRONOS_SIMD_CLONES void dot_rows(const float* q, const Row* rows, int64_t stride, int64_t count, int64_t n, float scale, float* out,   \
+                                    bool accumulate) {                                                                                   \
+    dot_rows_inline(q, rows, stride, count, n, scale, out, accumulate);                                                                  \
+  }                                                                                                                                      \
+  CHRONOS_SIMD_CLONES void dot_rows2(const float* q0, const float* q1, const Row* rows, int64_t stride, int64_t count, int64_t n,        \
+                                     float scale, float* out0, float* out1, bool accumulate) {                                           \
+    dot_rows2_inline(q0, q1, rows, stride, count, n, scale, out0, out1, accumulate);                                                     \
+  }                                                                                                                                      \
+  CHRONOS_SIMD_CLONES void weighted_row_sum(const float* p, const Row* rows, int64_t stride, int64_t count, int64_t n, float* out) {     \
+    weighted_row_sum_inline(p, rows, stride, count, n, out);                                                                             \
+  }                                                                                                                                      \
+  CHRONOS_SIMD_CLONES void weighted_row_sum2(const float* p0, const float* p1, const Row* rows, int64_t stride, int64_t count, int64_t n, \
+                                             float* out0, float* out1) {                                                                 \
+    weighted_row_sum2_inline(p0, p1, rows, stride, count, n, out0, out1);                                                                \
+  }
+
+CHRONOS_ATTENTION_KERNELS(float)
+CHRONOS_ATTENTION_KERNELS(c10::BFloat16)
 
 void rms_norm(const float* x, float* y, int64_t groups, int64_t dim, const float* weight, double eps) {
   for (int64_t g = 0; g < groups; ++g) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <ATen/Tensor.h>
+#include <c10/util/BFloat16.h>
 
 #include <cstdint>
 #include <vector>
@@ -20,22 +21,32 @@ float dot(const float* a, const float* b, int64_t n);
 // out[r] = dot(rows + r * n, x, n) for r in [0, count), the same sums as dot() row by row.
 void matrix_rows_dot(const float* rows, int64_t n, int64_t count, const float* x, float* out);
 
-// out[t] (+)= scale * (q . rows[t]) for `count` rows of n floats, `stride` floats apart (one head's
+// The attention kernels below read cached rows of float32 or bfloat16 (a bfloat16 KV cache,
+// chronos/model/kv_cache.h), widened in registers; queries, weights and sums stay float32.
+//
+// out[t] (+)= scale * (q . rows[t]) for `count` rows of n values, `stride` values apart (one head's
 // attention scores over its cache): one call per head, not one per key. Adds when `accumulate`.
 void dot_rows(const float* q, const float* rows, int64_t stride, int64_t count, int64_t n, float scale, float* out, bool accumulate = false);
+void dot_rows(const float* q, const c10::BFloat16* rows, int64_t stride, int64_t count, int64_t n, float scale, float* out,
+              bool accumulate = false);
 
 // dot_rows for two queries against the same rows (two heads of one key-value group), each row read
 // once: out0 and out1 equal, bit for bit, what dot_rows gives each query alone.
 void dot_rows2(const float* q0, const float* q1, const float* rows, int64_t stride, int64_t count, int64_t n, float scale, float* out0,
                float* out1, bool accumulate = false);
+void dot_rows2(const float* q0, const float* q1, const c10::BFloat16* rows, int64_t stride, int64_t count, int64_t n, float scale,
+               float* out0, float* out1, bool accumulate = false);
 
-// out[n] += sum_t p[t] * rows[t] for `count` rows of n floats, `stride` floats apart (the weighted sum
+// out[n] += sum_t p[t] * rows[t] for `count` rows of n values, `stride` values apart (the weighted sum
 // of a head's values).
 void weighted_row_sum(const float* p, const float* rows, int64_t stride, int64_t count, int64_t n, float* out);
+void weighted_row_sum(const float* p, const c10::BFloat16* rows, int64_t stride, int64_t count, int64_t n, float* out);
 
 // weighted_row_sum for two weightings of the same rows, each row read once: out0 and out1 equal, bit
 // for bit, what weighted_row_sum gives each alone.
 void weighted_row_sum2(const float* p0, const float* p1, const float* rows, int64_t stride, int64_t count, int64_t n, float* out0, float* out1);
+void weighted_row_sum2(const float* p0, const float* p1, const c10::BFloat16* rows, int64_t stride, int64_t count, int64_t n, float* out0,
+                       float* out1);
 
 // y = w * x / sqrt(mean(x^2) + eps) over each of `groups` runs of `dim` values (y may be x).
 void rms_norm(const float* x, float* y, int64_t groups, int64_t dim, const float* weight, double eps);

@@ -20,6 +20,23 @@ inline __attribute__((always_inline)) Vec16 load(const float* p) {
 
 inline __attribute__((always_inline)) void store(float* p, Vec16 v) { std::memcpy(p, &v, sizeof v); }
 
+using U16x16 = uint16_t __attribute__((vector_size(32)));
+using U32x16 = uint32_t __attribute__((vector_size(64)));
+
+// 16 bfloat16 values widened to float32: their bits become the high half of each float.
+inline __attribute__((always_inline)) Vec16 widen16(const uint16_t* p) {
+  U16x16 v;
+  std::memcpy(&v, p, sizeof v);
+  return reinterpret_cast<Vec16>(__builtin_convertvector(v, U32x16) << 16);
+}
+
+inline __attribute__((always_inline)) float bf16_value(uint16_t bits) {
+  const uint32_t wide = static_cast<uint32_t>(bits) << 16;
+  float f;
+  std::memcpy(&f, &wide, sizeof f);
+  return f;
+}
+
 using Int8 = int32_t __attribute__((vector_size(32)));
 
 // e^x in every lane, within 2 ulp of std::exp: x = n ln2 + r with |r| <= ln2 / 2, e^r by Cephes'

@@ -24,8 +24,6 @@ namespace chronos::cpu {
 namespace {
 
 using namespace vectors;
-using U16x16 = uint16_t __attribute__((vector_size(32)));
-using U32x16 = uint32_t __attribute__((vector_size(64)));
 
 constexpr int64_t kBlock = kQuantBlock;
 
@@ -41,20 +39,6 @@ constexpr int64_t kBlock = kQuantBlock;
                    float* out) {                                                                                \
     for (int64_t r = 0; r < count; ++r) out[r] = row_dot(rows + r * row_bytes, x, blocks);                    \
   }
-
-// 16 bfloat16 values widened to float32: their bits become the high half of each float.
-CHRONOS_ALWAYS_INLINE Vec16 widen16(const uint16_t* p) {
-  U16x16 v;
-  std::memcpy(&v, p, sizeof v);
-  return reinterpret_cast<Vec16>(__builtin_convertvector(v, U32x16) << 16);
-}
-
-CHRONOS_ALWAYS_INLINE float bf16_value(uint16_t bits) {
-  const uint32_t wide = static_cast<uint32_t>(bits) << 16;
-  float f;
-  std::memcpy(&f, &wide, sizeof f);
-  return f;
-}
 
 CHRONOS_ALWAYS_INLINE float dot_bf16_body(const uint16_t* w, const float* x, int64_t n) {
   Vec16 a0 = {}, a1 = {}, a2 = {}, a3 = {};

@@ -5,13 +5,24 @@
 #include <algorithm>
 #include <cstring>
 
+#include "chronos/core/error.h"
+
 namespace chronos {
+
+const char* to_string(KvDtype dtype) { return dtype == KvDtype::bf16 ? "bf16" : "fp32"; }
+
+KvDtype parse_kv_dtype(const std::string& name) {
+  if (name == "fp32") return KvDtype::fp32;
+  if (name == "bf16") return KvDtype::bf16;
+  throw InvalidArgument(cat("unknown KV cache dtype '", name, "' (fp32 or bf16)"));
+}
+
 namespace {
 
 // Whether `storage` (a view's base) can take `extra` more positions after [start, start+length) for
-// tensors shaped like `like`.
-bool fits(const at::Tensor& storage, int64_t start, int64_t length, int64_t extra, const at::Tensor& like) {
-  if (!storage.defined() || storage.scalar_type() != like.scalar_type() || storage.device() != like.device() ||
+// tensors shaped like `like`, kept in `dtype`.
+bool fits(const at::Tensor& storage, int64_t start, int64_t length, int64_t extra, const at::Tensor& like, at::ScalarType dtype) {
+  if (!storage.defined() || storage.scalar_type() != dtype || storage.device() != like.device() ||
       storage.dim() != like.dim() || storage.size(0) != like.size(0) || start + length + extra > storage.size(1))
     return false;
   for (int64_t d = 2; d < like.dim(); ++d)
@@ -19,10 +30,10 @@ bool fits(const at::Tensor& storage, int64_t start, int64_t length, int64_t extr
   return true;
 }
 
-at::Tensor grown(const at::Tensor& live, const at::Tensor& like, int64_t capacity) {
+at::Tensor grown(const at::Tensor& live, const at::Tensor& like, at::ScalarType dtype, int64_t capacity) {
   std::vector<int64_t> shape(like.sizes().begin(), like.sizes().end());
   shape[1] = capacity;
-  at::Tensor storage = at::empty(shape, like.options());
+  at::Tensor storage = at::empty(shape, like.options().dtype(dtype));
   if (live.defined() && live.size(1) > 0) storage.narrow(1, 0, live.size(1)).copy_(live);
   return storage;
 }
@@ -43,36 +54,54 @@ void narrow_view(at::Tensor& view, const at::Tensor& storage, int64_t start, int
   view = storage.narrow(1, start, length);
 }
 
+// Copies the contiguous CPU tensor t into `to`, converted to `dtype` (a float32 -> bfloat16 loop
+// rounds to nearest even, as at::Tensor::to does).
+void put_converted(void* to, const at::Tensor& t, at::ScalarType dtype) {
+  if (t.scalar_type() == dtype) {
+    std::memcpy(to, t.data_ptr(), t.nbytes());
+  } else if (t.scalar_type() == at::kFloat && dtype == at::kBFloat16) {
+    const float* from = t.data_ptr<float>();
+    c10::BFloat16* out = static_cast<c10::BFloat16*>(to);
+    for (int64_t i = 0, n = t.numel(); i < n; ++i) out[i] = c10::BFloat16(from[i]);
+  } else {
+    at::from_blob(to, t.sizes(), t.options().dtype(dtype)).copy_(t);
+  }
+}
+
 }  // namespace
 
 void LayerCache::append(const at::Tensor& a, const at::Tensor& b) {
   const int64_t length = this->length(), extra = a.size(1);
   if (a.requires_grad() || b.requires_grad() || (first.defined() && first.requires_grad())) {
-    first = first.defined() ? at::cat({first, a}, 1) : a;
-    second = second.defined() ? at::cat({second, b}, 1) : b;
+    const at::Tensor a_kept = store_as == at::ScalarType::Undefined ? a : a.to(store_as);
+    const at::Tensor b_kept = store_as == at::ScalarType::Undefined ? b : b.to(store_as);
+    first = first.defined() ? at::cat({first, a_kept}, 1) : a_kept;
+    second = second.defined() ? at::cat({second, b_kept}, 1) : b_kept;
     first_storage_ = second_storage_ = at::Tensor();
     start_ = 0;
     return;
   }
-  const bool in_place = first.defined() && fits(first_storage_, start_, length, extra, a) &&
-                        fits(second_storage_, start_, length, extra, b);
+  const at::ScalarType a_dtype = store_as == at::ScalarType::Undefined ? a.scalar_type() : store_as;
+  const at::ScalarType b_dtype = store_as == at::ScalarType::Undefined ? b.scalar_type() : store_as;
+  const bool in_place = first.defined() && fits(first_storage_, start_, length, extra, a, a_dtype) &&
+                        fits(second_storage_, start_, length, extra, b, b_dtype);
   if (!in_place) {
     // Fresh storage, twice what is needed: the copy of the live positions is paid once per doubling.
     const int64_t capacity = std::max<int64_t>(2 * (length + extra), 64);
-    first_storage_ = grown(first, a, capacity);
-    second_storage_ = grown(second, b, capacity);
+    first_storage_ = grown(first, a, a_dtype, capacity);
+    second_storage_ = grown(second, b, b_dtype, capacity);
     start_ = 0;
   }
   // One sequence on the CPU (decode): its positions lie back to back in the storage, a plain copy.
   if (extra > 0 && a.size(0) == 1 && a.is_cpu() && b.is_cpu() && a.is_contiguous() && b.is_contiguous()) {
     const auto put = [&](at::Tensor& storage, const at::Tensor& t) {
-      const int64_t bytes_per_position = t.nbytes() / extra;
-      std::memcpy(static_cast<char*>(storage.data_ptr()) + (start_ + length) * bytes_per_position, t.data_ptr(), t.nbytes());
+      const int64_t bytes_per_position = t.numel() / extra * storage.element_size();
+      put_converted(static_cast<char*>(storage.data_ptr()) + (start_ + length) * bytes_per_position, t, storage.scalar_type());
     };
     put(first_storage_, a);
     put(second_storage_, b);
   } else {
-    first_storage_.narrow(1, start_ + length, extra).copy_(a);
+    first_storage_.narrow(1, start_ + length, extra).copy_(a);  // copy_ converts to the storage's dtype
     second_storage_.narrow(1, start_ + length, extra).copy_(b);
   }
   narrow_view(first, first_storage_, start_, length + extra);
@@ -92,8 +121,16 @@ void LayerCache::keep_last(int64_t n) {
   }
 }
 
+KVCache::KVCache(int64_t num_layers, KvDtype dtype) : layers_(num_layers), dtype_(dtype) {
+  for (LayerCache& layer : layers_) layer.store_as = dtype == KvDtype::bf16 ? at::kBFloat16 : at::ScalarType::Undefined;
+}
+
 void KVCache::reset() {
-  for (auto& layer : layers_) layer = LayerCache{};
+  for (auto& layer : layers_) {
+    const at::ScalarType store_as = layer.store_as;
+    layer = LayerCache{};
+    layer.store_as = store_as;
+  }
   position_ = 0;
 }
 

@@ -34,8 +34,8 @@ at::Tensor MLAttentionImpl::forward(const at::Tensor& x, AttentionContext& ctx) 
   at::Tensor rope_keys = apply_rope(project(latent, k_rope_proj->weight).view({B, S, kv_heads_, rope_}), cos, sin);
   if (ctx.cache) {
     ctx.cache->append(latent, rope_keys);
-    latent = ctx.cache->first;
-    rope_keys = ctx.cache->second;
+    latent = ctx.cache->first.to(x.scalar_type());  // a bfloat16 cache (KvDtype) is read back in the compute dtype
+    rope_keys = ctx.cache->second.to(x.scalar_type());
   }
   const int64_t T = latent.size(1);
 

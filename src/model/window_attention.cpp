@@ -40,8 +40,8 @@ at::Tensor WindowAttentionImpl::forward(const at::Tensor& x, AttentionContext& c
   at::Tensor v = project_heads(x, v_proj, RMSNorm(nullptr), kv_heads_);
   if (ctx.cache) {
     ctx.cache->append(k, v);
-    k = ctx.cache->first;
-    v = ctx.cache->second;
+    k = ctx.cache->first.to(q.scalar_type());  // a bfloat16 cache (KvDtype) is read back in the compute dtype
+    v = ctx.cache->second.to(q.scalar_type());
   }
   const int64_t T = k.size(1);
   AttentionMasking masking{P, P + S - T, window_, ctx.key_padding};

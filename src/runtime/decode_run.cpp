@@ -11,7 +11,7 @@
 namespace chronos {
 
 DecodeRun::DecodeRun(ChronosForCausalLMImpl& model, std::vector<int64_t> prompt, GenerationOptions options)
-    : model_(model), options_(std::move(options)), sampler_((options_.validate(), options_.sampling)), cache_(model.make_cache()) {
+    : model_(model), options_(std::move(options)), sampler_((options_.validate(), options_.sampling)), cache_(model.make_cache(options_.kv_dtype)) {
   if (prompt.empty()) throw InvalidArgument("generate: the prompt is empty");
   const int64_t context = options_.max_context > 0 ? options_.max_context : model.config().max_position_embeddings;
   const int64_t prompt_len = static_cast<int64_t>(prompt.size());
@@ -106,7 +106,7 @@ void DecodeRun::finish() {
   done_ = true;
   result_.stats.generated_tokens = static_cast<int64_t>(result_.tokens.size());
   result_.stats.peak_rss_bytes = peak_rss_bytes();
-  cache_ = model_.make_cache();  // a finished run holds no keys and values
+  cache_ = model_.make_cache(options_.kv_dtype);  // a finished run holds no keys and values
 }
 
 GenerationResult run_to_end(DecodeRun& run, const TokenCallback& on_token) {

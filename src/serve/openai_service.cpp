@@ -93,6 +93,7 @@ std::shared_ptr<CompletionStream> OpenAiService::complete(const std::string& bod
   options.stop_strings = request.stop;
   options.sampling = request.sampling;
   options.router_control = config_.router_control;
+  options.kv_dtype = config_.kv_dtype;
   if (!request.seeded) options.sampling.seed = std::random_device{}() * uint64_t{0x9E3779B97F4A7C15} ^ std::random_device{}();
   options.validate();
 

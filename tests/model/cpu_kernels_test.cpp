@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "chronos/model/linear.h"
@@ -152,46 +153,62 @@ TEST(CpuFirstMax, PicksWhatArgmaxPicks) {
   }
 }
 
-// One head's scores and weighted sum over strided cache rows, lengths off the vector widths.
-TEST(CpuAttentionRows, DotRowsAndWeightedSumMatchFloat64) {
+// The attention kernels over both row types a KV cache holds: float32 and bfloat16 (KvDtype::bf16).
+template <typename Row>
+class CpuAttentionRows : public ::testing::Test {
+ protected:
+  static at::ScalarType dtype() { return std::is_same_v<Row, float> ? at::kFloat : at::kBFloat16; }
+  // Standard normal values, stored as Row.
+  static at::Tensor rows(std::initializer_list<int64_t> shape) { return at::randn(shape).to(dtype()); }
+};
+using RowTypes = ::testing::Types<float, c10::BFloat16>;
+TYPED_TEST_SUITE(CpuAttentionRows, RowTypes);
+
+// One head's scores and weighted sum over strided cache rows, lengths off the vector widths, against
+// float64 over the rows' stored values.
+TYPED_TEST(CpuAttentionRows, DotRowsAndWeightedSumMatchFloat64) {
+  using Row = TypeParam;
   at::manual_seed(6);
   for (const int64_t n : {1, 15, 16, 32, 33, 64, 100, 128, 130}) {
     const int64_t count = 37, stride = 3 * n;
-    const at::Tensor rows = at::randn({count, stride}), q = at::randn({n}), p = at::rand({count});
+    const at::Tensor rows = this->rows({count, stride}), q = at::randn({n}), p = at::rand({count});
     const at::Tensor used = rows.narrow(1, n, n).to(at::kDouble);  // each row's second run of n values
     std::vector<float> scores(count, 1.0f);
-    cpu::dot_rows(q.data_ptr<float>(), rows.data_ptr<float>() + n, stride, count, n, 0.5f, scores.data(), /*accumulate=*/true);
+    cpu::dot_rows(q.data_ptr<float>(), rows.template data_ptr<Row>() + n, stride, count, n, 0.5f, scores.data(), /*accumulate=*/true);
     const at::Tensor want = 1.0 + 0.5 * at::mv(used, q.to(at::kDouble));
     for (int64_t t = 0; t < count; ++t) EXPECT_NEAR(scores[t], want[t].item<double>(), 1e-4 * std::sqrt(static_cast<double>(n))) << n;
     std::vector<float> out(n, 2.0f);
-    cpu::weighted_row_sum(p.data_ptr<float>(), rows.data_ptr<float>() + n, stride, count, n, out.data());
+    cpu::weighted_row_sum(p.data_ptr<float>(), rows.template data_ptr<Row>() + n, stride, count, n, out.data());
     const at::Tensor sum = 2.0 + at::mv(used.t(), p.to(at::kDouble));
     for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(out[i], sum[i].item<double>(), 1e-4) << n;
   }
 }
 
 // Keys in blocks of four and one at a time sum alike: a score does not depend on where its key falls.
-TEST(CpuAttentionRows, ScoresOfBlockedKeysEqualSingleKeysBitForBit) {
+TYPED_TEST(CpuAttentionRows, ScoresOfBlockedKeysEqualSingleKeysBitForBit) {
+  using Row = TypeParam;
   at::manual_seed(7);
   for (const int64_t n : {16, 33, 64, 96, 130}) {
     const int64_t count = 11;
-    const at::Tensor rows = at::randn({count, n}), q = at::randn({n});
+    const at::Tensor rows = this->rows({count, n}), q = at::randn({n});
+    const Row* r = rows.template data_ptr<Row>();
     std::vector<float> blocked(count), single(count);
-    cpu::dot_rows(q.data_ptr<float>(), rows.data_ptr<float>(), n, count, n, 0.25f, blocked.data());
-    for (int64_t t = 0; t < count; ++t) cpu::dot_rows(q.data_ptr<float>(), rows.data_ptr<float>() + t * n, n, 1, n, 0.25f, &single[t]);
+    cpu::dot_rows(q.data_ptr<float>(), r, n, count, n, 0.25f, blocked.data());
+    for (int64_t t = 0; t < count; ++t) cpu::dot_rows(q.data_ptr<float>(), r + t * n, n, 1, n, 0.25f, &single[t]);
     for (int64_t t = 0; t < count; ++t) EXPECT_EQ(blocked[t], single[t]) << "n " << n << ", key " << t;
   }
 }
 
 // Two heads over the same rows give, bit for bit, what each gives alone: scores (with and without
 // accumulating, odd and even key counts) and weighted sums, lengths off the vector widths.
-TEST(CpuAttentionRows, TwoHeadsAtOnceEqualOneAtATimeBitForBit) {
+TYPED_TEST(CpuAttentionRows, TwoHeadsAtOnceEqualOneAtATimeBitForBit) {
+  using Row = TypeParam;
   at::manual_seed(30);
   for (const int64_t n : {1, 15, 16, 32, 33, 64, 96, 130}) {
     for (const int64_t count : {1, 2, 7, 12}) {
       const int64_t stride = 2 * n;
-      const at::Tensor rows = at::randn({count, stride}), q = at::randn({2, n}), p = at::rand({2, count});
-      const float* r = rows.data_ptr<float>() + n;
+      const at::Tensor rows = this->rows({count, stride}), q = at::randn({2, n}), p = at::rand({2, count});
+      const Row* r = rows.template data_ptr<Row>() + n;
       for (const bool accumulate : {false, true}) {
         std::vector<float> pair0(count, 0.5f), pair1(count, -1.0f), single0(count, 0.5f), single1(count, -1.0f);
         cpu::dot_rows2(q[0].data_ptr<float>(), q[1].data_ptr<float>(), r, stride, count, n, 0.25f, pair0.data(), pair1.data(), accumulate);

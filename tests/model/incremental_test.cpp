@@ -47,9 +47,9 @@ class Incremental : public ::testing::TestWithParam<Variant> {
     return chunked_logits(chunks, ids);
   }
 
-  at::Tensor chunked_logits(const std::vector<int64_t>& chunks, const at::Tensor& ids) {
+  at::Tensor chunked_logits(const std::vector<int64_t>& chunks, const at::Tensor& ids, KvDtype kv = KvDtype::fp32) {
     at::NoGradGuard no_grad;
-    KVCache cache = model->make_cache();
+    KVCache cache = model->make_cache(kv);
     ForwardOptions options;
     options.cache = &cache;
     std::vector<at::Tensor> parts;
@@ -106,6 +106,45 @@ TEST_P(Incremental, OneSequenceTakesTheOneTokenPathsAndAgrees) {
   std::vector<int64_t> chunks = {12};
   for (int i = 0; i < 18; ++i) chunks.push_back(1);
   EXPECT_LE((full - chunked_logits(chunks, one)).abs().max().item<float>(), 1e-4);
+}
+
+// A bfloat16 cache: one sequence token by token (the one-token paths, reading bfloat16 rows) against
+// two sequences token by token (the general path, the same rounded keys and values read back as
+// float32) agree as closely as float32's paths do; both move off the float32 cache's logits, by
+// little.
+TEST_P(Incremental, Bfloat16CacheTakesTheOneTokenPathsAndAgreesWithTheGeneralPath) {
+  const at::Tensor one = ids.narrow(0, 1, 1).contiguous();
+  {
+    at::NoGradGuard no_grad;
+    KVCache cache = model->make_cache(KvDtype::bf16);
+    ForwardOptions options;
+    options.cache = &cache;
+    model->forward(one.narrow(1, 0, 1), options);
+    ASSERT_EQ(cache.layer(0).first.scalar_type(), at::kBFloat16);
+    AttentionContext context;
+    context.cache = &cache.layer(0);
+    const at::Tensor token = at::randn({1, 1, config.hidden_size});
+    DecoderLayerImpl& first = model->layer(0);
+    EXPECT_TRUE(first.is_mla() ? first.mla->one_token_path_applies(token, context)
+                               : first.window->one_token_path_applies(token, context));
+  }
+  const std::vector<int64_t> steps(30, 1);
+  const at::Tensor one_token = chunked_logits(steps, one, KvDtype::bf16);
+  const at::Tensor general = chunked_logits(steps, ids, KvDtype::bf16).narrow(0, 1, 1);
+  // (2e-4: float32's two paths differ by 1e-4 at most; a bfloat16 cache's slightly more in one variant.)
+  EXPECT_LE((one_token - general).abs().max().item<float>(), 2e-4);
+
+  // The drift from the float32 cache, measured where routing makes no discrete choice (every expert
+  // chosen): a flipped top-k choice in this random tiny model would move the logits by far more
+  // than the rounding itself does.
+  config.num_experts_per_tok = config.num_experts;
+  at::manual_seed(0);
+  model = ChronosForCausalLM(config);
+  model->eval();
+  const at::Tensor rounded = chunked_logits(steps, one, KvDtype::bf16), float_cache = chunked_logits(steps, one);
+  const float moved = (rounded - float_cache).abs().max().item<float>();
+  EXPECT_GT(moved, 0.0f);  // the cache did round
+  EXPECT_LE(moved, 1e-2 * float_cache.abs().max().item<float>());
 }
 
 TEST_P(Incremental, WindowCacheStaysBounded) {

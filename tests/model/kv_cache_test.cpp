@@ -94,5 +94,59 @@ TEST(LayerCache, AnotherShapeStartsFreshStorage) {
   EXPECT_EQ(cache.first.sizes(), (std::vector<int64_t>{1, 2, 3}));
 }
 
+// A bfloat16 cache rounds each appended value to nearest even, as at::Tensor::to does, on the one-
+// sequence CPU copy and on the general one (two sequences) alike, and keeps doing so as it grows.
+TEST(LayerCache, StoreAsBfloat16RoundsAsTensorToDoes) {
+  at::manual_seed(12);
+  const at::Tensor keys = at::randn({1, 100, 2, 3}) * 1000, values = at::randn({1, 100, 2, 3});
+  LayerCache cache;
+  cache.store_as = at::kBFloat16;
+  cache.append(keys.narrow(1, 0, 10), values.narrow(1, 0, 10));
+  for (int64_t t = 10; t < 100; ++t) cache.append(keys.narrow(1, t, 1).contiguous(), values.narrow(1, t, 1).contiguous());
+  EXPECT_EQ(cache.first.scalar_type(), at::kBFloat16);
+  EXPECT_TRUE(at::equal(cache.first, keys.to(at::kBFloat16)));
+  EXPECT_TRUE(at::equal(cache.second, values.to(at::kBFloat16)));
+
+  LayerCache two;
+  two.store_as = at::kBFloat16;
+  const at::Tensor batch = at::randn({2, 5, 4});
+  two.append(batch, batch);
+  two.append(batch, batch);
+  EXPECT_TRUE(at::equal(two.second, at::cat({batch, batch}, 1).to(at::kBFloat16)));
+
+  // Values halfway between two bfloat16 numbers go to the even one.
+  const at::Tensor ties = at::tensor({1.0f + 1.0f / 256, 1.0f + 3.0f / 256, -1.0f - 1.0f / 256}).view({1, 3, 1});
+  LayerCache rounding;
+  rounding.store_as = at::kBFloat16;
+  rounding.append(ties, ties);
+  EXPECT_TRUE(at::equal(rounding.first.to(at::kFloat).flatten(), at::tensor({1.0f, 1.0f + 4.0f / 256, -1.0f})));
+}
+
+TEST(KVCache, KeepsItsDtypeAcrossReset) {
+  KVCache cache(2, KvDtype::bf16);
+  EXPECT_EQ(cache.dtype(), KvDtype::bf16);
+  cache.layer(1).append(rows(0, 2), rows(0, 2));
+  EXPECT_EQ(cache.layer(1).first.scalar_type(), at::kBFloat16);
+  EXPECT_EQ(cache.bytes(), 2 * 2 * 2);  // two tensors of two bfloat16 values
+  cache.reset();
+  cache.layer(1).append(rows(0, 2), rows(0, 2));
+  EXPECT_EQ(cache.layer(1).first.scalar_type(), at::kBFloat16);
+  KVCache plain(1);
+  plain.layer(0).append(rows(0, 2), rows(0, 2));
+  EXPECT_EQ(plain.layer(0).first.scalar_type(), at::kFloat);
+}
+
+TEST(KVCache, ParsesItsDtypeNames) {
+  EXPECT_EQ(parse_kv_dtype("fp32"), KvDtype::fp32);
+  EXPECT_EQ(parse_kv_dtype("bf16"), KvDtype::bf16);
+  EXPECT_STREQ(to_string(KvDtype::bf16), "bf16");
+  try {
+    parse_kv_dtype("fp16");
+    FAIL() << "no error";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("'fp16'"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace chronos

@@ -63,11 +63,17 @@ for w in bf16 int8 int4; do
 done
 expect_error generate_bad_weights "--weights-dtype: unknown weights format 'q4_0'" "$generate" --model "$work/gen" --prompt hi --weights-dtype q4_0
 expect_error generate_weights_bf16_compute "are for float32 compute" "$generate" --model "$work/gen" --prompt hi --weights-dtype int8 --dtype bf16
+# --kv-dtype bf16: the KV cache in bfloat16 (docs/decode.md "A bfloat16 KV cache").
+expect_ok generate_kv_bf16 "$generate" "${args[@]}" --json --kv-dtype bf16 --weights-dtype int8
+python3 -c 'import json,sys; sys.exit(0 if len(json.load(open(sys.argv[1]))["tokens"]) > 0 else 1)' "$work/out" || fail "--kv-dtype bf16 generated nothing"
+expect_error generate_bad_kv_dtype "--kv-dtype: fp16 not in {fp32,bf16}" "$generate" --model "$work/gen" --prompt hi --kv-dtype fp16
 printf '{"text": "the quick brown fox", "domain": "a"}\n{"text": "jumps over the lazy dog", "domain": "b"}\n' >"$work/heldout.jsonl"
 expect_ok eval_weights_int8 "$train" eval --model "$work/gen" --data "$work/heldout.jsonl" --weights-dtype int8 --json --log-level warn
 grep -q '"perplexity"' "$work/out" || { fail "eval --weights-dtype printed no perplexity"; cat "$work/out"; }
 expect_ok bench_decode_int4 "$bench" decode --config "$src/configs/tiny.json" --prompt-tokens 8 --new-tokens 8 --repeat 1 --warmup 0 --json --weights-dtype int4 --log-level warn
 grep -q '"weights_dtype":"int4"' "$work/out" || { fail "bench decode did not report its weights format"; cat "$work/out"; }
+expect_ok bench_decode_kv_bf16 "$bench" decode --config "$src/configs/tiny.json" --prompt-tokens 8 --new-tokens 8 --repeat 1 --warmup 0 --json --kv-dtype bf16 --log-level warn
+grep -q '"kv_dtype":"bf16"' "$work/out" || { fail "bench decode did not report its KV dtype"; cat "$work/out"; }
 # Training: bad data is named by file and line; a good run trains and saves a model directory.
 printf '{"text": "the quick brown fox"}\n{"text": "jumps over"}\n' >"$work/pre.jsonl"
 printf '{"text": "fine"}\n{"text": broken\n' >"$work/bad.jsonl"

@@ -32,6 +32,7 @@ struct DecodeFlags {
   uint64_t seed = 0;
   int busy_cores = 0;
   std::string weights_dtype;
+  std::string kv_dtype = "fp32";
   CommonFlags common;
 };
 
@@ -111,6 +112,7 @@ int run_decode(const DecodeFlags& flags) {
   options.sampling.greedy = true;
   options.max_new_tokens = flags.new_tokens;
   options.max_context = flags.prompt_tokens + flags.new_tokens + 1;
+  options.kv_dtype = parse_kv_dtype(flags.kv_dtype);
 
   BandwidthProbe probe = make_probe(rt);
   for (int i = 0; i < flags.common.warmup; ++i) {
@@ -144,6 +146,7 @@ int run_decode(const DecodeFlags& flags) {
                            {"device", rt.device.str()},
                            {"dtype", flags.common.runtime.dtype},
                            {"weights_dtype", weights},
+                           {"kv_dtype", flags.kv_dtype},
                            {"threads", rt.threads},
                            {"busy_cores", flags.busy_cores},
                            {"blas", probe_backend().blas},
@@ -168,7 +171,7 @@ int run_decode(const DecodeFlags& flags) {
     return 0;
   }
   std::cout << std::fixed << std::setprecision(3) << "decode  " << source << "  prompt " << flags.prompt_tokens << " + "
-            << flags.new_tokens << " new tokens, batch 1 (" << rt.device.str() << ", " << flags.common.runtime.dtype << ", weights " << weights << ", "
+            << flags.new_tokens << " new tokens, batch 1 (" << rt.device.str() << ", " << flags.common.runtime.dtype << ", weights " << weights << ", KV " << flags.kv_dtype << ", "
             << rt.threads << " threads" << (flags.busy_cores > 0 ? cat(", ", flags.busy_cores, " busy cores beside it") : "") << ")\n"
             << "  tokens_per_s        " << tokens_per_s << "  (" << 1e3 / tokens_per_s << " ms/token, median of "
             << flags.common.repeat << ")\n"
@@ -195,6 +198,7 @@ tools::Subcommand add_decode_mode(CLI::App& app) {
   cmd->add_option("--busy-cores", flags->busy_cores, "Busy loops at the same priority beside each decode run (a busy machine)")
       ->capture_default_str()->check(tools::number_in(0, 256, "in [0, 256]"));
   tools::add_weights_dtype_flag(*cmd, flags->weights_dtype);
+  tools::add_kv_dtype_flag(*cmd, flags->kv_dtype);
   add_common_flags(*cmd, flags->common);
   cmd->get_option("--repeat")->default_val(5);
   cmd->get_option("--warmup")->default_val(1);

@@ -89,6 +89,7 @@ struct Session {
     options.max_new_tokens = flags.max_new_tokens;
     options.stop_ids = {model.config().eos_token_id};
     options.use_kv_cache = !flags.no_kv_cache;
+    options.kv_dtype = parse_kv_dtype(flags.decode.kv_dtype);
     options.sampling = flags.sampling;
     options.expert_source = store;
     options.router_control = control;

@@ -90,6 +90,7 @@ int run(Flags flags) {
                           {"threads", rt.threads},
                           {"compute_dtype", flags.runtime.dtype},
                           {"weights_format", to_string(weights_format(*setup.model))},
+                          {"kv_dtype", flags.decode.kv_dtype},
                           {"blas", backend.blas},
                           {"torch", backend.torch_version},
                           {"offload", setup.store ? tools::describe_store(*setup.store) : "off: every expert resident"},
@@ -97,6 +98,7 @@ int run(Flags flags) {
                                                   : cat(flags.scheduling.slots, " slot(s), one token each in turn")}};
     if (setup.router_control) config.description["router_control"] = to_string(setup.router_control->kind());
     config.router_control = setup.router_control ? &*setup.router_control : nullptr;
+    config.kv_dtype = parse_kv_dtype(flags.decode.kv_dtype);
     if (setup.engine && flags.scheduling.slots > 1)
       log::warn(cat("--parallel ", flags.scheduling.slots, " with --offload: generations run one at a time; the others queue"));
     service = std::make_shared<OpenAiService>(*setup.model, setup.tokenizer, std::move(chat), config, flags.scheduling,

@@ -15,6 +15,7 @@ void add_decode_flags(CLI::App& app, DecodeFlags& flags) {
   app.add_option("--model", flags.model, "Model directory (config.json, model.safetensors, tokenizer.json)")->required();
   app.add_option("--tokenizer", flags.tokenizer, "tokenizer.json to use instead of the model directory's");
   add_weights_dtype_flag(app, flags.weights_dtype);
+  add_kv_dtype_flag(app, flags.kv_dtype);
   add_offload_flags(app, flags.offload);
   app.add_option("--predict", flags.predict, "With --offload: which predictors fetch experts ahead: none, lookahead, intent or both")
       ->capture_default_str()

@@ -25,10 +25,11 @@ struct DecodeFlags {
   std::string model;           // --model DIR
   std::string tokenizer;       // --tokenizer FILE (empty: the model directory's tokenizer.json)
   std::string weights_dtype;   // --weights-dtype fp32|bf16|int8|int4 (empty: the directory's own format)
+  std::string kv_dtype = "fp32";  // --kv-dtype fp32|bf16
   OffloadFlags offload;        // --offload DIR and its budgets
   std::string predict = "both";  // --predict none|lookahead|intent|both (with --offload)
 };
-// Adds --model (required), --tokenizer, --weights-dtype, the offload flags and --predict.
+// Adds --model (required), --tokenizer, --weights-dtype, --kv-dtype, the offload flags and --predict.
 void add_decode_flags(CLI::App& app, DecodeFlags& flags);
 
 struct DecodeSetup {

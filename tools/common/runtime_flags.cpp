@@ -55,6 +55,14 @@ void add_weights_dtype_flag(CLI::App& app, std::string& value) {
                  "directory stores them, fp32 for a trained model; docs/decode.md \"Weight formats\")");
 }
 
+void add_kv_dtype_flag(CLI::App& app, std::string& value) {
+  app.add_option("--kv-dtype", value,
+                 "What the KV cache keeps: fp32 (as computed) or bf16 (half the bytes every token reads back; docs/decode.md "
+                 "\"A bfloat16 KV cache\")")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "bf16"}));
+}
+
 std::optional<WeightFormat> parse_weights_dtype(const std::string& value) {
   if (value.empty()) return std::nullopt;
   try {

@@ -36,6 +36,9 @@ LoadOptions load_options(const Runtime& runtime, c10::ScalarType dtype);
 // Applies log level and threads, resolves the device and dtype; logs the backend summary at debug level.
 Runtime apply_runtime_flags(const RuntimeFlags& flags);
 
+// --kv-dtype fp32|bf16 on the tools that decode (chronos/model/kv_cache.h); value starts as "fp32".
+void add_kv_dtype_flag(CLI::App& app, std::string& value);
+
 // --weights-dtype fp32|bf16|int8|int4 on the tools that decode (chronos/model/weight_format.h).
 void add_weights_dtype_flag(CLI::App& app, std::string& value);
 // The flag's value; unset when empty (the model directory's own format). Throws InvalidArgument

@@ -85,7 +85,7 @@ class ChronosForCausalLMImpl : public torch::nn::Module {
   const ModelConfig& config() const { return config_; }
   DecoderLayerImpl& layer(int64_t index) { return model->layers->at<DecoderLayerImpl>(static_cast<size_t>(index)); }
   at::Tensor lm_head_weight() const { return lm_head.is_empty() ? model->embed_tokens->weight : lm_head->weight; }
-  KVCache make_cache() const { return KVCache(config_.num_hidden_layers); }
+  KVCache make_cache(KvDtype dtype = KvDtype::fp32) const { return KVCache(config_.num_hidden_layers, dtype); }
   // Sets fallback_mask_prob in the config and every MoE layer (0..1).
   void set_fallback_mask_prob(double p);
 

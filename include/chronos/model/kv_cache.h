@@ -8,10 +8,19 @@
 #include <ATen/Tensor.h>
 
 #include <cstdint>
+#include <string>
 #include <utility>
 #include <vector>
 
 namespace chronos {
+
+// The dtype a decode keeps its keys and values in. fp32: as the attention computes them (float32 on
+// the CPU). bf16: rounded to bfloat16 (nearest even) as they are cached, half the bytes that every
+// later token reads back (llama.cpp keeps float16 by default); attention still computes in float32.
+enum class KvDtype { fp32, bf16 };
+const char* to_string(KvDtype dtype);
+// "fp32" or "bf16"; throws InvalidArgument naming the value otherwise.
+KvDtype parse_kv_dtype(const std::string& name);
 
 // One layer's two cached tensors, [B, length, ...] each. append() writes in place into storage that
 // grows geometrically, so a decoded token costs a copy of its own keys, not of the whole cache.
@@ -20,6 +29,8 @@ namespace chronos {
 struct LayerCache {
   at::Tensor first;   // MLA: latent; window/GQA: keys
   at::Tensor second;  // MLA: rotated rope keys; window/GQA: values
+  // The dtype appended positions are kept in (converted as they are appended); Undefined: as appended.
+  at::ScalarType store_as = at::ScalarType::Undefined;
   int64_t length() const { return first.defined() ? first.size(1) : 0; }
 
   LayerCache() = default;
@@ -29,8 +40,8 @@ struct LayerCache {
   LayerCache(LayerCache&&) = default;
   LayerCache& operator=(LayerCache&&) = default;
 
-  // first = cat(first, a, dim 1), second = cat(second, b, dim 1). Inputs that need a gradient are
-  // concatenated out of place, as autograd requires.
+  // first = cat(first, a, dim 1), second = cat(second, b, dim 1), in store_as when it is set. Inputs
+  // that need a gradient are concatenated out of place, as autograd requires.
   void append(const at::Tensor& a, const at::Tensor& b);
   // Keeps the last n positions (n <= length()): a view, no copy.
   void keep_last(int64_t n);
@@ -42,7 +53,8 @@ struct LayerCache {
 
 class KVCache {
  public:
-  explicit KVCache(int64_t num_layers = 0) : layers_(num_layers) {}
+  explicit KVCache(int64_t num_layers = 0, KvDtype dtype = KvDtype::fp32);
+  KvDtype dtype() const { return dtype_; }
 
   // Tokens processed so far: the absolute position of the next token.
   int64_t position() const { return position_; }
@@ -50,13 +62,14 @@ class KVCache {
   LayerCache& layer(int64_t index) { return layers_.at(index); }
   const LayerCache& layer(int64_t index) const { return layers_.at(index); }
   int64_t num_layers() const { return static_cast<int64_t>(layers_.size()); }
-  void reset();
+  void reset();  // empty again, in the same dtype
   // Bytes held by all layers.
   int64_t bytes() const;
 
  private:
   std::vector<LayerCache> layers_;
   int64_t position_ = 0;
+  KvDtype dtype_ = KvDtype::fp32;
 };
 
 }  // namespace chronos

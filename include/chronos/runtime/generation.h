@@ -39,6 +39,7 @@ struct GenerationOptions {
   // are applied by a TextStream (runtime/text_stream.h) fed from the TokenCallback.
   std::vector<std::string> stop_strings;
   bool use_kv_cache = true;        // false: recompute the full sequence every step
+  KvDtype kv_dtype = KvDtype::fp32;  // what the KV cache keeps (chronos/model/kv_cache.h)
   int64_t max_context = 0;         // > 0: total tokens allowed (prompt + generated); 0: max_position_embeddings
   SamplingOptions sampling;
   ExpertSource* expert_source = nullptr;  // null: the model's own experts

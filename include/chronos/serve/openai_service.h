@@ -29,6 +29,7 @@ struct ServiceConfig {
   SamplingOptions sampling;           // for the sampling fields a request leaves out
   int64_t default_max_tokens = 1024;  // when a request gives no max_tokens (the context still bounds it)
   bool show_special = false;          // added tokens (<think>, <|im_end|>) appear in the text
+  KvDtype kv_dtype = KvDtype::fp32;   // what every run's KV cache keeps (chronos/model/kv_cache.h)
   nlohmann::json description;         // shown by properties() (device, threads, weights format, offload)
   // A trained router control's bias every run routes with (frozen: runs only read it, so they may
   // share it); null: none. It must outlive the service.
