@@ -141,6 +141,20 @@ inline __attribute__((always_inline)) void dot_rows2_inline(const float* q0, con
       }
     }
     const Vec4 sums = reduce4(lo[0][0] + hi[0][0], lo[1][0] + hi[1][0], lo[0][1] + hi[0][1], lo[1][1] + hi[1][1]);
+    if (i == n && keys == 2) {  // no scalar tail: the four scores scaled (and added) as one vector
+      using Vec2 = float __attribute__((vector_size(8)));
+      Vec4 v = scale * sums;  // [query 0 key t, query 0 key t + 1, query 1 key t, query 1 key t + 1]
+      if (accumulate) {
+        Vec2 before0, before1;
+        std::memcpy(&before0, out0 + t, sizeof before0);
+        std::memcpy(&before1, out1 + t, sizeof before1);
+        v = __builtin_shufflevector(before0, before1, 0, 1, 2, 3) + v;
+      }
+      const Vec2 scores0 = __builtin_shufflevector(v, v, 0, 1), scores1 = __builtin_shufflevector(v, v, 2, 3);
+      std::memcpy(out0 + t, &scores0, sizeof scores0);
+      std::memcpy(out1 + t, &scores1, sizeof scores1);
+      continue;
+    }
     for (int j = 0; j < 2; ++j) {
       for (int key = 0; key < keys; ++key) {
         float sum = sums[2 * j + key];
@@ -264,9 +278,30 @@ void rms_norm(const float* x, float* y, int64_t groups, int64_t dim, const float
   }
 }
 
+namespace {
+// The largest of n floats in two sets of eight lanes (std::max_element's compares each wait on the
+// last: most of a softmax's time over a few hundred attention scores). Only a NaN can make it differ
+// from std::max_element's value, and a NaN score makes the whole softmax NaN either way.
+inline __attribute__((always_inline)) float max_of(const float* v, int64_t n) {
+  Vec8 top0 = Vec8{} - __builtin_inff(), top1 = top0;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    Vec8 x0, x1;
+    std::memcpy(&x0, v + i, sizeof x0);
+    std::memcpy(&x1, v + i + 8, sizeof x1);
+    top0 = x0 > top0 ? x0 : top0;
+    top1 = x1 > top1 ? x1 : top1;
+  }
+  float best = -__builtin_inff();
+  for (int j = 0; j < 8; ++j) best = std::max({best, top0[j], top1[j]});
+  for (; i < n; ++i) best = std::max(best, v[i]);
+  return best;
+}
+}  // namespace
+
 CHRONOS_SIMD_CLONES
 void softmax_in_place(float* scores, int64_t n) {
-  const float top = *std::max_element(scores, scores + n);
+  const float top = max_of(scores, n);
   Vec16 sums = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
