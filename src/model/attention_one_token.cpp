@@ -137,7 +137,8 @@ at::Tensor MLAttentionImpl::forward_one_token(const at::Tensor& x, AttentionCont
   rope(q_rope.data(), heads_, rope_, cos_row, sin_row);
   std::vector<float> rope_key = project_token(k_rope_proj, latent.data());
   rope(rope_key.data(), kv_heads_, rope_, cos_row, sin_row);
-  ctx.cache->append(at::from_blob(latent.data(), {1, 1, C}), at::from_blob(rope_key.data(), {1, 1, kv_heads_, rope_}));
+  if (!ctx.cache->append_token(latent.data(), C, rope_key.data(), kv_heads_ * rope_))
+    ctx.cache->append(at::from_blob(latent.data(), {1, 1, C}), at::from_blob(rope_key.data(), {1, 1, kv_heads_, rope_}));
 
   const LayerCache& cache = *ctx.cache;
   const int64_t T = cache.length();
@@ -219,7 +220,8 @@ at::Tensor WindowAttentionImpl::forward_one_token(const at::Tensor& x, Attention
   const auto [cos_row, sin_row] = ctx.rope_full->cpu_row(P);
   rope(q.data(), heads_, D, cos_row, sin_row);
   rope(k.data(), kv_heads_, D, cos_row, sin_row);
-  ctx.cache->append(at::from_blob(k.data(), {1, 1, kv_heads_, D}), at::from_blob(v.data(), {1, 1, kv_heads_, D}));
+  if (!ctx.cache->append_token(k.data(), kv_heads_ * D, v.data(), kv_heads_ * D))
+    ctx.cache->append(at::from_blob(k.data(), {1, 1, kv_heads_, D}), at::from_blob(v.data(), {1, 1, kv_heads_, D}));
 
   LayerCache& cache = *ctx.cache;
   const int64_t T = cache.length();

@@ -54,15 +54,23 @@ void narrow_view(at::Tensor& view, const at::Tensor& storage, int64_t start, int
   view = storage.narrow(1, start, length);
 }
 
-// Copies the contiguous CPU tensor t into `to`, converted to `dtype` (a float32 -> bfloat16 loop
-// rounds to nearest even, as at::Tensor::to does).
+// Writes n float32 values into `to` as `dtype`: float32, or bfloat16 rounded to nearest even, as
+// at::Tensor::to rounds.
+void put_floats(void* to, const float* from, int64_t n, at::ScalarType dtype) {
+  if (dtype == at::kFloat) {
+    std::memcpy(to, from, static_cast<size_t>(n) * sizeof(float));
+    return;
+  }
+  c10::BFloat16* out = static_cast<c10::BFloat16*>(to);
+  for (int64_t i = 0; i < n; ++i) out[i] = c10::BFloat16(from[i]);
+}
+
+// Copies the contiguous CPU tensor t into `to`, converted to `dtype`.
 void put_converted(void* to, const at::Tensor& t, at::ScalarType dtype) {
   if (t.scalar_type() == dtype) {
     std::memcpy(to, t.data_ptr(), t.nbytes());
   } else if (t.scalar_type() == at::kFloat && dtype == at::kBFloat16) {
-    const float* from = t.data_ptr<float>();
-    c10::BFloat16* out = static_cast<c10::BFloat16*>(to);
-    for (int64_t i = 0, n = t.numel(); i < n; ++i) out[i] = c10::BFloat16(from[i]);
+    put_floats(to, t.data_ptr<float>(), t.numel(), dtype);
   } else {
     at::from_blob(to, t.sizes(), t.options().dtype(dtype)).copy_(t);
   }
@@ -78,6 +86,7 @@ void LayerCache::append(const at::Tensor& a, const at::Tensor& b) {
     first = first.defined() ? at::cat({first, a_kept}, 1) : a_kept;
     second = second.defined() ? at::cat({second, b_kept}, 1) : b_kept;
     first_storage_ = second_storage_ = at::Tensor();
+    first_base_ = second_base_ = nullptr;
     start_ = 0;
     return;
   }
@@ -106,6 +115,36 @@ void LayerCache::append(const at::Tensor& a, const at::Tensor& b) {
   }
   narrow_view(first, first_storage_, start_, length + extra);
   narrow_view(second, second_storage_, start_, length + extra);
+  // What append_token needs: one sequence in contiguous CPU storage of float32 or bfloat16.
+  const bool token_ready = a.size(0) == 1 && first_storage_.is_cpu() && first_storage_.is_contiguous() && second_storage_.is_contiguous() &&
+                           first_storage_.scalar_type() == second_storage_.scalar_type() &&
+                           (first_storage_.scalar_type() == at::kFloat || first_storage_.scalar_type() == at::kBFloat16);
+  first_base_ = token_ready ? static_cast<char*>(first_storage_.data_ptr()) : nullptr;
+  second_base_ = token_ready ? static_cast<char*>(second_storage_.data_ptr()) : nullptr;
+  capacity_ = first_storage_.size(1);
+  first_values_ = first_storage_.numel() / capacity_;
+  second_values_ = second_storage_.numel() / capacity_;
+  kept_ = first_storage_.scalar_type();
+}
+
+namespace {
+// Grows a view's length by one in place (it starts where it did).
+void grow_view(at::Tensor& view) { view.unsafeGetTensorImpl()->set_size(1, view.size(1) + 1); }
+}  // namespace
+
+bool LayerCache::append_token(const float* a, int64_t a_count, const float* b, int64_t b_count) {
+  if (first_base_ == nullptr || a_count != first_values_ || b_count != second_values_) return false;
+  const int64_t length = this->length();
+  // The views change in place, so nothing else may hold them (as narrow_view asks).
+  if (start_ + length + 1 > capacity_ || first.use_count() != 1 || second.use_count() != 1 ||
+      !first.unsafeGetTensorImpl()->allow_tensor_metadata_change() || !second.unsafeGetTensorImpl()->allow_tensor_metadata_change())
+    return false;
+  const int64_t element = static_cast<int64_t>(c10::elementSize(kept_));
+  put_floats(first_base_ + (start_ + length) * first_values_ * element, a, a_count, kept_);
+  put_floats(second_base_ + (start_ + length) * second_values_ * element, b, b_count, kept_);
+  grow_view(first);
+  grow_view(second);
+  return true;
 }
 
 void LayerCache::keep_last(int64_t n) {

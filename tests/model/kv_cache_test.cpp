@@ -122,6 +122,43 @@ TEST(LayerCache, StoreAsBfloat16RoundsAsTensorToDoes) {
   EXPECT_TRUE(at::equal(rounding.first.to(at::kFloat).flatten(), at::tensor({1.0f, 1.0f + 4.0f / 256, -1.0f})));
 }
 
+// append_token: one position from raw floats equals append() of it, through growth, a window's slide
+// and a bfloat16 store; it declines (appending nothing) where append() must do the work.
+TEST(LayerCache, AppendTokenEqualsAppend) {
+  for (const at::ScalarType store_as : {at::ScalarType::Undefined, at::kBFloat16}) {
+    at::manual_seed(13);
+    const at::Tensor keys = at::randn({1, 300, 2, 3}), values = at::randn({1, 300, 2, 3});
+    LayerCache by_token, by_append;
+    by_token.store_as = by_append.store_as = store_as;
+    EXPECT_FALSE(by_token.append_token(keys.data_ptr<float>(), 6, values.data_ptr<float>(), 6));  // no storage yet
+    by_token.append(keys.narrow(1, 0, 1), values.narrow(1, 0, 1));
+    by_append.append(keys.narrow(1, 0, 1), values.narrow(1, 0, 1));
+    EXPECT_FALSE(by_token.append_token(keys.data_ptr<float>(), 5, values.data_ptr<float>(), 6));  // another shape
+    for (int64_t t = 1; t < 300; ++t) {
+      const at::Tensor k = keys.narrow(1, t, 1).contiguous(), v = values.narrow(1, t, 1).contiguous();
+      if (!by_token.append_token(k.data_ptr<float>(), 6, v.data_ptr<float>(), 6)) by_token.append(k, v);  // full: append() grows it
+      by_append.append(k, v);
+      if (t % 50 == 0) {  // a window's slide
+        by_token.keep_last(20);
+        by_append.keep_last(20);
+      }
+      ASSERT_TRUE(at::equal(by_token.first, by_append.first)) << "position " << t;
+      ASSERT_TRUE(at::equal(by_token.second, by_append.second)) << "position " << t;
+    }
+    // A held view keeps its rows: append_token declines, and append() leaves the view as it was.
+    const at::Tensor held = by_token.first;
+    const at::Tensor before = held.clone();
+    const at::Tensor k = at::randn({1, 1, 2, 3});
+    EXPECT_FALSE(by_token.append_token(k.data_ptr<float>(), 6, k.data_ptr<float>(), 6));
+    EXPECT_TRUE(at::equal(held, before));
+  }
+  LayerCache two;
+  two.append(at::zeros({2, 1, 4}), at::zeros({2, 1, 4}));
+  const std::vector<float> row(4, 1.0f);
+  EXPECT_FALSE(two.append_token(row.data(), 4, row.data(), 4));  // two sequences
+  EXPECT_EQ(two.length(), 1);
+}
+
 TEST(KVCache, KeepsItsDtypeAcrossReset) {
   KVCache cache(2, KvDtype::bf16);
   EXPECT_EQ(cache.dtype(), KvDtype::bf16);
