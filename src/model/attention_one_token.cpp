@@ -1,10 +1,10 @@
 // The batch-1 decoding paths of both attention kinds: one float32 CPU token attending to its layer's
-// cache (float32 or bfloat16 rows, widened in registers), with the projections on the streaming gemv and the per-head work in plain loops. The
-// general paths spend ~100 tensor operations per layer on one token, and the MLA one re-projected
-// the whole cached latent into keys and values at every step (T x C x (nope + head_dim) x kv_heads
-// multiply-adds, 9.4M per layer at T = 384); here MLA attends in the absorbed form
-// (DeepSeek-V2, arXiv:2405.04434 §2.1.2): score = (W_k^T q_nope) . latent + q_rope . rope_key and
-// out = W_v (sum_t p_t latent_t), which reads the cache once.
+// cache (float32 or bfloat16 rows, widened in registers), with the projections on the streaming gemv
+// and the per-head work in plain loops. The general paths spend ~100 tensor operations per layer on
+// one token, and the MLA one re-projected the whole cached latent into keys and values at every step
+// (T x C x (nope + head_dim) x kv_heads multiply-adds, 9.4M per layer at T = 384); here MLA attends
+// in the absorbed form (DeepSeek-V2, arXiv:2405.04434 §2.1.2): score = (W_k^T q_nope) . latent +
+// q_rope . rope_key and out = W_v (sum_t p_t latent_t), which reads the cache once.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -101,7 +101,8 @@ bool one_token_applies(const at::Tensor& x, const AttentionContext& ctx, bool tr
   for (const at::Tensor* w : floats)
     if (!cpu::is_plain_float(*w)) return false;
   const LayerCache& cache = *ctx.cache;
-  const bool kernel_dtype = cache.first.defined() && (cache.first.scalar_type() == at::kFloat || cache.first.scalar_type() == at::kBFloat16);
+  const at::ScalarType dtype = cache.first.defined() ? cache.first.scalar_type() : at::ScalarType::Undefined;
+  const bool kernel_dtype = dtype == at::kFloat || dtype == at::kBFloat16;
   return !cache.first.defined() || (kernel_dtype && cache.first.size(0) == 1 && cache.first.is_contiguous() &&
                                     cache.second.scalar_type() == cache.first.scalar_type() && cache.second.is_contiguous());
 }

@@ -11,7 +11,10 @@
 namespace chronos {
 
 DecodeRun::DecodeRun(ChronosForCausalLMImpl& model, std::vector<int64_t> prompt, GenerationOptions options)
-    : model_(model), options_(std::move(options)), sampler_((options_.validate(), options_.sampling)), cache_(model.make_cache(options_.kv_dtype)) {
+    : model_(model),
+      options_(std::move(options)),
+      sampler_((options_.validate(), options_.sampling)),
+      cache_(model.make_cache(options_.kv_dtype)) {
   if (prompt.empty()) throw InvalidArgument("generate: the prompt is empty");
   const int64_t context = options_.max_context > 0 ? options_.max_context : model.config().max_position_embeddings;
   const int64_t prompt_len = static_cast<int64_t>(prompt.size());

@@ -126,6 +126,21 @@ TEST(CpuVectorExp, SoftmaxAndSiluTimesMatchFloat64) {
   }
 }
 
+// The softmax subtracts the true maximum wherever it sits (in either set of vector lanes or in the
+// tail): with scores near 1000, any smaller one would overflow exp to infinity.
+TEST(CpuVectorExp, SoftmaxSubtractsTheMaximumWhereverItSits) {
+  for (const int64_t n : {7, 16, 40, 67}) {
+    for (int64_t at_index = 0; at_index < n; ++at_index) {
+      at::Tensor x = at::linspace(900, 990, n);
+      x[at_index] = 1000.0f;
+      x[(at_index + 1) % n] = -std::numeric_limits<float>::infinity();
+      at::Tensor scores = x.clone();
+      cpu::softmax_in_place(scores.data_ptr<float>(), n);
+      ASSERT_TRUE(at::allclose(scores.to(at::kDouble), at::softmax(x.to(at::kDouble), 0), 1e-6, 1e-7)) << "n " << n << ", max at " << at_index;
+    }
+  }
+}
+
 // Greedy decoding's pick: the index at::argmax gives (the first of equal maxima, the first NaN), on
 // lengths off the vector width, with the special values in the vector part and in the tail.
 TEST(CpuFirstMax, PicksWhatArgmaxPicks) {

@@ -171,7 +171,8 @@ int run_decode(const DecodeFlags& flags) {
     return 0;
   }
   std::cout << std::fixed << std::setprecision(3) << "decode  " << source << "  prompt " << flags.prompt_tokens << " + "
-            << flags.new_tokens << " new tokens, batch 1 (" << rt.device.str() << ", " << flags.common.runtime.dtype << ", weights " << weights << ", KV " << flags.kv_dtype << ", "
+            << flags.new_tokens << " new tokens, batch 1 (" << rt.device.str() << ", " << flags.common.runtime.dtype << ", weights " << weights
+            << ", KV " << flags.kv_dtype << ", "
             << rt.threads << " threads" << (flags.busy_cores > 0 ? cat(", ", flags.busy_cores, " busy cores beside it") : "") << ")\n"
             << "  tokens_per_s        " << tokens_per_s << "  (" << 1e3 / tokens_per_s << " ms/token, median of "
             << flags.common.repeat << ")\n"
