@@ -12,6 +12,11 @@ namespace chronos {
 // float32 [count, cols]: rows [first, first + count).
 at::Tensor widen_rows(const at::Tensor& stored, int64_t first, int64_t count, int64_t cols);
 
+// widen_rows into out [count, cols] (a CPU matrix), the rows split over LibTorch's threads: the
+// general path widens a prompt's matrices tile by tile into one buffer. Throws InvalidArgument for
+// rows outside the matrix.
+void widen_rows_into(const at::Tensor& stored, int64_t first, int64_t count, int64_t cols, float* out);
+
 // float32 [index.numel(), cols]: the rows `index` names (int64 ids, each checked against the rows).
 at::Tensor widen_selected_rows(const at::Tensor& stored, const at::Tensor& index, int64_t cols);
 

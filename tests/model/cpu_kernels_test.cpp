@@ -11,6 +11,9 @@
 
 #include "chronos/model/linear.h"
 #include "chronos/model/rmsnorm.h"
+#include "chronos/model/weight_format.h"
+#include "model/format_kernels.h"
+#include "model/row_groups.h"
 // The vector exp's test passes 64-byte vectors by value in baseline x86-64 code, which GCC notes
 // as an ABI change; nothing here crosses a library boundary.
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -281,6 +284,30 @@ TEST(CpuGemv, NeedsNoGradientToApply) {
   EXPECT_FALSE(cpu::gemv_applies(x, w));
   at::NoGradGuard no_grad;
   EXPECT_TRUE(cpu::gemv_applies(x, w));
+}
+
+// Several rows against a stored matrix (the general path: a prompt) equal the product with the
+// widened matrix, the block formats' input rounded to its int8 blocks as the kernels see it; with
+// more rows than a tile of the widened buffer (1,024 rows of 1,024 columns), so that the last tile
+// is partial.
+TEST(CpuGemv, SeveralRowsAgainstAStoredMatrixMeetItsWidenedRows) {
+  at::manual_seed(5);
+  const int64_t out = 1100, in = 1024;
+  const at::Tensor weights = at::randn({out, in}) * 0.05;
+  const at::Tensor x = at::randn({2, 3, in});
+  at::NoGradGuard no_grad;
+  for (const WeightFormat format : {WeightFormat::bf16, WeightFormat::int8, WeightFormat::int4}) {
+    SCOPED_TRACE(to_string(format));
+    at::Tensor stored = to_weight_format(weights, format);
+    if (format != WeightFormat::bf16) stored = group_rows(stored, format, in);
+    at::Tensor input = x.clone();
+    if (cpu::needs_blocks(format))
+      for (int64_t r = 0; r < 6; ++r) cpu::round_to_input_blocks(input.data_ptr<float>() + r * in, in);
+    const at::Tensor reference = at::matmul(input, widen_weight(stored, in).t());
+    const at::Tensor y = project(x, stored);
+    ASSERT_EQ(y.sizes(), reference.sizes());
+    EXPECT_TRUE(at::allclose(y, reference, 1e-4, 1e-4)) << (y - reference).abs().max().item<float>();
+  }
 }
 
 // project() keeps autograd for a single row that needs a gradient, and agrees with the GEMM path.

@@ -110,6 +110,30 @@ TEST(RowGroups, OneRowWidensAsTheMatrixDoes) {
   }
 }
 
+// Many rows widened into one buffer, the rows split over the threads (chunks of 64 K values: rows
+// 3..992 of 70 columns are two), equal the matrix's widened rows in every format and layout, the
+// last block of each row partial; rows outside the matrix are one clear error.
+TEST(RowGroups, ManyRowsWidenIntoOneBufferAsTheMatrixDoes) {
+  at::manual_seed(44);
+  const int64_t rows = 1000, cols = 70, first = 3, count = 990;
+  const at::Tensor weights = at::randn({rows, cols});
+  for (const WeightFormat format : {WeightFormat::fp32, WeightFormat::bf16, WeightFormat::int8, WeightFormat::int4}) {
+    const at::Tensor row_major = to_weight_format(weights, format);
+    std::vector<at::Tensor> layouts{row_major};
+    if (format == WeightFormat::int8 || format == WeightFormat::int4) layouts.push_back(group_rows(row_major, format, cols));
+    const at::Tensor wide = widen_weight(row_major, cols);
+    for (const at::Tensor& stored : layouts) {
+      SCOPED_TRACE(std::string(to_string(format)) + (stored.dim() == 3 ? " in row groups" : ""));
+      at::Tensor out = at::full({count, cols}, -1.0f);
+      widen_rows_into(stored, first, count, cols, out.data_ptr<float>());
+      EXPECT_TRUE(out.equal(wide.narrow(0, first, count)));
+      EXPECT_TRUE(widen_rows(stored, first, count, cols).equal(wide.narrow(0, first, count)));
+      expect_error([&] { widen_rows_into(stored, 990, 11, cols, out.data_ptr<float>()); }, "rows [990, 1001) of a matrix of 1000 rows");
+      expect_error([&] { widen_rows_into(stored, -1, 2, cols, out.data_ptr<float>()); }, "rows [-1, 1)");
+    }
+  }
+}
+
 TEST(RowGroups, RefuseWhatIsNoMatrixOfGroups) {
   const at::Tensor six_rows = to_weight_format(at::randn({6, 64}), WeightFormat::int8);
   expect_error([&] { group_rows(six_rows, WeightFormat::int8, 64); }, "rows a multiple of 4");
