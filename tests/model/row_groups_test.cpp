@@ -86,6 +86,13 @@ void expect_error(const std::function<void()>& call, const std::string& fragment
   }
 }
 
+// `weights` stored in `format`: row-major, and for the block formats in row groups too.
+std::vector<at::Tensor> stored_layouts(const at::Tensor& weights, WeightFormat format) {
+  const at::Tensor row_major = to_weight_format(weights, format);
+  if (format != WeightFormat::int8 && format != WeightFormat::int4) return {row_major};
+  return {row_major, group_rows(row_major, format, weights.size(1))};
+}
+
 // One row widened into floats (a decode step's embedding) equals the matrix's widened row, in every
 // format and layout; a row outside the matrix is one clear error.
 TEST(RowGroups, OneRowWidensAsTheMatrixDoes) {
@@ -93,11 +100,8 @@ TEST(RowGroups, OneRowWidensAsTheMatrixDoes) {
   const int64_t rows = 8, cols = 70;
   const at::Tensor weights = at::randn({rows, cols});
   for (const WeightFormat format : {WeightFormat::fp32, WeightFormat::bf16, WeightFormat::int8, WeightFormat::int4}) {
-    const at::Tensor row_major = to_weight_format(weights, format);
-    std::vector<at::Tensor> layouts{row_major};
-    if (format == WeightFormat::int8 || format == WeightFormat::int4) layouts.push_back(group_rows(row_major, format, cols));
-    const at::Tensor wide = widen_weight(row_major, cols);
-    for (const at::Tensor& stored : layouts) {
+    const at::Tensor wide = widen_weight(to_weight_format(weights, format), cols);
+    for (const at::Tensor& stored : stored_layouts(weights, format)) {
       SCOPED_TRACE(std::string(to_string(format)) + (stored.dim() == 3 ? " in row groups" : ""));
       at::Tensor row = at::empty({cols});
       for (const int64_t r : {int64_t{0}, int64_t{5}, rows - 1}) {
@@ -118,11 +122,8 @@ TEST(RowGroups, ManyRowsWidenIntoOneBufferAsTheMatrixDoes) {
   const int64_t rows = 1000, cols = 70, first = 3, count = 990;
   const at::Tensor weights = at::randn({rows, cols});
   for (const WeightFormat format : {WeightFormat::fp32, WeightFormat::bf16, WeightFormat::int8, WeightFormat::int4}) {
-    const at::Tensor row_major = to_weight_format(weights, format);
-    std::vector<at::Tensor> layouts{row_major};
-    if (format == WeightFormat::int8 || format == WeightFormat::int4) layouts.push_back(group_rows(row_major, format, cols));
-    const at::Tensor wide = widen_weight(row_major, cols);
-    for (const at::Tensor& stored : layouts) {
+    const at::Tensor wide = widen_weight(to_weight_format(weights, format), cols);
+    for (const at::Tensor& stored : stored_layouts(weights, format)) {
       SCOPED_TRACE(std::string(to_string(format)) + (stored.dim() == 3 ? " in row groups" : ""));
       at::Tensor out = at::full({count, cols}, -1.0f);
       widen_rows_into(stored, first, count, cols, out.data_ptr<float>());
