@@ -160,15 +160,19 @@ void LayerCache::keep_last(int64_t n) {
   }
 }
 
+namespace {
+// What a layer of a cache of `dtype` keeps its positions in (LayerCache::store_as).
+at::ScalarType store_as(KvDtype dtype) { return dtype == KvDtype::bf16 ? at::kBFloat16 : at::ScalarType::Undefined; }
+}  // namespace
+
 KVCache::KVCache(int64_t num_layers, KvDtype dtype) : layers_(num_layers), dtype_(dtype) {
-  for (LayerCache& layer : layers_) layer.store_as = dtype == KvDtype::bf16 ? at::kBFloat16 : at::ScalarType::Undefined;
+  for (LayerCache& layer : layers_) layer.store_as = store_as(dtype);
 }
 
 void KVCache::reset() {
   for (auto& layer : layers_) {
-    const at::ScalarType store_as = layer.store_as;
     layer = LayerCache{};
-    layer.store_as = store_as;
+    layer.store_as = store_as(dtype_);
   }
   position_ = 0;
 }
