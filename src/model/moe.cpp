@@ -21,7 +21,7 @@ MoEImpl::MoEImpl(const ModelConfig& c, bool routed_experts)
   experts = register_module("experts", torch::nn::ModuleList());
   for (int64_t e = 0; e < num_experts_; ++e) {
     FeedForward expert(H, intermediate_, routed_experts);
-    routed_.push_back(expert.get());
+    routed_weights_.push_back(expert->weights());
     experts->push_back(expert);
   }
   shared_experts = register_module("shared_experts", torch::nn::ModuleList());
@@ -38,8 +38,8 @@ at::Tensor MoEImpl::shared_output(const at::Tensor& x) {
   return shared;
 }
 
-ExpertWeights MoEImpl::expert_weights(int64_t expert) const {
-  ExpertWeights w = routed_[static_cast<size_t>(expert)]->weights();
+const ExpertWeights& MoEImpl::loaded_expert(int64_t expert) const {
+  const ExpertWeights& w = routed_weights_[static_cast<size_t>(expert)];
   if (w.gate_proj.numel() == 0)
     throw InvalidArgument(cat("routed expert ", expert, " was not loaded (skip_routed_experts): pass an expert source"));
   return w;
@@ -62,7 +62,7 @@ void MoEImpl::for_each_expert(const MoECall& call, const std::vector<int64_t>& w
                               const std::function<void(int64_t, const ExpertWeights&)>& use,
                               const std::function<void()>& before_release) {
   if (!call.source) {
-    for (int64_t e : wanted) use(e, expert_weights(e));
+    for (int64_t e : wanted) use(e, loaded_expert(e));
     return;
   }
   if (!wanted.empty()) call.source->announce(call.layer, wanted);

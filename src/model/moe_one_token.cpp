@@ -89,10 +89,12 @@ MoEOutput MoEImpl::forward_one_token(const at::Tensor& x, const MoECall& call) {
     wanted.erase(std::remove_if(wanted.begin(), wanted.end(), [&](int64_t e) { return !available.data_ptr<bool>()[e]; }),
                  wanted.end());
 
-  at::Tensor y = at::empty({1, 1, H}, x.options());  // fresh: the residual adds into it
+  thread_local TokenBuffer output_buffer;  // reused: the layer adds it into its residual stream and lets it go
+  at::Tensor y = output_buffer.get({1, 1, H}, x.options());
   float* y_data = y.data_ptr<float>();
   std::fill(y_data, y_data + H, 0.0f);
   std::vector<cpu::SwigluTerm> terms;
+  terms.reserve(static_cast<size_t>(k + num_shared_));
   const auto add_term = [&](const ExpertWeights& w, float coef, int64_t I) {
     if (const std::optional<WeightFormat> format = kernel_format(w, H, I)) {
       terms.push_back({w.gate_proj.data_ptr(), w.up_proj.data_ptr(), w.down_proj.data_ptr(), coef, *format,

@@ -52,7 +52,7 @@ class MoEImpl : public torch::nn::Module {
   MoEOutput forward(const at::Tensor& x, const MoECall& call);
 
   int64_t num_experts() const { return num_experts_; }
-  ExpertWeights expert_weights(int64_t expert) const;
+  ExpertWeights expert_weights(int64_t expert) const { return loaded_expert(expert); }
   // Whether forward(x) takes the batch-1 decoding path (moe_one_token.cpp): one contiguous float32
   // CPU token [1,1,H] at inference, nothing needing a gradient.
   bool one_token_path_applies(const at::Tensor& x) const;
@@ -85,9 +85,15 @@ class MoEImpl : public torch::nn::Module {
   int64_t num_experts_, top_k_, num_shared_, intermediate_, shared_intermediate_;
   bool norm_topk_;
   double fallback_mask_prob_;
-  // The routed experts' modules in `experts` (registered once, never replaced), without
-  // ModuleList::at's dynamic_cast per lookup (0.9% of a fine.json int8 step).
-  std::vector<FeedForwardImpl*> routed_;
+  // routed_weights_[e], or InvalidArgument when expert e was not loaded (skip_routed_experts).
+  const ExpertWeights& loaded_expert(int64_t expert) const;
+
+  // Each routed expert's three weights: the very tensors of its module in `experts`, registered once
+  // (weights change through set_data, which keeps the tensor: weight_format.cpp, pretrained.cpp,
+  // weight_arena.cpp, Module::to). A lookup reads them from this array, not through the expert's
+  // module, its Linear modules and their members: those misses, the streamed weights having evicted
+  // them, cost ~3.4 us a layer of a fine.json int8 step.
+  std::vector<ExpertWeights> routed_weights_;
   at::Tensor inference_aux_;  // the one-token path's zero aux_raw (float32, CPU, as its input), one tensor for every call
 };
 TORCH_MODULE(MoE);
