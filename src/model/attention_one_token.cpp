@@ -76,6 +76,26 @@ std::vector<float> project_token(const torch::nn::Linear& linear, const float* x
   return project_token(linear, input_for(x, {&linear}));
 }
 
+// A projection's rows as the parallel units read them: its format, layout, weights and bias, taken
+// on the calling thread (a unit runs on the work pool and must not throw or touch tensors).
+struct ProjectionRows {
+  ProjectionRows(const torch::nn::Linear& linear, int64_t in)
+      : format(stored_format(linear->weight, in)),
+        layout(cpu::row_layout(linear->weight, in)),
+        weight(linear->weight.data_ptr()),
+        bias(linear->bias.defined() ? linear->bias.data_ptr<float>() : nullptr) {}
+  // y[0, last - first) = rows [first, last) of W x (+ b): each row as the whole matrix's gemv sums it.
+  void project(const cpu::KernelInput& x, int64_t first, int64_t last, float* y) const {
+    cpu::rows_dot(format, weight, first, last, x, y, layout);
+    if (bias)
+      for (int64_t i = first; i < last; ++i) y[i - first] += bias[i];
+  }
+  WeightFormat format;
+  cpu::RowLayout layout;
+  const void* weight;
+  const float* bias;
+};
+
 at::Tensor output_token(const torch::nn::Linear& o_proj, const std::vector<float>& heads, const at::Tensor& like) {
   // Reused (token_buffer.h): the layer adds it into its residual stream and lets it go. at::empty
   // here cost ~1.2 us a layer on fine.json, the dispatcher's and allocator's state evicted by the
@@ -86,10 +106,10 @@ at::Tensor output_token(const torch::nn::Linear& o_proj, const std::vector<float
   return y;
 }
 
-void clip(std::vector<float>& v, double limit) {
+void clip(float* v, int64_t n, double limit) {
   if (limit <= 0) return;
   const float c = static_cast<float>(limit);
-  for (float& x : v) x = std::min(c, std::max(-c, x));
+  for (int64_t i = 0; i < n; ++i) v[i] = std::min(c, std::max(-c, v[i]));
 }
 
 // One float32 CPU token at inference, a cache to extend, no padding; the projections readable in place
@@ -133,14 +153,9 @@ at::Tensor MLAttentionImpl::forward_one_token(const at::Tensor& x, AttentionCont
   const float* token = x.data_ptr<float>();
   const int64_t C = kv_down_proj->weight.size(0), D = head_dim_, rep = heads_ / kv_heads_;
   const cpu::KernelInput input = input_for(token, {&q_nope_proj, &q_rope_proj, &kv_down_proj});
-  std::vector<float> q_nope = project_token(q_nope_proj, input);
-  std::vector<float> q_rope = project_token(q_rope_proj, input);
   std::vector<float> latent = project_token(kv_down_proj, input);
-  rms_norm(q_nope.data(), heads_, nope_, q_nope_norm->weight, q_nope_norm->eps());
-  rms_norm(q_rope.data(), heads_, rope_, q_rope_norm->weight, q_rope_norm->eps());
   rms_norm(latent.data(), 1, C, kv_down_norm->weight, kv_down_norm->eps());
   const auto [cos_row, sin_row] = ctx.rope_mla->cpu_row(ctx.position);
-  rope(q_rope.data(), heads_, rope_, cos_row, sin_row);
   std::vector<float> rope_key = project_token(k_rope_proj, latent.data());
   rope(rope_key.data(), kv_heads_, rope_, cos_row, sin_row);
   if (!ctx.cache->append_token(latent.data(), C, rope_key.data(), kv_heads_ * rope_))
@@ -151,16 +166,27 @@ at::Tensor MLAttentionImpl::forward_one_token(const at::Tensor& x, AttentionCont
   const float* Wk = k_nope_proj->weight.data_ptr<float>();  // [kv_heads * nope, C]
   const float* Wv = v_proj->weight.data_ptr<float>();       // [kv_heads * D, C]
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  std::vector<float> out(static_cast<size_t>(heads_ * D));
-  // Heads in pairs, a pair a parallel unit: both heads' scores and mixtures read the cached latents
-  // once (dot_rows2, weighted_row_sum2: the same sums as one head at a time). L: the latents [T, C],
-  // R: the rope keys [T, kv_heads, rope], contiguous (one_token_applies), float or bfloat16.
+  std::vector<float> out(static_cast<size_t>(heads_ * D)), q_nope(static_cast<size_t>(heads_ * nope_)), q_rope(static_cast<size_t>(heads_ * rope_));
+  const ProjectionRows nope_rows(q_nope_proj, x.size(2)), rope_rows(q_rope_proj, x.size(2));
+  const float *nope_norm = q_nope_norm->weight.data_ptr<float>(), *rope_norm = q_rope_norm->weight.data_ptr<float>();
+  const double nope_eps = q_nope_norm->eps(), rope_eps = q_rope_norm->eps();
+  // Heads in pairs, a pair a parallel unit: it projects, normalises and rotates its own queries (a
+  // thread alone ran all of them before the loop: ~1.5 us a layer of fine.json int8), then both
+  // heads' scores and mixtures read the cached latents once (dot_rows2, weighted_row_sum2: the same
+  // sums as one head at a time). L: the latents [T, C], R: the rope keys [T, kv_heads, rope],
+  // contiguous (one_token_applies), float or bfloat16.
   with_cache_rows(cache, [&](const auto* L, const auto* R) {
     cpu::parallel_chunks((heads_ + 1) / 2, 1, [&](int64_t first, int64_t last) {
       std::vector<float> absorbed(2 * C), scores(2 * T), mixed(2 * C);
       for (int64_t pair = first; pair < last; ++pair) {
         const int64_t head[2] = {2 * pair, std::min(2 * pair + 1, heads_ - 1)};
         const int n = head[1] != head[0] ? 2 : 1;
+        float *pair_nope = q_nope.data() + head[0] * nope_, *pair_rope = q_rope.data() + head[0] * rope_;
+        nope_rows.project(input, head[0] * nope_, (head[0] + n) * nope_, pair_nope);
+        rope_rows.project(input, head[0] * rope_, (head[0] + n) * rope_, pair_rope);
+        cpu::rms_norm(pair_nope, pair_nope, n, nope_, nope_norm, nope_eps);
+        cpu::rms_norm(pair_rope, pair_rope, n, rope_, rope_norm, rope_eps);
+        rope(pair_rope, n, rope_, cos_row, sin_row);
         std::fill(absorbed.begin(), absorbed.end(), 0.0f);
         for (int j = 0; j < n; ++j) {
           const int64_t g = head[j] / rep;
@@ -208,58 +234,83 @@ bool WindowAttentionImpl::one_token_path_applies(const at::Tensor& x, const Atte
 
 at::Tensor WindowAttentionImpl::forward_one_token(const at::Tensor& x, AttentionContext& ctx) {
   const float* token = x.data_ptr<float>();
-  const int64_t D = head_dim_, rep = heads_ / kv_heads_, P = ctx.position;
+  const int64_t D = head_dim_, rep = heads_ / kv_heads_, P = ctx.position, H = x.size(2);
   const cpu::KernelInput input = input_for(token, {&q_proj, &k_proj, &v_proj});
-  std::vector<float> q = project_token(q_proj, input);
-  std::vector<float> k = project_token(k_proj, input);
-  std::vector<float> v = project_token(v_proj, input);
-  // The same order as project_heads: full-width norm, clipping, per-head norm.
-  if (qk_norm_ == QkNorm::full_width) {
-    rms_norm(q.data(), 1, heads_ * D, q_norm->weight, q_norm->eps());
-    rms_norm(k.data(), 1, kv_heads_ * D, k_norm->weight, k_norm->eps());
-  }
-  for (auto* values : {&q, &k, &v}) clip(*values, clip_);
-  if (qk_norm_ == QkNorm::per_head) {
-    rms_norm(q.data(), heads_, D, q_norm->weight, q_norm->eps());
-    rms_norm(k.data(), kv_heads_, D, k_norm->weight, k_norm->eps());
-  }
   const auto [cos_row, sin_row] = ctx.rope_full->cpu_row(P);
-  rope(q.data(), heads_, D, cos_row, sin_row);
-  rope(k.data(), kv_heads_, D, cos_row, sin_row);
-  if (!ctx.cache->append_token(k.data(), kv_heads_ * D, v.data(), kv_heads_ * D))
-    ctx.cache->append(at::from_blob(k.data(), {1, 1, kv_heads_, D}), at::from_blob(v.data(), {1, 1, kv_heads_, D}));
-
+  std::vector<float> q(static_cast<size_t>(heads_ * D)), k(static_cast<size_t>(kv_heads_ * D)), v(static_cast<size_t>(kv_heads_ * D));
+  const ProjectionRows q_rows(q_proj, H), k_rows(k_proj, H), v_rows(v_proj, H);
+  const bool per_head_norm = qk_norm_ == QkNorm::per_head;
+  const float *q_scale = per_head_norm ? q_norm->weight.data_ptr<float>() : nullptr, *k_scale = per_head_norm ? k_norm->weight.data_ptr<float>() : nullptr;
+  const double q_eps = per_head_norm ? q_norm->eps() : 0, k_eps = per_head_norm ? k_norm->eps() : 0;
   LayerCache& cache = *ctx.cache;
+  // Each key-value group's unit projects, normalises and rotates its own queries, key and value and
+  // writes them into the cache's new position (a thread alone ran all of them before the loop: ~2.5
+  // us a layer of fine.json int8), unless the norm spans every head or the cache has no room for an
+  // append in place; then they run here first, in the same order as project_heads: full-width norm,
+  // clipping, per-head norm.
+  const bool in_units = qk_norm_ != QkNorm::full_width && cache.open_token(kv_heads_ * D, kv_heads_ * D);
+  if (!in_units) {
+    project_token_into(q_proj, input, q.data());
+    project_token_into(k_proj, input, k.data());
+    project_token_into(v_proj, input, v.data());
+    if (qk_norm_ == QkNorm::full_width) {
+      rms_norm(q.data(), 1, heads_ * D, q_norm->weight, q_norm->eps());
+      rms_norm(k.data(), 1, kv_heads_ * D, k_norm->weight, k_norm->eps());
+    }
+    for (auto* values : {&q, &k, &v}) clip(values->data(), static_cast<int64_t>(values->size()), clip_);
+    if (qk_norm_ == QkNorm::per_head) {
+      rms_norm(q.data(), heads_, D, q_norm->weight, q_norm->eps());
+      rms_norm(k.data(), kv_heads_, D, k_norm->weight, k_norm->eps());
+    }
+    rope(q.data(), heads_, D, cos_row, sin_row);
+    rope(k.data(), kv_heads_, D, cos_row, sin_row);
+    if (!cache.append_token(k.data(), kv_heads_ * D, v.data(), kv_heads_ * D))
+      cache.append(at::from_blob(k.data(), {1, 1, kv_heads_, D}), at::from_blob(v.data(), {1, 1, kv_heads_, D}));
+  }
+
   const int64_t T = cache.length();
   // Key t sits at position P - (T - 1) + t; the query at P sees (P - window, P].
   const int64_t first_key = window_ > 0 ? std::max<int64_t>(0, T - window_) : 0;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   std::vector<float> out(static_cast<size_t>(heads_ * D), 0.0f);
-  // Heads in pairs, a pair a parallel unit: two heads of one key-value group read its keys and values
-  // once (dot_rows2, weighted_row_sum2: the same sums as one head at a time).
   const int64_t S = T - first_key;
-  // K and V [T, kv_heads, D], float or bfloat16: the cache's own views, by reference, so that keep_last
-  // below slides them in place (a held view is rebuilt: 1.3% of a fine.json step); contiguous, as
-  // one_token_applies asks.
+  // A group's heads in pairs: two heads read the group's keys and values once (dot_rows2,
+  // weighted_row_sum2: the same sums as one head at a time). K and V [T, kv_heads, D], float or
+  // bfloat16: the cache's own views, by reference, so that keep_last below slides them in place (a
+  // held view is rebuilt: 1.3% of a fine.json step); contiguous, as one_token_applies asks.
   with_cache_rows(cache, [&](const auto* K, const auto* V) {
-    cpu::parallel_chunks((heads_ + 1) / 2, 1, [&](int64_t first, int64_t last) {
+    cpu::parallel_chunks(kv_heads_, 1, [&](int64_t first, int64_t last) {
       std::vector<float> scores(2 * S);
-      for (int64_t pair = first; pair < last; ++pair) {
-        const int64_t h0 = 2 * pair, h1 = std::min(h0 + 1, heads_ - 1), g0 = h0 / rep, g1 = h1 / rep;
-        if (h1 != h0 && g1 == g0) {
-          const auto *group_keys = K + (first_key * kv_heads_ + g0) * D, *group_values = V + (first_key * kv_heads_ + g0) * D;
-          float *s0 = scores.data(), *s1 = scores.data() + S;
-          cpu::dot_rows2(q.data() + h0 * D, q.data() + h1 * D, group_keys, kv_heads_ * D, S, D, scale, s0, s1);
-          cpu::softmax_in_place(s0, S);
-          cpu::softmax_in_place(s1, S);
-          cpu::weighted_row_sum2(s0, s1, group_values, kv_heads_ * D, S, D, out.data() + h0 * D, out.data() + h1 * D);
-          continue;
+      for (int64_t g = first; g < last; ++g) {
+        float *group_q = q.data() + g * rep * D, *key = k.data() + g * D, *value = v.data() + g * D;
+        if (in_units) {
+          q_rows.project(input, g * rep * D, (g + 1) * rep * D, group_q);
+          k_rows.project(input, g * D, (g + 1) * D, key);
+          v_rows.project(input, g * D, (g + 1) * D, value);
+          clip(group_q, rep * D, clip_);
+          clip(key, D, clip_);
+          clip(value, D, clip_);
+          if (per_head_norm) {
+            cpu::rms_norm(group_q, group_q, rep, D, q_scale, q_eps);
+            cpu::rms_norm(key, key, 1, D, k_scale, k_eps);
+          }
+          rope(group_q, rep, D, cos_row, sin_row);
+          rope(key, 1, D, cos_row, sin_row);
+          cache.put_token(g * D, key, D, g * D, value, D);
         }
-        for (int j = 0; j < (h1 != h0 ? 2 : 1); ++j) {
-          const int64_t h = j == 0 ? h0 : h1, g = h / rep;
-          cpu::dot_rows(q.data() + h * D, K + (first_key * kv_heads_ + g) * D, kv_heads_ * D, S, D, scale, scores.data());
-          cpu::softmax_in_place(scores.data(), S);
-          cpu::weighted_row_sum(scores.data(), V + (first_key * kv_heads_ + g) * D, kv_heads_ * D, S, D, out.data() + h * D);
+        const auto *group_keys = K + (first_key * kv_heads_ + g) * D, *group_values = V + (first_key * kv_heads_ + g) * D;
+        for (int64_t h0 = g * rep; h0 < (g + 1) * rep; h0 += 2) {
+          if (h0 + 1 < (g + 1) * rep) {
+            float *s0 = scores.data(), *s1 = scores.data() + S;
+            cpu::dot_rows2(q.data() + h0 * D, q.data() + (h0 + 1) * D, group_keys, kv_heads_ * D, S, D, scale, s0, s1);
+            cpu::softmax_in_place(s0, S);
+            cpu::softmax_in_place(s1, S);
+            cpu::weighted_row_sum2(s0, s1, group_values, kv_heads_ * D, S, D, out.data() + h0 * D, out.data() + (h0 + 1) * D);
+          } else {
+            cpu::dot_rows(q.data() + h0 * D, group_keys, kv_heads_ * D, S, D, scale, scores.data());
+            cpu::softmax_in_place(scores.data(), S);
+            cpu::weighted_row_sum(scores.data(), group_values, kv_heads_ * D, S, D, out.data() + h0 * D);
+          }
         }
       }
     });

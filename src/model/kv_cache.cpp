@@ -133,18 +133,26 @@ void grow_view(at::Tensor& view) { view.unsafeGetTensorImpl()->set_size(1, view.
 }  // namespace
 
 bool LayerCache::append_token(const float* a, int64_t a_count, const float* b, int64_t b_count) {
+  if (!open_token(a_count, b_count)) return false;
+  put_token(0, a, a_count, 0, b, b_count);
+  return true;
+}
+
+bool LayerCache::open_token(int64_t a_count, int64_t b_count) {
   if (first_base_ == nullptr || a_count != first_values_ || b_count != second_values_) return false;
-  const int64_t length = this->length();
   // The views change in place, so nothing else may hold them (as narrow_view asks).
-  if (start_ + length + 1 > capacity_ || first.use_count() != 1 || second.use_count() != 1 ||
+  if (start_ + length() + 1 > capacity_ || first.use_count() != 1 || second.use_count() != 1 ||
       !first.unsafeGetTensorImpl()->allow_tensor_metadata_change() || !second.unsafeGetTensorImpl()->allow_tensor_metadata_change())
     return false;
-  const int64_t element = static_cast<int64_t>(c10::elementSize(kept_));
-  put_floats(first_base_ + (start_ + length) * first_values_ * element, a, a_count, kept_);
-  put_floats(second_base_ + (start_ + length) * second_values_ * element, b, b_count, kept_);
   grow_view(first);
   grow_view(second);
   return true;
+}
+
+void LayerCache::put_token(int64_t a_offset, const float* a, int64_t a_count, int64_t b_offset, const float* b, int64_t b_count) {
+  const int64_t element = static_cast<int64_t>(c10::elementSize(kept_)), last = start_ + length() - 1;
+  put_floats(first_base_ + (last * first_values_ + a_offset) * element, a, a_count, kept_);
+  put_floats(second_base_ + (last * second_values_ + b_offset) * element, b, b_count, kept_);
 }
 
 void LayerCache::keep_last(int64_t n) {

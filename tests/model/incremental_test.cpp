@@ -16,6 +16,7 @@ struct Variant {
   int64_t heads = 0;  // with kv_heads and hidden, instead of the tiny config's (0: keep them)
   int64_t kv_heads = 0;
   int64_t hidden = 0;
+  double clip_qkv = 0;  // > 0: q, k and v clamped (OLMoE's clip_qkv), with the per-head norm
 };
 void PrintTo(const Variant& v, std::ostream* out) { *out << v.name; }
 
@@ -31,6 +32,7 @@ class Incremental : public ::testing::TestWithParam<Variant> {
       config.num_key_value_heads = GetParam().kv_heads;
       config.hidden_size = GetParam().hidden;
     }
+    config.clip_qkv = GetParam().clip_qkv;
     model = ChronosForCausalLM(config);
     model->eval();
     ids = at::randint(config.vocab_size, {2, 30});  // > 3x the window
@@ -168,7 +170,9 @@ INSTANTIATE_TEST_SUITE_P(Modes, Incremental,
                                            Variant{"plain_gqa", false, false},
                                            // Head pairs across two key-value groups, and an odd last head.
                                            Variant{"hybrid_six_heads_two_groups", true, false, 6, 2, 96},
-                                           Variant{"hybrid_three_heads_one_group", true, false, 3, 1, 48}),
+                                           Variant{"hybrid_three_heads_one_group", true, false, 3, 1, 48},
+                                           // Each key-value group of three heads (a pair and a single head) clipped.
+                                           Variant{"hybrid_six_heads_two_groups_clipped", true, false, 6, 2, 96, 0.05}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

@@ -159,6 +159,42 @@ TEST(LayerCache, AppendTokenEqualsAppend) {
   EXPECT_EQ(two.length(), 1);
 }
 
+// open_token and put_token: a position written in pieces (one key-value group at a time, values in
+// another order) equals append() of it; open_token declines where append_token does.
+TEST(LayerCache, TokenWrittenInPiecesEqualsAppend) {
+  for (const at::ScalarType store_as : {at::ScalarType::Undefined, at::kBFloat16}) {
+    at::manual_seed(14);
+    const at::Tensor keys = at::randn({1, 200, 2, 3}), values = at::randn({1, 200, 2, 3});
+    LayerCache by_pieces, by_append;
+    by_pieces.store_as = by_append.store_as = store_as;
+    EXPECT_FALSE(by_pieces.open_token(6, 6));  // no storage yet
+    by_pieces.append(keys.narrow(1, 0, 1), values.narrow(1, 0, 1));
+    by_append.append(keys.narrow(1, 0, 1), values.narrow(1, 0, 1));
+    EXPECT_FALSE(by_pieces.open_token(6, 5));  // another shape
+    EXPECT_EQ(by_pieces.length(), 1);
+    for (int64_t t = 1; t < 200; ++t) {
+      const at::Tensor k = keys.narrow(1, t, 1).contiguous(), v = values.narrow(1, t, 1).contiguous();
+      if (by_pieces.open_token(6, 6)) {
+        const float *kv = k.data_ptr<float>(), *vv = v.data_ptr<float>();
+        by_pieces.put_token(3, kv + 3, 3, 3, vv + 3, 3);  // the second group first
+        by_pieces.put_token(0, kv, 3, 0, vv, 3);
+      } else {
+        by_pieces.append(k, v);  // full: append() grows it
+      }
+      by_append.append(k, v);
+      if (t % 40 == 0) {
+        by_pieces.keep_last(10);
+        by_append.keep_last(10);
+      }
+      ASSERT_TRUE(at::equal(by_pieces.first, by_append.first)) << "position " << t;
+      ASSERT_TRUE(at::equal(by_pieces.second, by_append.second)) << "position " << t;
+    }
+    const at::Tensor held = by_pieces.second;  // a held view: open_token declines, nothing grows
+    EXPECT_FALSE(by_pieces.open_token(6, 6));
+    EXPECT_EQ(held.size(1), by_append.length());
+  }
+}
+
 TEST(KVCache, KeepsItsDtypeAcrossReset) {
   KVCache cache(2, KvDtype::bf16);
   EXPECT_EQ(cache.dtype(), KvDtype::bf16);

@@ -51,6 +51,14 @@ struct LayerCache {
   // Returns false, appending nothing, unless an append() has made a one-sequence CPU storage that
   // has room, with a_count and b_count values a position, and nothing else holds the views.
   bool append_token(const float* a, int64_t a_count, const float* b, int64_t b_count);
+  // append_token in pieces, for a position whose values several threads compute (one key-value group
+  // each): open_token grows both tensors by a position whose values are not written yet, where
+  // append_token would append (else returns false, appending nothing); put_token then writes a_count
+  // values of the first tensor's new position from value a_offset on, and b_count of the second's
+  // from b_offset. Pieces written at once must not overlap, and every value must be written before
+  // the position is read.
+  bool open_token(int64_t a_count, int64_t b_count);
+  void put_token(int64_t a_offset, const float* a, int64_t a_count, int64_t b_offset, const float* b, int64_t b_count);
   // Keeps the last n positions (n <= length()): a view, no copy.
   void keep_last(int64_t n);
 
