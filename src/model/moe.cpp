@@ -25,7 +25,11 @@ MoEImpl::MoEImpl(const ModelConfig& c, bool routed_experts)
     experts->push_back(expert);
   }
   shared_experts = register_module("shared_experts", torch::nn::ModuleList());
-  for (int64_t s = 0; s < num_shared_; ++s) shared_experts->push_back(FeedForward(H, shared_intermediate_));
+  for (int64_t s = 0; s < num_shared_; ++s) {
+    FeedForward expert(H, shared_intermediate_);
+    shared_weights_.push_back(expert->weights());
+    shared_experts->push_back(expert);
+  }
   if (c.shared_expert_gate) shared_expert_gate = register_module("shared_expert_gate", make_linear(H, 1));
 }
 

@@ -133,8 +133,7 @@ MoEOutput MoEImpl::forward_one_token(const at::Tensor& x, const MoECall& call) {
       shared_coef /= 1 + std::exp(-logit);
     }
     if (shared_intermediate_ != intermediate_) run_terms(intermediate_);
-    for (int64_t s = 0; s < num_shared_; ++s)
-      add_term(shared_experts->at<FeedForwardImpl>(static_cast<size_t>(s)).weights(), shared_coef, shared_intermediate_);
+    for (const ExpertWeights& w : shared_weights_) add_term(w, shared_coef, shared_intermediate_);
     run_terms(shared_intermediate_);
   }
 

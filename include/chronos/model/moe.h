@@ -88,12 +88,12 @@ class MoEImpl : public torch::nn::Module {
   // routed_weights_[e], or InvalidArgument when expert e was not loaded (skip_routed_experts).
   const ExpertWeights& loaded_expert(int64_t expert) const;
 
-  // Each routed expert's three weights: the very tensors of its module in `experts`, registered once
-  // (weights change through set_data, which keeps the tensor: weight_format.cpp, pretrained.cpp,
-  // weight_arena.cpp, Module::to). A lookup reads them from this array, not through the expert's
-  // module, its Linear modules and their members: those misses, the streamed weights having evicted
-  // them, cost ~3.4 us a layer of a fine.json int8 step.
-  std::vector<ExpertWeights> routed_weights_;
+  // Each routed and shared expert's three weights: the very tensors of its module in `experts` or
+  // `shared_experts`, registered once (weights change through set_data, which keeps the tensor:
+  // weight_format.cpp, pretrained.cpp, weight_arena.cpp, Module::to). A lookup reads them from these
+  // arrays, not through the expert's module, its Linear modules and their members: those misses, the
+  // streamed weights having evicted them, cost ~3.4 us a layer of a fine.json int8 step.
+  std::vector<ExpertWeights> routed_weights_, shared_weights_;
   at::Tensor inference_aux_;  // the one-token path's zero aux_raw (float32, CPU, as its input), one tensor for every call
 };
 TORCH_MODULE(MoE);
