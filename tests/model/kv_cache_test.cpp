@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <functional>
+
 namespace chronos {
 namespace {
 
@@ -122,21 +124,28 @@ TEST(LayerCache, StoreAsBfloat16RoundsAsTensorToDoes) {
   EXPECT_TRUE(at::equal(rounding.first.to(at::kFloat).flatten(), at::tensor({1.0f, 1.0f + 4.0f / 256, -1.0f})));
 }
 
-// append_token: one position from raw floats equals append() of it, through growth, a window's slide
-// and a bfloat16 store; it declines (appending nothing) where append() must do the work.
-TEST(LayerCache, AppendTokenEqualsAppend) {
+// One position appended in place (append_token, or open_token and put_token): kv_count values of k
+// and of v; false where it declines.
+using InPlaceAppend = std::function<bool(LayerCache&, const float* k, const float* v, int64_t kv_count)>;
+
+// An in-place append equals append() of the same position, through growth, a window's slide and a
+// bfloat16 store, and declines (appending nothing) where append() must do the work: no storage yet,
+// another shape, a held view.
+void expect_in_place_appends_equal_append(const InPlaceAppend& in_place) {
   for (const at::ScalarType store_as : {at::ScalarType::Undefined, at::kBFloat16}) {
     at::manual_seed(13);
     const at::Tensor keys = at::randn({1, 300, 2, 3}), values = at::randn({1, 300, 2, 3});
     LayerCache by_token, by_append;
     by_token.store_as = by_append.store_as = store_as;
-    EXPECT_FALSE(by_token.append_token(keys.data_ptr<float>(), 6, values.data_ptr<float>(), 6));  // no storage yet
+    EXPECT_FALSE(in_place(by_token, keys.data_ptr<float>(), values.data_ptr<float>(), 6));  // no storage yet
     by_token.append(keys.narrow(1, 0, 1), values.narrow(1, 0, 1));
     by_append.append(keys.narrow(1, 0, 1), values.narrow(1, 0, 1));
     EXPECT_FALSE(by_token.append_token(keys.data_ptr<float>(), 5, values.data_ptr<float>(), 6));  // another shape
+    EXPECT_FALSE(by_token.open_token(6, 5));
+    EXPECT_EQ(by_token.length(), 1);
     for (int64_t t = 1; t < 300; ++t) {
       const at::Tensor k = keys.narrow(1, t, 1).contiguous(), v = values.narrow(1, t, 1).contiguous();
-      if (!by_token.append_token(k.data_ptr<float>(), 6, v.data_ptr<float>(), 6)) by_token.append(k, v);  // full: append() grows it
+      if (!in_place(by_token, k.data_ptr<float>(), v.data_ptr<float>(), 6)) by_token.append(k, v);  // full: append() grows it
       by_append.append(k, v);
       if (t % 50 == 0) {  // a window's slide
         by_token.keep_last(20);
@@ -145,13 +154,20 @@ TEST(LayerCache, AppendTokenEqualsAppend) {
       ASSERT_TRUE(at::equal(by_token.first, by_append.first)) << "position " << t;
       ASSERT_TRUE(at::equal(by_token.second, by_append.second)) << "position " << t;
     }
-    // A held view keeps its rows: append_token declines, and append() leaves the view as it was.
+    // A held view keeps its rows: the in-place append declines, nothing grows, and append() leaves
+    // the view as it was.
     const at::Tensor held = by_token.first;
     const at::Tensor before = held.clone();
     const at::Tensor k = at::randn({1, 1, 2, 3});
-    EXPECT_FALSE(by_token.append_token(k.data_ptr<float>(), 6, k.data_ptr<float>(), 6));
+    EXPECT_FALSE(in_place(by_token, k.data_ptr<float>(), k.data_ptr<float>(), 6));
+    EXPECT_EQ(held.size(1), by_append.length());
     EXPECT_TRUE(at::equal(held, before));
   }
+}
+
+TEST(LayerCache, AppendTokenEqualsAppend) {
+  expect_in_place_appends_equal_append(
+      [](LayerCache& cache, const float* k, const float* v, int64_t count) { return cache.append_token(k, count, v, count); });
   LayerCache two;
   two.append(at::zeros({2, 1, 4}), at::zeros({2, 1, 4}));
   const std::vector<float> row(4, 1.0f);
@@ -159,40 +175,15 @@ TEST(LayerCache, AppendTokenEqualsAppend) {
   EXPECT_EQ(two.length(), 1);
 }
 
-// open_token and put_token: a position written in pieces (one key-value group at a time, values in
-// another order) equals append() of it; open_token declines where append_token does.
+// open_token and put_token: a position written in pieces (one key-value group of three values at a
+// time, the second group first) equals append() of it.
 TEST(LayerCache, TokenWrittenInPiecesEqualsAppend) {
-  for (const at::ScalarType store_as : {at::ScalarType::Undefined, at::kBFloat16}) {
-    at::manual_seed(14);
-    const at::Tensor keys = at::randn({1, 200, 2, 3}), values = at::randn({1, 200, 2, 3});
-    LayerCache by_pieces, by_append;
-    by_pieces.store_as = by_append.store_as = store_as;
-    EXPECT_FALSE(by_pieces.open_token(6, 6));  // no storage yet
-    by_pieces.append(keys.narrow(1, 0, 1), values.narrow(1, 0, 1));
-    by_append.append(keys.narrow(1, 0, 1), values.narrow(1, 0, 1));
-    EXPECT_FALSE(by_pieces.open_token(6, 5));  // another shape
-    EXPECT_EQ(by_pieces.length(), 1);
-    for (int64_t t = 1; t < 200; ++t) {
-      const at::Tensor k = keys.narrow(1, t, 1).contiguous(), v = values.narrow(1, t, 1).contiguous();
-      if (by_pieces.open_token(6, 6)) {
-        const float *kv = k.data_ptr<float>(), *vv = v.data_ptr<float>();
-        by_pieces.put_token(3, kv + 3, 3, 3, vv + 3, 3);  // the second group first
-        by_pieces.put_token(0, kv, 3, 0, vv, 3);
-      } else {
-        by_pieces.append(k, v);  // full: append() grows it
-      }
-      by_append.append(k, v);
-      if (t % 40 == 0) {
-        by_pieces.keep_last(10);
-        by_append.keep_last(10);
-      }
-      ASSERT_TRUE(at::equal(by_pieces.first, by_append.first)) << "position " << t;
-      ASSERT_TRUE(at::equal(by_pieces.second, by_append.second)) << "position " << t;
-    }
-    const at::Tensor held = by_pieces.second;  // a held view: open_token declines, nothing grows
-    EXPECT_FALSE(by_pieces.open_token(6, 6));
-    EXPECT_EQ(held.size(1), by_append.length());
-  }
+  expect_in_place_appends_equal_append([](LayerCache& cache, const float* k, const float* v, int64_t count) {
+    if (!cache.open_token(count, count)) return false;
+    cache.put_token(3, k + 3, count - 3, 3, v + 3, count - 3);
+    cache.put_token(0, k, 3, 0, v, 3);
+    return true;
+  });
 }
 
 TEST(KVCache, KeepsItsDtypeAcrossReset) {
