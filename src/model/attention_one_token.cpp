@@ -96,13 +96,42 @@ struct ProjectionRows {
   const float* bias;
 };
 
-at::Tensor output_token(const torch::nn::Linear& o_proj, const std::vector<float>& heads, const at::Tensor& like) {
-  // Reused (token_buffer.h): the layer adds it into its residual stream and lets it go.
-  thread_local TokenBuffer buffer;
-  at::Tensor y = buffer.get({1, 1, o_proj->weight.size(0)}, like.options());
-  project_token_into(o_proj, input_for(heads.data(), {&o_proj}), y.data_ptr<float>());
-  return y;
-}
+// The output projection as the phase after the heads' (cpu::parallel_phases): rows of y = o_proj(heads),
+// one chunk a thread, each quantizing the heads' outputs for its own rows, where the caller ran the
+// whole projection alone after the heads' loop (fine.json int8: ~3 us a layer; with the MoE's two
+// phases, step flips 0.973-0.980, docs/decode.md "One region a module").
+class OutputRows {
+ public:
+  OutputRows(const torch::nn::Linear& o_proj, const std::vector<float>& heads, const at::Tensor& like)
+      : rows_(o_proj, static_cast<int64_t>(heads.size())),
+        heads_(heads.data()),
+        in_(static_cast<int64_t>(heads.size())),
+        out_(o_proj->weight.size(0)),
+        blocks_(cpu::needs_blocks(rows_.format)),
+        pairs_(cpu::needs_int4_pairs(rows_.format, rows_.layout)) {
+    // Reused (token_buffer.h): the layer adds it into its residual stream and lets it go.
+    thread_local TokenBuffer buffer;
+    y_ = buffer.get({1, 1, out_}, like.options());
+    y_data_ = y_.data_ptr<float>();
+  }
+  cpu::Phase phase() const {
+    const int64_t threads = std::max(1, at::get_num_threads());
+    return {out_, (out_ + threads - 1) / threads, *this, cpu::chunk_alignment(rows_.layout)};
+  }
+  void operator()(int64_t first, int64_t last) const {
+    const cpu::KernelInput input(heads_, in_, blocks_, pairs_);
+    rows_.project(input, first, last, y_data_ + first);
+  }
+  const at::Tensor& output() const { return y_; }
+
+ private:
+  ProjectionRows rows_;
+  const float* heads_;
+  int64_t in_, out_;
+  bool blocks_, pairs_;
+  at::Tensor y_;
+  float* y_data_;
+};
 
 void clip(float* v, int64_t n, double limit) {
   if (limit <= 0) return;
@@ -173,8 +202,9 @@ at::Tensor MLAttentionImpl::forward_one_token(const at::Tensor& x, AttentionCont
   // heads' scores and mixtures read the cached latents once (dot_rows2, weighted_row_sum2: the same
   // sums as one head at a time). L: the latents [T, C], R: the rope keys [T, kv_heads, rope],
   // contiguous (one_token_applies), float or bfloat16.
+  const OutputRows output(o_proj, out, x);
   with_cache_rows(cache, [&](const auto* L, const auto* R) {
-    cpu::parallel_chunks((heads_ + 1) / 2, 1, [&](int64_t first, int64_t last) {
+    const auto pairs = [&](int64_t first, int64_t last) {
       std::vector<float> absorbed(2 * C), scores(2 * T), mixed(2 * C);
       for (int64_t pair = first; pair < last; ++pair) {
         const int64_t head[2] = {2 * pair, std::min(2 * pair + 1, heads_ - 1)};
@@ -220,9 +250,10 @@ at::Tensor MLAttentionImpl::forward_one_token(const at::Tensor& x, AttentionCont
         }
         for (int j = 0; j < n; ++j) cpu::matrix_rows_dot(Wv + head[j] / rep * D * C, C, D, mixed.data() + j * C, out.data() + head[j] * D);
       }
-    });
+    };
+    cpu::parallel_phases({{(heads_ + 1) / 2, 1, pairs}, output.phase()});
   });
-  return output_token(o_proj, out, x);
+  return output.output();
 }
 
 bool WindowAttentionImpl::one_token_path_applies(const at::Tensor& x, const AttentionContext& ctx) const {
@@ -276,8 +307,9 @@ at::Tensor WindowAttentionImpl::forward_one_token(const at::Tensor& x, Attention
   // weighted_row_sum2: the same sums as one head at a time). K and V [T, kv_heads, D], float or
   // bfloat16: the cache's own views, by reference, so that keep_last below slides them in place (a
   // held view is rebuilt: 1.3% of a fine.json step); contiguous, as one_token_applies asks.
+  const OutputRows output(o_proj, out, x);
   with_cache_rows(cache, [&](const auto* K, const auto* V) {
-    cpu::parallel_chunks(kv_heads_, 1, [&](int64_t first, int64_t last) {
+    const auto groups = [&](int64_t first, int64_t last) {
       std::vector<float> scores(2 * S);
       for (int64_t g = first; g < last; ++g) {
         float *group_q = q.data() + g * rep * D, *key = k.data() + g * D, *value = v.data() + g * D;
@@ -311,10 +343,11 @@ at::Tensor WindowAttentionImpl::forward_one_token(const at::Tensor& x, Attention
           }
         }
       }
-    });
+    };
+    cpu::parallel_phases({{kv_heads_, 1, groups}, output.phase()});
   });
   if (window_ > 0) cache.keep_last(std::min(T, window_));
-  return output_token(o_proj, out, x);
+  return output.output();
 }
 
 }  // namespace chronos

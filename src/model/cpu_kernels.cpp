@@ -389,6 +389,10 @@ void gemv(const float* weight, const float* x, float* y, int64_t out, int64_t in
   parallel_chunks(out, grain, [&](int64_t first, int64_t last) { matrix_rows_dot(weight + first * in, in, last - first, x, y + first); });
 }
 
+// Terms whose down inputs a chunk keeps on its stack (a token's routed and shared experts: 4 + 1 on
+// fine.json, 8 + 0 on Mixtral); more take a vector.
+constexpr int64_t kMaxInlineTerms = 16;
+
 void swiglu_accumulate(const std::vector<SwigluTerm>& terms, const float* x, float* y, int64_t hidden, int64_t intermediate) {
   const int64_t count = static_cast<int64_t>(terms.size());
   bool any_blocks = false, any_pairs = false;
@@ -406,45 +410,46 @@ void swiglu_accumulate(const std::vector<SwigluTerm>& terms, const float* x, flo
   buffer.resize(static_cast<size_t>(count * intermediate));
   float* const h = buffer.data();
   // Rows of every gate and up projection, split over the threads, a term's rows at a time (one
-  // kernel dispatch per run of rows); then rows of every down projection. Runs and chunks start at
-  // multiples of four rows when a term is in int8 row groups (its row counts are multiples of four).
+  // kernel dispatch per run of rows); then, after a barrier (not a join and a second fork), rows of
+  // every down projection, one chunk a thread, each quantizing the hidden activations it reads. Runs
+  // and chunks start at multiples of four rows when a term is in int8 row groups (its row counts are
+  // multiples of four).
   constexpr int64_t kRun = 256;
-  parallel_chunks(
-      count * intermediate, 64,
-      [&](int64_t first, int64_t last) {
-        float up[kRun];
-        for (int64_t i = first; i < last;) {
-          const SwigluTerm& t = terms[static_cast<size_t>(i / intermediate)];
-          const int64_t r = i % intermediate, n = std::min({last - i, intermediate - r, kRun});
-          float* gate = h + i;
-          rows_dot(t.format, t.gate, r, r + n, input, gate, t.gate_up_layout);
-          rows_dot(t.format, t.up, r, r + n, input, up, t.gate_up_layout);
-          silu_times(gate, up, n);
-          i += n;
-        }
-      },
-      gate_up_align);
-  std::vector<KernelInput> inner(static_cast<size_t>(count));
-  for (int64_t t = 0; t < count; ++t) {
-    const SwigluTerm& term = terms[static_cast<size_t>(t)];
-    inner[static_cast<size_t>(t)].assign(h + t * intermediate, intermediate, needs_blocks(term.format), needs_int4_pairs(term.format, term.down_layout));
-  }
-  parallel_chunks(
-      hidden, 16,
-      [&](int64_t first, int64_t last) {
-        float sum[kRun], part[kRun];
-        for (int64_t o = first; o < last; o += kRun) {
-          const int64_t n = std::min(last - o, kRun);
-          std::fill(sum, sum + n, 0.0f);
-          for (int64_t t = 0; t < count; ++t) {  // terms in order: the same sums as one row at a time
-            const SwigluTerm& term = terms[static_cast<size_t>(t)];
-            rows_dot(term.format, term.down, o, o + n, inner[static_cast<size_t>(t)], part, term.down_layout);
-            for (int64_t j = 0; j < n; ++j) sum[j] += term.coef * part[j];
-          }
-          for (int64_t j = 0; j < n; ++j) y[o + j] += sum[j];
-        }
-      },
-      down_align);
+  const auto gate_up = [&](int64_t first, int64_t last) {
+    float up[kRun];
+    for (int64_t i = first; i < last;) {
+      const SwigluTerm& t = terms[static_cast<size_t>(i / intermediate)];
+      const int64_t r = i % intermediate, n = std::min({last - i, intermediate - r, kRun});
+      float* gate = h + i;
+      rows_dot(t.format, t.gate, r, r + n, input, gate, t.gate_up_layout);
+      rows_dot(t.format, t.up, r, r + n, input, up, t.gate_up_layout);
+      silu_times(gate, up, n);
+      i += n;
+    }
+  };
+  const auto down = [&](int64_t first, int64_t last) {
+    KernelInput inner[kMaxInlineTerms];
+    std::vector<KernelInput> more(static_cast<size_t>(std::max<int64_t>(0, count - kMaxInlineTerms)));
+    const auto inner_input = [&](int64_t t) -> KernelInput& { return t < kMaxInlineTerms ? inner[t] : more[static_cast<size_t>(t - kMaxInlineTerms)]; };
+    for (int64_t t = 0; t < count; ++t) {
+      const SwigluTerm& term = terms[static_cast<size_t>(t)];
+      inner_input(t).assign(h + t * intermediate, intermediate, needs_blocks(term.format), needs_int4_pairs(term.format, term.down_layout));
+    }
+    float sum[kRun], part[kRun];
+    for (int64_t o = first; o < last; o += kRun) {
+      const int64_t n = std::min(last - o, kRun);
+      std::fill(sum, sum + n, 0.0f);
+      for (int64_t t = 0; t < count; ++t) {  // terms in order: the same sums as one row at a time
+        const SwigluTerm& term = terms[static_cast<size_t>(t)];
+        rows_dot(term.format, term.down, o, o + n, inner_input(t), part, term.down_layout);
+        for (int64_t j = 0; j < n; ++j) sum[j] += term.coef * part[j];
+      }
+      for (int64_t j = 0; j < n; ++j) y[o + j] += sum[j];
+    }
+  };
+  const int64_t threads = std::max(1, at::get_num_threads());
+  const int64_t down_grain = std::max<int64_t>(16, (hidden + threads - 1) / threads);
+  parallel_phases({{count * intermediate, 64, gate_up, gate_up_align}, {hidden, down_grain, down, down_align}});
 }
 
 }  // namespace chronos::cpu

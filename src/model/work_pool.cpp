@@ -10,6 +10,8 @@
 #include <thread>
 #include <vector>
 
+#include "chronos/core/error.h"
+
 namespace chronos::cpu {
 namespace {
 
@@ -23,12 +25,12 @@ namespace {
 // lasts 3 to 40 ns by CPU.
 constexpr auto kPauseFor = std::chrono::microseconds(30);
 constexpr auto kSpinFor = std::chrono::microseconds(200);
-// The caller's wait for chunks that other threads claimed, in pause instructions before it yields.
+// A thread's wait for chunks that other threads claimed (the end of a loop or of a phase), in pause
+// instructions before it yields.
 constexpr int kSpinsBeforeYield = 1 << 10;
 // Chunks per thread: a running thread takes over the chunks of a parked one. 4 decoded 5-15% slower
 // on a quiet machine than 2, and no faster on a busy one.
 constexpr int64_t kChunksPerThread = 2;
-constexpr int64_t kMaxChunks = 0xffff;
 
 inline void relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -37,28 +39,29 @@ inline void relax() {
 }
 
 // One chunk's claim and completion: the generation of the loop that last claimed it and the last that
-// finished it. Generations only grow (48 bits, no wrap in centuries of loops), so "claimed < g" means
-// free in loop g, and a thread still holding an older generation can never claim a chunk of a newer
-// loop. On its own cache line: a chunk is claimed and finished by its owner, and only a thief's claim
-// or the caller's wait for it moves the line to another core.
+// finished it. Generations only grow (no wrap in centuries of loops), so "claimed < g" means free in
+// loop g. A loop stamps the chunk slots it leaves unused as claimed and done when it starts, so after
+// loop g every slot carries g or more: a thread still holding an older generation (or reading a newer
+// loop's chunk counts) can never claim a chunk of a newer loop, and its waits for "done >= g" pass. On
+// its own cache line: a chunk is claimed and finished by its owner, and only a thief's claim or a wait
+// for it moves the line to another core.
 struct alignas(64) ChunkState {
   std::atomic<uint64_t> claimed{0};
   std::atomic<uint64_t> done{0};
 };
 
-// Each participant (the caller 0, worker i as i + 1) owns a run of adjacent chunks, runs it in order,
-// claiming each chunk on a line no other core has touched, then takes over the chunks of threads that
-// have not reached them (a parked or late worker's), from the end. A loop in the common case moves
-// few cache lines between cores: the caller's announcement and the completion of the worker's
-// chunks. A thread's rows stay one sequential stream: with one shared counter, claims alternated
-// between the threads (chunks 0 and 2 on one, 1 and 3 on the other), and each chunk started a new
-// stream for the hardware prefetcher; one chunk a thread ran 3-5% faster than that, and this order
-// 2-4% (int8, base.json and fine.json, tokens paired one by one), with a parked thread's share still
-// taken over in halves.
+// Each participant (the caller 0, worker i as i + 1) owns a run of adjacent chunks of each phase, runs
+// it in order, claiming each chunk on a line no other core has touched, then takes over the chunks of
+// threads that have not reached them (a parked or late worker's), from the end; then it waits until
+// every chunk of the phase is done and goes on to the next. A loop in the common case moves few cache
+// lines between cores: the caller's announcement, the completion of the worker's chunks and, between
+// phases, each side's. A thread's rows stay one sequential stream: with one shared counter, claims
+// alternated between the threads (chunks 0 and 2 on one, 1 and 3 on the other), and each chunk
+// started a new stream for the hardware prefetcher; one chunk a thread ran 3-5% faster than that, and
+// this order 2-4% (int8, base.json and fine.json, tokens paired one by one), with a parked thread's
+// share still taken over in halves.
 class WorkPool {
  public:
-  using Body = std::function<void(int64_t, int64_t)>;
-
   // Never destroyed (see instance()): its threads are parked on the condition variable at exit.
   static WorkPool& instance() {
     static WorkPool* pool = new WorkPool();
@@ -67,69 +70,95 @@ class WorkPool {
 
   // Whether this thread may start a loop now (false: another loop runs, or this is a worker).
   bool try_begin() { return !is_worker_ && !busy_.exchange(true, std::memory_order_acquire); }
+  void end() { busy_.store(false, std::memory_order_release); }
 
-  void run(int64_t n, int64_t chunk, int64_t chunks, int workers, const Body& body) {
+  // The phases' ranges cut into chunks, as parallel_chunks and parallel_phases ask; under busy_.
+  struct Cut {
+    int64_t n, chunk, chunks;
+    const ChunkBody* body;
+  };
+
+  void run(const Cut* cuts, int phases, int workers) {
     resize(workers);
-    n_ = n;
-    chunk_ = chunk;
-    body_ = &body;
     const uint64_t generation = ++generation_;
-    announced_.store(announce(generation, chunks), std::memory_order_seq_cst);  // publishes the fields above
+    const int64_t slots = slots_per_phase();
+    for (int p = 0; p < kMaxPhases; ++p) {
+      const int64_t chunks = p < phases ? cuts[p].chunks : 0;
+      if (p < phases) {
+        cuts_[p] = cuts[p];
+        chunks_[p].store(chunks, std::memory_order_relaxed);
+      }
+      for (int64_t c = chunks; c < slots; ++c) {
+        ChunkState& state = states_[static_cast<size_t>(p * slots + c)];
+        state.claimed.store(generation, std::memory_order_relaxed);
+        state.done.store(generation, std::memory_order_relaxed);
+      }
+    }
+    phases_.store(phases, std::memory_order_relaxed);
+    announced_.store(generation, std::memory_order_seq_cst);  // publishes the fields above
     if (sleeping_.load(std::memory_order_seq_cst) > 0) {
       std::lock_guard<std::mutex> lock(mutex_);
       cv_.notify_all();
     }
-    work(generation, chunks, 0);
-    // Chunks other threads claimed and are still running.
-    for (int64_t c = 0; c < chunks; ++c) {
-      for (int spins = 0; states_[static_cast<size_t>(c)].done.load(std::memory_order_acquire) != generation; ++spins) {
-        if (spins < kSpinsBeforeYield) relax();
-        else std::this_thread::yield();
-      }
-    }
-    busy_.store(false, std::memory_order_release);
+    work(generation, 0);
   }
 
  private:
   WorkPool() = default;
 
-  // Claims chunk c for `generation`; false when it is taken (in this loop, or the loop has ended).
-  bool claim(int64_t c, uint64_t generation) {
-    std::atomic<uint64_t>& claimed = states_[static_cast<size_t>(c)].claimed;
+  int64_t slots_per_phase() const { return static_cast<int64_t>(threads_.size() + 1) * kChunksPerThread; }
+  ChunkState& state(int p, int64_t c) { return states_[static_cast<size_t>(p * slots_per_phase() + c)]; }
+
+  // Claims chunk c of phase p for `generation`; false when it is taken (in this loop, or the loop
+  // has ended).
+  bool claim(int p, int64_t c, uint64_t generation) {
+    std::atomic<uint64_t>& claimed = state(p, c).claimed;
     uint64_t seen = claimed.load(std::memory_order_relaxed);
     while (seen < generation)
       if (claimed.compare_exchange_weak(seen, generation, std::memory_order_acq_rel, std::memory_order_relaxed)) return true;
     return false;
   }
 
-  // Runs the chunk just claimed: the loop cannot end before it is done, so its fields are still valid.
-  void run_chunk(int64_t c, uint64_t generation) {
-    const int64_t first = c * chunk_, last = std::min(n_, first + chunk_);
-    (*body_)(first, last);
-    states_[static_cast<size_t>(c)].done.store(generation, std::memory_order_release);
+  // Runs the chunk just claimed: the loop cannot end (nor its phase) before it is done, so the
+  // phase's fields are still this loop's.
+  void run_chunk(int p, int64_t c, uint64_t generation) {
+    const Cut& cut = cuts_[p];
+    const int64_t first = c * cut.chunk, last = std::min(cut.n, first + cut.chunk);
+    (*cut.body)(first, last);
+    state(p, c).done.store(generation, std::memory_order_release);
   }
 
-  // Participant p's share of loop `generation`: its own run of chunks in order, then whatever others
-  // left unclaimed, from the last (which their owners reach last). A worker late for a loop that has
-  // ended claims nothing: every chunk of it carries its generation or a newer one.
-  void work(uint64_t generation, int64_t chunks, int p) {
+  // Participant p's share of loop `generation`, phase by phase: its own run of chunks in order, then
+  // whatever others left unclaimed, from the last (which their owners reach last), then the wait for
+  // the chunks others are running. A worker late for a loop claims nothing of it and waits for nothing.
+  void work(uint64_t generation, int participant) {
     const int64_t participants = static_cast<int64_t>(threads_.size()) + 1;
-    const int64_t own_first = (p * chunks + participants - 1) / participants;
-    const int64_t own_last = ((p + 1) * chunks + participants - 1) / participants;
-    for (int64_t c = own_first; c < own_last; ++c)
-      if (claim(c, generation)) run_chunk(c, generation);
-    for (int64_t c = chunks - 1; c >= 0; --c)
-      if ((c < own_first || c >= own_last) && claim(c, generation)) run_chunk(c, generation);
+    const int phases = phases_.load(std::memory_order_relaxed);
+    for (int p = 0; p < phases && p < kMaxPhases; ++p) {
+      const int64_t chunks = std::min(chunks_[p].load(std::memory_order_relaxed), slots_per_phase());
+      const int64_t own_first = (participant * chunks + participants - 1) / participants;
+      const int64_t own_last = ((participant + 1) * chunks + participants - 1) / participants;
+      for (int64_t c = own_first; c < own_last; ++c)
+        if (claim(p, c, generation)) run_chunk(p, c, generation);
+      for (int64_t c = chunks - 1; c >= 0; --c)
+        if ((c < own_first || c >= own_last) && claim(p, c, generation)) run_chunk(p, c, generation);
+      for (int64_t c = 0; c < chunks; ++c) {
+        for (int spins = 0; state(p, c).done.load(std::memory_order_acquire) < generation; ++spins) {
+          if (spins < kSpinsBeforeYield) relax();
+          else std::this_thread::yield();
+        }
+      }
+    }
   }
 
-  void loop(int p) {
+  void loop(int participant) {
     is_worker_ = true;
-    uint64_t seen = announced_.load(std::memory_order_acquire) >> 16;
+    uint64_t seen = announced_.load(std::memory_order_acquire);
     while (true) {
       uint64_t word = announced_.load(std::memory_order_acquire);
       const auto start = std::chrono::steady_clock::now();
       bool yielding = false;  // past kPauseFor; the clock is read every 64 pauses and at every yield
-      for (int spins = 1; word >> 16 == seen && !stop_.load(std::memory_order_relaxed); ++spins) {
+      for (int spins = 1; word == seen && !stop_.load(std::memory_order_relaxed); ++spins) {
         const bool check = yielding || spins % 64 == 0;
         const auto waited = check ? std::chrono::steady_clock::now() - start : std::chrono::steady_clock::duration::zero();
         if (waited < kSpinFor) {
@@ -143,13 +172,13 @@ class WorkPool {
         sleeping_.fetch_add(1, std::memory_order_seq_cst);
         cv_.wait(lock, [&] {
           word = announced_.load(std::memory_order_seq_cst);
-          return word >> 16 != seen || stop_.load(std::memory_order_relaxed);
+          return word != seen || stop_.load(std::memory_order_relaxed);
         });
         sleeping_.fetch_sub(1, std::memory_order_relaxed);
       }
       if (stop_.load(std::memory_order_relaxed)) return;
-      seen = word >> 16;
-      work(seen, static_cast<int64_t>(word & 0xffff), p);
+      seen = word;
+      work(seen, participant);
     }
   }
 
@@ -165,17 +194,18 @@ class WorkPool {
     }
     for (std::thread& t : threads_) t.join();
     threads_.clear();
-    states_ = std::vector<ChunkState>(static_cast<size_t>((workers + 1) * kChunksPerThread));
+    states_ = std::vector<ChunkState>(static_cast<size_t>(kMaxPhases * (workers + 1) * kChunksPerThread));
     stop_.store(false, std::memory_order_relaxed);
     for (int i = 0; i < workers; ++i) threads_.emplace_back([this, i] { loop(i + 1); });
   }
 
-  // The loop in progress (or the last one): its generation << 16 | its chunk count.
-  static uint64_t announce(uint64_t generation, int64_t chunks) { return generation << 16 | static_cast<uint64_t>(chunks); }
-  std::atomic<uint64_t> announced_{0};
-  const Body* body_ = nullptr;  // these three: written before announced_ is published, read after a claim
-  int64_t n_ = 0, chunk_ = 0;
-  std::vector<ChunkState> states_;
+  std::atomic<uint64_t> announced_{0};  // the generation of the loop in progress (or the last one)
+  // The loop's phases: their count and chunk counts, read by a worker before it claims (atomics: a late
+  // worker may read the next loop's), and their cuts, read only after a claim.
+  std::atomic<int> phases_{0};
+  std::atomic<int64_t> chunks_[kMaxPhases] = {};
+  Cut cuts_[kMaxPhases] = {};
+  std::vector<ChunkState> states_;  // [phase][slot]
   std::atomic<int> sleeping_{0};
   std::atomic<bool> stop_{false};
   std::atomic<bool> busy_{false};
@@ -188,20 +218,42 @@ class WorkPool {
 
 thread_local bool WorkPool::is_worker_ = false;
 
+// Phase p of a loop with `threads` threads cut into chunks (its whole range in one when it is too
+// small to split).
+WorkPool::Cut cut(const Phase& phase, int threads) {
+  const int64_t chunks = std::min<int64_t>({phase.n / std::max<int64_t>(phase.grain, 1), threads * kChunksPerThread});
+  if (chunks <= 1) return {phase.n, std::max<int64_t>(phase.n, 1), phase.n > 0 ? 1 : 0, &phase.body};
+  const int64_t align = std::max<int64_t>(phase.align, 1);
+  const int64_t chunk = ((phase.n + chunks - 1) / chunks + align - 1) / align * align;
+  return {phase.n, chunk, (phase.n + chunk - 1) / chunk, &phase.body};
+}
+
 }  // namespace
 
-void parallel_chunks(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& body, int64_t align) {
-  if (n <= 0) return;
+void parallel_chunks(int64_t n, int64_t grain, ChunkBody body, int64_t align) {
+  parallel_phases({Phase{n, grain, body, align}});
+}
+
+void parallel_phases(std::initializer_list<Phase> phases) {
+  if (phases.size() > static_cast<size_t>(kMaxPhases))
+    throw InvalidArgument(cat("parallel_phases: ", phases.size(), " phases, at most ", kMaxPhases));
   const int threads = std::max(1, at::get_num_threads());
-  const int64_t chunks = std::min<int64_t>({n / std::max<int64_t>(grain, 1), threads * kChunksPerThread, kMaxChunks});
+  WorkPool::Cut cuts[kMaxPhases];
+  int count = 0;
+  bool any_split = false;
+  for (const Phase& phase : phases) {
+    cuts[count] = cut(phase, threads);
+    any_split = any_split || cuts[count].chunks > 1;
+    ++count;
+  }
   WorkPool& pool = WorkPool::instance();
-  if (threads == 1 || chunks <= 1 || !pool.try_begin()) {
-    body(0, n);
+  if (threads == 1 || !any_split || !pool.try_begin()) {
+    for (const Phase& phase : phases)
+      if (phase.n > 0) phase.body(0, phase.n);
     return;
   }
-  align = std::max<int64_t>(align, 1);
-  const int64_t chunk = ((n + chunks - 1) / chunks + align - 1) / align * align;
-  pool.run(n, chunk, (n + chunk - 1) / chunk, threads - 1, body);
+  pool.run(cuts, count, threads - 1);
+  pool.end();
 }
 
 }  // namespace chronos::cpu

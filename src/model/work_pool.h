@@ -11,15 +11,50 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
+#include <initializer_list>
+#include <type_traits>
+#include <utility>
 
 namespace chronos::cpu {
+
+// A loop body: a reference to a callable taking (first, last), not a copy of it (a std::function
+// holding a lambda of more than two references allocates). The callable must outlive the loop, as a
+// lambda written in the call does.
+class ChunkBody {
+ public:
+  template <typename F, typename = std::enable_if_t<!std::is_same_v<std::decay_t<F>, ChunkBody>>>
+  ChunkBody(F&& f)  // NOLINT(google-explicit-constructor): lambdas convert at the call
+      : callable_(const_cast<void*>(static_cast<const void*>(&f))),
+        call_([](void* c, int64_t first, int64_t last) { (*static_cast<std::remove_reference_t<F>*>(c))(first, last); }) {}
+  void operator()(int64_t first, int64_t last) const { call_(callable_, first, last); }
+
+ private:
+  void* callable_;
+  void (*call_)(void*, int64_t, int64_t);
+};
 
 // Runs body(first, last) over [0, n) in chunks of at least `grain` items, on the calling thread
 // and up to at::get_num_threads() - 1 pool workers; returns when all of [0, n) has run. Serial when
 // one chunk covers the range, with one thread, or when called while another parallel_chunks runs
 // (from a worker, or from a second thread at the same time). `body` must not throw. Chunks start at
 // multiples of `align`.
-void parallel_chunks(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& body, int64_t align = 1);
+void parallel_chunks(int64_t n, int64_t grain, ChunkBody body, int64_t align = 1);
+
+// One step of parallel_phases: a loop as parallel_chunks runs it.
+struct Phase {
+  int64_t n;
+  int64_t grain;
+  ChunkBody body;
+  int64_t align = 1;
+};
+
+// Runs the phases in order, each over its own range as parallel_chunks would, in one pass of the
+// work pool: a thread starts a phase once every chunk of the one before has run (it may read what
+// they wrote). A barrier between the phases instead of a join and a fork: two loops of two units on
+// two threads cost 1.4-2.9 us here beyond their work, two phases 0.9-1.8 us. A thread that has not
+// woken up still holds nobody up: the others run its chunks. At most kMaxPhases phases; the same
+// serial cases as parallel_chunks.
+constexpr int kMaxPhases = 4;
+void parallel_phases(std::initializer_list<Phase> phases);
 
 }  // namespace chronos::cpu

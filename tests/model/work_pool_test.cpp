@@ -1,13 +1,18 @@
 // The decode kernels' parallel loop: every item runs exactly once, whatever the size, grain and
-// thread count, also with several callers at once and from inside a loop.
+// thread count, also with several callers at once and from inside a loop; phases run in order, each
+// seeing everything the one before wrote.
 #include "model/work_pool.h"
 
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <numeric>
 #include <thread>
 #include <vector>
+
+#include "chronos/core/error.h"
 
 namespace chronos {
 namespace {
@@ -78,6 +83,91 @@ TEST(WorkPool, ConcurrentCallersAndNestedLoopsRunSerially) {
   caller();
   other.join();
   EXPECT_EQ(failures.load(), 0);
+}
+
+// Phase 0 writes a[i] = i + 1, its last chunk late (another thread would be through its own chunks by
+// then); phase 1 sums all of a in every chunk (each must see every write of phase 0) and writes b;
+// phase 2 checks b. Every item of every phase runs once.
+void expect_phases_in_order(int64_t n0, int64_t n1, int64_t grain) {
+  std::vector<int64_t> a(static_cast<size_t>(n0), 0), b(static_cast<size_t>(n1), 0);
+  std::vector<std::atomic<int>> hits0(static_cast<size_t>(n0)), hits1(static_cast<size_t>(n1)), hits2(static_cast<size_t>(n1));
+  std::atomic<int> stale{0};
+  const int64_t expected = n0 * (n0 + 1) / 2;
+  cpu::parallel_phases({
+      {n0, grain,
+       [&](int64_t first, int64_t last) {
+         if (last == n0 && first > 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+         for (int64_t i = first; i < last; ++i) {
+           a[static_cast<size_t>(i)] = i + 1;
+           hits0[static_cast<size_t>(i)].fetch_add(1);
+         }
+       }},
+      {n1, grain,
+       [&](int64_t first, int64_t last) {
+         const int64_t sum = std::accumulate(a.begin(), a.end(), int64_t{0});
+         if (sum != expected) stale.fetch_add(1);
+         for (int64_t i = first; i < last; ++i) {
+           b[static_cast<size_t>(i)] = sum + i;
+           hits1[static_cast<size_t>(i)].fetch_add(1);
+         }
+       }},
+      {n1, 1,
+       [&](int64_t first, int64_t last) {
+         for (int64_t i = first; i < last; ++i) {
+           if (b[static_cast<size_t>(i)] != expected + i) stale.fetch_add(1);
+           hits2[static_cast<size_t>(i)].fetch_add(1);
+         }
+       }},
+  });
+  EXPECT_EQ(stale.load(), 0) << n0 << ", " << n1 << " items, grain " << grain;
+  for (const auto* hits : {&hits0, &hits1, &hits2})
+    for (size_t i = 0; i < hits->size(); ++i) ASSERT_EQ((*hits)[i].load(), 1) << "item " << i << " of " << n0 << ", " << n1 << ", grain " << grain;
+}
+
+TEST(WorkPool, PhasesRunInOrderEachItemOnce) {
+  for (const int threads : {1, 2, 3, 5}) {
+    const ThreadCount count(threads);
+    SCOPED_TRACE(threads);
+    for (const int64_t n0 : {0, 1, 7, 64, 1000})
+      for (const int64_t n1 : {0, 1, 9, 256})
+        for (const int64_t grain : {1, 4, 64}) expect_phases_in_order(n0, n1, grain);
+  }
+}
+
+TEST(WorkPool, ManyPhasedLoopsInARowAndBesideAnotherCaller) {
+  const ThreadCount count(2);
+  std::atomic<int> failures{0};
+  const auto caller = [&] {
+    for (int loop = 0; loop < 1000; ++loop) {
+      std::vector<int64_t> first_phase(static_cast<size_t>(40 + loop % 5), 0);
+      std::atomic<int64_t> seen{0};
+      cpu::parallel_phases({
+          {static_cast<int64_t>(first_phase.size()), 2,
+           [&](int64_t first, int64_t last) {
+             for (int64_t i = first; i < last; ++i) first_phase[static_cast<size_t>(i)] = 1;
+           }},
+          {4, 1,
+           [&](int64_t first, int64_t last) {
+             for (int64_t i = first; i < last; ++i) seen += std::accumulate(first_phase.begin(), first_phase.end(), int64_t{0});
+           }},
+      });
+      if (seen.load() != 4 * static_cast<int64_t>(first_phase.size())) ++failures;
+      // A plain loop between phased ones reuses the same chunk states.
+      std::atomic<int64_t> sum{0};
+      cpu::parallel_chunks(100, 3, [&](int64_t first, int64_t last) { sum += last - first; });
+      if (sum.load() != 100) ++failures;
+    }
+  };
+  caller();
+  std::thread other(caller);
+  caller();
+  other.join();
+  EXPECT_EQ(failures.load(), 0);
+}
+
+TEST(WorkPool, MorePhasesThanTheLimitIsAnError) {
+  const auto nothing = [](int64_t, int64_t) {};
+  EXPECT_THROW(cpu::parallel_phases({{1, 1, nothing}, {1, 1, nothing}, {1, 1, nothing}, {1, 1, nothing}, {1, 1, nothing}}), InvalidArgument);
 }
 
 }  // namespace
