@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "chronos/model/attention.h"
@@ -96,19 +97,89 @@ struct ProjectionRows {
   const float* bias;
 };
 
+// Attention over slices of a token's cache positions, a slice a thread, each keeping for every head
+// its scores' maximum m, the sum l of exp(score - m) and the values weighted by those exponentials;
+// merged as flash-decoding does (docs/decode.md "Position slices"): with M the head's largest m over
+// the slices, out = sum_s e^(m_s - M) acc_s / sum_s e^(m_s - M) l_s. Threads that split the heads
+// instead each read the whole cache: MLA's latents serve every head, and a window layer's key-value
+// group is half of each cached position's bytes (the hardware prefetchers fetched the other half
+// too). Step flips, fine.json int8: window layers 0.978-0.995; MLA level at the bench's context,
+// 0.960 after a 1,024-token prompt.
+class PositionSlices {
+ public:
+  // `positions` > 0 split into a slice a thread of at least kMinPositions each (two a thread ran
+  // level with the key-value groups' split).
+  PositionSlices(int64_t positions, int64_t heads, int64_t width)
+      : positions_(positions),
+        heads_(heads),
+        width_(width),
+        count_(std::clamp<int64_t>(positions / kMinPositions, 1, std::max(1, at::get_num_threads()))),
+        state_(static_cast<size_t>(count_ * heads * (2 + width))) {}
+  int64_t count() const { return count_; }
+  int64_t first(int64_t slice) const { return slice * positions_ / count_; }
+  int64_t size(int64_t slice) const { return first(slice + 1) - first(slice); }
+  int64_t largest() const { return (positions_ + count_ - 1) / count_; }
+  // Slice s's state of head h: its maximum, its sum, and `width` weighted values (zero until the slice
+  // adds into them).
+  float& max(int64_t s, int64_t h) { return state_[static_cast<size_t>((s * heads_ + h) * 2)]; }
+  float& sum(int64_t s, int64_t h) { return state_[static_cast<size_t>((s * heads_ + h) * 2 + 1)]; }
+  float* values(int64_t s, int64_t h) { return state_.data() + count_ * heads_ * 2 + (s * heads_ + h) * width_; }
+  // MLA: the merged values are latents, each head's projected by its group's rows of W_v
+  // [kv_heads * out_width, width] (head h in group h / rep) into out_width values.
+  void project_values(const float* w_v, int64_t rep, int64_t out_width) {
+    value_proj_ = w_v;
+    rep_ = rep;
+    out_width_ = out_width;
+  }
+  // The heads' outputs, the slices merged: out[h * width, (h + 1) * width) for every head h, or
+  // out_width values a head after project_values.
+  void merge(float* out) const {
+    thread_local std::vector<float> merged;
+    merged.resize(static_cast<size_t>(width_));
+    for (int64_t h = 0; h < heads_; ++h) {
+      float top = -std::numeric_limits<float>::infinity();
+      for (int64_t s = 0; s < count_; ++s) top = std::max(top, state(s, h, 0));
+      float* o = value_proj_ ? merged.data() : out + h * width_;
+      std::fill(o, o + width_, 0.0f);
+      float total = 0;
+      for (int64_t s = 0; s < count_; ++s) {
+        const float w = std::exp(state(s, h, 0) - top);
+        total += w * state(s, h, 1);
+        const float* acc = state_.data() + count_ * heads_ * 2 + (s * heads_ + h) * width_;
+        for (int64_t i = 0; i < width_; ++i) o[i] += w * acc[i];
+      }
+      const float inverse = 1.0f / total;
+      for (int64_t i = 0; i < width_; ++i) o[i] *= inverse;
+      if (value_proj_) cpu::matrix_rows_dot(value_proj_ + h / rep_ * out_width_ * width_, width_, out_width_, o, out + h * out_width_);
+    }
+  }
+
+ private:
+  // Slices shorter than this cost more in their loop than they save.
+  static constexpr int64_t kMinPositions = 32;
+  float state(int64_t s, int64_t h, int k) const { return state_[static_cast<size_t>((s * heads_ + h) * 2 + k)]; }
+  int64_t positions_, heads_, width_, count_;
+  std::vector<float> state_;
+  const float* value_proj_ = nullptr;
+  int64_t rep_ = 1, out_width_ = 0;
+};
+
 // The output projection as the phase after the heads' (cpu::parallel_phases): rows of y = o_proj(heads),
 // one chunk a thread, each quantizing the heads' outputs for its own rows, where the caller ran the
 // whole projection alone after the heads' loop (fine.json int8: ~3 us a layer; with the MoE's two
-// phases, step flips 0.973-0.980, docs/decode.md "One region a module").
+// phases, step flips 0.973-0.980, docs/decode.md "One region a module"). With position slices, each
+// chunk first merges them into its own copy of the heads' outputs.
 class OutputRows {
  public:
-  OutputRows(const torch::nn::Linear& o_proj, const std::vector<float>& heads, const at::Tensor& like)
-      : rows_(o_proj, static_cast<int64_t>(heads.size())),
-        heads_(heads.data()),
-        in_(static_cast<int64_t>(heads.size())),
+  // `heads`: the heads' outputs, in_features of o_proj; unread with `slices`.
+  OutputRows(const torch::nn::Linear& o_proj, const float* heads, const at::Tensor& like, const PositionSlices* slices = nullptr)
+      : rows_(o_proj, o_proj->options.in_features()),
+        heads_(heads),
+        in_(o_proj->options.in_features()),
         out_(o_proj->weight.size(0)),
         blocks_(cpu::needs_blocks(rows_.format)),
-        pairs_(cpu::needs_int4_pairs(rows_.format, rows_.layout)) {
+        pairs_(cpu::needs_int4_pairs(rows_.format, rows_.layout)),
+        slices_(slices) {
     // Reused (token_buffer.h): the layer adds it into its residual stream and lets it go.
     thread_local TokenBuffer buffer;
     y_ = buffer.get({1, 1, out_}, like.options());
@@ -119,7 +190,14 @@ class OutputRows {
     return {out_, (out_ + threads - 1) / threads, *this, cpu::chunk_alignment(rows_.layout)};
   }
   void operator()(int64_t first, int64_t last) const {
-    const cpu::KernelInput input(heads_, in_, blocks_, pairs_);
+    const float* heads = heads_;
+    thread_local std::vector<float> merged;
+    if (slices_) {
+      merged.resize(static_cast<size_t>(in_));
+      slices_->merge(merged.data());
+      heads = merged.data();
+    }
+    const cpu::KernelInput input(heads, in_, blocks_, pairs_);
     rows_.project(input, first, last, y_data_ + first);
   }
   const at::Tensor& output() const { return y_; }
@@ -129,6 +207,7 @@ class OutputRows {
   const float* heads_;
   int64_t in_, out_;
   bool blocks_, pairs_;
+  const PositionSlices* slices_;
   at::Tensor y_;
   float* y_data_;
 };
@@ -193,65 +272,72 @@ at::Tensor MLAttentionImpl::forward_one_token(const at::Tensor& x, AttentionCont
   const float* Wk = k_nope_proj->weight.data_ptr<float>();  // [kv_heads * nope, C]
   const float* Wv = v_proj->weight.data_ptr<float>();       // [kv_heads * D, C]
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  std::vector<float> out(static_cast<size_t>(heads_ * D)), q_nope(static_cast<size_t>(heads_ * nope_)), q_rope(static_cast<size_t>(heads_ * rope_));
+  std::vector<float> q_nope(static_cast<size_t>(heads_ * nope_)), q_rope(static_cast<size_t>(heads_ * rope_)), absorbed(static_cast<size_t>(heads_ * C));
   const ProjectionRows nope_rows(q_nope_proj, x.size(2)), rope_rows(q_rope_proj, x.size(2));
   const float *nope_norm = q_nope_norm->weight.data_ptr<float>(), *rope_norm = q_rope_norm->weight.data_ptr<float>();
   const double nope_eps = q_nope_norm->eps(), rope_eps = q_rope_norm->eps();
-  // Heads in pairs, a pair a parallel unit: it projects, normalises and rotates its own queries (one
-  // thread ran all of them before the loop; fine.json int8 steps 1.0-1.6% faster so), then both
-  // heads' scores and mixtures read the cached latents once (dot_rows2, weighted_row_sum2: the same
-  // sums as one head at a time). L: the latents [T, C], R: the rope keys [T, kv_heads, rope],
+  // Three phases: the heads' queries, a pair of heads a unit (projected, normalised, rotated, and the
+  // nope part absorbed into W_k^T q); then the heads over slices of the cached positions, every
+  // head's scores and mixture of a slice (a pair of heads reads the slice's latents once: dot_rows2,
+  // weighted_row_sum2); then the output projection, each chunk merging the slices and projecting
+  // each head's mixed latent by W_v. L: the latents [T, C], R: the rope keys [T, kv_heads, rope],
   // contiguous (one_token_applies), float or bfloat16.
-  const OutputRows output(o_proj, out, x);
+  PositionSlices slices(T, heads_, C);
+  slices.project_values(Wv, rep, D);
+  const OutputRows output(o_proj, nullptr, x, &slices);
+  const auto queries = [&](int64_t first, int64_t last) {
+    for (int64_t pair = first; pair < last; ++pair) {
+      const int64_t h0 = 2 * pair, n = std::min<int64_t>(2, heads_ - h0);
+      float *pair_nope = q_nope.data() + h0 * nope_, *pair_rope = q_rope.data() + h0 * rope_;
+      nope_rows.project(input, h0 * nope_, (h0 + n) * nope_, pair_nope);
+      rope_rows.project(input, h0 * rope_, (h0 + n) * rope_, pair_rope);
+      cpu::rms_norm(pair_nope, pair_nope, n, nope_, nope_norm, nope_eps);
+      cpu::rms_norm(pair_rope, pair_rope, n, rope_, rope_norm, rope_eps);
+      rope(pair_rope, n, rope_, cos_row, sin_row);
+      for (int64_t h = h0; h < h0 + n; ++h) {
+        float* a = absorbed.data() + h * C;
+        std::fill(a, a + C, 0.0f);
+        for (int64_t i = 0; i < nope_; ++i) {
+          const float q = q_nope[h * nope_ + i];
+          const float* w = Wk + (h / rep * nope_ + i) * C;
+          for (int64_t c = 0; c < C; ++c) a[c] += q * w[c];
+        }
+      }
+    }
+  };
   with_cache_rows(cache, [&](const auto* L, const auto* R) {
-    const auto pairs = [&](int64_t first, int64_t last) {
-      std::vector<float> absorbed(2 * C), scores(2 * T), mixed(2 * C);
-      for (int64_t pair = first; pair < last; ++pair) {
-        const int64_t head[2] = {2 * pair, std::min(2 * pair + 1, heads_ - 1)};
-        const int n = head[1] != head[0] ? 2 : 1;
-        float *pair_nope = q_nope.data() + head[0] * nope_, *pair_rope = q_rope.data() + head[0] * rope_;
-        nope_rows.project(input, head[0] * nope_, (head[0] + n) * nope_, pair_nope);
-        rope_rows.project(input, head[0] * rope_, (head[0] + n) * rope_, pair_rope);
-        cpu::rms_norm(pair_nope, pair_nope, n, nope_, nope_norm, nope_eps);
-        cpu::rms_norm(pair_rope, pair_rope, n, rope_, rope_norm, rope_eps);
-        rope(pair_rope, n, rope_, cos_row, sin_row);
-        std::fill(absorbed.begin(), absorbed.end(), 0.0f);
-        for (int j = 0; j < n; ++j) {
-          const int64_t g = head[j] / rep;
-          float* a = absorbed.data() + j * C;
-          for (int64_t i = 0; i < nope_; ++i) {
-            const float q = q_nope[head[j] * nope_ + i];
-            const float* w = Wk + (g * nope_ + i) * C;
-            for (int64_t c = 0; c < C; ++c) a[c] += q * w[c];
-          }
-        }
-        const int64_t g0 = head[0] / rep, g1 = head[1] / rep;
-        const float *qr0 = q_rope.data() + head[0] * rope_, *qr1 = q_rope.data() + head[1] * rope_;
-        float *s0 = scores.data(), *s1 = scores.data() + T;
-        if (n == 2) {
-          cpu::dot_rows2(absorbed.data(), absorbed.data() + C, L, C, T, C, scale, s0, s1);
-          if (g0 == g1) {
-            cpu::dot_rows2(qr0, qr1, R + g0 * rope_, kv_heads_ * rope_, T, rope_, scale, s0, s1, /*accumulate=*/true);
+    const auto attend_slices = [&](int64_t first, int64_t last) {
+      std::vector<float> scores(static_cast<size_t>(2 * slices.largest()));
+      for (int64_t slice = first; slice < last; ++slice) {
+        const int64_t t0 = slices.first(slice), n = slices.size(slice);
+        const auto *latents = L + t0 * C, *rope_keys = R + t0 * kv_heads_ * rope_;
+        for (int64_t h0 = 0; h0 < heads_; h0 += 2) {
+          float *s0 = scores.data(), *s1 = scores.data() + n;
+          const int64_t g0 = h0 / rep;
+          const float* qr0 = q_rope.data() + h0 * rope_;
+          if (h0 + 1 < heads_) {
+            const int64_t g1 = (h0 + 1) / rep;
+            const float* qr1 = q_rope.data() + (h0 + 1) * rope_;
+            cpu::dot_rows2(absorbed.data() + h0 * C, absorbed.data() + (h0 + 1) * C, latents, C, n, C, scale, s0, s1);
+            if (g0 == g1) {
+              cpu::dot_rows2(qr0, qr1, rope_keys + g0 * rope_, kv_heads_ * rope_, n, rope_, scale, s0, s1, /*accumulate=*/true);
+            } else {
+              cpu::dot_rows(qr0, rope_keys + g0 * rope_, kv_heads_ * rope_, n, rope_, scale, s0, /*accumulate=*/true);
+              cpu::dot_rows(qr1, rope_keys + g1 * rope_, kv_heads_ * rope_, n, rope_, scale, s1, /*accumulate=*/true);
+            }
+            slices.max(slice, h0) = cpu::exp_shifted_in_place(s0, n, &slices.sum(slice, h0));
+            slices.max(slice, h0 + 1) = cpu::exp_shifted_in_place(s1, n, &slices.sum(slice, h0 + 1));
+            cpu::weighted_row_sum2(s0, s1, latents, C, n, C, slices.values(slice, h0), slices.values(slice, h0 + 1));
           } else {
-            cpu::dot_rows(qr0, R + g0 * rope_, kv_heads_ * rope_, T, rope_, scale, s0, /*accumulate=*/true);
-            cpu::dot_rows(qr1, R + g1 * rope_, kv_heads_ * rope_, T, rope_, scale, s1, /*accumulate=*/true);
+            cpu::dot_rows(absorbed.data() + h0 * C, latents, C, n, C, scale, s0);
+            cpu::dot_rows(qr0, rope_keys + g0 * rope_, kv_heads_ * rope_, n, rope_, scale, s0, /*accumulate=*/true);
+            slices.max(slice, h0) = cpu::exp_shifted_in_place(s0, n, &slices.sum(slice, h0));
+            cpu::weighted_row_sum(s0, latents, C, n, C, slices.values(slice, h0));
           }
-        } else {
-          cpu::dot_rows(absorbed.data(), L, C, T, C, scale, s0);
-          cpu::dot_rows(qr0, R + g0 * rope_, kv_heads_ * rope_, T, rope_, scale, s0, /*accumulate=*/true);
         }
-        std::fill(mixed.begin(), mixed.end(), 0.0f);
-        cpu::softmax_in_place(s0, T);
-        if (n == 2) {
-          cpu::softmax_in_place(s1, T);
-          cpu::weighted_row_sum2(s0, s1, L, C, T, C, mixed.data(), mixed.data() + C);
-        } else {
-          cpu::weighted_row_sum(s0, L, C, T, C, mixed.data());
-        }
-        for (int j = 0; j < n; ++j) cpu::matrix_rows_dot(Wv + head[j] / rep * D * C, C, D, mixed.data() + j * C, out.data() + head[j] * D);
       }
     };
-    cpu::parallel_phases({{(heads_ + 1) / 2, 1, pairs}, output.phase()});
+    cpu::parallel_phases({{(heads_ + 1) / 2, 1, queries}, {slices.count(), 1, attend_slices}, output.phase()});
   });
   return output.output();
 }
@@ -301,50 +387,60 @@ at::Tensor WindowAttentionImpl::forward_one_token(const at::Tensor& x, Attention
   // Key t sits at position P - (T - 1) + t; the query at P sees (P - window, P].
   const int64_t first_key = window_ > 0 ? std::max<int64_t>(0, T - window_) : 0;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  std::vector<float> out(static_cast<size_t>(heads_ * D), 0.0f);
   const int64_t S = T - first_key;
-  // A group's heads in pairs: two heads read the group's keys and values once (dot_rows2,
-  // weighted_row_sum2: the same sums as one head at a time). K and V [T, kv_heads, D], float or
-  // bfloat16: the cache's own views, by reference, so that keep_last below slides them in place (a
-  // held view is rebuilt: 1.3% of a fine.json step); contiguous, as one_token_applies asks.
-  const OutputRows output(o_proj, out, x);
+  // Two phases before the output projection's: each key-value group's projections (unless they ran
+  // above), then the heads over slices of the positions, a group's heads in pairs: two heads read the
+  // group's keys and values once (dot_rows2, weighted_row_sum2: the same sums as one head at a time).
+  // K and V [T, kv_heads, D], float or bfloat16: the cache's own views, by reference, so that
+  // keep_last below slides them in place (a held view is rebuilt: 1.3% of a fine.json step);
+  // contiguous, as one_token_applies asks.
+  PositionSlices slices(S, heads_, D);
+  const OutputRows output(o_proj, nullptr, x, &slices);
+  const auto project_groups = [&](int64_t first, int64_t last) {
+    for (int64_t g = first; g < last; ++g) {
+      float *group_q = q.data() + g * rep * D, *key = k.data() + g * D, *value = v.data() + g * D;
+      q_rows.project(input, g * rep * D, (g + 1) * rep * D, group_q);
+      k_rows.project(input, g * D, (g + 1) * D, key);
+      v_rows.project(input, g * D, (g + 1) * D, value);
+      clip(group_q, rep * D, clip_);
+      clip(key, D, clip_);
+      clip(value, D, clip_);
+      if (per_head_norm) {
+        cpu::rms_norm(group_q, group_q, rep, D, q_scale, q_eps);
+        cpu::rms_norm(key, key, 1, D, k_scale, k_eps);
+      }
+      rope(group_q, rep, D, cos_row, sin_row);
+      rope(key, 1, D, cos_row, sin_row);
+      cache.put_token(g * D, key, D, g * D, value, D);
+    }
+  };
   with_cache_rows(cache, [&](const auto* K, const auto* V) {
-    const auto groups = [&](int64_t first, int64_t last) {
-      std::vector<float> scores(2 * S);
-      for (int64_t g = first; g < last; ++g) {
-        float *group_q = q.data() + g * rep * D, *key = k.data() + g * D, *value = v.data() + g * D;
-        if (in_units) {
-          q_rows.project(input, g * rep * D, (g + 1) * rep * D, group_q);
-          k_rows.project(input, g * D, (g + 1) * D, key);
-          v_rows.project(input, g * D, (g + 1) * D, value);
-          clip(group_q, rep * D, clip_);
-          clip(key, D, clip_);
-          clip(value, D, clip_);
-          if (per_head_norm) {
-            cpu::rms_norm(group_q, group_q, rep, D, q_scale, q_eps);
-            cpu::rms_norm(key, key, 1, D, k_scale, k_eps);
-          }
-          rope(group_q, rep, D, cos_row, sin_row);
-          rope(key, 1, D, cos_row, sin_row);
-          cache.put_token(g * D, key, D, g * D, value, D);
-        }
-        const auto *group_keys = K + (first_key * kv_heads_ + g) * D, *group_values = V + (first_key * kv_heads_ + g) * D;
-        for (int64_t h0 = g * rep; h0 < (g + 1) * rep; h0 += 2) {
-          if (h0 + 1 < (g + 1) * rep) {
-            float *s0 = scores.data(), *s1 = scores.data() + S;
-            cpu::dot_rows2(q.data() + h0 * D, q.data() + (h0 + 1) * D, group_keys, kv_heads_ * D, S, D, scale, s0, s1);
-            cpu::softmax_in_place(s0, S);
-            cpu::softmax_in_place(s1, S);
-            cpu::weighted_row_sum2(s0, s1, group_values, kv_heads_ * D, S, D, out.data() + h0 * D, out.data() + (h0 + 1) * D);
-          } else {
-            cpu::dot_rows(q.data() + h0 * D, group_keys, kv_heads_ * D, S, D, scale, scores.data());
-            cpu::softmax_in_place(scores.data(), S);
-            cpu::weighted_row_sum(scores.data(), group_values, kv_heads_ * D, S, D, out.data() + h0 * D);
+    const auto attend_slices = [&](int64_t first, int64_t last) {
+      std::vector<float> scores(static_cast<size_t>(2 * slices.largest()));
+      for (int64_t slice = first; slice < last; ++slice) {
+        const int64_t t0 = first_key + slices.first(slice), n = slices.size(slice);
+        for (int64_t g = 0; g < kv_heads_; ++g) {
+          const auto *keys = K + (t0 * kv_heads_ + g) * D, *values = V + (t0 * kv_heads_ + g) * D;
+          for (int64_t h0 = g * rep; h0 < (g + 1) * rep; h0 += 2) {
+            float *s0 = scores.data(), *s1 = scores.data() + n;
+            if (h0 + 1 < (g + 1) * rep) {
+              cpu::dot_rows2(q.data() + h0 * D, q.data() + (h0 + 1) * D, keys, kv_heads_ * D, n, D, scale, s0, s1);
+              slices.max(slice, h0) = cpu::exp_shifted_in_place(s0, n, &slices.sum(slice, h0));
+              slices.max(slice, h0 + 1) = cpu::exp_shifted_in_place(s1, n, &slices.sum(slice, h0 + 1));
+              cpu::weighted_row_sum2(s0, s1, values, kv_heads_ * D, n, D, slices.values(slice, h0), slices.values(slice, h0 + 1));
+            } else {
+              cpu::dot_rows(q.data() + h0 * D, keys, kv_heads_ * D, n, D, scale, s0);
+              slices.max(slice, h0) = cpu::exp_shifted_in_place(s0, n, &slices.sum(slice, h0));
+              cpu::weighted_row_sum(s0, values, kv_heads_ * D, n, D, slices.values(slice, h0));
+            }
           }
         }
       }
     };
-    cpu::parallel_phases({{kv_heads_, 1, groups}, output.phase()});
+    if (in_units)
+      cpu::parallel_phases({{kv_heads_, 1, project_groups}, {slices.count(), 1, attend_slices}, output.phase()});
+    else
+      cpu::parallel_phases({{slices.count(), 1, attend_slices}, output.phase()});
   });
   if (window_ > 0) cache.keep_last(std::min(T, window_));
   return output.output();

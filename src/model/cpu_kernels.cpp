@@ -317,10 +317,8 @@ inline __attribute__((always_inline)) float max_of(const float* v, int64_t n) {
   for (; i < n; ++i) best = std::max(best, v[i]);
   return best;
 }
-}  // namespace
 
-CHRONOS_SIMD_CLONES
-void softmax_in_place(float* scores, int64_t n) {
+inline __attribute__((always_inline)) float exp_shifted_inline(float* scores, int64_t n, float* sum) {
   const float top = max_of(scores, n);
   Vec16 sums = {};
   int64_t i = 0;
@@ -329,10 +327,23 @@ void softmax_in_place(float* scores, int64_t n) {
     store(scores + i, e);
     sums += e;
   }
-  float sum = reduce(sums);
-  for (; i < n; ++i) sum += (scores[i] = std::exp(scores[i] - top));
+  float total = reduce(sums);
+  for (; i < n; ++i) total += (scores[i] = std::exp(scores[i] - top));
+  *sum = total;
+  return top;
+}
+}  // namespace
+
+CHRONOS_SIMD_CLONES
+float exp_shifted_in_place(float* scores, int64_t n, float* sum) { return exp_shifted_inline(scores, n, sum); }
+
+CHRONOS_SIMD_CLONES
+void softmax_in_place(float* scores, int64_t n) {
+  float sum = 0;
+  exp_shifted_inline(scores, n, &sum);
   const float inverse = 1.0f / sum;
-  for (i = 0; i + kLanes <= n; i += kLanes) store(scores + i, load(scores + i) * inverse);
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) store(scores + i, load(scores + i) * inverse);
   for (; i < n; ++i) scores[i] *= inverse;
 }
 

@@ -54,6 +54,10 @@ void rms_norm(const float* x, float* y, int64_t groups, int64_t dim, const float
 // Softmax of n scores in place, in float32 (the router's and attention's precision).
 void softmax_in_place(float* scores, int64_t n);
 
+// The softmax's first half: scores[i] = exp(scores[i] - m) in place, m their maximum (returned), and
+// *sum their sum; what attention over a slice of its keys keeps to be merged with the other slices'.
+float exp_shifted_in_place(float* scores, int64_t n, float* sum);
+
 // gate[i] = silu(gate[i]) * up[i] over n values: SwiGLU's hidden activation.
 void silu_times(float* gate, const float* up, int64_t n);
 

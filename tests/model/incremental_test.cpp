@@ -149,6 +149,30 @@ TEST_P(Incremental, Bfloat16CacheTakesTheOneTokenPathsAndAgreesWithTheGeneralPat
   EXPECT_LE(moved, 1e-2 * float_cache.abs().max().item<float>());
 }
 
+// Past 64 cached positions, with three threads, the one-token paths split a layer's positions into
+// slices, one a thread, and merge their softmaxes: token by token against the general path over the
+// whole sequence, with a window long enough to be sliced too.
+TEST_P(Incremental, PositionSlicesOverThreadsAgreeWithTheGeneralPath) {
+  const int threads_before = at::get_num_threads();
+  at::set_num_threads(3);
+  config.sliding_window_size = 100;
+  config.max_position_embeddings = 256;
+  at::manual_seed(0);
+  model = ChronosForCausalLM(config);
+  model->eval();
+  const at::Tensor one = at::randint(config.vocab_size, {1, 160});
+  at::Tensor full;
+  {
+    at::NoGradGuard no_grad;
+    full = model->forward(one).logits;
+  }
+  std::vector<int64_t> chunks = {70};  // already two slices at the first single token
+  for (int i = 0; i < 90; ++i) chunks.push_back(1);
+  const at::Tensor stepped = chunked_logits(chunks, one);
+  at::set_num_threads(threads_before);
+  EXPECT_LE((full - stepped).abs().max().item<float>(), 1e-4);
+}
+
 TEST_P(Incremental, WindowCacheStaysBounded) {
   at::NoGradGuard no_grad;
   KVCache cache = model->make_cache();
