@@ -8,7 +8,9 @@
 #include <cmath>
 #include <cstring>
 
+#include "chronos/core/error.h"
 #include "model/float_vectors.h"
+#include "model/row_groups.h"
 #include "model/format_kernels.h"
 #include "model/work_pool.h"
 
@@ -400,9 +402,80 @@ void gemv(const float* weight, const float* x, float* y, int64_t out, int64_t in
   parallel_chunks(out, grain, [&](int64_t first, int64_t last) { matrix_rows_dot(weight + first * in, in, last - first, x, y + first); });
 }
 
-// Terms whose down inputs a chunk keeps on its stack (a token's routed and shared experts: 4 + 1 on
-// fine.json, 8 + 0 on Mixtral); more take a vector.
-constexpr int64_t kMaxInlineTerms = 16;
+namespace {
+
+// Rows of a term's matrices a kernel call covers at most (stack buffers of this many floats).
+constexpr int64_t kRun = 256;
+
+// h[i] = silu(gate_t x) * (up_t x) at row i % intermediate of term i / intermediate, for the flat rows
+// [first, last) of `terms` (one kernel dispatch per run of a term's rows).
+void gate_up_rows(const SwigluTerm* terms, const KernelInput& x, float* h, int64_t intermediate, int64_t first, int64_t last) {
+  float up[kRun];
+  for (int64_t i = first; i < last;) {
+    const SwigluTerm& t = terms[i / intermediate];
+    const int64_t r = i % intermediate, n = std::min({last - i, intermediate - r, kRun});
+    float* gate = h + i;
+    rows_dot(t.format, t.gate, r, r + n, x, gate, t.gate_up_layout);
+    rows_dot(t.format, t.up, r, r + n, x, up, t.gate_up_layout);
+    silu_times(gate, up, n);
+    i += n;
+  }
+}
+
+// Terms whose hidden activations lie in one buffer, `intermediate` a term.
+struct TermGroup {
+  const SwigluTerm* terms;
+  int64_t count;
+  const float* h;
+  int64_t intermediate;
+};
+
+// The down projections' input of each term of a group: its hidden activations, with the blocks its
+// format reads. A chunk keeps the first few on its stack (a token's routed and shared experts:
+// 4 + 1 on fine.json, 8 + 0 on Mixtral).
+class DownInputs {
+ public:
+  explicit DownInputs(const TermGroup& g) : more_(static_cast<size_t>(std::max<int64_t>(0, g.count - kInline))) {
+    for (int64_t t = 0; t < g.count; ++t)
+      (*this)[t].assign(g.h + t * g.intermediate, g.intermediate, needs_blocks(g.terms[t].format),
+                        needs_int4_pairs(g.terms[t].format, g.terms[t].down_layout));
+  }
+  KernelInput& operator[](int64_t t) { return t < kInline ? inline_[t] : more_[static_cast<size_t>(t - kInline)]; }
+
+ private:
+  static constexpr int64_t kInline = 16;
+  KernelInput inline_[kInline];
+  std::vector<KernelInput> more_;
+};
+
+// y[o] += sum_t coef_t * (down_t h_t)[o] for o in [first, last), over the terms of `first_group`
+// in order, then those of `second_group`.
+void down_rows(const TermGroup& first_group, float* y, int64_t first, int64_t last, const TermGroup& second_group = {nullptr, 0, nullptr, 1}) {
+  DownInputs first_inputs(first_group), second_inputs(second_group);
+  float sum[kRun], part[kRun];
+  for (int64_t o = first; o < last; o += kRun) {
+    const int64_t n = std::min(last - o, kRun);
+    std::fill(sum, sum + n, 0.0f);
+    for (int g = 0; g < 2; ++g) {
+      const TermGroup& group = g == 0 ? first_group : second_group;
+      DownInputs& inputs = g == 0 ? first_inputs : second_inputs;
+      for (int64_t t = 0; t < group.count; ++t) {  // terms in order: the same sums as one row at a time
+        const SwigluTerm& term = group.terms[t];
+        rows_dot(term.format, term.down, o, o + n, inputs[t], part, term.down_layout);
+        for (int64_t j = 0; j < n; ++j) sum[j] += term.coef * part[j];
+      }
+    }
+    for (int64_t j = 0; j < n; ++j) y[o + j] += sum[j];
+  }
+}
+
+// The grain of the down rows: one chunk a thread (two ran level).
+int64_t down_grain(int64_t hidden) {
+  const int64_t threads = std::max(1, at::get_num_threads());
+  return std::max<int64_t>(16, (hidden + threads - 1) / threads);
+}
+
+}  // namespace
 
 void swiglu_accumulate(const std::vector<SwigluTerm>& terms, const float* x, float* y, int64_t hidden, int64_t intermediate) {
   const int64_t count = static_cast<int64_t>(terms.size());
@@ -420,47 +493,46 @@ void swiglu_accumulate(const std::vector<SwigluTerm>& terms, const float* x, flo
   thread_local std::vector<float> buffer;
   buffer.resize(static_cast<size_t>(count * intermediate));
   float* const h = buffer.data();
-  // Rows of every gate and up projection, split over the threads, a term's rows at a time (one
-  // kernel dispatch per run of rows); then, after a barrier (not a join and a second fork), rows of
-  // every down projection, one chunk a thread, each quantizing the hidden activations it reads. Runs
-  // and chunks start at multiples of four rows when a term is in int8 row groups (its row counts are
-  // multiples of four).
-  constexpr int64_t kRun = 256;
-  const auto gate_up = [&](int64_t first, int64_t last) {
-    float up[kRun];
-    for (int64_t i = first; i < last;) {
-      const SwigluTerm& t = terms[static_cast<size_t>(i / intermediate)];
-      const int64_t r = i % intermediate, n = std::min({last - i, intermediate - r, kRun});
-      float* gate = h + i;
-      rows_dot(t.format, t.gate, r, r + n, input, gate, t.gate_up_layout);
-      rows_dot(t.format, t.up, r, r + n, input, up, t.gate_up_layout);
-      silu_times(gate, up, n);
-      i += n;
-    }
+  // Rows of every gate and up projection, split over the threads; then, after a barrier (not a join
+  // and a second fork), rows of every down projection, one chunk a thread, each quantizing the hidden
+  // activations it reads. Chunks start at multiples of four rows when a term is in int8 row groups
+  // (its row counts are multiples of four).
+  const auto gate_up = [&](int64_t first, int64_t last) { gate_up_rows(terms.data(), input, h, intermediate, first, last); };
+  const auto down = [&](int64_t first, int64_t last) { down_rows({terms.data(), count, h, intermediate}, y, first, last); };
+  parallel_phases({{count * intermediate, 64, gate_up, gate_up_align}, {hidden, down_grain(hidden), down, down_align}});
+}
+
+void swiglu_accumulate_routed(std::vector<SwigluTerm>& shared, int64_t max_routed, FunctionRef<void(std::vector<SwigluTerm>&)> route,
+                              const KernelInput& x, float* y, int64_t hidden, int64_t intermediate, int64_t shared_intermediate) {
+  const int64_t shared_count = static_cast<int64_t>(shared.size());
+  // The calling thread's buffer (as swiglu_accumulate's): the routed terms' activations, then the
+  // shared ones'.
+  thread_local std::vector<float> buffer;
+  buffer.resize(static_cast<size_t>(max_routed * intermediate + shared_count * shared_intermediate));
+  float* const h = buffer.data();
+  float* const shared_h = h + max_routed * intermediate;
+  std::vector<SwigluTerm> routed;
+  routed.reserve(static_cast<size_t>(max_routed));
+  const auto route_token = [&] {
+    route(routed);
+    if (static_cast<int64_t>(routed.size()) > max_routed)
+      throw InvalidArgument(cat("swiglu_accumulate_routed: ", routed.size(), " routed terms, at most ", max_routed));
+  };
+  // Three phases: the shared terms' gate and up rows (the pool's threads start on them while this one
+  // routes, and it joins them after), the routed terms', then the rows of y.
+  const auto shared_gate_up = [&](int64_t first, int64_t last) { gate_up_rows(shared.data(), x, shared_h, shared_intermediate, first, last); };
+  const auto routed_gate_up = [&](int64_t first, int64_t last) {
+    gate_up_rows(routed.data(), x, h, intermediate, first, std::min(last, static_cast<int64_t>(routed.size()) * intermediate));
   };
   const auto down = [&](int64_t first, int64_t last) {
-    KernelInput inner[kMaxInlineTerms];
-    std::vector<KernelInput> more(static_cast<size_t>(std::max<int64_t>(0, count - kMaxInlineTerms)));
-    const auto inner_input = [&](int64_t t) -> KernelInput& { return t < kMaxInlineTerms ? inner[t] : more[static_cast<size_t>(t - kMaxInlineTerms)]; };
-    for (int64_t t = 0; t < count; ++t) {
-      const SwigluTerm& term = terms[static_cast<size_t>(t)];
-      inner_input(t).assign(h + t * intermediate, intermediate, needs_blocks(term.format), needs_int4_pairs(term.format, term.down_layout));
-    }
-    float sum[kRun], part[kRun];
-    for (int64_t o = first; o < last; o += kRun) {
-      const int64_t n = std::min(last - o, kRun);
-      std::fill(sum, sum + n, 0.0f);
-      for (int64_t t = 0; t < count; ++t) {  // terms in order: the same sums as one row at a time
-        const SwigluTerm& term = terms[static_cast<size_t>(t)];
-        rows_dot(term.format, term.down, o, o + n, inner_input(t), part, term.down_layout);
-        for (int64_t j = 0; j < n; ++j) sum[j] += term.coef * part[j];
-      }
-      for (int64_t j = 0; j < n; ++j) y[o + j] += sum[j];
-    }
+    down_rows({routed.data(), static_cast<int64_t>(routed.size()), h, intermediate}, y, first, last,
+              {shared.data(), shared_count, shared_h, shared_intermediate});
   };
-  const int64_t threads = std::max(1, at::get_num_threads());
-  const int64_t down_grain = std::max<int64_t>(16, (hidden + threads - 1) / threads);
-  parallel_phases({{count * intermediate, 64, gate_up, gate_up_align}, {hidden, down_grain, down, down_align}});
+  // Chunks at multiples of four rows: the routed terms' layouts are not known yet (row groups need it).
+  const auto align = [](int64_t rows) { return rows % kGroupRows == 0 ? kGroupRows : int64_t{1}; };
+  parallel_phases(route_token, {{shared_count * shared_intermediate, 64, shared_gate_up, align(shared_intermediate)},
+                                {max_routed * intermediate, 64, routed_gate_up, align(intermediate)},
+                                {hidden, down_grain(hidden), down, align(hidden)}});
 }
 
 }  // namespace chronos::cpu

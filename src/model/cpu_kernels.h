@@ -12,6 +12,7 @@
 
 #include "chronos/model/weight_format.h"
 #include "model/format_kernels.h"
+#include "model/work_pool.h"
 
 namespace chronos::cpu {
 
@@ -94,5 +95,14 @@ struct SwigluTerm {
 // intermediate rows with per-thread partial outputs, one loop, streamed slower (half rows of down at
 // a stride): 24-29 against 36 GB/s.
 void swiglu_accumulate(const std::vector<SwigluTerm>& terms, const float* x, float* y, int64_t hidden, int64_t intermediate);
+
+// swiglu_accumulate for a MoE token whose routed experts are not known yet: `route` runs on the
+// calling thread (it may use tensors and throw), appends at most `max_routed` routed terms of
+// `intermediate` rows and sets the shared terms' coefficients, while the pool's threads start on the
+// shared terms' gate and up rows (`shared_intermediate` rows a term). Then the routed terms' gate and
+// up rows and the rows of y: the sums swiglu_accumulate gives for the routed terms followed by the
+// shared ones. `x` holds the blocks every term needs (route returns no other).
+void swiglu_accumulate_routed(std::vector<SwigluTerm>& shared, int64_t max_routed, FunctionRef<void(std::vector<SwigluTerm>&)> route,
+                              const KernelInput& x, float* y, int64_t hidden, int64_t intermediate, int64_t shared_intermediate);
 
 }  // namespace chronos::cpu

@@ -78,20 +78,26 @@ class WorkPool {
     const ChunkBody* body;
   };
 
-  void run(const Cut* cuts, int phases, int workers) {
+  // Runs the phases; with `caller_work`, the calling thread runs it first, as a chunk of phase 0
+  // that only it claims (the slot after phase 0's chunks).
+  void run(const Cut* cuts, int phases, int workers, const FunctionRef<void()>* caller_work = nullptr) {
     resize(workers);
     const uint64_t generation = ++generation_;
     const int64_t slots = slots_per_phase();
     for (int p = 0; p < kMaxPhases; ++p) {
-      const int64_t chunks = p < phases ? cuts[p].chunks : 0;
+      int64_t chunks = p < phases ? cuts[p].chunks : 0;
+      if (p == 0 && caller_work) {
+        state(0, chunks).claimed.store(generation, std::memory_order_relaxed);  // the caller's, claimed
+        ++chunks;
+      }
       if (p < phases) {
         cuts_[p] = cuts[p];
         chunks_[p].store(chunks, std::memory_order_relaxed);
       }
       for (int64_t c = chunks; c < slots; ++c) {
-        ChunkState& state = states_[static_cast<size_t>(p * slots + c)];
-        state.claimed.store(generation, std::memory_order_relaxed);
-        state.done.store(generation, std::memory_order_relaxed);
+        ChunkState& unused = state(p, c);
+        unused.claimed.store(generation, std::memory_order_relaxed);
+        unused.done.store(generation, std::memory_order_relaxed);
       }
     }
     phases_.store(phases, std::memory_order_relaxed);
@@ -100,13 +106,26 @@ class WorkPool {
       std::lock_guard<std::mutex> lock(mutex_);
       cv_.notify_all();
     }
+    if (caller_work) {
+      ChunkState& own = state(0, cuts[0].chunks);
+      try {
+        (*caller_work)();
+      } catch (...) {
+        cancel(generation, phases);
+        own.done.store(generation, std::memory_order_release);
+        wait_all(generation, phases);
+        throw;
+      }
+      own.done.store(generation, std::memory_order_release);
+    }
     work(generation, 0);
   }
 
  private:
   WorkPool() = default;
 
-  int64_t slots_per_phase() const { return static_cast<int64_t>(threads_.size() + 1) * kChunksPerThread; }
+  // A phase's chunks and the slot of the caller's own work after them.
+  int64_t slots_per_phase() const { return static_cast<int64_t>(threads_.size() + 1) * kChunksPerThread + 1; }
   ChunkState& state(int p, int64_t c) { return states_[static_cast<size_t>(p * slots_per_phase() + c)]; }
 
   // Claims chunk c of phase p for `generation`; false when it is taken (in this loop, or the loop
@@ -128,6 +147,31 @@ class WorkPool {
     state(p, c).done.store(generation, std::memory_order_release);
   }
 
+  // After the caller's work threw: every chunk nobody has claimed yet, later phases first (no other
+  // thread can be past phase 0 before the caller's own chunk is done), is marked done unrun.
+  void cancel(uint64_t generation, int phases) {
+    for (int p = phases - 1; p >= 0; --p) {
+      const int64_t chunks = chunks_[p].load(std::memory_order_relaxed);
+      for (int64_t c = 0; c < chunks; ++c)
+        if (claim(p, c, generation)) state(p, c).done.store(generation, std::memory_order_release);
+    }
+  }
+
+  // Waits until every chunk of phase p is done.
+  void wait_phase(uint64_t generation, int p) {
+    const int64_t chunks = std::min(chunks_[p].load(std::memory_order_relaxed), slots_per_phase());
+    for (int64_t c = 0; c < chunks; ++c) {
+      for (int spins = 0; state(p, c).done.load(std::memory_order_acquire) < generation; ++spins) {
+        if (spins < kSpinsBeforeYield) relax();
+        else std::this_thread::yield();
+      }
+    }
+  }
+
+  void wait_all(uint64_t generation, int phases) {
+    for (int p = 0; p < phases; ++p) wait_phase(generation, p);
+  }
+
   // Participant p's share of loop `generation`, phase by phase: its own run of chunks in order, then
   // whatever others left unclaimed, from the last (which their owners reach last), then the wait for
   // the chunks others are running. A worker late for a loop claims nothing of it and waits for nothing.
@@ -142,12 +186,7 @@ class WorkPool {
         if (claim(p, c, generation)) run_chunk(p, c, generation);
       for (int64_t c = chunks - 1; c >= 0; --c)
         if ((c < own_first || c >= own_last) && claim(p, c, generation)) run_chunk(p, c, generation);
-      for (int64_t c = 0; c < chunks; ++c) {
-        for (int spins = 0; state(p, c).done.load(std::memory_order_acquire) < generation; ++spins) {
-          if (spins < kSpinsBeforeYield) relax();
-          else std::this_thread::yield();
-        }
-      }
+      wait_phase(generation, p);
     }
   }
 
@@ -194,7 +233,7 @@ class WorkPool {
     }
     for (std::thread& t : threads_) t.join();
     threads_.clear();
-    states_ = std::vector<ChunkState>(static_cast<size_t>(kMaxPhases * (workers + 1) * kChunksPerThread));
+    states_ = std::vector<ChunkState>(static_cast<size_t>(kMaxPhases * ((workers + 1) * kChunksPerThread + 1)));
     stop_.store(false, std::memory_order_relaxed);
     for (int i = 0; i < workers; ++i) threads_.emplace_back([this, i] { loop(i + 1); });
   }
@@ -234,13 +273,15 @@ void parallel_chunks(int64_t n, int64_t grain, ChunkBody body, int64_t align) {
   parallel_phases({Phase{n, grain, body, align}});
 }
 
-void parallel_phases(std::initializer_list<Phase> phases) {
+namespace {
+
+void run_phases(const FunctionRef<void()>* caller_work, std::initializer_list<Phase> phases) {
   if (phases.size() > static_cast<size_t>(kMaxPhases))
     throw InvalidArgument(cat("parallel_phases: ", phases.size(), " phases, at most ", kMaxPhases));
   const int threads = std::max(1, at::get_num_threads());
   WorkPool::Cut cuts[kMaxPhases];
   int count = 0;
-  bool any_split = false;
+  bool any_split = caller_work != nullptr && phases.size() > 0 && phases.begin()->n > 0;
   for (const Phase& phase : phases) {
     cuts[count] = cut(phase, threads);
     any_split = any_split || cuts[count].chunks > 1;
@@ -248,12 +289,25 @@ void parallel_phases(std::initializer_list<Phase> phases) {
   }
   WorkPool& pool = WorkPool::instance();
   if (threads == 1 || !any_split || !pool.try_begin()) {
+    if (caller_work) (*caller_work)();
     for (const Phase& phase : phases)
       if (phase.n > 0) phase.body(0, phase.n);
     return;
   }
-  pool.run(cuts, count, threads - 1);
-  pool.end();
+  struct End {
+    WorkPool& pool;
+    ~End() { pool.end(); }
+  } end{pool};
+  pool.run(cuts, count, threads - 1, caller_work);
+}
+
+}  // namespace
+
+void parallel_phases(std::initializer_list<Phase> phases) { run_phases(nullptr, phases); }
+
+void parallel_phases(FunctionRef<void()> caller_work, std::initializer_list<Phase> phases) {
+  if (phases.size() == 0) throw InvalidArgument("parallel_phases: caller work without a phase 0");
+  run_phases(&caller_work, phases);
 }
 
 }  // namespace chronos::cpu

@@ -17,21 +17,27 @@
 
 namespace chronos::cpu {
 
-// A loop body: a reference to a callable taking (first, last), not a copy of it (a std::function
-// holding a lambda of more than two references allocates). The callable must outlive the loop, as a
-// lambda written in the call does.
-class ChunkBody {
+// A reference to a callable, not a copy of it (a std::function holding a lambda of more than two
+// references allocates). The callable must outlive the call it is passed to, as a lambda written in
+// the call does.
+template <typename Signature>
+class FunctionRef;
+template <typename R, typename... Args>
+class FunctionRef<R(Args...)> {
  public:
-  template <typename F, typename = std::enable_if_t<!std::is_same_v<std::decay_t<F>, ChunkBody>>>
-  ChunkBody(F&& f)  // NOLINT(google-explicit-constructor): lambdas convert at the call
+  template <typename F, typename = std::enable_if_t<!std::is_same_v<std::decay_t<F>, FunctionRef>>>
+  FunctionRef(F&& f)  // NOLINT(google-explicit-constructor): lambdas convert at the call
       : callable_(const_cast<void*>(static_cast<const void*>(&f))),
-        call_([](void* c, int64_t first, int64_t last) { (*static_cast<std::remove_reference_t<F>*>(c))(first, last); }) {}
-  void operator()(int64_t first, int64_t last) const { call_(callable_, first, last); }
+        call_([](void* c, Args... args) -> R { return (*static_cast<std::remove_reference_t<F>*>(c))(std::forward<Args>(args)...); }) {}
+  R operator()(Args... args) const { return call_(callable_, std::forward<Args>(args)...); }
 
  private:
   void* callable_;
-  void (*call_)(void*, int64_t, int64_t);
+  R (*call_)(void*, Args...);
 };
+
+// A loop body: runs items [first, last).
+using ChunkBody = FunctionRef<void(int64_t, int64_t)>;
 
 // Runs body(first, last) over [0, n) in chunks of at least `grain` items, on the calling thread
 // and up to at::get_num_threads() - 1 pool workers; returns when all of [0, n) has run. Serial when
@@ -56,5 +62,11 @@ struct Phase {
 // serial cases as parallel_chunks.
 constexpr int kMaxPhases = 4;
 void parallel_phases(std::initializer_list<Phase> phases);
+
+// parallel_phases, with `caller_work` run first on the calling thread as a part of phase 0: the pool's
+// threads start on phase 0's chunks meanwhile, and phase 1 starts once both are done (it may read
+// what caller_work wrote). Only the calling thread runs caller_work: it may use tensors and throw;
+// then no later phase runs (phase 0's chunks may have) and the exception propagates.
+void parallel_phases(FunctionRef<void()> caller_work, std::initializer_list<Phase> phases);
 
 }  // namespace chronos::cpu

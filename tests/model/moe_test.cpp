@@ -3,6 +3,9 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <string>
+
+#include "chronos/core/error.h"
 #include "chronos/model/config.h"
 #include "support/tensors.h"
 #include "support/tiny_config.h"
@@ -207,6 +210,28 @@ TEST_F(MoEFixture, OneTokenPathWithOtherSharedCountsAndUnnormalisedWeights) {
     other->eval();
     expect_one_token_path_matches(*other, c, x, {{true, false, true, true}, {}});
   }
+}
+
+// A routed expert that was never loaded, chosen while a pool thread runs the shared expert: the one
+// clear error, and the next tokens decode as before.
+TEST_F(MoEFixture, OneTokenPathWithAnUnloadedRoutedExpertFailsCleanly) {
+  const int threads_before = at::get_num_threads();
+  at::set_num_threads(2);
+  at::NoGradGuard no_grad;
+  const at::Tensor token = x.narrow(0, 0, 1).narrow(1, 0, 1).contiguous();
+  const MoEOutput before = moe->forward(token, {});
+  at::Tensor& weight = moe->experts->at<FeedForwardImpl>(before.selected[0][0][0].item<int64_t>()).gate_proj->weight;
+  const at::Tensor kept = weight.data().clone();
+  weight.set_data(at::empty({0}));
+  try {
+    moe->forward(token, {});
+    ADD_FAILURE() << "an unloaded expert was used";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("was not loaded"), std::string::npos) << e.what();
+  }
+  weight.set_data(kept);
+  for (int i = 0; i < 20; ++i) EXPECT_TRUE(at::equal(moe->forward(token, {}).output, before.output));
+  at::set_num_threads(threads_before);
 }
 
 TEST_F(MoEFixture, OneTokenPathNeedsOneFloatTokenWithoutGradient) {

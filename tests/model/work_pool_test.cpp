@@ -165,6 +165,75 @@ TEST(WorkPool, ManyPhasedLoopsInARowAndBesideAnotherCaller) {
   EXPECT_EQ(failures.load(), 0);
 }
 
+// The caller's own work runs once, on the calling thread, while phase 0 runs; phase 1 sees it.
+TEST(WorkPool, CallerWorkRunsOnTheCallerBeforePhaseOne) {
+  for (const int threads : {1, 2, 3}) {
+    const ThreadCount count(threads);
+    for (int loop = 0; loop < 200; ++loop) {
+      const std::thread::id caller = std::this_thread::get_id();
+      std::atomic<int> runs{0}, stale{0};
+      std::thread::id ran_on;
+      int64_t routed = 0;
+      std::vector<std::atomic<int>> hits0(64), hits1(32);
+      cpu::parallel_phases(
+          [&] {
+            ran_on = std::this_thread::get_id();
+            std::this_thread::sleep_for(std::chrono::microseconds(loop % 3 == 0 ? 100 : 0));
+            routed = 32;
+            runs.fetch_add(1);
+          },
+          {{64, 4,
+            [&](int64_t first, int64_t last) {
+              for (int64_t i = first; i < last; ++i) hits0[static_cast<size_t>(i)].fetch_add(1);
+            }},
+           {32, 4, [&](int64_t first, int64_t last) {
+              for (int64_t i = first; i < last; ++i) {
+                if (routed != 32) stale.fetch_add(1);
+                hits1[static_cast<size_t>(i)].fetch_add(1);
+              }
+            }}});
+      ASSERT_EQ(runs.load(), 1);
+      ASSERT_EQ(ran_on, caller);
+      ASSERT_EQ(stale.load(), 0) << threads << " threads, loop " << loop;
+      for (const auto* hits : {&hits0, &hits1})
+        for (const auto& h : *hits) ASSERT_EQ(h.load(), 1);
+    }
+  }
+}
+
+// A throw from the caller's work: no later phase runs, the exception reaches the caller, and the
+// pool runs the next loops in parallel as before.
+TEST(WorkPool, CallerWorkThatThrowsSkipsTheLaterPhases) {
+  const ThreadCount count(2);
+  const std::thread::id caller = std::this_thread::get_id();
+  int shared_loops = 0;
+  for (int loop = 0; loop < 100; ++loop) {
+    std::atomic<int> later{0}, first_phase{0};
+    EXPECT_THROW(cpu::parallel_phases(
+                     [&] {
+                       std::this_thread::sleep_for(std::chrono::microseconds(loop % 2 == 0 ? 50 : 0));
+                       throw InvalidArgument("routing failed");
+                     },
+                     {{16, 1, [&](int64_t first, int64_t last) { first_phase += static_cast<int>(last - first); }},
+                      {16, 1, [&](int64_t first, int64_t last) { later += static_cast<int>(last - first); }}}),
+                 InvalidArgument);
+    EXPECT_EQ(later.load(), 0);
+    EXPECT_LE(first_phase.load(), 16);
+    // The pool is free again: the next loop runs on both threads (a worker that missed one loop
+    // takes part in the next ones).
+    std::atomic<int64_t> sum{0};
+    std::atomic<bool> other_thread{false};
+    cpu::parallel_chunks(4, 1, [&](int64_t first, int64_t last) {
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+      if (std::this_thread::get_id() != caller) other_thread = true;
+      sum += last - first;
+    });
+    ASSERT_EQ(sum.load(), 4);
+    shared_loops += other_thread.load() ? 1 : 0;
+  }
+  EXPECT_GT(shared_loops, 50);
+}
+
 TEST(WorkPool, MorePhasesThanTheLimitIsAnError) {
   const auto nothing = [](int64_t, int64_t) {};
   EXPECT_THROW(cpu::parallel_phases({{1, 1, nothing}, {1, 1, nothing}, {1, 1, nothing}, {1, 1, nothing}, {1, 1, nothing}}), InvalidArgument);
