@@ -100,11 +100,11 @@ MoEOutput MoEImpl::forward_one_token(const at::Tensor& x, const MoECall& call) {
   // lacks) the general SwiGLU added into y in place.
   const auto add_term = [&](std::vector<cpu::SwigluTerm>& terms, const ExpertWeights& w, float coef, int64_t I, const cpu::KernelInput* input) {
     const std::optional<WeightFormat> format = kernel_format(w, H, I);
+    const cpu::RowLayout layout = format ? cpu::row_layout(w.gate_proj, H) : cpu::RowLayout::rows;
     const bool served = format && (!input || ((!cpu::needs_blocks(*format) || input->has_blocks()) &&
-                                              (!cpu::needs_int4_pairs(*format, cpu::row_layout(w.gate_proj, H)) || input->has_int4_pairs())));
+                                              (!cpu::needs_int4_pairs(*format, layout) || input->has_int4_pairs())));
     if (served) {
-      terms.push_back({w.gate_proj.data_ptr(), w.up_proj.data_ptr(), w.down_proj.data_ptr(), coef, *format, cpu::row_layout(w.gate_proj, H),
-                       cpu::row_layout(w.down_proj, I)});
+      terms.push_back({w.gate_proj.data_ptr(), w.up_proj.data_ptr(), w.down_proj.data_ptr(), coef, *format, layout, cpu::row_layout(w.down_proj, I)});
     } else {
       const bool stored = w.gate_proj.scalar_type() == at::kByte || w.gate_proj.scalar_type() == at::kBFloat16;
       const at::Tensor token = x.view({1, H});
