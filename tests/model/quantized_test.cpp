@@ -4,10 +4,13 @@
 #include "chronos/model/quantized.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
 
+#include "chronos/core/error.h"
 #include "chronos/model/feed_forward.h"
 #include "chronos/model/weight_format.h"
 #include "model/cpu_kernels.h"
@@ -121,6 +124,77 @@ TEST(Quantized, SwigluAccumulateComputesFromQuantizedRows) {
     const double scale = expected.abs().max().item<double>();
     EXPECT_LT((y.to(at::kDouble) - expected).abs().max().item<double>(), 1e-3 * scale) << hidden << "x" << inter;
   }
+}
+
+// Routed terms found while the shared ones run give, bit for bit, the sums of one swiglu_accumulate
+// call over the routed terms followed by the shared ones (the same intermediate size), whatever the
+// thread count; with another shared intermediate size, the float64 sums. Too many routed terms and
+// a routing that throws are errors that leave y untouched.
+TEST(Quantized, SwigluAccumulateRoutedGivesTheSumsOfOneCall) {
+  at::manual_seed(15);
+  const int threads_before = at::get_num_threads();
+  const int64_t H = 80;
+  std::vector<at::Tensor> keep;
+  const auto term = [&](WeightFormat format, int64_t I, float coef) {
+    const at::Tensor g = at::randn({I, H}) * 0.1, u = at::randn({I, H}) * 0.1, d = at::randn({H, I}) * 0.1;
+    const at::Tensor gq = to_weight_format(g, format), uq = to_weight_format(u, format), dq = to_weight_format(d, format);
+    keep.insert(keep.end(), {gq, uq, dq});
+    return cpu::SwigluTerm{gq.data_ptr(), uq.data_ptr(), dq.data_ptr(), coef, format};
+  };
+  for (const WeightFormat format : {WeightFormat::fp32, WeightFormat::int8, WeightFormat::int4}) {
+    const std::vector<cpu::SwigluTerm> routed = {term(format, 96, 0.6f), term(format, 96, -0.3f), term(format, 96, 0.2f)};
+    const std::vector<cpu::SwigluTerm> shared_same = {term(format, 96, 0.0f), term(format, 96, 0.0f)};
+    const std::vector<cpu::SwigluTerm> shared_other = {term(format, 40, 0.0f)};
+    const at::Tensor x = at::randn({H}), y0 = at::randn({H});
+    const cpu::KernelInput input(x.data_ptr<float>(), H, cpu::needs_blocks(format));
+    for (const int threads : {1, 2, 3}) {
+      at::set_num_threads(threads);
+      SCOPED_TRACE(std::string(to_string(format)) + ", " + std::to_string(threads) + " threads");
+      // The same intermediate size: equal to one call over routed then shared.
+      std::vector<cpu::SwigluTerm> shared = shared_same;
+      at::Tensor got = y0.clone();
+      cpu::swiglu_accumulate_routed(
+          shared, 4,
+          [&](std::vector<cpu::SwigluTerm>& out) {
+            out = routed;
+            shared[0].coef = 1.25f;
+            shared[1].coef = -0.5f;
+          },
+          input, got.data_ptr<float>(), H, 96, 96);
+      std::vector<cpu::SwigluTerm> all = routed;
+      all.insert(all.end(), shared.begin(), shared.end());
+      at::Tensor want = y0.clone();
+      cpu::swiglu_accumulate(all, x.data_ptr<float>(), want.data_ptr<float>(), H, 96);
+      EXPECT_TRUE(at::equal(got, want)) << (got - want).abs().max().item<float>();
+
+      // Another shared width, fewer routed terms than allowed: against one call per width (other sums).
+      shared = shared_other;
+      got = y0.clone();
+      cpu::swiglu_accumulate_routed(
+          shared, 4,
+          [&](std::vector<cpu::SwigluTerm>& out) {
+            out.assign(routed.begin(), routed.begin() + 2);
+            shared[0].coef = 0.75f;
+          },
+          input, got.data_ptr<float>(), H, 96, 40);
+      want = y0.clone();
+      cpu::swiglu_accumulate({routed[0], routed[1]}, x.data_ptr<float>(), want.data_ptr<float>(), H, 96);
+      cpu::swiglu_accumulate(shared, x.data_ptr<float>(), want.data_ptr<float>(), H, 40);
+      EXPECT_LT((got - want).abs().max().item<float>(), 1e-5 * want.abs().max().item<float>());
+
+      // Errors: y as it was.
+      got = y0.clone();
+      EXPECT_THROW(cpu::swiglu_accumulate_routed(
+                       shared, 2, [&](std::vector<cpu::SwigluTerm>& out) { out = routed; }, input, got.data_ptr<float>(), H, 96, 40),
+                   InvalidArgument);
+      EXPECT_THROW(cpu::swiglu_accumulate_routed(
+                       shared, 4, [&](std::vector<cpu::SwigluTerm>&) { throw InvalidArgument("routing failed"); }, input,
+                       got.data_ptr<float>(), H, 96, 40),
+                   InvalidArgument);
+      EXPECT_TRUE(at::equal(got, y0));
+    }
+  }
+  at::set_num_threads(threads_before);
 }
 
 // The batch path on the CPU computes what the kernels compute: the input rounded to its blocks, the
