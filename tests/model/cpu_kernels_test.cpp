@@ -129,6 +129,25 @@ TEST(CpuVectorExp, SoftmaxAndSiluTimesMatchFloat64) {
   }
 }
 
+// The softmax's first half, as attention over a slice of its keys keeps it: the scores' maximum, each
+// score's exp(score - max) and their sum, against float64; the softmax is those values over the sum.
+TEST(CpuVectorExp, ExpShiftedKeepsTheMaximumTheExponentialsAndTheirSum) {
+  at::manual_seed(10);
+  for (const int64_t n : {1, 5, 16, 17, 64, 100, 257}) {
+    const at::Tensor x = at::randn({n}) * 8;
+    at::Tensor scores = x.clone();
+    float sum = -1;
+    const float top = cpu::exp_shifted_in_place(scores.data_ptr<float>(), n, &sum);
+    EXPECT_EQ(top, x.max().item<float>()) << n;
+    const at::Tensor want = at::exp(x.to(at::kDouble) - x.max().item<double>());
+    EXPECT_TRUE(at::allclose(scores.to(at::kDouble), want, 1e-6, 1e-7)) << n;
+    EXPECT_NEAR(sum, want.sum().item<double>(), 1e-6 * want.sum().item<double>()) << n;
+    at::Tensor softmax = x.clone();
+    cpu::softmax_in_place(softmax.data_ptr<float>(), n);
+    EXPECT_TRUE(at::allclose(softmax, scores / sum, 1e-6, 1e-7)) << n;
+  }
+}
+
 // The softmax subtracts the true maximum wherever it sits (in either set of vector lanes or in the
 // tail): with scores near 1000, any smaller one would overflow exp to infinity.
 TEST(CpuVectorExp, SoftmaxSubtractsTheMaximumWhereverItSits) {
