@@ -162,6 +162,10 @@ bool ExpertStore::Impl::next_read(ReadJob& job) {
       wake_readers();
       return true;
     }
+    // The queues may have emptied above without a read (requests satisfied meanwhile, experts no
+    // longer cold): wait_idle's waiters hear of it here, or they slept until their timeout (a test
+    // waited its whole 60 s once, after a cluster read had satisfied the last queued prefetch).
+    if (idle_locked()) progress_cv_.notify_all();
     work_cv_.wait(lock);
   }
 }

@@ -542,6 +542,39 @@ TEST(ExpertStore, WholeClusterPrefetchReadsNeighboursInOneRead) {
   EXPECT_EQ(store.stats().warm_hits, 1);
 }
 
+// Whole-cluster prefetches whose reads satisfy other queued requests, which the readers then drop
+// with no read of their own: the store is idle then, and wait_idle hears of it at once (a reader
+// went back to sleep without a word, and wait_idle slept until its timeout: once a whole 60 s).
+TEST(ExpertStore, WaitIdleWakesWhenQueuedPrefetchesAreSatisfiedMeanwhile) {
+  StoreFixture f(2);  // 8 experts per cluster file, back to back
+  // Busy threads on every core, so that a reader loses its core between finishing a read and taking
+  // the next job (as on a machine running other tests): the order that lost the wake-up.
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> busy;
+  for (unsigned i = 0; i < std::max(2u, std::thread::hardware_concurrency()); ++i)
+    busy.emplace_back([&] {
+      volatile uint64_t spin = 0;
+      while (!stop.load(std::memory_order_relaxed)) spin = spin + 1;
+    });
+  int slow = 0;
+  for (int round = 0; round < 40; ++round) {
+    ExpertStore store(f.offload(0.25, 1.0), f.config);
+    std::vector<PrefetchRequest> requests;
+    for (const ClusterFile& cluster : f.manifest.clusters)
+      for (size_t i = 0; i < cluster.experts.size(); ++i)
+        requests.push_back({cluster.experts[i].key, static_cast<int64_t>(i % 3), 1.0f, Tier::ram, /*whole_cluster=*/i % 4 == 0});
+    store.prefetch(requests);
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_TRUE(store.wait_idle(3));
+    slow += std::chrono::steady_clock::now() - start > std::chrono::seconds(2) ? 1 : 0;
+    for (const ClusterFile& cluster : f.manifest.clusters)
+      for (const ExpertRange& r : cluster.experts) EXPECT_EQ(store.state(r.key), ExpertState::warm) << r.key.name();
+  }
+  stop = true;
+  for (std::thread& t : busy) t.join();
+  EXPECT_EQ(slow, 0);
+}
+
 TEST(ExpertStore, WholeClusterPrefetchStopsAtTheHostPool) {
   StoreFixture f(1);  // one file of 16 experts
   OffloadConfig config = f.offload(0.25, 0.25);  // 4 host slots
