@@ -99,7 +99,7 @@ struct ProjectionRows {
 
 // Attention over slices of a token's cache positions, a slice a thread, each keeping for every head
 // its scores' maximum m, the sum l of exp(score - m) and the values weighted by those exponentials;
-// merged as flash-decoding does (docs/decode.md "Position slices"): with M the head's largest m over
+// merged as flash-decoding does (docs/decode.md "One region a module"): with M the head's largest m over
 // the slices, out = sum_s e^(m_s - M) acc_s / sum_s e^(m_s - M) l_s. Threads that split the heads
 // instead each read the whole cache: MLA's latents serve every head, and a window layer's key-value
 // group is half of each cached position's bytes (the hardware prefetchers fetched the other half
@@ -123,7 +123,7 @@ class PositionSlices {
   // adds into them).
   float& max(int64_t s, int64_t h) { return state_[static_cast<size_t>((s * heads_ + h) * 2)]; }
   float& sum(int64_t s, int64_t h) { return state_[static_cast<size_t>((s * heads_ + h) * 2 + 1)]; }
-  float* values(int64_t s, int64_t h) { return state_.data() + count_ * heads_ * 2 + (s * heads_ + h) * width_; }
+  float* values(int64_t s, int64_t h) { return state_.data() + values_offset(s, h); }
   // MLA: the merged values are latents, each head's projected by its group's rows of W_v
   // [kv_heads * out_width, width] (head h in group h / rep) into out_width values.
   void project_values(const float* w_v, int64_t rep, int64_t out_width) {
@@ -145,7 +145,7 @@ class PositionSlices {
       for (int64_t s = 0; s < count_; ++s) {
         const float w = std::exp(state(s, h, 0) - top);
         total += w * state(s, h, 1);
-        const float* acc = state_.data() + count_ * heads_ * 2 + (s * heads_ + h) * width_;
+        const float* acc = state_.data() + values_offset(s, h);
         for (int64_t i = 0; i < width_; ++i) o[i] += w * acc[i];
       }
       const float inverse = 1.0f / total;
@@ -158,6 +158,7 @@ class PositionSlices {
   // Slices shorter than this cost more in their loop than they save.
   static constexpr int64_t kMinPositions = 32;
   float state(int64_t s, int64_t h, int k) const { return state_[static_cast<size_t>((s * heads_ + h) * 2 + k)]; }
+  int64_t values_offset(int64_t s, int64_t h) const { return count_ * heads_ * 2 + (s * heads_ + h) * width_; }
   int64_t positions_, heads_, width_, count_;
   std::vector<float> state_;
   const float* value_proj_ = nullptr;
@@ -165,21 +166,19 @@ class PositionSlices {
 };
 
 // The output projection as the phase after the heads' (cpu::parallel_phases): rows of y = o_proj(heads),
-// one chunk a thread, each quantizing the heads' outputs for its own rows, where the caller ran the
-// whole projection alone after the heads' loop (fine.json int8: ~3 us a layer; with the MoE's two
-// phases, step flips 0.973-0.980, docs/decode.md "One region a module"). With position slices, each
-// chunk first merges them into its own copy of the heads' outputs.
+// one chunk a thread, each merging the position slices into its own copy of the heads' outputs and
+// quantizing them for its rows, where the caller ran the whole projection alone after the heads'
+// loop (fine.json int8: ~3 us a layer; with the MoE's two phases, step flips 0.973-0.980,
+// docs/decode.md "One region a module").
 class OutputRows {
  public:
-  // `heads`: the heads' outputs, in_features of o_proj; unread with `slices`.
-  OutputRows(const torch::nn::Linear& o_proj, const float* heads, const at::Tensor& like, const PositionSlices* slices = nullptr)
+  OutputRows(const torch::nn::Linear& o_proj, const PositionSlices& slices, const at::Tensor& like)
       : rows_(o_proj, o_proj->options.in_features()),
-        heads_(heads),
+        slices_(slices),
         in_(o_proj->options.in_features()),
         out_(o_proj->weight.size(0)),
         blocks_(cpu::needs_blocks(rows_.format)),
-        pairs_(cpu::needs_int4_pairs(rows_.format, rows_.layout)),
-        slices_(slices) {
+        pairs_(cpu::needs_int4_pairs(rows_.format, rows_.layout)) {
     // Reused (token_buffer.h): the layer adds it into its residual stream and lets it go.
     thread_local TokenBuffer buffer;
     y_ = buffer.get({1, 1, out_}, like.options());
@@ -190,24 +189,19 @@ class OutputRows {
     return {out_, (out_ + threads - 1) / threads, *this, cpu::chunk_alignment(rows_.layout)};
   }
   void operator()(int64_t first, int64_t last) const {
-    const float* heads = heads_;
-    thread_local std::vector<float> merged;
-    if (slices_) {
-      merged.resize(static_cast<size_t>(in_));
-      slices_->merge(merged.data());
-      heads = merged.data();
-    }
-    const cpu::KernelInput input(heads, in_, blocks_, pairs_);
+    thread_local std::vector<float> heads;
+    heads.resize(static_cast<size_t>(in_));
+    slices_.merge(heads.data());
+    const cpu::KernelInput input(heads.data(), in_, blocks_, pairs_);
     rows_.project(input, first, last, y_data_ + first);
   }
   const at::Tensor& output() const { return y_; }
 
  private:
   ProjectionRows rows_;
-  const float* heads_;
+  const PositionSlices& slices_;
   int64_t in_, out_;
   bool blocks_, pairs_;
-  const PositionSlices* slices_;
   at::Tensor y_;
   float* y_data_;
 };
@@ -284,7 +278,7 @@ at::Tensor MLAttentionImpl::forward_one_token(const at::Tensor& x, AttentionCont
   // contiguous (one_token_applies), float or bfloat16.
   PositionSlices slices(T, heads_, C);
   slices.project_values(Wv, rep, D);
-  const OutputRows output(o_proj, nullptr, x, &slices);
+  const OutputRows output(o_proj, slices, x);
   const auto queries = [&](int64_t first, int64_t last) {
     for (int64_t pair = first; pair < last; ++pair) {
       const int64_t h0 = 2 * pair, n = std::min<int64_t>(2, heads_ - h0);
@@ -395,7 +389,7 @@ at::Tensor WindowAttentionImpl::forward_one_token(const at::Tensor& x, Attention
   // keep_last below slides them in place (a held view is rebuilt: 1.3% of a fine.json step);
   // contiguous, as one_token_applies asks.
   PositionSlices slices(S, heads_, D);
-  const OutputRows output(o_proj, nullptr, x, &slices);
+  const OutputRows output(o_proj, slices, x);
   const auto project_groups = [&](int64_t first, int64_t last) {
     for (int64_t g = first; g < last; ++g) {
       float *group_q = q.data() + g * rep * D, *key = k.data() + g * D, *value = v.data() + g * D;
