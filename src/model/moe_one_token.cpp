@@ -96,15 +96,22 @@ MoEOutput MoEImpl::forward_one_token(const at::Tensor& x, const MoECall& call) {
       wanted.erase(std::remove_if(wanted.begin(), wanted.end(), [&](int64_t e) { return !available.data_ptr<bool>()[e]; }), wanted.end());
   };
 
-  // An expert's term of the fused kernel, or (another dtype or layout, or blocks the kernel input
-  // lacks) the general SwiGLU added into y in place.
-  const auto add_term = [&](std::vector<cpu::SwigluTerm>& terms, const ExpertWeights& w, float coef, int64_t I, const cpu::KernelInput* input) {
+  // An expert's term of the fused kernel, when it can read the weights in place.
+  const auto kernel_term = [&](const ExpertWeights& w, float coef, int64_t I) -> std::optional<cpu::SwigluTerm> {
     const std::optional<WeightFormat> format = kernel_format(w, H, I);
-    const cpu::RowLayout layout = format ? cpu::row_layout(w.gate_proj, H) : cpu::RowLayout::rows;
-    const bool served = format && (!input || ((!cpu::needs_blocks(*format) || input->has_blocks()) &&
-                                              (!cpu::needs_int4_pairs(*format, layout) || input->has_int4_pairs())));
-    if (served) {
-      terms.push_back({w.gate_proj.data_ptr(), w.up_proj.data_ptr(), w.down_proj.data_ptr(), coef, *format, layout, cpu::row_layout(w.down_proj, I)});
+    if (!format) return std::nullopt;
+    return cpu::SwigluTerm{w.gate_proj.data_ptr(), w.up_proj.data_ptr(), w.down_proj.data_ptr(), coef,
+                           *format, cpu::row_layout(w.gate_proj, H), cpu::row_layout(w.down_proj, I)};
+  };
+  // The term, or (another dtype or layout, or blocks the kernel input lacks) the general SwiGLU added
+  // into y in place.
+  const auto add_term = [&](std::vector<cpu::SwigluTerm>& terms, const ExpertWeights& w, float coef, int64_t I, const cpu::KernelInput* input) {
+    std::optional<cpu::SwigluTerm> term = kernel_term(w, coef, I);
+    if (term && input &&
+        ((cpu::needs_blocks(term->format) && !input->has_blocks()) || (cpu::needs_int4_pairs(term->format, term->gate_up_layout) && !input->has_int4_pairs())))
+      term.reset();
+    if (term) {
+      terms.push_back(*term);
     } else {
       const bool stored = w.gate_proj.scalar_type() == at::kByte || w.gate_proj.scalar_type() == at::kBFloat16;
       const at::Tensor token = x.view({1, H});
@@ -126,16 +133,17 @@ MoEOutput MoEImpl::forward_one_token(const at::Tensor& x, const MoECall& call) {
     return coef;
   };
 
+  // Resident experts with kernel-ready shared ones: a pool thread computes the shared experts while
+  // this one routes and looks up the routed ones (docs/decode.md "One region a module"). Their
+  // coefficients follow from the routing.
   std::vector<cpu::SwigluTerm> shared;
-  const bool shared_ready = !call.source && num_shared_ > 0 && std::all_of(shared_weights_.begin(), shared_weights_.end(), [&](const ExpertWeights& w) {
-    return kernel_format(w, H, shared_intermediate_).has_value();
-  });
-  if (shared_ready) {
-    for (const ExpertWeights& w : shared_weights_) add_term(shared, w, 0.0f, shared_intermediate_, nullptr);  // coefficients after routing
+  bool beside_routing = !call.source && num_shared_ > 0;
+  for (size_t i = 0; beside_routing && i < shared_weights_.size(); ++i) {
+    const std::optional<cpu::SwigluTerm> term = kernel_term(shared_weights_[i], 0.0f, shared_intermediate_);
+    if (term) shared.push_back(*term);
+    else beside_routing = false;
   }
-  if (shared_ready && !shared.empty()) {
-    // Resident experts with kernel-ready shared ones: a pool thread computes the shared experts while
-    // this one routes and looks up the routed ones (docs/decode.md "Routing beside the shared experts").
+  if (beside_routing) {
     bool blocks = false, pairs = false;
     for (const cpu::SwigluTerm& t : shared) {
       blocks = blocks || cpu::needs_blocks(t.format);
