@@ -114,7 +114,7 @@ class PositionSlices {
         heads_(heads),
         width_(width),
         count_(std::clamp<int64_t>(positions / kMinPositions, 1, std::max(1, at::get_num_threads()))),
-        state_(static_cast<size_t>(count_ * heads * (2 + width))) {}
+        state_(buffer(count_ * heads * (2 + width))) {}
   int64_t count() const { return count_; }
   int64_t first(int64_t slice) const { return slice * positions_ / count_; }
   int64_t size(int64_t slice) const { return first(slice + 1) - first(slice); }
@@ -123,7 +123,7 @@ class PositionSlices {
   // adds into them).
   float& max(int64_t s, int64_t h) { return state_[static_cast<size_t>((s * heads_ + h) * 2)]; }
   float& sum(int64_t s, int64_t h) { return state_[static_cast<size_t>((s * heads_ + h) * 2 + 1)]; }
-  float* values(int64_t s, int64_t h) { return state_.data() + values_offset(s, h); }
+  float* values(int64_t s, int64_t h) { return state_ + values_offset(s, h); }
   // MLA: the merged values are latents, each head's projected by its group's rows of W_v
   // [kv_heads * out_width, width] (head h in group h / rep) into out_width values.
   void project_values(const float* w_v, int64_t rep, int64_t out_width) {
@@ -145,7 +145,7 @@ class PositionSlices {
       for (int64_t s = 0; s < count_; ++s) {
         const float w = std::exp(state(s, h, 0) - top);
         total += w * state(s, h, 1);
-        const float* acc = state_.data() + values_offset(s, h);
+        const float* acc = state_ + values_offset(s, h);
         for (int64_t i = 0; i < width_; ++i) o[i] += w * acc[i];
       }
       const float inverse = 1.0f / total;
@@ -160,7 +160,13 @@ class PositionSlices {
   float state(int64_t s, int64_t h, int k) const { return state_[static_cast<size_t>((s * heads_ + h) * 2 + k)]; }
   int64_t values_offset(int64_t s, int64_t h) const { return count_ * heads_ * 2 + (s * heads_ + h) * width_; }
   int64_t positions_, heads_, width_, count_;
-  std::vector<float> state_;
+  // The calling thread's buffer, zeroed, reused from call to call (one attention call at a time).
+  static float* buffer(int64_t size) {
+    thread_local std::vector<float> storage;
+    storage.assign(static_cast<size_t>(size), 0.0f);
+    return storage.data();
+  }
+  float* state_;
   const float* value_proj_ = nullptr;
   int64_t rep_ = 1, out_width_ = 0;
 };
@@ -301,7 +307,8 @@ at::Tensor MLAttentionImpl::forward_one_token(const at::Tensor& x, AttentionCont
   };
   with_cache_rows(cache, [&](const auto* L, const auto* R) {
     const auto attend_slices = [&](int64_t first, int64_t last) {
-      std::vector<float> scores(static_cast<size_t>(2 * slices.largest()));
+      thread_local std::vector<float> scores;  // each thread's own
+      scores.resize(static_cast<size_t>(2 * slices.largest()));
       for (int64_t slice = first; slice < last; ++slice) {
         const int64_t t0 = slices.first(slice), n = slices.size(slice);
         const auto *latents = L + t0 * C, *rope_keys = R + t0 * kv_heads_ * rope_;
@@ -410,7 +417,8 @@ at::Tensor WindowAttentionImpl::forward_one_token(const at::Tensor& x, Attention
   };
   with_cache_rows(cache, [&](const auto* K, const auto* V) {
     const auto attend_slices = [&](int64_t first, int64_t last) {
-      std::vector<float> scores(static_cast<size_t>(2 * slices.largest()));
+      thread_local std::vector<float> scores;  // each thread's own
+      scores.resize(static_cast<size_t>(2 * slices.largest()));
       for (int64_t slice = first; slice < last; ++slice) {
         const int64_t t0 = first_key + slices.first(slice), n = slices.size(slice);
         for (int64_t g = 0; g < kv_heads_; ++g) {

@@ -511,8 +511,11 @@ void swiglu_accumulate_routed(std::vector<SwigluTerm>& shared, int64_t max_route
   buffer.resize(static_cast<size_t>(max_routed * intermediate + shared_count * shared_intermediate));
   float* const h = buffer.data();
   float* const shared_h = h + max_routed * intermediate;
-  std::vector<SwigluTerm> routed;
-  routed.reserve(static_cast<size_t>(max_routed));
+  // The calling thread's, as the buffer; the bodies reach it through this reference (a thread_local
+  // named in them would be each worker's own).
+  thread_local std::vector<SwigluTerm> routed_terms;
+  std::vector<SwigluTerm>& routed = routed_terms;
+  routed.clear();
   const auto route_token = [&] {
     route(routed);
     if (static_cast<int64_t>(routed.size()) > max_routed)
