@@ -119,10 +119,12 @@ class PositionSlices {
   int64_t first(int64_t slice) const { return slice * positions_ / count_; }
   int64_t size(int64_t slice) const { return first(slice + 1) - first(slice); }
   int64_t largest() const { return (positions_ + count_ - 1) / count_; }
-  // Slice s's state of head h: its maximum, its sum, and `width` weighted values (zero until the slice
-  // adds into them).
-  float& max(int64_t s, int64_t h) { return state_[static_cast<size_t>((s * heads_ + h) * 2)]; }
-  float& sum(int64_t s, int64_t h) { return state_[static_cast<size_t>((s * heads_ + h) * 2 + 1)]; }
+  // Slice s's scores of head h (n of them) become exp(score - max) in place; the slice keeps their
+  // maximum and sum.
+  void exponentiate(int64_t s, int64_t h, float* scores, int64_t n) {
+    state_[stats_offset(s, h)] = cpu::exp_shifted_in_place(scores, n, &state_[stats_offset(s, h) + 1]);
+  }
+  // Slice s's `width` values of head h, zero until the slice adds its weighted rows into them.
   float* values(int64_t s, int64_t h) { return state_ + values_offset(s, h); }
   // MLA: the merged values are latents, each head's projected by its group's rows of W_v
   // [kv_heads * out_width, width] (head h in group h / rep) into out_width values.
@@ -138,13 +140,13 @@ class PositionSlices {
     merged.resize(static_cast<size_t>(width_));
     for (int64_t h = 0; h < heads_; ++h) {
       float top = -std::numeric_limits<float>::infinity();
-      for (int64_t s = 0; s < count_; ++s) top = std::max(top, state(s, h, 0));
+      for (int64_t s = 0; s < count_; ++s) top = std::max(top, state_[stats_offset(s, h)]);
       float* o = value_proj_ ? merged.data() : out + h * width_;
       std::fill(o, o + width_, 0.0f);
       float total = 0;
       for (int64_t s = 0; s < count_; ++s) {
-        const float w = std::exp(state(s, h, 0) - top);
-        total += w * state(s, h, 1);
+        const float w = std::exp(state_[stats_offset(s, h)] - top);
+        total += w * state_[stats_offset(s, h) + 1];
         const float* acc = state_ + values_offset(s, h);
         for (int64_t i = 0; i < width_; ++i) o[i] += w * acc[i];
       }
@@ -157,7 +159,8 @@ class PositionSlices {
  private:
   // Slices shorter than this cost more in their loop than they save.
   static constexpr int64_t kMinPositions = 32;
-  float state(int64_t s, int64_t h, int k) const { return state_[static_cast<size_t>((s * heads_ + h) * 2 + k)]; }
+  // Each slice and head: its maximum and sum at stats_offset, its values at values_offset.
+  int64_t stats_offset(int64_t s, int64_t h) const { return (s * heads_ + h) * 2; }
   int64_t values_offset(int64_t s, int64_t h) const { return count_ * heads_ * 2 + (s * heads_ + h) * width_; }
   int64_t positions_, heads_, width_, count_;
   // The calling thread's buffer, zeroed, reused from call to call (one attention call at a time).
@@ -326,13 +329,13 @@ at::Tensor MLAttentionImpl::forward_one_token(const at::Tensor& x, AttentionCont
               cpu::dot_rows(qr0, rope_keys + g0 * rope_, kv_heads_ * rope_, n, rope_, scale, s0, /*accumulate=*/true);
               cpu::dot_rows(qr1, rope_keys + g1 * rope_, kv_heads_ * rope_, n, rope_, scale, s1, /*accumulate=*/true);
             }
-            slices.max(slice, h0) = cpu::exp_shifted_in_place(s0, n, &slices.sum(slice, h0));
-            slices.max(slice, h0 + 1) = cpu::exp_shifted_in_place(s1, n, &slices.sum(slice, h0 + 1));
+            slices.exponentiate(slice, h0, s0, n);
+            slices.exponentiate(slice, h0 + 1, s1, n);
             cpu::weighted_row_sum2(s0, s1, latents, C, n, C, slices.values(slice, h0), slices.values(slice, h0 + 1));
           } else {
             cpu::dot_rows(absorbed.data() + h0 * C, latents, C, n, C, scale, s0);
             cpu::dot_rows(qr0, rope_keys + g0 * rope_, kv_heads_ * rope_, n, rope_, scale, s0, /*accumulate=*/true);
-            slices.max(slice, h0) = cpu::exp_shifted_in_place(s0, n, &slices.sum(slice, h0));
+            slices.exponentiate(slice, h0, s0, n);
             cpu::weighted_row_sum(s0, latents, C, n, C, slices.values(slice, h0));
           }
         }
@@ -427,12 +430,12 @@ at::Tensor WindowAttentionImpl::forward_one_token(const at::Tensor& x, Attention
             float *s0 = scores.data(), *s1 = scores.data() + n;
             if (h0 + 1 < (g + 1) * rep) {
               cpu::dot_rows2(q.data() + h0 * D, q.data() + (h0 + 1) * D, keys, kv_heads_ * D, n, D, scale, s0, s1);
-              slices.max(slice, h0) = cpu::exp_shifted_in_place(s0, n, &slices.sum(slice, h0));
-              slices.max(slice, h0 + 1) = cpu::exp_shifted_in_place(s1, n, &slices.sum(slice, h0 + 1));
+              slices.exponentiate(slice, h0, s0, n);
+              slices.exponentiate(slice, h0 + 1, s1, n);
               cpu::weighted_row_sum2(s0, s1, values, kv_heads_ * D, n, D, slices.values(slice, h0), slices.values(slice, h0 + 1));
             } else {
               cpu::dot_rows(q.data() + h0 * D, keys, kv_heads_ * D, n, D, scale, s0);
-              slices.max(slice, h0) = cpu::exp_shifted_in_place(s0, n, &slices.sum(slice, h0));
+              slices.exponentiate(slice, h0, s0, n);
               cpu::weighted_row_sum(s0, values, kv_heads_ * D, n, D, slices.values(slice, h0));
             }
           }
