@@ -3,7 +3,7 @@
 #include <ATen/ATen.h>
 #include <sys/mman.h>
 
-#include <cstdlib>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <new>
@@ -16,6 +16,24 @@ constexpr int64_t kHugePage = 2 << 20;
 constexpr int64_t kAlignment = 64;
 
 int64_t round_up(int64_t n, int64_t to) { return (n + to - 1) / to * to; }
+
+// `bytes` (a multiple of kHugePage) of fresh anonymous memory at a kHugePage boundary, advised
+// MADV_HUGEPAGE before anything touches it; unmapped when the last owner lets go. Not malloc's: once a
+// large block has been freed (a model's float32 weights, converted), malloc serves blocks up to 32 MiB
+// from its heap, whose pages are already mapped 4 KiB at a time, and advice does not change mapped
+// pages (fine.json's int8 arena had no huge page at all).
+std::shared_ptr<void> map_huge_pages(int64_t bytes) {
+  const auto size = static_cast<size_t>(bytes), slack = static_cast<size_t>(kHugePage);
+  void* raw = ::mmap(nullptr, size + slack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) throw std::bad_alloc();
+  const auto start = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t aligned = (start + slack - 1) / slack * slack;
+  if (aligned > start) ::munmap(raw, aligned - start);
+  if (start + slack > aligned) ::munmap(reinterpret_cast<void*>(aligned + size), start + slack - aligned);
+  void* base = reinterpret_cast<void*>(aligned);
+  ::madvise(base, size, MADV_HUGEPAGE);  // advice: without THP, ordinary pages
+  return std::shared_ptr<void>(base, [size](void* p) { ::munmap(p, size); });
+}
 
 }  // namespace
 
@@ -49,11 +67,8 @@ int64_t gather_weights_in_huge_pages(torch::nn::Module& module) {
   if (total == 0) return 0;
 
   const int64_t capacity = round_up(total, kHugePage);
-  void* raw = std::aligned_alloc(kHugePage, static_cast<size_t>(capacity));
-  if (raw == nullptr) throw std::bad_alloc();
-  ::madvise(raw, static_cast<size_t>(capacity), MADV_HUGEPAGE);  // advice: without THP, ordinary pages
-  const std::shared_ptr<void> arena(raw, std::free);
-  auto* base = static_cast<char*>(raw);
+  const std::shared_ptr<void> arena = map_huge_pages(capacity);
+  auto* base = static_cast<char*>(arena.get());
 
   std::map<const void*, at::Tensor> view_of;
   for (at::Tensor& tensor : moved) {

@@ -4,6 +4,12 @@
 #include <gtest/gtest.h>
 #include <torch/nn/modules/linear.h>
 
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+
 #include "chronos/model/causal_lm.h"
 #include "support/tiny_config.h"
 
@@ -37,6 +43,54 @@ TEST(WeightArena, KeepsTheModelsOutputsAndPacksItsWeights) {
     if (i > 0) EXPECT_GT(data, static_cast<const char*>(params[i - 1].data_ptr()));
     EXPECT_TRUE(params[i].requires_grad());
   }
+}
+
+// The mapping of /proc/self/smaps that holds `p`: its name ("[heap]", a file, or empty) and VmFlags.
+struct Mapping {
+  bool found = false;
+  std::string name, flags;
+};
+
+Mapping mapping_of(const void* p) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto address = reinterpret_cast<uintptr_t>(p);
+  Mapping m;
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    unsigned long first = 0, last = 0;
+    char dash = 0;
+    std::istringstream head(line);
+    if (head >> std::hex >> first >> dash >> last && dash == '-') {
+      if (m.found) break;
+      inside = address >= first && address < last;
+      if (inside) {
+        m.found = true;
+        std::string perms, offset, device, inode;
+        head >> perms >> offset >> device >> inode;
+        std::getline(head >> std::ws, m.name);
+      }
+    } else if (inside && line.rfind("VmFlags:", 0) == 0) {
+      m.flags = line.substr(8);
+    }
+  }
+  return m;
+}
+
+// Once malloc has freed a large block it serves blocks below that size from its heap, already mapped
+// in 4 KiB pages that MADV_HUGEPAGE does not change: the arena takes fresh pages of its own instead.
+TEST(WeightArena, TakesFreshPagesAfterALargeBlockWasFreed) {
+  void* large = std::malloc(24 << 20);  // mapped on its own; freeing it raises malloc's threshold
+  ASSERT_NE(large, nullptr);
+  std::memset(large, 1, 24 << 20);
+  std::free(large);
+  torch::nn::Linear linear(1024, 1024);  // 4 MiB of weights
+  const at::Tensor before = linear->weight.detach().clone();
+  ASSERT_GT(gather_weights_in_huge_pages(*linear), 4 << 20);
+  EXPECT_TRUE(at::equal(linear->weight, before));
+  const Mapping m = mapping_of(linear->weight.data_ptr());
+  if (!m.found) GTEST_SKIP() << "/proc/self/smaps does not list the weights' mapping";
+  EXPECT_NE(m.name, "[heap]");
+  EXPECT_NE(m.flags.find(" hg"), std::string::npos) << "VmFlags:" << m.flags;
 }
 
 TEST(WeightArena, ParametersStillTrain) {
