@@ -29,7 +29,7 @@ std::shared_ptr<void> map_huge_pages(int64_t bytes) {
   const auto start = reinterpret_cast<uintptr_t>(raw);
   const uintptr_t aligned = (start + slack - 1) / slack * slack;
   if (aligned > start) ::munmap(raw, aligned - start);
-  if (start + slack > aligned) ::munmap(reinterpret_cast<void*>(aligned + size), start + slack - aligned);
+  ::munmap(reinterpret_cast<void*>(aligned + size), start + slack - aligned);  // never empty: aligned < start + slack
   void* base = reinterpret_cast<void*>(aligned);
   ::madvise(base, size, MADV_HUGEPAGE);  // advice: without THP, ordinary pages
   return std::shared_ptr<void>(base, [size](void* p) { ::munmap(p, size); });
