@@ -32,6 +32,15 @@ TEST(ModelConfig, PresetSizesMatchTheSpec) {
   const ModelConfig tiny = ModelConfig::load(std::string(CHRONOS_SOURCE_DIR) + "/configs/tiny.json");
   EXPECT_EQ(tiny.hidden_size, 64);
   EXPECT_EQ(tiny.num_experts, 4);
+  // The fine-grained presets: the quickstart's, and its layout at 3.4 GB of float32 weights (larger
+  // than a server CPU's last-level cache; docs/decode.md "A fine-grained model larger than the cache").
+  const ModelConfig fine = ModelConfig::load(std::string(CHRONOS_SOURCE_DIR) + "/configs/fine.json");
+  EXPECT_EQ(count_parameters(fine), 29168896);
+  const ModelConfig fine_large = ModelConfig::load(std::string(CHRONOS_SOURCE_DIR) + "/configs/fine-large.json");
+  EXPECT_EQ(count_parameters(fine_large), 846173696);
+  EXPECT_EQ(count_parameters(fine_large, /*routed_experts=*/false), 40867328);
+  EXPECT_EQ(fine_large.num_experts, 64);
+  EXPECT_EQ(fine_large.num_experts_per_tok, 4);
 }
 
 TEST(ModelConfig, SmokeConfigSize) {
