@@ -190,9 +190,10 @@ class WorkPool {
     }
   }
 
-  void loop(int participant) {
+  // `seen`: the last loop before this worker was started. It takes part in the loop that started it
+  // (the states of a loop it comes too late for carry that loop's generation: it claims nothing).
+  void loop(int participant, uint64_t seen) {
     is_worker_ = true;
-    uint64_t seen = announced_.load(std::memory_order_acquire);
     while (true) {
       uint64_t word = announced_.load(std::memory_order_acquire);
       const auto start = std::chrono::steady_clock::now();
@@ -235,7 +236,7 @@ class WorkPool {
     threads_.clear();
     states_ = std::vector<ChunkState>(static_cast<size_t>(kMaxPhases * ((workers + 1) * kChunksPerThread + 1)));
     stop_.store(false, std::memory_order_relaxed);
-    for (int i = 0; i < workers; ++i) threads_.emplace_back([this, i] { loop(i + 1); });
+    for (int i = 0; i < workers; ++i) threads_.emplace_back([this, i, seen = generation_] { loop(i + 1, seen); });
   }
 
   std::atomic<uint64_t> announced_{0};  // the generation of the loop in progress (or the last one)
