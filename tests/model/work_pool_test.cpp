@@ -201,11 +201,40 @@ TEST(WorkPool, CallerWorkRunsOnTheCallerBeforePhaseOne) {
   }
 }
 
+// Whether a loop of two chunks ran one of them on a pool worker. The caller's chunk waits (up to 10 s)
+// for the worker's to start, so that a worker the scheduler runs late (a loaded machine) still
+// counts; a loop the caller runs alone waits in vain.
+bool loop_shared_with_a_worker() {
+  const std::thread::id caller = std::this_thread::get_id();
+  std::atomic<int64_t> sum{0};
+  std::atomic<bool> other_thread{false};
+  cpu::parallel_chunks(2, 1, [&](int64_t first, int64_t last) {
+    if (std::this_thread::get_id() != caller) {
+      other_thread = true;
+    } else {
+      const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (!other_thread.load() && std::chrono::steady_clock::now() < give_up) std::this_thread::yield();
+    }
+    sum += last - first;
+  });
+  EXPECT_EQ(sum.load(), 2);
+  return other_thread.load();
+}
+
+// A worker started for a loop (a new thread count) takes part in that loop, however late it starts.
+TEST(WorkPool, AWorkerStartedForALoopTakesPartInIt) {
+  for (int round = 0; round < 5; ++round) {
+    for (const int threads : {3, 2}) {
+      const ThreadCount count(threads);
+      ASSERT_TRUE(loop_shared_with_a_worker()) << threads << " threads, round " << round;
+    }
+  }
+}
+
 // A throw from the caller's work: no later phase runs, the exception reaches the caller, and the
 // pool runs the next loops in parallel as before.
 TEST(WorkPool, CallerWorkThatThrowsSkipsTheLaterPhases) {
   const ThreadCount count(2);
-  const std::thread::id caller = std::this_thread::get_id();
   for (int loop = 0; loop < 100; ++loop) {
     std::atomic<int> later{0}, first_phase{0};
     EXPECT_THROW(cpu::parallel_phases(
@@ -219,22 +248,8 @@ TEST(WorkPool, CallerWorkThatThrowsSkipsTheLaterPhases) {
     EXPECT_EQ(later.load(), 0);
     EXPECT_LE(first_phase.load(), 16);
     // The pool is free again: the next loop runs on both threads (a worker that missed one loop
-    // takes part in the next ones). The caller's chunk waits for the worker's to start, so that a
-    // worker the scheduler runs late (a loaded machine) still counts; a pool left busy would run
-    // both chunks on the caller, waiting in vain.
-    std::atomic<int64_t> sum{0};
-    std::atomic<bool> other_thread{false};
-    cpu::parallel_chunks(2, 1, [&](int64_t first, int64_t last) {
-      if (std::this_thread::get_id() != caller) {
-        other_thread = true;
-      } else {
-        const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        while (!other_thread.load() && std::chrono::steady_clock::now() < give_up) std::this_thread::yield();
-      }
-      sum += last - first;
-    });
-    ASSERT_EQ(sum.load(), 2);
-    ASSERT_TRUE(other_thread.load()) << "loop " << loop << ": the worker took no part";
+    // takes part in the next ones; a pool left busy would run both chunks on the caller).
+    ASSERT_TRUE(loop_shared_with_a_worker()) << "loop " << loop << ": the worker took no part";
   }
 }
 
